@@ -1,0 +1,89 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { CamelCasePlugin, Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import pg from 'pg';
+import { migrations } from './migrations/index.js';
+import type { Database } from './schema.js';
+
+export type Db = Kysely<Database>;
+export type DbKind = 'sqlite' | 'postgres';
+
+export interface DbOptions {
+  /** PostgreSQL only: use (and create) this schema — lets tests isolate themselves. */
+  schema?: string;
+  poolSize?: number;
+}
+
+export function dbKind(url: string): DbKind {
+  return /^postgres(ql)?:\/\//.test(url) ? 'postgres' : 'sqlite';
+}
+
+const kinds = new WeakMap<object, DbKind>();
+export function kindOf(db: Kysely<any>): DbKind {
+  return kinds.get(db) ?? 'sqlite';
+}
+
+/** Opens the database named by url: `file:./data/x.sqlite` (SQLite) or `postgres://…`. */
+export function createDb(url: string, opts: DbOptions = {}): Db {
+  let db: Db;
+  if (dbKind(url) === 'postgres') {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
+    });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin()] });
+  } else {
+    const file = url.replace(/^file:/, '');
+    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    const sqlite = new SQLite(file);
+    // WAL lets readers (the console) run while a writer (intake, workers) commits.
+    // synchronous=FULL: an acknowledged webhook survives power loss, not just a process crash.
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = FULL');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('foreign_keys = ON');
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), plugins: [new CamelCasePlugin()] });
+  }
+  kinds.set(db, dbKind(url));
+  return db;
+}
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+/** Runs every pending migration; throws with the failing migration's name. */
+export async function migrateToLatest(db: Kysely<any>, opts: DbOptions = {}): Promise<string[]> {
+  if (opts.schema && kindOf(db) === 'postgres') {
+    await db.schema.createSchema(opts.schema).ifNotExists().execute();
+  }
+  // Migrations use snake_case names themselves: run them without the CamelCasePlugin.
+  const raw = db.withoutPlugins();
+  const migrator = new Migrator({ db: raw, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    const msg = error instanceof Error ? error.message : String(error ?? 'unknown error');
+    throw new Error(`migration ${failed?.migrationName ?? '?'} failed: ${msg}`);
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+let shared: Db | undefined;
+let sharedUrl: string | undefined;
+
+/** The process-wide database handle (web and worker each open one). */
+export function getDb(url: string): Db {
+  if (!shared || sharedUrl !== url) {
+    shared = createDb(url);
+    sharedUrl = url;
+  }
+  return shared;
+}
+
+export async function closeSharedDb(): Promise<void> {
+  const d = shared;
+  shared = undefined;
+  sharedUrl = undefined;
+  await d?.destroy();
+}

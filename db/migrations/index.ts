@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import * as init from './20261125_0001_init.js';
+
+/**
+ * The explicit list of migrations, in order. Explicit imports (not a folder scan) so the same
+ * list works under tsx, vitest and any bundler. Add new files here, named by timestamp.
+ */
+export const migrations: Record<string, Migration> = {
+  '20261125_0001_init': init,
+};

@@ -1,0 +1,32 @@
+import { randomUUID } from 'node:crypto';
+import type { KycDetailsRow, KycState } from '../schema.js';
+import { decryptJson, encryptJson, type DataKey } from '../encryption.js';
+import { nowIso } from '../time.js';
+import type { Executor } from './users.js';
+
+export async function insertDetailsSnapshot(
+  db: Executor,
+  input: { userId: string; details: unknown; verificationResult: string | null; mappedState: KycState | null; cause: string | null },
+  keys: DataKey[],
+): Promise<KycDetailsRow> {
+  const { payload, keyId } = encryptJson(input.details, keys[0]);
+  const row: KycDetailsRow = {
+    id: randomUUID(),
+    userId: input.userId,
+    fetchedAt: nowIso(),
+    verificationResult: input.verificationResult,
+    mappedState: input.mappedState,
+    payload,
+    keyId,
+    cause: input.cause,
+  };
+  await db.insertInto('kycDetails').values(row).execute();
+  return row;
+}
+
+export async function latestDetails<T = unknown>(db: Executor, userId: string, keys: DataKey[]): Promise<(Omit<KycDetailsRow, 'payload'> & { details: T }) | undefined> {
+  const row = await db.selectFrom('kycDetails').selectAll().where('userId', '=', userId).orderBy('fetchedAt', 'desc').executeTakeFirst();
+  if (!row) return undefined;
+  const { payload, ...rest } = row;
+  return { ...rest, details: decryptJson<T>(payload, keys) };
+}

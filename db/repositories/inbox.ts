@@ -1,0 +1,98 @@
+import type { NewWebhookDelivery, WebhookDelivery, WebhookStatus } from '../schema.js';
+import { isoAgo, nowIso } from '../time.js';
+import type { Executor } from './users.js';
+
+/** Capa retries a failed delivery for ~31 minutes; a same-body delivery inside this window is a duplicate. */
+export const DUPLICATE_WINDOW_MS = 35 * 60 * 1000;
+
+export async function insertDelivery(db: Executor, row: NewWebhookDelivery): Promise<number> {
+  const r = await db.insertInto('webhookInbox').values(row).returning('id').executeTakeFirstOrThrow();
+  return r.id;
+}
+
+/** The earliest delivery with the same dedupe key inside the duplicate window, if any. */
+export async function findOriginal(db: Executor, dedupeKey: string, receivedAt: string): Promise<number | null> {
+  const r = await db
+    .selectFrom('webhookInbox')
+    .select('id')
+    .where('dedupeKey', '=', dedupeKey)
+    .where('receivedAt', '>=', isoAgo(DUPLICATE_WINDOW_MS, Date.parse(receivedAt)))
+    .where('duplicateOf', 'is', null)
+    .where('status', 'in', ['received', 'processed', 'failed'])
+    .orderBy('id', 'asc')
+    .limit(1)
+    .executeTakeFirst();
+  return r?.id ?? null;
+}
+
+export async function markEnqueued(db: Executor, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.updateTable('webhookInbox').set({ enqueuedAt: nowIso() }).where('id', 'in', ids).execute();
+}
+
+/**
+ * Rows the relay must (re)queue: stored but never queued (Redis was down, or the process died
+ * between store and enqueue), or queued long ago and still unprocessed (the job was lost).
+ */
+export async function findUnqueued(db: Executor, opts: { staleQueuedMs: number; minAgeMs: number; limit: number }): Promise<number[]> {
+  const rows = await db
+    .selectFrom('webhookInbox')
+    .select('id')
+    .where('status', '=', 'received')
+    .where('receivedAt', '<=', isoAgo(opts.minAgeMs))
+    .where((eb) => eb.or([eb('enqueuedAt', 'is', null), eb('enqueuedAt', '<', isoAgo(opts.staleQueuedMs))]))
+    .orderBy('id', 'asc')
+    .limit(opts.limit)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+export async function getDelivery(db: Executor, id: number): Promise<WebhookDelivery | undefined> {
+  return db.selectFrom('webhookInbox').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function settleDelivery(
+  db: Executor,
+  id: number,
+  outcome: { status: WebhookStatus; userId?: string | null; stateFrom?: string | null; stateTo?: string | null; effect?: string | null; error?: string | null },
+): Promise<void> {
+  await db
+    .updateTable('webhookInbox')
+    .set({
+      status: outcome.status,
+      processedAt: nowIso(),
+      userId: outcome.userId ?? null,
+      stateFrom: (outcome.stateFrom ?? null) as WebhookDelivery['stateFrom'],
+      stateTo: (outcome.stateTo ?? null) as WebhookDelivery['stateTo'],
+      effect: outcome.effect ?? null,
+      error: outcome.error ?? null,
+    })
+    .where('id', '=', id)
+    .execute();
+}
+
+export async function bumpAttempts(db: Executor, id: number): Promise<void> {
+  await db.updateTable('webhookInbox').set((eb) => ({ attempts: eb('attempts', '+', 1) })).where('id', '=', id).execute();
+}
+
+/** Puts a delivery back to `received` so the normal worker path processes it again. */
+export async function resetForReprocess(db: Executor, id: number): Promise<boolean> {
+  const r = await db
+    .updateTable('webhookInbox')
+    .set({ status: 'received', enqueuedAt: null, processedAt: null, error: null })
+    .where('id', '=', id)
+    .where('status', 'in', ['processed', 'failed', 'ignored'])
+    .where('signatureVerdict', '=', 'valid')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+export async function deliveriesForUser(db: Executor, userId: string, externalUserId: string, limit = 200): Promise<WebhookDelivery[]> {
+  return db
+    .selectFrom('webhookInbox')
+    .selectAll()
+    .where((eb) => eb.or([eb('userId', '=', userId), eb('externalUserId', '=', externalUserId)]))
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+}

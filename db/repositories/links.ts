@@ -1,0 +1,26 @@
+import { randomUUID } from 'node:crypto';
+import type { Transaction } from 'kysely';
+import type { Database, KycLink } from '../schema.js';
+import { nowIso } from '../time.js';
+import type { Executor } from './users.js';
+
+/** Records a new active link and supersedes the user's previous active ones (one transaction). */
+export async function insertLink(
+  trx: Transaction<Database>,
+  input: { userId: string; url: string; country: 'MX' | 'DO'; redirectUri: string | null; createdBy: string | null },
+): Promise<KycLink> {
+  const now = nowIso();
+  await trx.updateTable('kycLinks').set({ status: 'superseded', endedAt: now }).where('userId', '=', input.userId).where('status', '=', 'active').execute();
+  const row: KycLink = { id: randomUUID(), ...input, status: 'active', createdAt: now, endedAt: null };
+  await trx.insertInto('kycLinks').values(row).execute();
+  await trx.updateTable('users').set({ linkExpired: 0, country: input.country, updatedAt: now }).where('id', '=', input.userId).execute();
+  return row;
+}
+
+export async function linksForUser(db: Executor, userId: string): Promise<KycLink[]> {
+  return db.selectFrom('kycLinks').selectAll().where('userId', '=', userId).orderBy('createdAt', 'desc').execute();
+}
+
+export async function activeLink(db: Executor, userId: string): Promise<KycLink | undefined> {
+  return db.selectFrom('kycLinks').selectAll().where('userId', '=', userId).where('status', '=', 'active').orderBy('createdAt', 'desc').executeTakeFirst();
+}

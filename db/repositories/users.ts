@@ -1,0 +1,132 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, KycState, NewUser, User } from '../schema.js';
+import { decide, type Decision, type KycSignal } from '../../jobs/state-machine.js';
+import { nowIso } from '../time.js';
+
+export type Executor = Kysely<Database> | Transaction<Database>;
+
+export function generateExternalUserId(): string {
+  return `kyc-${randomBytes(6).toString('hex')}`;
+}
+
+export interface CreateUserInput {
+  externalUserId?: string | null;
+  email: string;
+  type: 'INDIVIDUAL' | 'BUSINESS';
+  alias?: string | null;
+  country?: 'MX' | 'DO' | null;
+  createdBy?: string | null;
+}
+
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+export async function insertUser(db: Executor, input: CreateUserInput): Promise<User> {
+  const now = nowIso();
+  const row: NewUser = {
+    id: randomUUID(),
+    externalUserId: input.externalUserId?.trim() || generateExternalUserId(),
+    capaUserId: null,
+    type: input.type,
+    email: normalizeEmail(input.email),
+    alias: input.alias?.trim() || null,
+    country: input.country ?? null,
+    kycState: 'NOT_STARTED',
+    kycStateChangedAt: now,
+    kycStateReason: 'created',
+    kycStateCause: input.createdBy ? `operator:${input.createdBy}` : null,
+    capaConfirmedAt: null,
+    capaSync: 'pending',
+    capaSyncError: null,
+    unmappedResult: null,
+    assigneeId: null,
+    createdBy: input.createdBy ?? null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  await db.insertInto('users').values(row).execute();
+  return { ...row, linkExpired: 0 } as User;
+}
+
+export async function findUserById(db: Executor, id: string): Promise<User | undefined> {
+  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function findUserByExternalId(db: Executor, externalUserId: string): Promise<User | undefined> {
+  return db.selectFrom('users').selectAll().where('externalUserId', '=', externalUserId).executeTakeFirst();
+}
+
+export async function findUserByEmail(db: Executor, email: string): Promise<User | undefined> {
+  return db.selectFrom('users').selectAll().where('email', '=', normalizeEmail(email)).executeTakeFirst();
+}
+
+export async function markCapaCreated(db: Executor, id: string, capaUserId: string): Promise<void> {
+  const now = nowIso();
+  await db
+    .updateTable('users')
+    .set({ capaUserId, capaSync: 'created', capaSyncError: null, capaConfirmedAt: now, updatedAt: now })
+    .where('id', '=', id)
+    .execute();
+}
+
+export async function markCapaSyncFailed(db: Executor, id: string, error: string): Promise<void> {
+  await db.updateTable('users').set({ capaSync: 'failed', capaSyncError: error, updatedAt: nowIso() }).where('id', '=', id).execute();
+}
+
+export interface SignalCause {
+  type: 'webhook' | 'poll' | 'operator' | 'job' | 'import' | 'system';
+  id?: string | null;
+  reason?: string | null;
+}
+
+export interface SignalOutcome {
+  decision: Decision;
+  from: KycState;
+  to: KycState;
+  changed: boolean;
+  drift: boolean;
+}
+
+/**
+ * Applies a signal through the state machine and records what caused the change. Must run
+ * inside a transaction: the first statement is a write on the user's row, which takes the row
+ * lock on PostgreSQL and the write lock on SQLite, so two workers never decide on stale reads.
+ */
+export async function applySignal(trx: Transaction<Database>, userId: string, signal: KycSignal, cause: SignalCause): Promise<SignalOutcome> {
+  const now = nowIso();
+  const touched = await trx.updateTable('users').set({ updatedAt: now }).where('id', '=', userId).executeTakeFirst();
+  if (Number(touched.numUpdatedRows) === 0) throw new Error(`user ${userId} not found`);
+  const user = await trx.selectFrom('users').select(['kycState']).where('id', '=', userId).executeTakeFirstOrThrow();
+  const decision = decide(user.kycState, signal);
+  const polled = signal.kind === 'POLLED';
+  if (polled) {
+    await trx.updateTable('users').set({ capaConfirmedAt: now }).where('id', '=', userId).execute();
+  }
+  if (decision.effect !== 'apply') {
+    return { decision, from: user.kycState, to: user.kycState, changed: false, drift: false };
+  }
+  const drift = polled;
+  const causeRef = cause.id ? `${cause.type}:${cause.id}` : cause.type;
+  await trx
+    .updateTable('users')
+    .set({
+      kycState: decision.to,
+      kycStateChangedAt: now,
+      kycStateReason: cause.reason ?? null,
+      kycStateCause: causeRef,
+      ...(decision.to === 'LINK_ISSUED' ? {} : { linkExpired: 0 }),
+    })
+    .where('id', '=', userId)
+    .execute();
+  await trx
+    .insertInto('stateChanges')
+    .values({ userId, at: now, fromState: user.kycState, toState: decision.to, causeType: cause.type, causeId: cause.id ?? null, reason: cause.reason ?? null, drift: drift ? 1 : 0 })
+    .execute();
+  return { decision, from: user.kycState, to: decision.to, changed: true, drift };
+}
+
+export async function stateHistory(db: Executor, userId: string) {
+  return db.selectFrom('stateChanges').selectAll().where('userId', '=', userId).orderBy('id', 'asc').execute();
+}

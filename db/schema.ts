@@ -1,0 +1,203 @@
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/**
+ * One Database interface for SQLite and PostgreSQL. Column names are camelCase here and
+ * snake_case in SQL (CamelCasePlugin). Timestamps are ISO-8601 UTC strings (sortable text on
+ * both engines); booleans are 0/1 integers; JSON is text.
+ */
+export const KYC_STATES = ['NOT_STARTED', 'LINK_ISSUED', 'IN_PROGRESS', 'VERIFIED', 'REJECTED', 'REVIEW_NEEDED'] as const;
+export type KycState = (typeof KYC_STATES)[number];
+export const FINAL_STATES: readonly KycState[] = ['VERIFIED', 'REJECTED', 'REVIEW_NEEDED'];
+
+export const ROLES = ['admin', 'compliance', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+
+export type CapaSync = 'pending' | 'created' | 'failed';
+export type WebhookStatus = 'received' | 'processed' | 'ignored' | 'rejected' | 'failed';
+export type SignatureVerdict = 'valid' | 'missing' | 'malformed' | 'mismatch';
+
+export interface OperatorsTable {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  passwordHash: string;
+  disabled: number;
+  failedLogins: Generated<number>;
+  lastFailedLoginAt: string | null;
+  lastLoginAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SessionsTable {
+  /** sha256 of the cookie value: a leaked table does not leak live sessions. */
+  idHash: string;
+  operatorId: string;
+  csrfToken: string;
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
+  revokedAt: string | null;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+export interface SetupTokensTable {
+  tokenHash: string;
+  createdAt: string;
+  expiresAt: string;
+  usedAt: string | null;
+}
+
+export interface UsersTable {
+  id: string;
+  externalUserId: string;
+  capaUserId: string | null;
+  type: 'INDIVIDUAL' | 'BUSINESS';
+  email: string;
+  alias: string | null;
+  country: 'MX' | 'DO' | null;
+  kycState: KycState;
+  kycStateChangedAt: string;
+  kycStateReason: string | null;
+  /** What caused the last change: webhook:<id>, job:<id>, operator:<id>, poll:<job id>. */
+  kycStateCause: string | null;
+  capaConfirmedAt: string | null;
+  capaSync: CapaSync;
+  capaSyncError: string | null;
+  /** Verification result string last read from Capa that we could not map (kept raw). */
+  unmappedResult: string | null;
+  linkExpired: Generated<number>;
+  assigneeId: string | null;
+  createdBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface KycLinksTable {
+  id: string;
+  userId: string;
+  url: string;
+  country: 'MX' | 'DO';
+  redirectUri: string | null;
+  status: 'active' | 'superseded' | 'expired';
+  createdBy: string | null;
+  createdAt: string;
+  endedAt: string | null;
+}
+
+export interface KycDetailsTable {
+  id: string;
+  userId: string;
+  fetchedAt: string;
+  verificationResult: string | null;
+  mappedState: KycState | null;
+  /** JSON of Capa's details, encrypted (enc:v1:<keyId>:…) when KYC_DETAILS_KEY is set. */
+  payload: string;
+  keyId: string | null;
+  cause: string | null;
+}
+
+export interface WebhookInboxTable {
+  id: Generated<number>;
+  receivedAt: string;
+  rawBody: string;
+  /** JSON: content-type, user-agent, content-length, capa-signature (as received). */
+  headers: string;
+  signatureVerdict: SignatureVerdict;
+  secretIndex: number | null;
+  eventType: string | null;
+  eventName: string | null;
+  externalUserId: string | null;
+  dedupeKey: string | null;
+  duplicateOf: number | null;
+  status: WebhookStatus;
+  enqueuedAt: string | null;
+  processedAt: string | null;
+  attempts: Generated<number>;
+  userId: string | null;
+  stateFrom: KycState | null;
+  stateTo: KycState | null;
+  effect: string | null;
+  error: string | null;
+}
+
+export interface StateChangesTable {
+  id: Generated<number>;
+  userId: string;
+  at: string;
+  fromState: KycState;
+  toState: KycState;
+  causeType: 'webhook' | 'poll' | 'operator' | 'job' | 'import' | 'system';
+  causeId: string | null;
+  reason: string | null;
+  /** 1 when a poll found Capa's state differed from ours (a missed or late event). */
+  drift: Generated<number>;
+}
+
+export interface JobRunsTable {
+  id: Generated<number>;
+  userId: string | null;
+  jobName: string;
+  jobId: string;
+  status: 'running' | 'completed' | 'failed' | 'retrying';
+  attempt: number;
+  error: string | null;
+  result: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+/** Side effects (Capa create, link, e-mail) recorded before they are attempted. */
+export interface IdempotencyTable {
+  key: string;
+  kind: string;
+  status: 'started' | 'done' | 'failed';
+  result: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: string;
+  operatorId: string | null;
+  actor: string;
+  action: string;
+  targetType: string | null;
+  targetId: string | null;
+  outcome: 'ok' | 'error' | 'denied' | 'queued';
+  detail: string | null;
+  ip: string | null;
+  prevHash: string;
+  hash: string;
+}
+
+export interface Database {
+  operators: OperatorsTable;
+  sessions: SessionsTable;
+  setupTokens: SetupTokensTable;
+  users: UsersTable;
+  kycLinks: KycLinksTable;
+  kycDetails: KycDetailsTable;
+  webhookInbox: WebhookInboxTable;
+  stateChanges: StateChangesTable;
+  jobRuns: JobRunsTable;
+  idempotency: IdempotencyTable;
+  auditLog: AuditLogTable;
+}
+
+export type Operator = Selectable<OperatorsTable>;
+export type NewOperator = Insertable<OperatorsTable>;
+export type Session = Selectable<SessionsTable>;
+export type User = Selectable<UsersTable>;
+export type NewUser = Insertable<UsersTable>;
+export type UserUpdate = Updateable<UsersTable>;
+export type KycLink = Selectable<KycLinksTable>;
+export type KycDetailsRow = Selectable<KycDetailsTable>;
+export type WebhookDelivery = Selectable<WebhookInboxTable>;
+export type NewWebhookDelivery = Insertable<WebhookInboxTable>;
+export type StateChange = Selectable<StateChangesTable>;
+export type JobRun = Selectable<JobRunsTable>;
+export type AuditEntry = Selectable<AuditLogTable>;

@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import { bumpAttempts, getDelivery, settleDelivery } from '../../db/repositories/inbox.js';
+import { applySignal, findUserByExternalId } from '../../db/repositories/users.js';
+import { defineJob } from '../types.js';
+import { KYC_EVENT_NAMES, type KycEventName } from '../webhook-events.js';
+import { fetchDetails } from './fetch-details.js';
+import { afterStateChanged } from '../hooks.js';
+
+/**
+ * Applies one stored Capa delivery through the state machine. Safe to run twice: a delivery
+ * that is no longer `received` is left alone, and the state machine makes repeats no-ops.
+ */
+export const processWebhook = defineJob({
+  name: 'process-webhook',
+  queue: 'webhooks',
+  schema: z.object({ inboxId: z.number().int().positive() }),
+  jobId: (p) => `wh-${p.inboxId}`,
+  options: { attempts: 8, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 7 * 86400 } },
+  handler: async ({ inboxId }, ctx) => {
+    const d = await getDelivery(ctx.db, inboxId);
+    if (!d) return { skipped: 'missing' };
+    if (d.status !== 'received') return { skipped: d.status };
+    await bumpAttempts(ctx.db, inboxId);
+
+    const event = d.eventName as KycEventName;
+    if (d.eventType !== 'KYC' || !KYC_EVENT_NAMES.includes(event)) {
+      await settleDelivery(ctx.db, inboxId, { status: 'ignored', effect: 'not_kyc' });
+      return { ignored: true };
+    }
+    const user = d.externalUserId ? await findUserByExternalId(ctx.db, d.externalUserId) : undefined;
+    if (!user) {
+      // A customer created outside KYC Desk (or a foreign id): nothing to change; kept for the inbox.
+      await settleDelivery(ctx.db, inboxId, { status: 'ignored', effect: 'unknown_user', error: `no customer with externalUserId ${d.externalUserId ?? '(none)'}` });
+      return { ignored: 'unknown_user' };
+    }
+    ctx.setUser(user.id);
+    const outcome = await ctx.db.transaction().execute(async (trx) => {
+      const o = await applySignal(trx, user.id, { kind: 'WEBHOOK', event }, { type: 'webhook', id: String(inboxId), reason: event });
+      await settleDelivery(trx, inboxId, {
+        status: 'processed',
+        userId: user.id,
+        stateFrom: o.from,
+        stateTo: o.to,
+        effect: o.decision.effect,
+      });
+      return o;
+    });
+    if (outcome.changed) await afterStateChanged(ctx, { userId: user.id, from: outcome.from, to: outcome.to, cause: `webhook:${inboxId}` });
+    // Final outcomes carry no reason in the webhook, and a conflict must be settled by Capa:
+    // both ask Get KYC Details (one in flight per customer).
+    if (outcome.decision.effect === 'conflict_check' || (outcome.changed && event !== 'CREATED_KYC')) {
+      await ctx.enqueue.add(fetchDetails, { userId: user.id, cause: outcome.decision.effect === 'conflict_check' ? `conflict:webhook:${inboxId}` : `webhook:${inboxId}` });
+    }
+    return { from: outcome.from, to: outcome.to, effect: outcome.decision.effect };
+  },
+});

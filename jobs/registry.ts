@@ -1,0 +1,20 @@
+import { createCapaUser } from './definitions/create-capa-user.js';
+import { fetchDetails } from './definitions/fetch-details.js';
+import { generateLink } from './definitions/generate-link.js';
+import { processWebhook } from './definitions/process-webhook.js';
+import { relayInboxJob } from './definitions/relay-inbox.js';
+import type { JobDefinition, QueueName } from './types.js';
+
+/** Every job, declared once. The worker refuses to start if a queue has a job without handler. */
+export const JOBS = [processWebhook, createCapaUser, generateLink, fetchDetails, relayInboxJob] as const satisfies readonly JobDefinition[];
+
+export const jobsByName: ReadonlyMap<string, JobDefinition> = new Map(JOBS.map((j) => [j.name, j as JobDefinition]));
+
+export function jobsForQueue(q: QueueName): JobDefinition[] {
+  return JOBS.filter((j) => j.queue === q) as JobDefinition[];
+}
+
+/** Repeating jobs: one schedule in Redis however many workers run (BullMQ job schedulers). */
+export const SCHEDULES: Array<{ id: string; queue: QueueName; job: string; everyMs: number }> = [
+  { id: 'relay-inbox', queue: 'maintenance', job: relayInboxJob.name, everyMs: 5_000 },
+];

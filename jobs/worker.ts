@@ -1,0 +1,167 @@
+import { pathToFileURL } from 'node:url';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CapaClient, CapaError } from '../capa/client.js';
+import { createDb, migrateToLatest, type Db } from '../db/client.js';
+import { parseDataKeys, type DataKey } from '../db/encryption.js';
+import { recordJobEnd, recordJobStart } from '../db/repositories/job-runs.js';
+import { env as readEnv, type Env } from '../server/config.js';
+import { logger as rootLogger, type Logger } from '../server/logger.js';
+import { Queues } from './queues.js';
+import { redisConnection } from './redis.js';
+import { JOBS, SCHEDULES, jobsByName, jobsForQueue } from './registry.js';
+import { QUEUE_NAMES, type JobContext, type QueueName } from './types.js';
+
+export interface WorkerDeps {
+  env: Env;
+  db: Db;
+  capa: CapaClient;
+  logger?: Logger;
+  dataKeys?: DataKey[];
+  redisUrl: string;
+  prefix: string;
+}
+
+export interface RunningWorkers {
+  workers: Worker[];
+  queues: Queues;
+  close(timeoutMs?: number): Promise<void>;
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message.slice(0, 2000);
+  return String(err).slice(0, 2000);
+}
+
+/** Starts one BullMQ worker per queue (or the given ones) in this process. */
+export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[]; concurrency?: number; schedules?: boolean } = {}): Promise<RunningWorkers> {
+  const log = deps.logger ?? rootLogger;
+  const queues = new Queues({ redisUrl: deps.redisUrl, prefix: deps.prefix });
+  const names = opts.queues ?? [...QUEUE_NAMES];
+
+  // Refuse to start with a job nobody can run: every declared job must have a handler.
+  for (const j of JOBS) {
+    if (typeof j.handler !== 'function') throw new Error(`job ${j.name} has no handler`);
+  }
+
+  const connections: Redis[] = [];
+  const workers: Worker[] = [];
+  for (const qn of names) {
+    if (jobsForQueue(qn).length === 0) continue;
+    const connection = redisConnection(deps.redisUrl, 'worker');
+    connections.push(connection);
+    const rate = deps.env.CAPA_RATE_LIMIT_PER_SEC;
+    const worker: Worker = new Worker(
+      qn,
+      async (job: Job) => {
+        const def = jobsByName.get(job.name);
+        if (!def || def.queue !== qn) throw new UnrecoverableError(`no handler for job ${job.name} on queue ${qn}`);
+        const parsed = def.schema.safeParse(job.data);
+        if (!parsed.success) throw new UnrecoverableError(`invalid payload for ${job.name}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+        let userId = def.userOf?.(parsed.data) ?? null;
+        const runId = await recordJobStart(deps.db, { userId, jobName: job.name, jobId: String(job.id), attempt: job.attemptsMade + 1 });
+        const ctx: JobContext = {
+          env: deps.env,
+          db: deps.db,
+          capa: deps.capa,
+          logger: log.child({ job: job.name, jobId: job.id }),
+          dataKeys: deps.dataKeys ?? [],
+          enqueue: queues,
+          job,
+          setUser: (id) => { userId = id; },
+        };
+        try {
+          const result = await def.handler(parsed.data, ctx);
+          await recordJobEnd(deps.db, runId, 'completed', { result, userId });
+          return result;
+        } catch (err) {
+          if (err instanceof CapaError && err.status === 429) {
+            // Capa says slow down: pause this queue for every worker (shared limiter) and put the
+            // job back without burning an attempt.
+            const wait = err.retryAfterMs ?? 1000;
+            await recordJobEnd(deps.db, runId, 'retrying', { error: `rate-limited by Capa for ${wait} ms`, userId });
+            await worker.rateLimit(wait);
+            throw Worker.RateLimitError();
+          }
+          const final = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+          await recordJobEnd(deps.db, runId, final ? 'failed' : 'retrying', { error: describeError(err), userId });
+          throw err;
+        }
+      },
+      {
+        connection,
+        prefix: deps.prefix,
+        concurrency: opts.concurrency ?? deps.env.WORKER_CONCURRENCY,
+        // Every Capa call goes through the `capa` queue, whose limiter is kept in Redis and so is
+        // shared by all worker processes.
+        ...(qn === 'capa' ? { limiter: rate >= 1 ? { max: Math.floor(rate), duration: 1000 } : { max: 1, duration: Math.ceil(1000 / rate) } } : {}),
+        autorun: true,
+      },
+    );
+    worker.on('error', (err) => log.warn({ queue: qn, err: err.message }, 'worker error'));
+    worker.on('failed', (job, err) => log.warn({ queue: qn, job: job?.name, jobId: job?.id, err: err.message }, 'job failed'));
+    workers.push(worker);
+  }
+
+  if (opts.schedules !== false) {
+    for (const s of SCHEDULES) {
+      if (!names.includes(s.queue)) continue;
+      await queues.queue(s.queue).upsertJobScheduler(s.id, { every: s.everyMs }, { name: s.job, data: {}, opts: { removeOnComplete: true, removeOnFail: { count: 100 } } });
+    }
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    workers,
+    queues,
+    close(timeoutMs = deps.env.SHUTDOWN_TIMEOUT_MS) {
+      closing ??= (async () => {
+        // Order: stop taking work and let active jobs finish → queues → Redis.
+        const graceful = Promise.all(workers.map((w) => w.close()));
+        const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
+        if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
+          log.warn('workers did not finish in time; forcing close (active jobs will be retried as stalled)');
+          await Promise.allSettled(workers.map((w) => w.close(true)));
+        }
+        await queues.close();
+        for (const c of connections) c.disconnect();
+      })();
+      return closing;
+    },
+  };
+}
+
+export function capaClientFromEnv(e: Env, onCall?: ConstructorParameters<typeof CapaClient>[0]['onCall']): CapaClient {
+  return new CapaClient({ baseUrl: e.capaBaseUrl, apiKey: e.CAPA_API_KEY, timeoutMs: e.CAPA_TIMEOUT_MS, ...(onCall ? { onCall } : {}) });
+}
+
+async function main(): Promise<void> {
+  process.env.KYC_PROCESS ??= 'worker';
+  const e = readEnv();
+  const log = rootLogger.child({ proc: 'worker' });
+  const db = createDb(e.DATABASE_URL);
+  await migrateToLatest(db);
+  const running = await startWorkers({ env: e, db, capa: capaClientFromEnv(e), logger: log, dataKeys: parseDataKeys(e.KYC_DETAILS_KEY), redisUrl: e.REDIS_URL, prefix: e.QUEUE_PREFIX });
+  log.info({ queues: running.workers.map((w) => w.name) }, 'worker started');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'worker shutting down');
+    const hard = setTimeout(() => { log.error('shutdown exceeded the hard timeout; exiting'); process.exit(1); }, e.SHUTDOWN_TIMEOUT_MS + 5_000);
+    hard.unref();
+    await running.close();
+    await db.destroy();
+    log.info('worker stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err) => {
+    console.error('worker failed to start:', err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

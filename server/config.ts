@@ -1,0 +1,127 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * One environment schema for every process (web, worker, sandbox, CLI).
+ * A bad or missing value stops the process with a message naming the variable.
+ */
+const csv = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+export const EnvSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    HOST: z.string().default('127.0.0.1'),
+    DATABASE_URL: z
+      .string()
+      .default('file:./data/kyc-desk.sqlite')
+      .refine((v) => /^(file:|postgres(ql)?:\/\/)/.test(v), {
+        message: 'must start with file: (SQLite) or postgres:// (PostgreSQL)',
+      }),
+    REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+    /** Prefix for every BullMQ key; lets tests and several deployments share one Redis. */
+    QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('kyc'),
+    CAPA_BASE_URL: z.string().url().optional(),
+    CAPA_API_KEY: z.string().min(1).default('sandbox-partner-key'),
+    CAPA_WEBHOOK_SECRET: csv
+      .pipe(z.array(z.string().min(8, 'each secret needs at least 8 characters')).min(1))
+      .default('sandbox-webhook-secret'),
+    CAPA_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+    /** Shared limiter for every Capa call, across all workers (requests per second). */
+    CAPA_RATE_LIMIT_PER_SEC: z.coerce.number().positive().default(20),
+    SANDBOX_PORT: z.coerce.number().int().min(0).max(65535).default(4010),
+    PUBLIC_URL: z.string().url().optional(),
+    SESSION_SECRET: z.string().min(16).optional(),
+    ADMIN_EMAIL: z.string().email().optional(),
+    ADMIN_PASSWORD: z.string().min(10).optional(),
+    SESSION_IDLE_MINUTES: z.coerce.number().int().positive().default(30),
+    SESSION_MAX_HOURS: z.coerce.number().int().positive().default(12),
+    KYC_DETAILS_KEY: z
+      .string()
+      .regex(/^(([A-Za-z0-9_-]+:)?[0-9a-fA-F]{64})(,([A-Za-z0-9_-]+:)?[0-9a-fA-F]{64})*$/, 'must be [keyId:]64 hex characters (a 256-bit key), comma-separated for rotation')
+      .optional(),
+    SMTP_URL: z.string().optional(),
+    MAIL_FROM: z.string().default('KYC Desk <kyc@localhost>'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    WORKER_CONCURRENCY: z.coerce.number().int().positive().default(8),
+    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+    REDIS_AUTOSTART: bool.default('true'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV === 'production' && !env.SESSION_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['SESSION_SECRET'], message: 'is required when NODE_ENV=production' });
+    }
+    if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
+      ctx.addIssue({ code: 'custom', path: ['ADMIN_PASSWORD'], message: 'ADMIN_EMAIL and ADMIN_PASSWORD go together' });
+    }
+  });
+
+export type Env = z.infer<typeof EnvSchema> & {
+  /** Base URL of Capa actually used (the embedded sandbox when CAPA_BASE_URL is unset). */
+  capaBaseUrl: string;
+  usingSandbox: boolean;
+  publicUrl: string;
+  sessionSecret: string;
+};
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  // Empty strings in .env files mean "unset".
+  const cleaned: Record<string, string> = {};
+  for (const [k, v] of Object.entries(source)) if (v !== undefined && v !== '') cleaned[k] = v;
+  const result = EnvSchema.safeParse(cleaned);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
+  }
+  const e = result.data;
+  const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, '');
+  return {
+    ...e,
+    capaBaseUrl: (e.CAPA_BASE_URL ?? `http://127.0.0.1:${e.SANDBOX_PORT}`).replace(/\/$/, ''),
+    usingSandbox: !e.CAPA_BASE_URL,
+    publicUrl,
+    // Development only: a per-boot random secret would sign everyone out on restart, so derive
+    // a stable one; production refuses to start without SESSION_SECRET (see superRefine).
+    sessionSecret: e.SESSION_SECRET ?? 'dev-only-session-secret-change-me',
+  };
+}
+
+let cached: Env | undefined;
+
+/** The validated environment, read once per process. Exits the process on bad config. */
+export function env(): Env {
+  if (!cached) {
+    try {
+      cached = parseEnv();
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(err.message);
+        process.exit(78); // EX_CONFIG
+      }
+      throw err;
+    }
+  }
+  return cached;
+}
+
+/** Tests and the all-in-one launcher change env between phases. */
+export function resetEnvCache(): void {
+  cached = undefined;
+}
+
+export function sqlitePathFromUrl(url: string): string {
+  const p = url.replace(/^file:/, '');
+  return p === ':memory:' ? p : path.resolve(p);
+}

@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { SIGNATURE_HEADER, verifySignature } from '../capa/signature.js';
+import type { Db } from '../db/client.js';
+import { findOriginal, insertDelivery, markEnqueued } from '../db/repositories/inbox.js';
+import type { SignatureVerdict, WebhookStatus } from '../db/schema.js';
+import { nowIso } from '../db/time.js';
+import { processWebhook } from '../jobs/definitions/process-webhook.js';
+import type { Enqueuer } from '../jobs/types.js';
+import { KYC_EVENT_NAMES } from '../jobs/webhook-events.js';
+
+export const MAX_WEBHOOK_BYTES = 256 * 1024;
+
+export interface IntakeDeps {
+  db: Db;
+  enqueue: Enqueuer;
+  secrets: string[];
+  onOutcome?: (verdict: SignatureVerdict | 'too_large', status: WebhookStatus | 'too_large', ms: number) => void;
+}
+
+export interface IntakeResult {
+  status: number;
+  body: { ok: boolean; id?: number; status?: WebhookStatus; error?: string; duplicateOf?: number };
+}
+
+const KEPT_HEADERS = ['content-type', 'content-length', 'user-agent', SIGNATURE_HEADER, 'x-forwarded-for'];
+
+function pickHeaders(h: Headers): string {
+  const out: Record<string, string> = {};
+  for (const k of KEPT_HEADERS) {
+    const v = h.get(k);
+    if (v !== null) out[k] = v.slice(0, 512);
+  }
+  return JSON.stringify(out);
+}
+
+/** Text as stored: the exact bytes as UTF-8 (invalid sequences become U+FFFD; the bytes were verified first). */
+function bodyText(raw: Buffer): string {
+  return raw.toString('utf8');
+}
+
+/**
+ * Capa webhook intake. Order matters: verify the signature over the raw bytes, store the
+ * delivery (the inbox is the system of record — this works while Redis is down), then try to
+ * enqueue it; the relay picks up whatever could not be queued. Always answers promptly.
+ */
+export async function receiveWebhook(raw: Buffer, headers: Headers, deps: IntakeDeps): Promise<IntakeResult> {
+  const started = performance.now();
+  const done = (r: IntakeResult, verdict: SignatureVerdict, status: WebhookStatus): IntakeResult => {
+    deps.onOutcome?.(verdict, status, performance.now() - started);
+    return r;
+  };
+  const receivedAt = nowIso();
+  const headerJson = pickHeaders(headers);
+  const sig = verifySignature(raw, headers.get(SIGNATURE_HEADER), deps.secrets);
+
+  if (!sig.ok) {
+    const id = await insertDelivery(deps.db, {
+      receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: sig.reason, secretIndex: null,
+      eventType: null, eventName: null, externalUserId: null, dedupeKey: null, duplicateOf: null,
+      status: 'rejected', error: `signature ${sig.reason}`,
+    });
+    return done({ status: 401, body: { ok: false, id, error: `invalid signature (${sig.reason})` } }, sig.reason, 'rejected');
+  }
+
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  const obj = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  if (!obj || typeof obj.type !== 'string' || typeof obj.event !== 'string') {
+    const id = await insertDelivery(deps.db, {
+      receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: 'valid', secretIndex: sig.secretIndex,
+      eventType: null, eventName: null, externalUserId: null, dedupeKey: null, duplicateOf: null,
+      status: 'rejected', error: obj ? 'payload lacks string "type" and "event"' : 'malformed JSON',
+    });
+    return done({ status: 400, body: { ok: false, id, error: obj ? 'payload must have string "type" and "event"' : 'malformed JSON' } }, 'valid', 'rejected');
+  }
+
+  const type = obj.type.slice(0, 64);
+  const event = obj.event.slice(0, 64);
+  const externalUserId = typeof obj.externalUserId === 'string' ? obj.externalUserId.slice(0, 200) : null;
+  const isKyc = type === 'KYC' && (KYC_EVENT_NAMES as readonly string[]).includes(event);
+  // No event id or timestamp exists: identical (type, event, user[, transaction]) inside Capa's
+  // retry window is the same delivery again.
+  const dedupeKey = createHash('sha256').update(JSON.stringify([type, event, externalUserId, obj.transactionId ?? null])).digest('hex');
+
+  let status: WebhookStatus = 'received';
+  let error: string | null = null;
+  let duplicateOf: number | null = null;
+  if (!isKyc) {
+    status = 'ignored';
+    error = type === 'KYC' ? `unknown KYC event ${event}` : `not a KYC event (${type})`;
+  } else if (!externalUserId) {
+    status = 'ignored';
+    error = 'KYC event without externalUserId';
+  } else {
+    duplicateOf = await findOriginal(deps.db, dedupeKey, receivedAt);
+    if (duplicateOf !== null) {
+      status = 'ignored';
+      error = null;
+    }
+  }
+
+  const id = await insertDelivery(deps.db, {
+    receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: 'valid', secretIndex: sig.secretIndex,
+    eventType: type, eventName: event, externalUserId, dedupeKey, duplicateOf, status, error,
+    ...(duplicateOf !== null ? { effect: 'duplicate', processedAt: receivedAt } : status === 'ignored' ? { effect: 'ignored', processedAt: receivedAt } : {}),
+  });
+
+  if (status === 'received') {
+    try {
+      await deps.enqueue.add(processWebhook, { inboxId: id });
+      await markEnqueued(deps.db, [id]);
+    } catch {
+      // Redis unavailable: the delivery is stored; the relay queues it when Redis is back.
+    }
+  }
+  return done({ status: 200, body: { ok: true, id, status, ...(duplicateOf !== null ? { duplicateOf } : {}) } }, 'valid', status);
+}
+
+/** Reads a request body up to `limit` bytes; returns null when it is larger. */
+export async function readLimitedBody(request: Request, limit = MAX_WEBHOOK_BYTES): Promise<Buffer | null> {
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (Number.isFinite(declared) && declared > limit) return null;
+  if (!request.body) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(Buffer.from(value));
+  }
+  return Buffer.concat(chunks);
+}
