@@ -11,6 +11,14 @@ export type WaitResult =
   /** Redis unreachable: nothing was queued. */
   | { state: 'unavailable'; error: string };
 
+const ADD_TIMEOUT_MS = 2_000;
+const READY_GRACE_MS = 500;
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); })]).finally(() => clearTimeout(timer));
+}
+
 /**
  * The one way to enqueue: payloads are validated by the job's own schema, job ids and default
  * options come from the job definition. Used by the web process and by jobs that chain jobs.
@@ -46,9 +54,25 @@ export class Queues implements Enqueuer {
   async add<P>(def: JobDefinition<P>, payload: P, opts: JobsOptions = {}): Promise<string> {
     const data = def.schema.parse(payload);
     const jobId = opts.jobId ?? def.jobId?.(data);
-    const job = await this.queue(def.queue).add(def.name, data, { ...def.options, ...opts, ...(jobId ? { jobId } : {}) });
+    await this.ready();
+    // BullMQ waits for a connection before sending; bound the wait so callers answer "queued
+    // later" instead of hanging. A late add is harmless: ids are deterministic and the
+    // database (inbox, import rows, ledger) is what the relays re-queue from.
+    const job = await withTimeout(this.queue(def.queue).add(def.name, data, { ...def.options, ...opts, ...(jobId ? { jobId } : {}) }), ADD_TIMEOUT_MS, 'Redis did not accept the job in time');
     return String(job.id);
   }
+
+  /** Fails fast while Redis is down (after a short grace for a connection being set up). */
+  private async ready(): Promise<void> {
+    const c = this.connection;
+    if (c.status === 'ready') return;
+    if (c.status === 'end') throw new Error('Redis connection closed');
+    // One shared waiter: during an outage thousands of requests must not each add a listener.
+    this.readyWaiter ??= new Promise<void>((resolve) => c.once('ready', () => { this.readyWaiter = undefined; resolve(); }));
+    await withTimeout(this.readyWaiter, READY_GRACE_MS, 'Redis is unavailable');
+  }
+
+  private readyWaiter: Promise<void> | undefined;
 
   /** Enqueue, then wait up to `timeoutMs` for the job's result. Never throws. */
   async addAndWait<P>(def: JobDefinition<P>, payload: P, timeoutMs: number, opts: JobsOptions = {}): Promise<WaitResult> {

@@ -73,12 +73,12 @@ export function decide(current: KycState, signal: KycSignal): Decision {
         // webhook, so we keep it rather than erase evidence (recorded as a finding by the caller).
         return { effect: 'noop' };
       }
-      if (truth === current) return { effect: 'noop' };
+      // Capa's details never mean "no link yet": those two states are ours alone.
+      if (truth === current || truth === 'NOT_STARTED' || truth === 'LINK_ISSUED') return { effect: 'noop' };
       // VERIFIED is terminal: no revocation event exists; a poll must not demote it silently.
       if (current === 'VERIFIED' && !isFinal(truth)) return { effect: 'stale' };
       // The polled record is Capa's latest verification: it is the truth (this is how drift,
       // missed and conflicting events are settled).
-      if (truth === 'NOT_STARTED' || truth === 'LINK_ISSUED') return { effect: 'noop' };
       return { effect: 'apply', to: truth };
     }
   }

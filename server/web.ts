@@ -1,0 +1,68 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { createRequestHandler } from '@remix-run/express';
+import type { ServerBuild } from '@remix-run/node';
+import compression from 'compression';
+import express, { type Express } from 'express';
+import { env as readEnv } from './config.js';
+import { logger } from './logger.js';
+import { securityHeaders } from './security-headers.js';
+
+export interface WebOptions {
+  build?: ServerBuild;
+  production?: boolean;
+  /** Extra express mounts (the operations views mount bull-board here). */
+  mount?: (app: Express, build: ServerBuild) => void | Promise<void>;
+}
+
+export async function loadBuild(): Promise<ServerBuild> {
+  const file = path.resolve('build/index.js');
+  try {
+    return (await import(pathToFileURL(file).href)) as ServerBuild;
+  } catch (err) {
+    throw new Error(`cannot load the web build at ${file} (run \`npm run build\` first): ${(err as Error).message}`);
+  }
+}
+
+export async function createWebApp(opts: WebOptions = {}): Promise<Express> {
+  const build = opts.build ?? (await loadBuild());
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.use(securityHeaders({ production: opts.production ?? process.env.NODE_ENV === 'production' }));
+  app.use(compression({ filter: (req, res) => !req.path.startsWith('/webhooks') && compression.filter(req, res) }));
+  app.use('/build', express.static('public/build', { immutable: true, maxAge: '1y' }));
+  app.use(express.static('public', { maxAge: '1h', index: false }));
+  await opts.mount?.(app, build);
+  app.all(
+    '*',
+    createRequestHandler({
+      build,
+      mode: opts.production ? 'production' : (process.env.NODE_ENV ?? 'production'),
+      getLoadContext: (_req, res) => ({ cspNonce: res.locals.cspNonce as string }),
+    }),
+  );
+  return app;
+}
+
+async function main(): Promise<void> {
+  process.env.KYC_PROCESS ??= 'web';
+  const e = readEnv();
+  const app = await createWebApp({ production: e.NODE_ENV === 'production' });
+  const server = app.listen(e.PORT, e.HOST, () => logger.info({ url: `http://${e.HOST}:${e.PORT}` }, 'web listening'));
+  server.keepAliveTimeout = 65_000;
+  const stop = (signal: string) => {
+    logger.info({ signal }, 'web shutting down');
+    server.close(() => process.exit(0));
+    setTimeout(() => process.exit(0), e.SHUTDOWN_TIMEOUT_MS).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err) => {
+    console.error('web failed to start:', err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}
