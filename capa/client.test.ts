@@ -384,7 +384,7 @@ describe('retries', () => {
 
   it('gets through a token-bucket rate limit by backing off', async () => {
     sandbox.setFaults({ rateLimitPerSec: 5, retryAfterSec: 0.25 });
-    const c = client({ maxRetries: 10 });
+    const c = client({ maxRetries: 20 });
     const results = await Promise.all(Array.from({ length: 12 }, () => c.createUser(newUser())));
     expect(new Set(results.map((r) => r.userId)).size).toBe(12);
     expect(calls('createUser')['201']).toBe(12);

@@ -198,12 +198,12 @@ export class CapaClient {
 
   /**
    * POST /webhook-notifications/{id}/retry. Only for FAILED notifications, max 3 per notification,
-   * 10 per partner per minute. The response body is undocumented; the sandbox returns the
-   * notification detail, so that is what we type it as.
+   * 10 per partner per minute. The response body is undocumented: the sandbox returns the
+   * notification detail; null means Capa answered 2xx without an object (re-read it if needed).
    */
-  async retryWebhookNotification(id: string): Promise<WebhookNotificationDetail> {
+  async retryWebhookNotification(id: string): Promise<WebhookNotificationDetail | null> {
     const data = await this.call('retryWebhookNotification', 'POST', `${API}/webhook-notifications/${seg(id)}/retry`);
-    return (data ?? {}) as WebhookNotificationDetail;
+    return isRecord(data) ? (data as unknown as WebhookNotificationDetail) : null;
   }
 
   // -------------------------------------------------------------------------------------------

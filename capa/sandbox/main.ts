@@ -11,7 +11,8 @@
  *   SANDBOX_WEBHOOK_URL   overrides the webhook URL; "none" starts without one (events NOT_SENT)
  *   SANDBOX_TIME_SCALE    multiplies Capa's webhook retry schedule (e.g. 0.01)
  *   SANDBOX_PUBLIC_URL    base of kycLink/media URLs when the sandbox is reached via another host
- *   SANDBOX_SMTP_PORT     mail sink port; default 2525; "off" disables it
+ *   SANDBOX_SMTP_PORT     mail sink port; default: the port of SMTP_URL when it points at
+ *                         localhost, else 2525; "off" disables it
  *   SANDBOX_HOST          bind address (default 127.0.0.1)
  */
 import { env } from '../../server/config';
@@ -33,8 +34,20 @@ function optionalNumber(name: string, check: (n: number) => boolean, what: strin
 const e = env();
 
 const timeScale = optionalNumber('SANDBOX_TIME_SCALE', (n) => n > 0, 'a number > 0');
+/** Default mail-sink port: the port of a local SMTP_URL (so the app's mail lands here), else 2525. */
+function defaultSmtpPort(): number {
+  try {
+    const u = new URL(e.SMTP_URL ?? '');
+    if (/^smtps?:$/.test(u.protocol) && ['localhost', '127.0.0.1'].includes(u.hostname) && u.port) return Number(u.port);
+  } catch {
+    // not a URL: fall through
+  }
+  return 2525;
+}
 const rawSmtp = process.env.SANDBOX_SMTP_PORT;
-const smtpPort = rawSmtp === 'off' ? null : optionalNumber('SANDBOX_SMTP_PORT', (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'an integer port or "off"') ?? 2525;
+const smtpPort = rawSmtp === 'off'
+  ? null
+  : optionalNumber('SANDBOX_SMTP_PORT', (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'an integer port or "off"') ?? defaultSmtpPort();
 
 let webhookUrl: string | null = `${e.publicUrl}/webhooks/capa`;
 const rawWebhook = process.env.SANDBOX_WEBHOOK_URL;

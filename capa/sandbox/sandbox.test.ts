@@ -186,7 +186,7 @@ describe('manual retry', () => {
     const before = receiver.received.length;
     const r = await capa.retryWebhookNotification(id);
     expect(r).toMatchObject({ id, status: 'PENDING', retryAttempts: 0, manualRetryCount: 1, latestErrorPayload: null });
-    expect(r.lastManualRetryAt).toMatch(/Z$/);
+    expect(r?.lastManualRetryAt).toMatch(/Z$/);
     await sandbox.flushDeliveries();
     expect(receiver.received.length).toBe(before + 1);
     expect(await capa.getWebhookNotification(id)).toMatchObject({ status: 'SENT', manualRetryCount: 1, retryAttempts: 0 });
