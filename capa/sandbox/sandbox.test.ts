@@ -327,6 +327,13 @@ describe('hosted KYC page', () => {
     expect(bad.status).toBe(400);
     expect((await fetch(kycLink)).status).toBe(200); // still usable
     expect((await fetch(`${sandbox.url}/kyc/session/0000`)).status).toBe(404);
+    // A broken percent-escape must not crash the server.
+    expect((await fetch(`${sandbox.url}/kyc/session/%E0%A4%A`)).status).toBe(404);
+    const api = await fetch(`${sandbox.url}/api/partner/v2/users/%E0%A4%A/kyc/verification-link`, {
+      method: 'POST', headers: { 'partner-api-key': KEY, 'content-type': 'application/json' }, body: '{"country":"MX"}',
+    });
+    expect(api.status).toBe(404);
+    expect((await fetch(`${sandbox.url}/`)).status).toBe(200);
   });
 });
 

@@ -645,7 +645,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       const m = r.method === method ? r.re.exec(path) : null;
       if (m) {
         route = r;
-        params = m.slice(1).map((p) => decodeURIComponent(p));
+        params = m.slice(1).map(safeDecode);
         break;
       }
     }
@@ -749,7 +749,7 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       }
       if (method === 'POST' && (m = /^\/__sandbox\/users\/([^/]+)\/kyc-outcome$/.exec(path))) {
         const b = await body();
-        const result = setOutcome(decodeURIComponent(m[1]!), b.outcome as KycOutcome, { verificationResult: b.verificationResult as string | undefined });
+        const result = setOutcome(safeDecode(m[1]!), b.outcome as KycOutcome, { verificationResult: b.verificationResult as string | undefined });
         return sendJson(res, 200, result);
       }
       if (method === 'POST' && path === '/__sandbox/faults') return sendJson(res, 200, { faults: setFaults(await body()) });
@@ -791,12 +791,17 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
   // ---- server ----------------------------------------------------------------------------------
 
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://sandbox.invalid');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://sandbox.invalid');
+    } catch {
+      return sendJson(res, 400, { error: 'Bad request URL' });
+    }
     const p = url.pathname;
     let work: Promise<void>;
     if (p.startsWith('/api/')) work = handleApi(req, res, url);
     else if (p.startsWith('/__sandbox/')) work = handleControl(req, res, url);
-    else if (p.startsWith('/kyc/session/')) work = handleKycSession(req, res, decodeURIComponent(p.slice('/kyc/session/'.length).replace(/\/$/, '')));
+    else if (p.startsWith('/kyc/session/')) work = handleKycSession(req, res, safeDecode(p.slice('/kyc/session/'.length).replace(/\/$/, '')));
     else if (req.method === 'GET' && p.startsWith('/kyc/media/')) {
       const [, , , sessionId, file] = p.split('/');
       const known = [...users.values()].some((u) => u.kyc?.verificationSessionId === sessionId);
@@ -876,6 +881,15 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     mail: () => mailSink?.messages() ?? [],
     clearMail: () => mailSink?.clear(),
   };
+}
+
+/** decodeURIComponent that never throws (a stray % in a path must not crash the server). */
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 function emptyCounters() {

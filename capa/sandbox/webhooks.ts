@@ -187,7 +187,8 @@ export class WebhookDispatcher {
 
   private enqueueInOrder(key: string, n: NotificationRecord): void {
     const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(() => this.attempt(n, false));
+    // attempt() does not throw by design; the catch keeps a surprise from becoming an unhandled rejection.
+    const next = prev.then(() => this.attempt(n, false)).catch(() => undefined);
     this.tails.set(key, next);
     this.track(next);
     void next.finally(() => {
@@ -199,7 +200,7 @@ export class WebhookDispatcher {
     this.begin();
     const t = setTimeout(() => {
       this.timers.delete(t);
-      void this.attempt(n, isRetry).finally(() => this.end());
+      void this.attempt(n, isRetry).catch(() => undefined).finally(() => this.end());
     }, Math.max(0, delayMs));
     this.timers.add(t);
   }
