@@ -8,6 +8,20 @@ import { NonceContext } from './nonce';
 
 const ABORT_DELAY = 5_000;
 
+/**
+ * Console pages and their data carry personal data: never cached by the browser or a proxy
+ * (helmet sets CSP, frame-ancestors and nosniff for every response in server/security-headers.ts).
+ */
+function noStore(headers: Headers): void {
+  headers.set('Cache-Control', 'private, no-store');
+  headers.set('Pragma', 'no-cache');
+}
+
+export function handleDataRequest(response: Response): Response {
+  noStore(response.headers);
+  return response;
+}
+
 export default function handleRequest(
   request: Request,
   responseStatusCode: number,
@@ -18,6 +32,7 @@ export default function handleRequest(
   const ua = request.headers.get('user-agent');
   const readyEvent = ua && isbot(ua) ? 'onAllReady' : 'onShellReady';
   const nonce = (loadContext as { cspNonce?: string } | undefined)?.cspNonce;
+  noStore(responseHeaders);
   return new Promise((resolve, reject) => {
     let shellRendered = false;
     const { pipe, abort } = renderToPipeableStream(

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as init from './20261125_0001_init.js';
+import * as consoleIndexes from './20261126_0300_console_indexes.js';
 
 /**
  * The explicit list of migrations, in order. Explicit imports (not a folder scan) so the same
@@ -7,4 +8,5 @@ import * as init from './20261125_0001_init.js';
  */
 export const migrations: Record<string, Migration> = {
   '20261125_0001_init': init,
+  '20261126_0300_console_indexes': consoleIndexes,
 };

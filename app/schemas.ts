@@ -1,0 +1,67 @@
+import { z } from 'zod';
+
+/**
+ * Form schemas shared by the browser (instant feedback) and the server (the authority).
+ * Inputs arrive as strings from FormData; empty strings mean "not given".
+ */
+const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+
+export const CreateUserSchema = z
+  .object({
+    email: z.string({ required_error: 'Enter the customer’s e-mail.' }).trim().toLowerCase().email('Enter a valid e-mail address.').max(254),
+    type: z.enum(['INDIVIDUAL', 'BUSINESS'], { errorMap: () => ({ message: 'Choose Individual or Business.' }) }),
+    externalUserId: z.preprocess(
+      blankToUndefined,
+      z.string().trim().min(3, 'At least 3 characters.').max(100, 'At most 100 characters.').regex(/^[A-Za-z0-9._:-]+$/, 'Use letters, digits and . _ : - only.').optional(),
+    ),
+    alias: z.preprocess(blankToUndefined, z.string().trim().max(100, 'At most 100 characters.').optional()),
+    country: z.enum(['MX', 'DO'], { errorMap: () => ({ message: 'Choose Mexico or Dominican Republic.' }) }),
+    sendLink: z.preprocess((v) => v === 'on' || v === 'true' || v === true, z.boolean()),
+    requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/),
+  })
+  .strip();
+export type CreateUserForm = z.infer<typeof CreateUserSchema>;
+
+export const LinkActionSchema = z.object({
+  intent: z.literal('link'),
+  country: z.enum(['MX', 'DO'], { errorMap: () => ({ message: 'Choose Mexico or Dominican Republic.' }) }),
+  requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/),
+});
+
+export const FetchActionSchema = z.object({
+  intent: z.literal('fetch'),
+  requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/),
+});
+
+export const UserActionSchema = z.discriminatedUnion('intent', [LinkActionSchema, FetchActionSchema]);
+
+/** Field errors keyed by field name (first message wins) — the shape forms render. */
+export function fieldErrors(err: z.ZodError): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const i of err.issues) {
+    const k = String(i.path[0] ?? 'form');
+    out[k] ??= i.message;
+  }
+  return out;
+}
+
+export function formToObject(form: FormData): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of form.entries()) if (typeof v === 'string' && k !== 'csrf') out[k] = v;
+  return out;
+}
+
+/** A request id made at render time: a double click (or a resubmitted form) reuses it. */
+export function newRequestId(): string {
+  const bytes = new Uint8Array(12);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export const OperatorCreateSchema = z.object({
+  intent: z.literal('create'),
+  email: z.string().trim().toLowerCase().email('Enter a valid e-mail address.'),
+  name: z.string().trim().min(1, 'Enter a name.').max(100),
+  role: z.enum(['viewer', 'compliance', 'admin']),
+  password: z.string().min(10, 'At least 10 characters.').max(200),
+});

@@ -1,0 +1,23 @@
+import { appendAudit } from '../db/repositories/audit.js';
+import { consumeSetupToken, countOperators, createOperator, setupTokenValid } from '../db/repositories/operators.js';
+import { clientIp } from './auth.server';
+import { services } from './services.server';
+
+/** First-admin setup through the one-time link printed at first start. */
+export async function setupAvailable(token: string | null): Promise<boolean> {
+  if (!token) return false;
+  const { db } = await services();
+  return (await countOperators(db)) === 0 && (await setupTokenValid(db, token));
+}
+
+export async function createFirstAdmin(request: Request, token: string, input: { email: string; name: string; password: string }): Promise<{ ok: true; operatorId: string } | { ok: false; error: string }> {
+  const { db } = await services();
+  return db.transaction().execute(async (trx) => {
+    // Consuming first makes the token single-use even if two submissions race.
+    if (!(await consumeSetupToken(trx, token))) return { ok: false, error: 'This setup link was already used or has expired. Restart the server to print a new one, or use `npm run operators -- add`.' };
+    if ((await countOperators(trx)) > 0) return { ok: false, error: 'An operator already exists; sign in instead.' };
+    const op = await createOperator(trx, { ...input, role: 'admin' });
+    await appendAudit(trx, { operatorId: op.id, actor: op.email, action: 'operator.setup_first_admin', targetType: 'operator', targetId: op.id, outcome: 'ok', ip: clientIp(request) });
+    return { ok: true, operatorId: op.id };
+  });
+}
