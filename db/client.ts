@@ -44,10 +44,30 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
+    cachePreparedStatements(sqlite);
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), plugins: [new CamelCasePlugin()] });
   }
   kinds.set(db, dbKind(url));
   return db;
+}
+
+/**
+ * Kysely's SQLite driver prepares every statement on every call; the hot paths (webhook intake,
+ * job processing) run the same few statements thousands of times. Cache them by SQL text. Safe
+ * because statements are run to completion synchronously (no interleaved iterators).
+ */
+function cachePreparedStatements(sqlite: SQLite.Database, max = 1000): void {
+  const cache = new Map<string, SQLite.Statement>();
+  const prepare = sqlite.prepare.bind(sqlite);
+  sqlite.prepare = ((source: string) => {
+    let st = cache.get(source);
+    if (!st) {
+      st = prepare(source);
+      if (cache.size >= max) cache.clear();
+      cache.set(source, st);
+    }
+    return st;
+  }) as typeof sqlite.prepare;
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -6,7 +6,7 @@ import type { DataKey } from '../db/encryption.js';
 import type { Env } from '../server/config.js';
 import type { Logger } from '../server/logger.js';
 
-export const QUEUE_NAMES = ['webhooks', 'capa', 'maintenance'] as const;
+export const QUEUE_NAMES = ['webhooks', 'capa', 'maintenance', 'notifications'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 export interface Enqueuer {
@@ -35,6 +35,10 @@ export interface JobDefinition<P = any> {
   /** The user this payload concerns, for the per-user timeline. */
   userOf?: (payload: P) => string | null;
   handler: (payload: P, ctx: JobContext) => Promise<unknown>;
+  /** Called once when the job has failed for good (attempts exhausted or unrecoverable). */
+  onFinalFailure?: (payload: P, error: string, ctx: JobContext) => Promise<void>;
+  /** Record each attempt in job_runs (the per-user timeline). Default true. */
+  trackRuns?: boolean;
 }
 
 export function defineJob<P>(def: JobDefinition<P>): JobDefinition<P> {

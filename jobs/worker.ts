@@ -7,6 +7,7 @@ import { parseDataKeys, type DataKey } from '../db/encryption.js';
 import { recordJobEnd, recordJobStart } from '../db/repositories/job-runs.js';
 import { env as readEnv, type Env } from '../server/config.js';
 import { logger as rootLogger, type Logger } from '../server/logger.js';
+import { CapaCallStats } from './capa-metrics.js';
 import { Queues } from './queues.js';
 import { redisConnection } from './redis.js';
 import { JOBS, SCHEDULES, jobsByName, jobsForQueue } from './registry.js';
@@ -59,7 +60,9 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
         const parsed = def.schema.safeParse(job.data);
         if (!parsed.success) throw new UnrecoverableError(`invalid payload for ${job.name}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
         let userId = def.userOf?.(parsed.data) ?? null;
-        const runId = await recordJobStart(deps.db, { userId, jobName: job.name, jobId: String(job.id), attempt: job.attemptsMade + 1 });
+        const track = def.trackRuns !== false;
+        const runId = track ? await recordJobStart(deps.db, { userId, jobName: job.name, jobId: String(job.id), attempt: job.attemptsMade + 1 }) : 0;
+        const end: typeof recordJobEnd = async (...args) => { if (track) await recordJobEnd(...args); };
         const ctx: JobContext = {
           env: deps.env,
           db: deps.db,
@@ -72,19 +75,22 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
         };
         try {
           const result = await def.handler(parsed.data, ctx);
-          await recordJobEnd(deps.db, runId, 'completed', { result, userId });
+          await end(deps.db, runId, 'completed', { result, userId });
           return result;
         } catch (err) {
           if (err instanceof CapaError && err.status === 429) {
             // Capa says slow down: pause this queue for every worker (shared limiter) and put the
             // job back without burning an attempt.
             const wait = err.retryAfterMs ?? 1000;
-            await recordJobEnd(deps.db, runId, 'retrying', { error: `rate-limited by Capa for ${wait} ms`, userId });
+            await end(deps.db, runId, 'retrying', { error: `rate-limited by Capa for ${wait} ms`, userId });
             await worker.rateLimit(wait);
             throw Worker.RateLimitError();
           }
           const final = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-          await recordJobEnd(deps.db, runId, final ? 'failed' : 'retrying', { error: describeError(err), userId });
+          await end(deps.db, runId, final ? 'failed' : 'retrying', { error: describeError(err), userId });
+          if (final && def.onFinalFailure) {
+            await def.onFinalFailure(parsed.data, describeError(err), ctx).catch((e) => log.error({ job: job.name, err: describeError(e) }, 'onFinalFailure failed'));
+          }
           throw err;
         }
       },
@@ -141,7 +147,9 @@ async function main(): Promise<void> {
   const log = rootLogger.child({ proc: 'worker' });
   const db = createDb(e.DATABASE_URL);
   await migrateToLatest(db);
-  const running = await startWorkers({ env: e, db, capa: capaClientFromEnv(e), logger: log, dataKeys: parseDataKeys(e.KYC_DETAILS_KEY), redisUrl: e.REDIS_URL, prefix: e.QUEUE_PREFIX });
+  // Capa call counts/latency go to Redis, where the web process's /metrics reads them (issue 8).
+  const capaStats = new CapaCallStats(redisConnection(e.REDIS_URL, 'producer'), e.QUEUE_PREFIX);
+  const running = await startWorkers({ env: e, db, capa: capaClientFromEnv(e, capaStats.record), logger: log, dataKeys: parseDataKeys(e.KYC_DETAILS_KEY), redisUrl: e.REDIS_URL, prefix: e.QUEUE_PREFIX });
   log.info({ queues: running.workers.map((w) => w.name) }, 'worker started');
   let stopping = false;
   const stop = async (signal: string) => {
@@ -151,6 +159,7 @@ async function main(): Promise<void> {
     const hard = setTimeout(() => { log.error('shutdown exceeded the hard timeout; exiting'); process.exit(1); }, e.SHUTDOWN_TIMEOUT_MS + 5_000);
     hard.unref();
     await running.close();
+    await capaStats.close().catch(() => {});
     await db.destroy();
     log.info('worker stopped');
     process.exit(0);

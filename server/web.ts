@@ -7,10 +7,14 @@ import express, { type Express } from 'express';
 import { env as readEnv } from './config.js';
 import { logger } from './logger.js';
 import { securityHeaders } from './security-headers.js';
+import { capaWebhookRouter } from './webhook-http.js';
+import type { IntakeDeps } from './webhook-intake.js';
 
 export interface WebOptions {
   build?: ServerBuild;
   production?: boolean;
+  /** Dependencies of the Capa webhook fast path (defaults to the web process's services). */
+  intake?: () => Promise<IntakeDeps>;
   /** Extra express mounts (the operations views mount bull-board here). */
   mount?: (app: Express, build: ServerBuild) => void | Promise<void>;
 }
@@ -24,11 +28,19 @@ export async function loadBuild(): Promise<ServerBuild> {
   }
 }
 
+/** The web process's services (shared with the Remix build through a global holder). */
+async function defaultIntakeDeps(): Promise<IntakeDeps> {
+  const { services } = await import('../app/services.server.js');
+  const s = await services();
+  return { db: s.db, enqueue: s.queues, secrets: s.env.CAPA_WEBHOOK_SECRET };
+}
+
 export async function createWebApp(opts: WebOptions = {}): Promise<Express> {
   const build = opts.build ?? (await loadBuild());
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
+  app.use(capaWebhookRouter(opts.intake ?? defaultIntakeDeps));
   app.use(securityHeaders({ production: opts.production ?? process.env.NODE_ENV === 'production' }));
   app.use(compression({ filter: (req, res) => !req.path.startsWith('/webhooks') && compression.filter(req, res) }));
   app.use('/build', express.static('public/build', { immutable: true, maxAge: '1y' }));

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { SIGNATURE_HEADER, verifySignature } from '../capa/signature.js';
 import type { Db } from '../db/client.js';
-import { findOriginal, insertDelivery, markEnqueued } from '../db/repositories/inbox.js';
+import { findOriginal, insertDelivery } from '../db/repositories/inbox.js';
+import type { NewWebhookDelivery } from '../db/schema.js';
 import type { SignatureVerdict, WebhookStatus } from '../db/schema.js';
 import { nowIso } from '../db/time.js';
 import { processWebhook } from '../jobs/definitions/process-webhook.js';
@@ -54,11 +55,11 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
   const sig = verifySignature(raw, headers.get(SIGNATURE_HEADER), deps.secrets);
 
   if (!sig.ok) {
-    const id = await insertDelivery(deps.db, {
+    const { id } = await inboxWriter(deps.db).write({
       receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: sig.reason, secretIndex: null,
       eventType: null, eventName: null, externalUserId: null, dedupeKey: null, duplicateOf: null,
       status: 'rejected', error: `signature ${sig.reason}`,
-    });
+    }, false);
     return done({ status: 401, body: { ok: false, id, error: `invalid signature (${sig.reason})` } }, sig.reason, 'rejected');
   }
 
@@ -70,11 +71,11 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
   }
   const obj = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
   if (!obj || typeof obj.type !== 'string' || typeof obj.event !== 'string') {
-    const id = await insertDelivery(deps.db, {
+    const { id } = await inboxWriter(deps.db).write({
       receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: 'valid', secretIndex: sig.secretIndex,
       eventType: null, eventName: null, externalUserId: null, dedupeKey: null, duplicateOf: null,
       status: 'rejected', error: obj ? 'payload lacks string "type" and "event"' : 'malformed JSON',
-    });
+    }, false);
     return done({ status: 400, body: { ok: false, id, error: obj ? 'payload must have string "type" and "event"' : 'malformed JSON' } }, 'valid', 'rejected');
   }
 
@@ -88,31 +89,32 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
 
   let status: WebhookStatus = 'received';
   let error: string | null = null;
-  let duplicateOf: number | null = null;
   if (!isKyc) {
     status = 'ignored';
     error = type === 'KYC' ? `unknown KYC event ${event}` : `not a KYC event (${type})`;
   } else if (!externalUserId) {
     status = 'ignored';
     error = 'KYC event without externalUserId';
-  } else {
-    duplicateOf = await findOriginal(deps.db, dedupeKey, receivedAt);
-    if (duplicateOf !== null) {
-      status = 'ignored';
-      error = null;
-    }
   }
 
-  const id = await insertDelivery(deps.db, {
-    receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: 'valid', secretIndex: sig.secretIndex,
-    eventType: type, eventName: event, externalUserId, dedupeKey, duplicateOf, status, error,
-    ...(duplicateOf !== null ? { effect: 'duplicate', processedAt: receivedAt } : status === 'ignored' ? { effect: 'ignored', processedAt: receivedAt } : {}),
-  });
+  const written = await inboxWriter(deps.db).write(
+    {
+      receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: 'valid', secretIndex: sig.secretIndex,
+      eventType: type, eventName: event, externalUserId, dedupeKey, duplicateOf: null, status, error,
+      ...(status === 'ignored' ? { effect: 'ignored', processedAt: receivedAt } : {}),
+    },
+    status === 'received',
+  );
+  const id = written.id;
+  const duplicateOf = written.duplicateOf;
+  if (duplicateOf !== null) status = 'ignored';
 
   if (status === 'received') {
     try {
+      // Not marked as enqueued here (one write per delivery on the hot path): the relay only
+      // looks at rows still `received` after a few seconds and re-adds them; the job id is
+      // deterministic, so a re-add of a queued delivery is a no-op.
       await deps.enqueue.add(processWebhook, { inboxId: id });
-      await markEnqueued(deps.db, [id]);
     } catch {
       // Redis unavailable: the delivery is stored; the relay queues it when Redis is back.
     }
@@ -139,4 +141,73 @@ export async function readLimitedBody(request: Request, limit = MAX_WEBHOOK_BYTE
     chunks.push(Buffer.from(value));
   }
   return Buffer.concat(chunks);
+}
+
+interface PendingWrite {
+  row: NewWebhookDelivery;
+  dedupe: boolean;
+  resolve: (r: { id: number; duplicateOf: number | null }) => void;
+  reject: (err: unknown) => void;
+}
+
+const MAX_BATCH = 256;
+
+/**
+ * Group commit for the inbox. Deliveries that arrive while a write is under way are stored
+ * together in the next transaction: one durable commit (one fsync with SQLite synchronous=FULL,
+ * one round trip on PostgreSQL) for many deliveries. Each caller is answered only after its row
+ * is committed, so "acknowledged" still means "on disk". A lone delivery is written at once.
+ * The duplicate check runs inside the same transaction, so two copies of one delivery in a batch
+ * are still told apart.
+ */
+export class InboxWriter {
+  private pending: PendingWrite[] = [];
+  private flushing = false;
+
+  constructor(private readonly db: Db) {}
+
+  write(row: NewWebhookDelivery, dedupe: boolean): Promise<{ id: number; duplicateOf: number | null }> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ row, dedupe, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.pending.length) {
+        const batch = this.pending.splice(0, MAX_BATCH);
+        try {
+          const results = await this.db.transaction().execute(async (trx) => {
+            const out: Array<{ id: number; duplicateOf: number | null }> = [];
+            for (const p of batch) {
+              let row = p.row;
+              let duplicateOf: number | null = null;
+              if (p.dedupe && row.dedupeKey) {
+                duplicateOf = await findOriginal(trx, row.dedupeKey, row.receivedAt);
+                if (duplicateOf !== null) row = { ...row, status: 'ignored', duplicateOf, effect: 'duplicate', processedAt: row.receivedAt };
+              }
+              out.push({ id: await insertDelivery(trx, row), duplicateOf });
+            }
+            return out;
+          });
+          batch.forEach((p, i) => p.resolve(results[i]));
+        } catch (err) {
+          batch.forEach((p) => p.reject(err));
+        }
+        // Let requests that arrived during the commit join the next batch.
+        if (this.pending.length) await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+}
+
+const writers = new WeakMap<Db, InboxWriter>();
+export function inboxWriter(db: Db): InboxWriter {
+  let w = writers.get(db);
+  if (!w) writers.set(db, (w = new InboxWriter(db)));
+  return w;
 }

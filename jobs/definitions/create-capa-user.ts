@@ -39,7 +39,7 @@ export const createCapaUser = defineJob({
           await settle(ctx.db, key, 'done', { userId: capaUserId });
         } catch (err) {
           if (err instanceof CapaError && !err.retryable) {
-            const reused = !c.fresh && err.status === 409;
+            const reused = err.status === 409 && (!c.fresh || err.attempts > 1);
             const message = reused
               ? 'Capa already has this externalUserId and an earlier attempt did not record its Capa id (the process may have stopped mid-call). Ask Capa for the userId.'
               : describeCapaError(err);

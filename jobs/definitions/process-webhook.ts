@@ -15,6 +15,11 @@ export const processWebhook = defineJob({
   queue: 'webhooks',
   schema: z.object({ inboxId: z.number().int().positive() }),
   jobId: (p) => `wh-${p.inboxId}`,
+  // The delivery row itself is the record of this work (status, effect, error, attempts).
+  trackRuns: false,
+  onFinalFailure: async ({ inboxId }, error, ctx) => {
+    await settleDelivery(ctx.db, inboxId, { status: 'failed', error });
+  },
   options: { attempts: 8, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 7 * 86400 } },
   handler: async ({ inboxId }, ctx) => {
     const d = await getDelivery(ctx.db, inboxId);

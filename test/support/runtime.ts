@@ -172,7 +172,7 @@ export async function createTestRuntime(opts: { dbKind?: 'sqlite' | 'postgres'; 
 
 /** Polls `fn` until it returns a truthy value or the deadline passes (never a blind sleep). */
 export async function waitFor<T>(fn: () => Promise<T> | T, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
-  const until = Date.now() + (opts.timeoutMs ?? 10_000);
+  const until = Date.now() + (opts.timeoutMs ?? 20_000);
   let last: unknown;
   while (Date.now() < until) {
     try {

@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Redis } from 'ioredis';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    try {
+      const r = await fetch(url);
+      if (r.status < 500) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
+/** A private redis-server for one benchmark (noeviction, no persistence: we measure our code). */
+export async function startRedis(): Promise<{ url: string; stop(): void; version: string }> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kyc-bench-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--dir', dir], { stdio: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const r = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    r.on('error', () => {});
+    try {
+      await r.connect();
+      const info = await r.info('server');
+      r.disconnect();
+      const version = /redis_version:(\S+)/.exec(info)?.[1] ?? '?';
+      return { url, version, stop: () => child.kill('SIGTERM') };
+    } catch {
+      r.disconnect();
+      if (Date.now() > until) throw new Error('redis-server did not start');
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+}
+
+export function tempSqliteUrl(name: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `kyc-bench-${name}-`));
+  return `file:${path.join(dir, 'bench.sqlite')}`;
+}
+
+export function spawnTs(file: string, env: Record<string, string>, opts: { inherit?: boolean } = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', path.resolve(file)], { env: { ...process.env, ...env }, stdio: opts.inherit ? 'inherit' : ['ignore', 'ignore', 'inherit'] });
+}
+
+export async function stopChild(c: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  if (c.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => { c.kill('SIGKILL'); resolve(); }, timeoutMs);
+    c.once('exit', () => { clearTimeout(t); resolve(); });
+    c.kill('SIGTERM');
+  });
+}
+
+export function machineInfo(extra: Record<string, string> = {}) {
+  const sqlite = new Database(':memory:');
+  const sqliteVersion = (sqlite.prepare('select sqlite_version() v').get() as { v: string }).v;
+  sqlite.close();
+  return {
+    date: new Date().toISOString(),
+    cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`,
+    memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    node: process.version,
+    sqlite: sqliteVersion,
+    ...extra,
+  };
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+/** Writes bench/results/<name>.json and <name>.md (a markdown table per section). */
+export function writeResults(name: string, data: { machine: Record<string, string>; sections: Array<{ title: string; rows: Array<Record<string, string | number>>; notes?: string[] }> }): void {
+  const dir = path.resolve('bench/results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(data, null, 2));
+  const md: string[] = [`# ${name}`, '', Object.entries(data.machine).map(([k, v]) => `- ${k}: ${v}`).join('\n'), ''];
+  for (const s of data.sections) {
+    md.push(`## ${s.title}`, '');
+    if (s.rows.length) {
+      const cols = Object.keys(s.rows[0]);
+      md.push(`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`);
+      for (const r of s.rows) md.push(`| ${cols.map((c) => String(r[c])).join(' | ')} |`);
+    }
+    if (s.notes?.length) md.push('', ...s.notes.map((n) => `- ${n}`));
+    md.push('');
+  }
+  writeFileSync(path.join(dir, `${name}.md`), md.join('\n'));
+  console.log(md.join('\n'));
+}
