@@ -174,6 +174,59 @@ export interface AuditLogTable {
   hash: string;
 }
 
+// ---- manual-review cases (issue 7; db/repositories/cases.ts)
+export const CASE_STATUSES = ['open', 'waiting_customer', 'waiting_capa', 'resolved'] as const;
+export type CaseStatus = (typeof CASE_STATUSES)[number];
+export const RESOLUTION_REASONS = ['verified_by_capa', 'rejection_confirmed', 'customer_retried', 'customer_unreachable', 'duplicate', 'other'] as const;
+export type ResolutionReason = (typeof RESOLUTION_REASONS)[number];
+export type CaseEventKind = 'opened' | 'reopened' | 'claimed' | 'assigned' | 'unassigned' | 'status' | 'task_added' | 'task_done';
+
+/** One follow-up case per customer (reopened when the customer re-enters review after a resolution). */
+export interface ReviewCasesTable {
+  userId: string;
+  status: CaseStatus;
+  resolutionReason: ResolutionReason | null;
+  resolutionComment: string | null;
+  openedAt: string;
+  statusChangedAt: string;
+  resolvedAt: string | null;
+  resolvedBy: string | null;
+  updatedAt: string;
+}
+
+/** Append-only (triggers refuse UPDATE/DELETE). */
+export interface CaseNotesTable {
+  id: Generated<number>;
+  userId: string;
+  at: string;
+  authorId: string | null;
+  author: string;
+  body: string;
+}
+
+export interface CaseTasksTable {
+  id: Generated<number>;
+  userId: string;
+  title: string;
+  /** YYYY-MM-DD. */
+  dueOn: string;
+  createdAt: string;
+  createdBy: string | null;
+  doneAt: string | null;
+  doneBy: string | null;
+}
+
+/** Append-only history of a case: assignment, status and task changes (JSON detail). */
+export interface CaseEventsTable {
+  id: Generated<number>;
+  userId: string;
+  at: string;
+  actorId: string | null;
+  actor: string;
+  kind: CaseEventKind;
+  detail: string | null;
+}
+
 export interface Database {
   operators: OperatorsTable;
   sessions: SessionsTable;
@@ -186,6 +239,10 @@ export interface Database {
   jobRuns: JobRunsTable;
   idempotency: IdempotencyTable;
   auditLog: AuditLogTable;
+  reviewCases: ReviewCasesTable;
+  caseNotes: CaseNotesTable;
+  caseTasks: CaseTasksTable;
+  caseEvents: CaseEventsTable;
 }
 
 export type Operator = Selectable<OperatorsTable>;
@@ -201,3 +258,7 @@ export type NewWebhookDelivery = Insertable<WebhookInboxTable>;
 export type StateChange = Selectable<StateChangesTable>;
 export type JobRun = Selectable<JobRunsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
+export type ReviewCase = Selectable<ReviewCasesTable>;
+export type CaseNote = Selectable<CaseNotesTable>;
+export type CaseTask = Selectable<CaseTasksTable>;
+export type CaseEvent = Selectable<CaseEventsTable>;

@@ -52,6 +52,10 @@ export const EnvSchema = z
     WORKER_CONCURRENCY: z.coerce.number().int().positive().default(8),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     REDIS_AUTOSTART: bool.default('true'),
+    /** Review queue SLA targets (hours) per party we wait on; past these a case shows as breached. */
+    REVIEW_SLA_CUSTOMER_HOURS: z.coerce.number().positive().default(72),
+    REVIEW_SLA_CAPA_HOURS: z.coerce.number().positive().default(48),
+    REVIEW_SLA_US_HOURS: z.coerce.number().positive().default(24),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.SESSION_SECRET) {

@@ -1,0 +1,52 @@
+/**
+ * Every action name the audit log may carry, in one list: writers import the constant (a typo is
+ * a type error), and the /audit page offers exactly these in its action filter. Add new names
+ * here, in their group; never rename one (old rows keep the old name).
+ */
+export const AUDIT_ACTIONS = {
+  // sign-in and access
+  authLogin: 'auth.login',
+  authLogout: 'auth.logout',
+  accessDenied: 'access.denied',
+  csrfRefused: 'csrf.refused',
+  // operators and roles
+  operatorSetupFirstAdmin: 'operator.setup_first_admin',
+  operatorCreate: 'operator.create',
+  operatorRoleChange: 'operator.role_change',
+  operatorDisable: 'operator.disable',
+  operatorEnable: 'operator.enable',
+  operatorPasswordReset: 'operator.password_reset',
+  // customers
+  userCreate: 'user.create',
+  userCapaCreate: 'user.capa_create',
+  linkGenerate: 'link.generate',
+  linkResend: 'link.resend',
+  detailsFetch: 'details.fetch',
+  // imports, notifications, webhooks
+  importUpload: 'import.upload',
+  importRun: 'import.run',
+  notificationResend: 'notification.resend',
+  webhookReprocess: 'webhook.reprocess',
+  jobRetry: 'job.retry',
+  // manual-review cases
+  caseClaim: 'case.claim',
+  caseAssign: 'case.assign',
+  caseUnassign: 'case.unassign',
+  caseNote: 'case.note',
+  caseTaskAdd: 'case.task_add',
+  caseTaskDone: 'case.task_done',
+  caseStatus: 'case.status',
+  caseResolve: 'case.resolve',
+  // the audit log itself
+  auditExport: 'audit.export',
+  auditVerify: 'audit.verify',
+} as const;
+
+export type AuditAction = (typeof AUDIT_ACTIONS)[keyof typeof AUDIT_ACTIONS];
+
+export const AUDIT_ACTION_LIST: readonly AuditAction[] = Object.values(AUDIT_ACTIONS);
+
+export const isAuditAction = (s: string): s is AuditAction => (AUDIT_ACTION_LIST as readonly string[]).includes(s);
+
+/** Groups for the filter menu (the part before the dot). */
+export const AUDIT_ACTION_GROUPS: readonly string[] = [...new Set(AUDIT_ACTION_LIST.map((a) => a.split('.')[0]!))];
