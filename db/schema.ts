@@ -227,6 +227,73 @@ export interface CaseEventsTable {
   detail: string | null;
 }
 
+// ---- notifications (issue 6; db/repositories/notifications.ts)
+export const NOTIFICATION_KINDS = ['kyc_link', 'kyc_retry', 'kyc_retry_reminder'] as const;
+export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
+export const NOTIFICATION_STATUSES = ['queued', 'sent', 'failed', 'cancelled'] as const;
+export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
+export const NOTIFICATION_CHANNELS = ['email', 'sms'] as const;
+export type NotificationChannelName = (typeof NOTIFICATION_CHANNELS)[number];
+export type NotificationLocale = 'es' | 'en';
+
+/** The ledger: one row per message we mean to send, whatever became of it. */
+export interface NotificationsTable {
+  id: string;
+  userId: string;
+  kind: NotificationKind;
+  channel: NotificationChannelName;
+  locale: NotificationLocale;
+  address: string;
+  /** Why this message exists, unique: link:<linkId>, programme:<id>:<step>, resend:<requestId>. */
+  dedupeKey: string;
+  programmeId: string | null;
+  step: number | null;
+  linkId: string | null;
+  linkUrl: string | null;
+  /** generate-link requestId whose link this message waits for (null when it needs none or has it). */
+  linkRequestId: string | null;
+  status: NotificationStatus;
+  failureReason: string | null;
+  /** Last transient error while still queued (retrying). */
+  lastError: string | null;
+  attempts: Generated<number>;
+  subject: string | null;
+  providerMessageId: string | null;
+  cause: string | null;
+  createdBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+  enqueuedAt: string | null;
+  lastAttemptAt: string | null;
+  sentAt: string | null;
+  failedAt: string | null;
+  cancelledAt: string | null;
+}
+
+export type RetryProgrammeStatus = 'active' | 'stopped' | 'finished';
+
+/** A rejected customer's follow-up programme (one per rejection). */
+export interface RetryProgrammesTable {
+  id: string;
+  userId: string;
+  /** users.kycStateChangedAt of the rejection that started it (unique with userId). */
+  rejectedAt: string;
+  status: RetryProgrammeStatus;
+  stopReason: string | null;
+  stoppedBy: string | null;
+  stoppedAt: string | null;
+  /** JSON array of day offsets from the start, snapshotted when the programme began. */
+  cadenceDays: string;
+  /** Next follow-up step (1-based); past the cadence's length means none left. */
+  nextStep: number;
+  nextDueAt: string | null;
+  reinvitedAt: string | null;
+  resubmittedAt: string | null;
+  verifiedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
 export interface Database {
   operators: OperatorsTable;
   sessions: SessionsTable;
@@ -243,6 +310,8 @@ export interface Database {
   caseNotes: CaseNotesTable;
   caseTasks: CaseTasksTable;
   caseEvents: CaseEventsTable;
+  notifications: NotificationsTable;
+  retryProgrammes: RetryProgrammesTable;
 }
 
 export type Operator = Selectable<OperatorsTable>;
@@ -262,3 +331,6 @@ export type ReviewCase = Selectable<ReviewCasesTable>;
 export type CaseNote = Selectable<CaseNotesTable>;
 export type CaseTask = Selectable<CaseTasksTable>;
 export type CaseEvent = Selectable<CaseEventsTable>;
+export type Notification = Selectable<NotificationsTable>;
+export type NewNotification = Insertable<NotificationsTable>;
+export type RetryProgramme = Selectable<RetryProgrammesTable>;

@@ -3,10 +3,14 @@ import { fetchDetails } from './definitions/fetch-details.js';
 import { generateLink } from './definitions/generate-link.js';
 import { processWebhook } from './definitions/process-webhook.js';
 import { relayInboxJob } from './definitions/relay-inbox.js';
+import { notifySweep } from './definitions/notify-sweep.js';
+import { sendNotification } from './definitions/send-notification.js';
+// Registers the notification hooks (link issued, state changed) in every process that runs jobs.
+import './notifications/register.js';
 import type { JobDefinition, QueueName } from './types.js';
 
 /** Every job, declared once. The worker refuses to start if a queue has a job without handler. */
-export const JOBS = [processWebhook, createCapaUser, generateLink, fetchDetails, relayInboxJob] as const satisfies readonly JobDefinition[];
+export const JOBS = [processWebhook, createCapaUser, generateLink, fetchDetails, relayInboxJob, sendNotification, notifySweep] as const satisfies readonly JobDefinition[];
 
 export const jobsByName: ReadonlyMap<string, JobDefinition> = new Map(JOBS.map((j) => [j.name, j as JobDefinition]));
 
@@ -17,4 +21,5 @@ export function jobsForQueue(q: QueueName): JobDefinition[] {
 /** Repeating jobs: one schedule in Redis however many workers run (BullMQ job schedulers). */
 export const SCHEDULES: Array<{ id: string; queue: QueueName; job: string; everyMs: number }> = [
   { id: 'relay-inbox', queue: 'maintenance', job: relayInboxJob.name, everyMs: 5_000 },
+  { id: 'notify-sweep', queue: 'notifications', job: notifySweep.name, everyMs: 60_000 },
 ];

@@ -52,6 +52,14 @@ export const EnvSchema = z
     WORKER_CONCURRENCY: z.coerce.number().int().positive().default(8),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     REDIS_AUTOSTART: bool.default('true'),
+    /** Capa sandbox SMTP mail sink port; with no SMTP_URL and the sandbox, mail goes there. "off" disables it. */
+    SANDBOX_SMTP_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65535)]).default(2525),
+    /** Retry programme: follow-up offsets in days from the rejection (at most NOTIFY_MAX_FOLLOWUPS are used). */
+    NOTIFY_FOLLOWUP_DAYS: csv.pipe(z.array(z.coerce.number().positive('each follow-up offset must be > 0 days')).max(20)).default('1,3,7'),
+    NOTIFY_MAX_FOLLOWUPS: z.coerce.number().int().min(0).max(20).default(3),
+    /** Send attempts per message (SMTP down, 4xx) and the first backoff delay (doubles each time). */
+    NOTIFY_SEND_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+    NOTIFY_BACKOFF_MS: z.coerce.number().int().min(10).default(5_000),
     /** Review queue SLA targets (hours) per party we wait on; past these a case shows as breached. */
     REVIEW_SLA_CUSTOMER_HOURS: z.coerce.number().positive().default(72),
     REVIEW_SLA_CAPA_HOURS: z.coerce.number().positive().default(48),

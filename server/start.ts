@@ -55,7 +55,8 @@ try {
 }
 
 if (e.usingSandbox) {
-  run('sandbox', 'capa/sandbox/main.ts', { SANDBOX_WEBHOOK_URL: process.env.SANDBOX_WEBHOOK_URL ?? `http://127.0.0.1:${e.PORT}/webhooks/capa` });
+  // Without SMTP_URL the worker sends mail to the sandbox's sink on SANDBOX_SMTP_PORT.
+  run('sandbox', 'capa/sandbox/main.ts', { SANDBOX_WEBHOOK_URL: process.env.SANDBOX_WEBHOOK_URL ?? `http://127.0.0.1:${e.PORT}/webhooks/capa`, ...(e.SMTP_URL ? {} : { SANDBOX_SMTP_PORT: String(e.SANDBOX_SMTP_PORT) }) });
 }
 run('worker', 'jobs/worker.ts');
 run('web', 'server/web.ts');

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as init from './20261125_0001_init.js';
+import * as notifications from './20261125_0004_notifications.js';
 import * as reviewCases from './20261125_0005_review_cases.js';
 import * as consoleIndexes from './20261126_0300_console_indexes.js';
 
@@ -9,6 +10,7 @@ import * as consoleIndexes from './20261126_0300_console_indexes.js';
  */
 export const migrations: Record<string, Migration> = {
   '20261125_0001_init': init,
+  '20261125_0004_notifications': notifications,
   '20261125_0005_review_cases': reviewCases,
   '20261126_0300_console_indexes': consoleIndexes,
 };
