@@ -294,6 +294,69 @@ export interface RetryProgrammesTable {
   updatedAt: string;
 }
 
+// ---- bulk CSV imports (issue 4; db/repositories/imports.ts)
+export const IMPORT_STATUSES = ['staged', 'discarded', 'running', 'paused', 'cancelled', 'completed'] as const;
+export type ImportStatus = (typeof IMPORT_STATUSES)[number];
+export const IMPORT_ROW_STATUSES = ['invalid', 'pending', 'queued', 'linking', 'done', 'failed', 'cancelled'] as const;
+export type ImportRowStatus = (typeof IMPORT_ROW_STATUSES)[number];
+
+export interface ImportsTable {
+  id: string;
+  fileName: string;
+  fileSha256: string;
+  fileBytes: number;
+  delimiter: string;
+  status: ImportStatus;
+  /** Why it is paused: an operator, or a Capa outage (status_reason says what failed). */
+  pauseKind: 'operator' | 'outage' | null;
+  statusReason: string | null;
+  totalRows: number;
+  validRows: number;
+  invalidRows: number;
+  /** JSON array of header names that were ignored. */
+  unknownColumns: string;
+  /** JSON: { byReason: Record<reasonCode, number> } from the dry run. */
+  summary: string;
+  /** Consecutive retryable Capa failures; at the threshold the import pauses (outage). */
+  capaErrorStreak: Generated<number>;
+  createdBy: string | null;
+  createdAt: string;
+  committedBy: string | null;
+  committedAt: string | null;
+  statusChangedAt: string;
+  finishedAt: string | null;
+  updatedAt: string;
+}
+
+export interface ImportRowsTable {
+  importId: string;
+  /** 1-based data row number (the header is row 0). */
+  rowNo: number;
+  /** Line in the file where the row starts. */
+  line: number;
+  externalUserId: string | null;
+  /** 1 when externalUserId was blank in the file and generated at staging. */
+  generatedId: Generated<number>;
+  email: string | null;
+  type: string | null;
+  alias: string | null;
+  country: string | null;
+  sendLink: Generated<number>;
+  status: ImportRowStatus;
+  reasonCode: string | null;
+  reason: string | null;
+  userId: string | null;
+  capaUserId: string | null;
+  linkId: string | null;
+  /** Bumped each time the row is (re)queued; part of its job ids. */
+  gen: Generated<number>;
+  /** Retryable Capa failures seen by this row. */
+  attempts: Generated<number>;
+  enqueuedAt: string | null;
+  finishedAt: string | null;
+  updatedAt: string;
+}
+
 export interface Database {
   operators: OperatorsTable;
   sessions: SessionsTable;
@@ -312,6 +375,8 @@ export interface Database {
   caseEvents: CaseEventsTable;
   notifications: NotificationsTable;
   retryProgrammes: RetryProgrammesTable;
+  imports: ImportsTable;
+  importRows: ImportRowsTable;
 }
 
 export type Operator = Selectable<OperatorsTable>;
@@ -334,3 +399,6 @@ export type CaseEvent = Selectable<CaseEventsTable>;
 export type Notification = Selectable<NotificationsTable>;
 export type NewNotification = Insertable<NotificationsTable>;
 export type RetryProgramme = Selectable<RetryProgrammesTable>;
+export type Import = Selectable<ImportsTable>;
+export type ImportRow = Selectable<ImportRowsTable>;
+export type NewImportRow = Insertable<ImportRowsTable>;

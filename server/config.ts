@@ -52,6 +52,15 @@ export const EnvSchema = z
     WORKER_CONCURRENCY: z.coerce.number().int().positive().default(8),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     REDIS_AUTOSTART: bool.default('true'),
+    /** Bulk CSV imports: file size and data-row limits (a bigger file is refused with a clear message). */
+    IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 * 1024),
+    IMPORT_MAX_ROWS: z.coerce.number().int().positive().default(100_000),
+    /** Consecutive Capa failures (5xx, network, timeout) that pause an import as an outage. */
+    IMPORT_OUTAGE_THRESHOLD: z.coerce.number().int().min(1).default(5),
+    /** An outage-paused import is resumed automatically after this many seconds to probe Capa (0 = never). */
+    IMPORT_OUTAGE_PROBE_SECONDS: z.coerce.number().int().min(0).default(60),
+    /** Retryable Capa failures one row may see before it is marked failed. */
+    IMPORT_ROW_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(8),
     /** Capa sandbox SMTP mail sink port; with no SMTP_URL and the sandbox, mail goes there. "off" disables it. */
     SANDBOX_SMTP_PORT: z.union([z.literal('off'), z.coerce.number().int().min(0).max(65535)]).default(2525),
     /** Retry programme: follow-up offsets in days from the rejection (at most NOTIFY_MAX_FOLLOWUPS are used). */

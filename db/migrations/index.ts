@@ -3,6 +3,7 @@ import * as init from './20261125_0001_init.js';
 import * as notifications from './20261125_0004_notifications.js';
 import * as reviewCases from './20261125_0005_review_cases.js';
 import * as consoleIndexes from './20261126_0300_console_indexes.js';
+import * as imports from './20261125_0007_imports.js';
 
 /**
  * The explicit list of migrations, in order. Explicit imports (not a folder scan) so the same
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '20261125_0004_notifications': notifications,
   '20261125_0005_review_cases': reviewCases,
   '20261126_0300_console_indexes': consoleIndexes,
+  '20261125_0007_imports': imports,
 };

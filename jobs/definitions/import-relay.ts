@@ -1,0 +1,113 @@
+import type { Queue } from 'bullmq';
+import { z } from 'zod';
+import type { Db } from '../../db/client.js';
+import { appendAudit } from '../../db/repositories/audit.js';
+import {
+  claimPendingRows,
+  completeIfDone,
+  finishRow,
+  findImport,
+  importsWithStatus,
+  inFlightCount,
+  resumeImport,
+  staleInFlightRows,
+  touchEnqueued,
+} from '../../db/repositories/imports.js';
+import type { Env } from '../../server/config.js';
+import type { Enqueuer } from '../types.js';
+import { defineJob } from '../types.js';
+import { importLink } from './import-link.js';
+import { importRow } from './import-row.js';
+
+export interface RelayDeps {
+  db: Db;
+  env: Env;
+  enqueue: Enqueuer & { queue?: (name: 'capa') => Queue };
+}
+
+/** Rows kept queued per import: ~5 s of work at the shared Capa rate, so the queue never runs dry between relay ticks. */
+export function windowSize(env: Env): number {
+  return Math.min(5000, Math.max(100, Math.ceil(env.CAPA_RATE_LIMIT_PER_SEC * 5)));
+}
+
+/** A queued row whose job has not run for this long is checked: its job may have been lost with Redis. */
+const STALE_MS = 60_000;
+
+/**
+ * Feeds one running import: claims pending rows up to the window and queues their jobs, re-adds
+ * jobs of rows that were stored as queued but whose job is gone (deterministic ids make that
+ * harmless), and completes the import when nothing is left. Called by the scheduled relay, and by
+ * the web process right after commit/resume/retry so work starts at once.
+ */
+export async function feedImport(deps: RelayDeps, importId: string): Promise<{ queued: number; requeued: number; completed: boolean }> {
+  const imp = await findImport(deps.db, importId);
+  if (!imp || imp.status !== 'running') return { queued: 0, requeued: 0, completed: false };
+  const room = windowSize(deps.env) - (await inFlightCount(deps.db, importId));
+  const claimed = await claimPendingRows(deps.db, importId, room);
+  // Stored first, queued second: a crash in between leaves `queued` rows without jobs, which the
+  // stale check below queues again under the same ids.
+  for (const c of claimed) await deps.enqueue.add(importRow, { importId, rowNo: c.rowNo, gen: c.gen });
+
+  let requeued = 0;
+  const stale = await staleInFlightRows(deps.db, importId, STALE_MS);
+  if (stale.length) {
+    const q = deps.enqueue.queue?.('capa');
+    const touched: number[] = [];
+    for (const r of stale) {
+      const def = r.status === 'linking' ? importLink : importRow;
+      const payload = { importId, rowNo: r.rowNo, gen: r.gen };
+      const job = q ? await q.getJob(def.jobId!(payload)) : undefined;
+      const state = job ? await job.getState() : 'missing';
+      if (state === 'failed') {
+        await finishRow(deps.db, payload, [r.status], { status: 'failed', reasonCode: 'error', reason: `job failed: ${String(job?.failedReason ?? 'unknown').slice(0, 500)}` });
+        continue;
+      }
+      if (state === 'missing' || state === 'unknown') {
+        await deps.enqueue.add(def, payload);
+        requeued++;
+      }
+      touched.push(r.rowNo);
+    }
+    await touchEnqueued(deps.db, importId, touched);
+  }
+
+  const completed = claimed.length === 0 && (await completeIfDone(deps.db, importId));
+  if (completed) {
+    const fin = await findImport(deps.db, importId);
+    await appendAudit(deps.db, { actor: 'system', action: 'import.completed', targetType: 'import', targetId: importId, outcome: 'ok', detail: { fileName: fin?.fileName ?? null } });
+  }
+  return { queued: claimed.length, requeued, completed };
+}
+
+/** Every running import is fed; an import paused by a Capa outage is resumed after the probe delay. */
+export async function relayImports(deps: RelayDeps): Promise<{ imports: number; queued: number }> {
+  let queued = 0;
+  const running = await importsWithStatus(deps.db, 'running');
+  for (const imp of running) queued += (await feedImport(deps, imp.id)).queued;
+
+  const probeMs = deps.env.IMPORT_OUTAGE_PROBE_SECONDS * 1000;
+  if (probeMs > 0) {
+    for (const imp of await importsWithStatus(deps.db, 'paused')) {
+      if (imp.pauseKind !== 'outage' || Date.now() - Date.parse(imp.statusChangedAt) < probeMs) continue;
+      // One more failure pauses it again at once; one success clears the streak.
+      const resumed = await resumeImport(deps.db, imp.id, {
+        streak: Math.max(0, deps.env.IMPORT_OUTAGE_THRESHOLD - 1),
+        reason: `resumed automatically to check whether Capa is back (was: ${imp.statusReason ?? 'outage'})`.slice(0, 1000),
+      });
+      if (resumed) {
+        await appendAudit(deps.db, { actor: 'system', action: 'import.auto_resume', targetType: 'import', targetId: imp.id, outcome: 'ok', detail: { after: imp.statusReason } });
+        queued += (await feedImport(deps, imp.id)).queued;
+      }
+    }
+  }
+  return { imports: running.length, queued };
+}
+
+export const importRelay = defineJob({
+  name: 'import-relay',
+  queue: 'maintenance',
+  schema: z.object({}).passthrough(),
+  options: { removeOnComplete: true, removeOnFail: { count: 100 } },
+  trackRuns: false,
+  handler: async (_p, ctx) => relayImports({ db: ctx.db, env: ctx.env, enqueue: ctx.enqueue as RelayDeps['enqueue'] }),
+});

@@ -1,0 +1,165 @@
+import { generateExternalUserId, normalizeEmail } from '../../db/repositories/users.js';
+import type { RawRow } from './parser.js';
+
+/**
+ * Row validation for the dry run. Pure except for `exists`, which the stager answers from the
+ * users table in batches. The rules mirror what Capa would refuse (capa-api.md §2.1, §2.3), so a
+ * row that passes here fails at Capa only for reasons we cannot see in advance.
+ */
+
+export const REASON_LABELS = {
+  missing_email: 'e-mail missing',
+  bad_email: 'bad e-mail',
+  bad_external_id: 'bad externalUserId',
+  unknown_type: 'unknown type',
+  unsupported_country: 'unsupported country',
+  missing_country: 'country missing (needed to send a link)',
+  bad_send_link: 'bad sendLink value',
+  kyb_link: 'business customers cannot get a KYC link',
+  alias_too_long: 'alias too long',
+  duplicate_in_file: 'duplicate within the file',
+  exists: 'already exists here',
+} as const;
+export type ReasonCode = keyof typeof REASON_LABELS;
+
+export interface ValidRow {
+  externalUserId: string;
+  generatedId: boolean;
+  email: string;
+  type: 'INDIVIDUAL' | 'BUSINESS';
+  alias: string | null;
+  country: 'MX' | 'DO' | null;
+  sendLink: boolean;
+}
+
+export interface CheckedRow {
+  rowNo: number;
+  line: number;
+  /** Normalised values where they could be read; the file's text otherwise (for the error CSV). */
+  externalUserId: string | null;
+  generatedId: boolean;
+  email: string | null;
+  type: string | null;
+  alias: string | null;
+  country: string | null;
+  sendLink: boolean;
+  ok: boolean;
+  reasonCode: ReasonCode | null;
+  reason: string | null;
+}
+
+// Same shape Capa's sandbox accepts (local@domain.tld, no spaces); 254 is the SMTP path limit.
+const EMAIL_RE = /^[^\s@"<>(),;:\\]+@[^\s@.,;]+(\.[^\s@.,;]+)+$/;
+// Same rule as the console's create form (app/schemas.ts), so ids look alike however created.
+const EXTERNAL_ID_RE = /^[A-Za-z0-9._:-]{3,100}$/;
+const YES = new Set(['yes', 'y', 'true', '1', 'si', 'sí']);
+const NO = new Set(['no', 'n', 'false', '0']);
+
+/** Tracks earlier rows' keys to flag duplicates within the file ("duplicate of row N"). */
+export class DuplicateTracker {
+  private readonly emails = new Map<string, number>();
+  private readonly ids = new Map<string, number>();
+
+  check(rowNo: number, email: string | null, externalUserId: string | null): string | null {
+    let msg: string | null = null;
+    if (externalUserId) {
+      const first = this.ids.get(externalUserId);
+      if (first !== undefined) msg = `duplicate of row ${first} (same externalUserId)`;
+      else this.ids.set(externalUserId, rowNo);
+    }
+    if (email) {
+      const first = this.emails.get(email);
+      if (first !== undefined) msg ??= `duplicate of row ${first} (same e-mail)`;
+      else this.emails.set(email, rowNo);
+    }
+    return msg;
+  }
+}
+
+/** Validates one row on its own (everything but "already exists here"). */
+export function checkRow(raw: RawRow, dups: DuplicateTracker): CheckedRow {
+  const v = raw.values;
+  const problems: Array<[ReasonCode, string]> = [];
+
+  const emailText = v.email.trim();
+  let email: string | null = emailText || null;
+  if (!emailText) problems.push(['missing_email', 'e-mail is missing']);
+  else if (emailText.length > 254 || !EMAIL_RE.test(emailText)) problems.push(['bad_email', `"${clip(emailText)}" is not a valid e-mail address`]);
+  else email = normalizeEmail(emailText);
+
+  const idText = v.externalUserId.trim();
+  let externalUserId: string | null = idText || null;
+  let generatedId = false;
+  if (idText && !EXTERNAL_ID_RE.test(idText)) {
+    problems.push(['bad_external_id', `externalUserId "${clip(idText)}" must be 3–100 letters, digits or . _ : -`]);
+  }
+
+  const typeText = v.type.trim().toUpperCase();
+  let type: string | null = typeText || 'INDIVIDUAL';
+  if (typeText && typeText !== 'INDIVIDUAL' && typeText !== 'BUSINESS') {
+    problems.push(['unknown_type', `unknown type "${clip(v.type.trim())}" (use INDIVIDUAL or BUSINESS)`]);
+    type = v.type.trim();
+  }
+
+  const sendText = v.sendLink.trim().toLowerCase();
+  let sendLink = true;
+  if (sendText) {
+    if (YES.has(sendText)) sendLink = true;
+    else if (NO.has(sendText)) sendLink = false;
+    else problems.push(['bad_send_link', `sendLink "${clip(v.sendLink.trim())}" must be yes or no`]);
+  }
+
+  const countryText = v.country.trim().toUpperCase();
+  let country: string | null = countryText || null;
+  if (countryText && countryText !== 'MX' && countryText !== 'DO') {
+    problems.push(['unsupported_country', `unsupported country "${clip(v.country.trim())}" (KYC links exist for MX and DO only)`]);
+    country = v.country.trim();
+  } else if (!countryText && sendLink) {
+    problems.push(['missing_country', 'country is required to send a link (MX or DO), or set sendLink to no']);
+  }
+  if (sendLink && type === 'BUSINESS') {
+    problems.push(['kyb_link', 'BUSINESS customers verify through KYB, not a KYC link: set sendLink to no']);
+  }
+
+  const aliasText = v.alias.trim();
+  if (aliasText.length > 100) problems.push(['alias_too_long', `alias is ${aliasText.length} characters (at most 100)`]);
+
+  const dup = dups.check(raw.rowNo, problems.some(([c]) => c === 'bad_email' || c === 'missing_email') ? null : email, idText && !problems.some(([c]) => c === 'bad_external_id') ? idText : null);
+  if (dup) problems.push(['duplicate_in_file', dup]);
+
+  if (!idText && problems.length === 0) {
+    externalUserId = generateExternalUserId();
+    generatedId = true;
+  }
+  return {
+    rowNo: raw.rowNo,
+    line: raw.line,
+    externalUserId,
+    generatedId,
+    email,
+    type,
+    alias: aliasText || null,
+    country,
+    sendLink,
+    ok: problems.length === 0,
+    reasonCode: problems[0]?.[0] ?? null,
+    reason: problems.length ? problems.map(([, m]) => m).join('; ') : null,
+  };
+}
+
+/** Marks rows whose customer is already in our database (by externalUserId or e-mail). */
+export function markExisting(rows: CheckedRow[], existing: { byExternalId: Map<string, string>; byEmail: Map<string, string> }): void {
+  for (const r of rows) {
+    if (!r.ok) continue;
+    const hit = (!r.generatedId && r.externalUserId ? existing.byExternalId.get(r.externalUserId) : undefined) ?? (r.email ? existing.byEmail.get(r.email) : undefined);
+    if (hit) {
+      r.ok = false;
+      r.reasonCode = 'exists';
+      r.reason = `already exists here (customer ${hit})`;
+    }
+  }
+}
+
+function clip(s: string): string {
+  return s.length > 60 ? `${s.slice(0, 57)}…` : s;
+}
