@@ -13,6 +13,13 @@ export interface DbOptions {
   /** PostgreSQL only: use (and create) this schema — lets tests isolate themselves. */
   schema?: string;
   poolSize?: number;
+  /**
+   * SQLite only. `full` (default): every commit is fsynced — required where we acknowledge
+   * something to the outside (the webhook intake, operator actions). `normal`: WAL commits are
+   * durable against a process crash, not a power cut — used by workers, whose writes are derived
+   * from rows already stored durably and are redone if lost (docs/decisions/003).
+   */
+  durability?: 'full' | 'normal';
 }
 
 export function dbKind(url: string): DbKind {
@@ -41,7 +48,7 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
     // WAL lets readers (the console) run while a writer (intake, workers) commits.
     // synchronous=FULL: an acknowledged webhook survives power loss, not just a process crash.
     sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('synchronous = FULL');
+    sqlite.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
     cachePreparedStatements(sqlite);

@@ -54,7 +54,7 @@ export async function getDelivery(db: Executor, id: number): Promise<WebhookDeli
 export async function settleDelivery(
   db: Executor,
   id: number,
-  outcome: { status: WebhookStatus; userId?: string | null; stateFrom?: string | null; stateTo?: string | null; effect?: string | null; error?: string | null },
+  outcome: { status: WebhookStatus; userId?: string | null; stateFrom?: string | null; stateTo?: string | null; effect?: string | null; error?: string | null; attempts?: number },
 ): Promise<void> {
   await db
     .updateTable('webhookInbox')
@@ -66,6 +66,7 @@ export async function settleDelivery(
       stateTo: (outcome.stateTo ?? null) as WebhookDelivery['stateTo'],
       effect: outcome.effect ?? null,
       error: outcome.error ?? null,
+      ...(outcome.attempts !== undefined ? { attempts: outcome.attempts } : {}),
     })
     .where('id', '=', id)
     .execute();

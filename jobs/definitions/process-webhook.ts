@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bumpAttempts, getDelivery, settleDelivery } from '../../db/repositories/inbox.js';
+import { getDelivery, settleDelivery } from '../../db/repositories/inbox.js';
 import { applySignal, findUserByExternalId } from '../../db/repositories/users.js';
 import { defineJob } from '../types.js';
 import { KYC_EVENT_NAMES, type KycEventName } from '../webhook-events.js';
@@ -18,24 +18,24 @@ export const processWebhook = defineJob({
   // The delivery row itself is the record of this work (status, effect, error, attempts).
   trackRuns: false,
   onFinalFailure: async ({ inboxId }, error, ctx) => {
-    await settleDelivery(ctx.db, inboxId, { status: 'failed', error });
+    await settleDelivery(ctx.db, inboxId, { status: 'failed', error, attempts: ctx.job.attemptsMade + 1 });
   },
   options: { attempts: 8, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 7 * 86400 } },
   handler: async ({ inboxId }, ctx) => {
     const d = await getDelivery(ctx.db, inboxId);
     if (!d) return { skipped: 'missing' };
     if (d.status !== 'received') return { skipped: d.status };
-    await bumpAttempts(ctx.db, inboxId);
+    const attempts = ctx.job.attemptsMade + 1;
 
     const event = d.eventName as KycEventName;
     if (d.eventType !== 'KYC' || !KYC_EVENT_NAMES.includes(event)) {
-      await settleDelivery(ctx.db, inboxId, { status: 'ignored', effect: 'not_kyc' });
+      await settleDelivery(ctx.db, inboxId, { status: 'ignored', effect: 'not_kyc', attempts });
       return { ignored: true };
     }
     const user = d.externalUserId ? await findUserByExternalId(ctx.db, d.externalUserId) : undefined;
     if (!user) {
       // A customer created outside KYC Desk (or a foreign id): nothing to change; kept for the inbox.
-      await settleDelivery(ctx.db, inboxId, { status: 'ignored', effect: 'unknown_user', error: `no customer with externalUserId ${d.externalUserId ?? '(none)'}` });
+      await settleDelivery(ctx.db, inboxId, { status: 'ignored', effect: 'unknown_user', attempts, error: `no customer with externalUserId ${d.externalUserId ?? '(none)'}` });
       return { ignored: 'unknown_user' };
     }
     ctx.setUser(user.id);
@@ -47,6 +47,7 @@ export const processWebhook = defineJob({
         stateFrom: o.from,
         stateTo: o.to,
         effect: o.decision.effect,
+        attempts,
       });
       return o;
     });
