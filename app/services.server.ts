@@ -3,6 +3,7 @@ import { parseDataKeys, type DataKey } from '../db/encryption.js';
 import { Queues } from '../jobs/queues.js';
 import { env as readEnv, type Env } from '../server/config.js';
 import { logger, type Logger } from '../server/logger.js';
+import { selfCheck } from '../server/self-check.js';
 
 /**
  * The web process's shared services. Routes reach db/ and jobs/ only through app/*.server.ts
@@ -25,7 +26,10 @@ export function services(): Promise<Services> {
     const env = readEnv();
     const db = createDb(env.DATABASE_URL);
     await migrateToLatest(db);
-    return { env, db, queues: new Queues({ redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX }), dataKeys: parseDataKeys(env.KYC_DETAILS_KEY), logger };
+    const queues = new Queues({ redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX });
+    // Reported once per process, without delaying the first request.
+    void selfCheck({ redis: queues.connection, db }).then((ws) => ws.forEach((w) => logger.warn(`SELF-CHECK: ${w}`)));
+    return { env, db, queues, dataKeys: parseDataKeys(env.KYC_DETAILS_KEY), logger };
   })();
   return holder[KEY]!;
 }

@@ -12,6 +12,7 @@ import { Queues } from './queues.js';
 import { redisConnection } from './redis.js';
 import { JOBS, SCHEDULES, jobsByName, jobsForQueue } from './registry.js';
 import { QUEUE_NAMES, type JobContext, type QueueName } from './types.js';
+import { selfCheck } from '../server/self-check.js';
 
 export interface WorkerDeps {
   env: Env;
@@ -151,6 +152,7 @@ async function main(): Promise<void> {
   const capaStats = new CapaCallStats(redisConnection(e.REDIS_URL, 'producer'), e.QUEUE_PREFIX);
   const running = await startWorkers({ env: e, db, capa: capaClientFromEnv(e, capaStats.record), logger: log, dataKeys: parseDataKeys(e.KYC_DETAILS_KEY), redisUrl: e.REDIS_URL, prefix: e.QUEUE_PREFIX });
   log.info({ queues: running.workers.map((w) => w.name) }, 'worker started');
+  for (const w of await selfCheck({ redis: running.queues.connection, db })) log.warn(`SELF-CHECK: ${w}`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
