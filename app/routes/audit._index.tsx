@@ -1,0 +1,162 @@
+import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
+import { Form, Link, useActionData, useLoaderData, useLocation, useNavigation } from '@remix-run/react';
+import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from '@tanstack/react-table';
+import { useMemo } from 'react';
+import { requireMutation, requireOperator } from '~/auth.server';
+import { auditPageData, verifyChain } from '~/audit.server';
+import { CsrfInput } from '~/components/csrf';
+
+export const meta: MetaFunction = () => [{ title: 'Audit log — KYC Desk' }];
+
+export async function loader({ request }: LoaderFunctionArgs) {
+  const who = await requireOperator(request, 'compliance');
+  return auditPageData(who, new URL(request.url).searchParams);
+}
+
+/** The only action here: verify the hash chain (admin). */
+export async function action({ request }: ActionFunctionArgs) {
+  const who = await requireMutation(request, 'admin');
+  return verifyChain(request, who);
+}
+
+type Data = Awaited<ReturnType<typeof loader>>;
+type Row = Data['rows'][number];
+const col = createColumnHelper<Row>();
+
+function detailText(detail: string | null): string {
+  if (!detail) return '';
+  try {
+    const d = JSON.parse(detail) as Record<string, unknown>;
+    return Object.entries(d).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ');
+  } catch {
+    return detail;
+  }
+}
+
+export default function AuditLog() {
+  const d = useLoaderData<typeof loader>();
+  const verified = useActionData<typeof action>();
+  const navigation = useNavigation();
+  const location = useLocation();
+  const f = d.filters;
+  const columns = useMemo(
+    () => [
+      col.accessor('id', { header: '#' }),
+      col.accessor('at', { header: 'When (UTC)', cell: (c) => c.getValue().slice(0, 19).replace('T', ' ') }),
+      col.accessor('actor', { header: 'Operator' }),
+      col.accessor('action', { header: 'Action', cell: (c) => <code>{c.getValue()}</code> }),
+      col.display({
+        id: 'target',
+        header: 'Target',
+        cell: (c) => {
+          const r = c.row.original;
+          if (!r.targetType) return <span className="muted">—</span>;
+          if (r.targetType === 'user' && r.targetId) return <Link to={`/users/${r.targetId}`}>user:{r.targetId.slice(0, 8)}…</Link>;
+          return `${r.targetType}${r.targetId ? `:${r.targetId}` : ''}`;
+        },
+      }),
+      col.accessor('outcome', { header: 'Outcome', cell: (c) => <span className={c.getValue() === 'ok' ? '' : c.getValue() === 'queued' ? 'muted' : 'error'}>{c.getValue()}</span> }),
+      col.accessor('detail', { header: 'Detail', cell: (c) => <span className="muted">{detailText(c.getValue())}</span> }),
+      col.accessor('ip', { header: 'IP', cell: (c) => c.getValue() ?? '' }),
+    ],
+    [],
+  );
+  const table = useReactTable({ data: d.rows, columns, getCoreRowModel: getCoreRowModel(), manualPagination: true, manualFiltering: true });
+  const query = new URLSearchParams(location.search);
+  query.delete('before');
+  const csvHref = `/audit.csv${query.toString() ? `?${query}` : ''}`;
+  const older = new URLSearchParams(query);
+  if (d.nextBefore) older.set('before', String(d.nextBefore));
+  return (
+    <main className="page wide">
+      <div className="row-between">
+        <h1>Audit log</h1>
+        <div>
+          <a href={csvHref} className="button secondary" download>Export CSV</a>{' '}
+          {d.canVerify ? (
+            <Form method="post" className="inline">
+              <CsrfInput />
+              <button type="submit" disabled={navigation.state === 'submitting'}>{navigation.state === 'submitting' ? 'Verifying…' : 'Verify chain'}</button>
+            </Form>
+          ) : null}
+        </div>
+      </div>
+      {verified ? (
+        verified.ok ? (
+          <div className="toast ok" role="status" data-testid="verify-result">
+            Chain intact: {verified.rows} entries checked, none missing or altered ({verified.checkedAt.slice(0, 19).replace('T', ' ')} UTC).
+          </div>
+        ) : (
+          <div className="toast error" role="alert" data-testid="verify-result">
+            Chain broken at entry #{verified.brokenAtId}: {verified.reason}. {verified.rows} entries before it check out. Preserve the database as it is and tell the security lead.
+          </div>
+        )
+      ) : null}
+      {d.problems.map((p) => (
+        <div key={p} className="toast error" role="alert">{p}</div>
+      ))}
+      <Form method="get" className="filters card" role="search">
+        <label htmlFor="operator">Operator</label>
+        <input id="operator" name="operator" list="operators" defaultValue={f.operator ?? ''} placeholder="e-mail or part of it" />
+        <datalist id="operators">
+          {d.operators.map((o) => (
+            <option key={o.id} value={o.email}>{o.name}</option>
+          ))}
+        </datalist>
+        <label htmlFor="action">Action</label>
+        <select id="action" name="action" defaultValue={f.action ?? ''}>
+          <option value="">Any</option>
+          {d.groups.map((g) => (
+            <option key={g} value={`${g}.`}>{g}.* (all)</option>
+          ))}
+          {d.actions.map((a) => (
+            <option key={a} value={a}>{a}</option>
+          ))}
+        </select>
+        <label htmlFor="target">Target</label>
+        <input id="target" name="target" defaultValue={f.target ?? ''} placeholder="user:<id>, operator:, or an id" />
+        <label htmlFor="outcome">Outcome</label>
+        <select id="outcome" name="outcome" defaultValue={f.outcome ?? ''}>
+          <option value="">Any</option>
+          {['ok', 'error', 'denied', 'queued'].map((o) => (
+            <option key={o} value={o}>{o}</option>
+          ))}
+        </select>
+        <label htmlFor="from">From</label>
+        <input id="from" name="from" type="date" defaultValue={f.from ?? ''} />
+        <label htmlFor="to">To</label>
+        <input id="to" name="to" type="date" defaultValue={f.to ?? ''} />{' '}
+        <button type="submit" className="secondary">Filter</button> <Link to="/audit">Clear</Link>
+      </Form>
+      <p className="muted" aria-live="polite">{d.total} entr{d.total === 1 ? 'y' : 'ies'} match. Newest first; the log cannot be edited or deleted.</p>
+      {d.rows.length === 0 ? (
+        <div className="card empty">No entries match these filters.</div>
+      ) : (
+        <table className="audit-table">
+          <thead>
+            {table.getHeaderGroups().map((hg) => (
+              <tr key={hg.id}>
+                {hg.headers.map((h) => (
+                  <th key={h.id}>{flexRender(h.column.columnDef.header, h.getContext())}</th>
+                ))}
+              </tr>
+            ))}
+          </thead>
+          <tbody>
+            {table.getRowModel().rows.map((r) => (
+              <tr key={r.id}>
+                {r.getVisibleCells().map((c) => (
+                  <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <nav className="pager" aria-label="Pages">
+        {query.get('before') !== null || location.search.includes('before=') ? <Link to={`?${query}`}>↑ Newest</Link> : null}{' '}
+        {d.nextBefore ? <Link to={`?${older}`}>Older →</Link> : <span className="muted">End of the log</span>}
+      </nav>
+    </main>
+  );
+}
