@@ -1,0 +1,92 @@
+import { execFileSync } from 'node:child_process';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { ServerBuild } from '@remix-run/node';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createOperator } from '../../db/repositories/operators.js';
+import { applySignal, findUserById, insertUser } from '../../db/repositories/users.js';
+import { createWebApp } from '../../server/web.js';
+import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
+
+/** A real browser against the built app: review-needed customer → claim → note → resolve. */
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const PASSWORD = 'correct horse battery';
+
+let rt: TestRuntime;
+let server: Server;
+let base: string;
+let browser: Browser;
+
+beforeAll(async () => {
+  execFileSync(path.join(ROOT, 'node_modules/.bin/remix'), ['build'], { cwd: ROOT, stdio: 'pipe' });
+  rt = await createTestRuntime({ worker: false });
+  const build = (await import(`${pathToFileURL(path.join(ROOT, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;
+  const app = await createWebApp({ build, production: false });
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS });
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((r) => (server ? server.close(r) : r(null)));
+  await rt?.close();
+});
+
+it('a compliance operator claims a review-needed customer, adds a note and resolves the case', async () => {
+  const op = await createOperator(rt.db, { email: 'reviewer@desk.test', name: 'Rita Reviewer', role: 'compliance', password: PASSWORD });
+  const u = await insertUser(rt.db, { email: 'needs.review@example.mx', type: 'INDIVIDUAL', country: 'MX' });
+  // Through the state machine, as the webhooks would move it.
+  for (const signal of [{ kind: 'LINK_ISSUED' }, { kind: 'WEBHOOK', event: 'CREATED_KYC' }, { kind: 'WEBHOOK', event: 'REVIEW_NEEDED_KYC' }] as const) {
+    await rt.db.transaction().execute((trx) => applySignal(trx, u.id, signal, { type: 'webhook', id: 'e2e' }));
+  }
+  expect((await findUserById(rt.db, u.id))?.kycState).toBe('REVIEW_NEEDED');
+
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${base}/review`);
+    await page.waitForURL(/\/login/);
+    await page.fill('input[name="email"]', op.email);
+    await page.fill('input[name="password"]', PASSWORD);
+    await page.click('button[type="submit"]');
+    await page.waitForURL(/\/review$/);
+    const row = page.locator(`tr[data-user-id="${u.id}"]`);
+    await expect(row.textContent()).resolves.toContain('needs.review@example.mx');
+    await expect(row.textContent()).resolves.toContain('unassigned');
+
+    await page.getByRole('button', { name: 'Claim next case' }).click();
+    await page.waitForURL(new RegExp(`/review/${u.id}`));
+    await page.getByText('Case claimed: it is yours.').waitFor();
+    await expect(page.getByTestId('assignee').textContent()).resolves.toBe('Rita Reviewer');
+
+    await page.fill('textarea[name="body"]', 'Asked the customer for a clearer selfie.');
+    await page.getByRole('button', { name: 'Add note' }).click();
+    await page.getByTestId('note').first().waitFor();
+    await expect(page.getByTestId('note').first().textContent()).resolves.toContain('Asked the customer for a clearer selfie.');
+
+    await page.selectOption('select[name="status"]', 'resolved');
+    await page.selectOption('select[name="reason"]', 'verified_by_capa');
+    await page.fill('input[name="comment"]', 'Capa approved after manual review');
+    await page.getByRole('button', { name: 'Save status' }).click();
+    await page.getByText('Case resolved.').waitFor();
+    await expect(page.getByTestId('case-status').textContent()).resolves.toBe('Resolved');
+
+    // The database agrees, and the queue no longer lists the customer.
+    const c = await waitFor(() => rt.db.selectFrom('reviewCases').selectAll().where('userId', '=', u.id).where('status', '=', 'resolved').executeTakeFirst());
+    expect(c.resolutionReason).toBe('verified_by_capa');
+    const notes = await rt.db.selectFrom('caseNotes').selectAll().where('userId', '=', u.id).execute();
+    expect(notes.map((n) => [n.author, n.body])).toEqual([[op.email, 'Asked the customer for a clearer selfie.']]);
+    const actions = await rt.db.selectFrom('auditLog').select('action').where('targetId', '=', u.id).orderBy('id', 'asc').execute();
+    expect(actions.map((a) => a.action)).toEqual(['case.claim', 'case.note', 'case.resolve']);
+    await page.goto(`${base}/review`);
+    await page.getByRole('heading', { name: 'Review queue' }).waitFor();
+    expect(await page.locator(`tr[data-user-id="${u.id}"]`).count()).toBe(0);
+  } finally {
+    await page.close();
+  }
+});
