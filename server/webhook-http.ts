@@ -24,6 +24,9 @@ export function capaWebhookRouter(deps: () => Promise<IntakeDeps>, onTooLarge?: 
     }
   };
   router.post('/webhooks/capa', raw, handler);
+  router.all('/webhooks/capa', (_req, res) => {
+    res.status(405).set('Allow', 'POST').json({ ok: false, error: 'use POST' });
+  });
   // body-parser reports oversized and unreadable bodies as errors with a status.
   router.use('/webhooks/capa', ((err, _req, res, next) => {
     if (err?.type === 'entity.too.large') {

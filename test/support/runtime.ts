@@ -13,7 +13,8 @@ import { startWorkers, type RunningWorkers } from '../../jobs/worker.js';
 import { parseEnv, type Env } from '../../server/config.js';
 import { logger } from '../../server/logger.js';
 import { setServices, type Services } from '../../app/services.server.js';
-import { handleCapaWebhook } from '../../app/webhooks.server.js';
+import express from 'express';
+import { capaWebhookRouter } from '../../server/webhook-http.js';
 
 export const WEBHOOK_SECRET = 'test-webhook-secret-1';
 export const API_KEY = 'test-partner-key-1';
@@ -126,19 +127,10 @@ export async function createTestRuntime(opts: { dbKind?: 'sqlite' | 'postgres'; 
   const services: Services = { env, db: tdb.db, queues, dataKeys: parseDataKeys(env.KYC_DETAILS_KEY), logger };
   setServices(services);
 
-  handler = (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', async () => {
-      const headers = new Headers();
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers.set(k, v);
-      const body = Buffer.concat(chunks);
-      const request = new Request(`http://127.0.0.1${req.url}`, { method: req.method, headers, body: req.method === 'GET' || req.method === 'HEAD' ? undefined : body });
-      const response = await handleCapaWebhook(request);
-      res.writeHead(response.status, { 'content-type': 'application/json' });
-      res.end(Buffer.from(await response.arrayBuffer()));
-    });
-  };
+  // The production intake: the express fast path of server/web.ts, over the same services.
+  const app = express();
+  app.use(capaWebhookRouter(async () => ({ db: services.db, enqueue: services.queues, secrets: services.env.CAPA_WEBHOOK_SECRET })));
+  handler = app;
 
   const rt: TestRuntime = {
     env, db: tdb.db, queues, capa, sandbox, services, intakeUrl, workers: null,
