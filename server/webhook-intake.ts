@@ -34,9 +34,17 @@ function pickHeaders(h: Headers): string {
   return JSON.stringify(out);
 }
 
-/** Text as stored: the exact bytes as UTF-8 (invalid sequences become U+FFFD; the bytes were verified first). */
+/**
+ * Text as stored: the bytes as UTF-8. Invalid sequences and NUL characters (PostgreSQL text
+ * cannot hold NUL) become U+FFFD. The signature was verified on the exact bytes first; valid
+ * JSON only ever carries NUL escaped (\u0000), which is kept as written.
+ */
 function bodyText(raw: Buffer): string {
-  return raw.toString('utf8');
+  return safeText(raw.toString('utf8'));
+}
+
+function safeText(s: string): string {
+  return s.includes('\u0000') ? s.replace(/\u0000/g, '\uFFFD') : s;
 }
 
 /**
@@ -79,9 +87,9 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
     return done({ status: 400, body: { ok: false, id, error: obj ? 'payload must have string "type" and "event"' : 'malformed JSON' } }, 'valid', 'rejected');
   }
 
-  const type = obj.type.slice(0, 64);
-  const event = obj.event.slice(0, 64);
-  const externalUserId = typeof obj.externalUserId === 'string' ? obj.externalUserId.slice(0, 200) : null;
+  const type = safeText(obj.type.slice(0, 64));
+  const event = safeText(obj.event.slice(0, 64));
+  const externalUserId = typeof obj.externalUserId === 'string' ? safeText(obj.externalUserId.slice(0, 200)) : null;
   const isKyc = type === 'KYC' && (KYC_EVENT_NAMES as readonly string[]).includes(event);
   // No event id or timestamp exists: identical (type, event, user[, transaction]) inside Capa's
   // retry window is the same delivery again.
