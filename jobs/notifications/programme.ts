@@ -22,8 +22,13 @@ import {
   peekClaim,
   lastProgrammeMessage,
   queuedMessagesForUser,
+  programmesForUser,
+  notificationsForUser,
 } from '../../db/repositories/notifications.js';
 import { activeLink, linksForUser } from '../../db/repositories/links.js';
+import { latestDetails } from '../../db/repositories/details.js';
+import type { DataKey } from '../../db/encryption.js';
+import type { KycDetails } from '../../capa/types.js';
 import { findUserById } from '../../db/repositories/users.js';
 import type { KycState, Notification, NotificationChannelName, NotificationKind, NotificationLocale, RetryProgramme, User } from '../../db/schema.js';
 import type { Env } from '../../server/config.js';
@@ -48,6 +53,8 @@ export interface NotifyDeps {
   enqueue: Enqueuer;
   env: Env;
   logger: Logger;
+  /** To read KYC details snapshots (encrypted at rest). */
+  dataKeys?: DataKey[];
 }
 
 const DAY_MS = 86_400_000;
@@ -126,6 +133,8 @@ export interface QueueMessageInput {
   createdBy?: string | null;
   /** Send with this link, or `fresh` to generate a new one (the message waits for it). */
   link: { id: string; url: string } | { fresh: string };
+  /** Record the message but let the sweep request its link later (see startRetryProgramme). */
+  deferLinkRequest?: boolean;
 }
 
 /**
@@ -155,8 +164,9 @@ export async function queueMessage(deps: NotifyDeps, input: QueueMessageInput): 
     failWith: noCountry ? 'the customer has no country (MX or DO) to generate a KYC link for' : null,
   });
   if (!created || row.status !== 'queued') return { row, created };
-  if (fresh) await requestLink(deps, input.user, fresh, input.createdBy ?? null);
-  else await enqueueSend(deps, row);
+  if (fresh) {
+    if (!input.deferLinkRequest) await requestLink(deps, input.user, fresh, input.createdBy ?? null);
+  } else await enqueueSend(deps, row);
   return { row, created };
 }
 
@@ -220,9 +230,19 @@ export async function startRetryProgramme(deps: NotifyDeps, userId: string, now:
       step: 0,
       link: { fresh: `retry-${result.programme.id}-0` },
       cause,
+      // A webhook's rejection is followed by a Get KYC Details check. A new link issued before
+      // that check lands would be undone by it (the poll still sees the old, rejected
+      // verification and moves LINK_ISSUED back to REJECTED), so the link is requested once
+      // Capa has confirmed the rejection (the sweep does it), or after LINK_REQUEST_STALE_MS.
+      deferLinkRequest: !rejectionConfirmed(user),
     });
   }
   return result.programme;
+}
+
+/** Capa confirmed the current state (a poll) at or after the change. */
+export function rejectionConfirmed(user: Pick<User, 'capaConfirmedAt' | 'kycStateChangedAt'>): boolean {
+  return Boolean(user.capaConfirmedAt && user.capaConfirmedAt >= user.kycStateChangedAt);
 }
 
 /** Stops the customer's active programmes and cancels their unsent messages. */
@@ -234,8 +254,37 @@ export async function stopProgrammesForUser(deps: NotifyDeps, userId: string, re
   return n;
 }
 
+/**
+ * LINK_ISSUED → REJECTED by a poll while the latest programme's re-invitation is outstanding may
+ * be an echo: Capa's details keep describing the verification we already acted on until the
+ * customer submits again, so a poll after our new link can move the state back. It is a new
+ * rejection only if the verification Capa reports is newer than the re-invitation's link.
+ * Without a readable verification time we assume an echo (never a second programme by mistake).
+ */
+export async function isRejectionEcho(deps: Pick<NotifyDeps, 'db' | 'dataKeys'>, e: { userId: string; from: string; to: string; cause: string }): Promise<boolean> {
+  if (e.to !== 'REJECTED' || e.from !== 'LINK_ISSUED' || !e.cause.startsWith('poll:')) return false;
+  const [latest] = await programmesForUser(deps.db, e.userId);
+  if (!latest || latest.status !== 'active' || latest.resubmittedAt) return false;
+  const step0 = (await notificationsForUser(deps.db, e.userId)).find((m) => m.programmeId === latest.id && m.step === 0);
+  const link = step0?.linkId ? (await linksForUser(deps.db, e.userId)).find((l) => l.id === step0.linkId) : undefined;
+  const invitedAt = link?.createdAt ?? latest.reinvitedAt ?? latest.createdAt;
+  let verifiedAt: string | null = null;
+  try {
+    const d = await latestDetails<KycDetails>(deps.db, e.userId, deps.dataKeys ?? []);
+    verifiedAt = typeof d?.details?.createdAt === 'string' ? d.details.createdAt : null;
+  } catch {
+    verifiedAt = null;
+  }
+  if (!verifiedAt || Number.isNaN(Date.parse(verifiedAt))) return true;
+  return Date.parse(verifiedAt) <= Date.parse(invitedAt);
+}
+
 export async function onStateChangedNotify(deps: NotifyDeps, e: { userId: string; from: string; to: string; cause: string }, now: Date = new Date()): Promise<void> {
   const to = e.to as KycState;
+  if (await isRejectionEcho(deps, e)) {
+    deps.logger.warn({ userId: e.userId, cause: e.cause }, 'notifications: a poll re-reported the rejection already being followed up; no new programme');
+    return;
+  }
   await recordProgrammeOutcome(deps.db, e.userId, to, now.toISOString());
   if (PROGRESSED.includes(to)) {
     await stopProgrammesForUser(deps, e.userId, STOP_REASON[to]!, null, now);
@@ -299,6 +348,8 @@ export async function runNotificationSweep(deps: NotifyDeps, now: Date = new Dat
   const t = now.getTime();
 
   for (const r of await rejectionsWithoutProgramme(deps.db, new Date(t - CATCH_UP_MS).toISOString())) {
+    // Same rule as the hook: a rejection Capa reported before our re-invitation is not new.
+    if (await isRejectionEcho(deps, { userId: r.id, from: 'LINK_ISSUED', to: 'REJECTED', cause: 'poll:sweep' })) continue;
     if (await startRetryProgramme(deps, r.id, now, 'sweep')) report.started++;
   }
   for (const p of await programmesOvertaken(deps.db)) {
@@ -325,12 +376,16 @@ export async function runNotificationSweep(deps: NotifyDeps, now: Date = new Dat
       const age = t - Date.parse(m.createdAt);
       if (age > LINK_GIVE_UP_MS) {
         if (await markFailed(deps.db, m.id, 'no KYC link was generated within a day (is the customer in Capa?)')) report.failed++;
-      } else if (age > LINK_REQUEST_STALE_MS) {
-        const user = await findUserById(deps.db, m.userId);
-        if (user) {
-          await requestLink(deps, user, rid, m.createdBy);
-          report.linksRequested++;
-        }
+        continue;
+      }
+      const user = await findUserById(deps.db, m.userId);
+      if (!user) continue;
+      // First request of a deferred retry link (Capa confirmed the rejection), or a request
+      // that left no trace (Redis lost it) asked again. Same requestId: never two links.
+      const deferredReady = m.step === 0 && m.kind === 'kyc_retry' && rejectionConfirmed(user);
+      if (deferredReady || age > LINK_REQUEST_STALE_MS) {
+        await requestLink(deps, user, rid, m.createdBy);
+        report.linksRequested++;
       }
     }
   }
