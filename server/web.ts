@@ -6,6 +6,7 @@ import compression from 'compression';
 import express, { type Express } from 'express';
 import { env as readEnv } from './config.js';
 import { logger } from './logger.js';
+import { mountBullBoard } from './bull-board.js';
 import { securityHeaders } from './security-headers.js';
 import { capaWebhookRouter } from './webhook-http.js';
 import type { IntakeDeps } from './webhook-intake.js';
@@ -45,13 +46,16 @@ export async function createWebApp(opts: WebOptions = {}): Promise<Express> {
   app.use(compression({ filter: (req, res) => !req.path.startsWith('/webhooks') && compression.filter(req, res) }));
   app.use('/build', express.static('public/build', { immutable: true, maxAge: '1y' }));
   app.use(express.static('public', { maxAge: '1h', index: false }));
+  // Operations (issue 8): bull-board for admins, behind the console's own session check.
+  mountBullBoard(app);
   await opts.mount?.(app, build);
   app.all(
     '*',
     createRequestHandler({
       build,
       mode: opts.production ? 'production' : (process.env.NODE_ENV ?? 'production'),
-      getLoadContext: (_req, res) => ({ cspNonce: res.locals.cspNonce as string }),
+      // clientAddress: req.ip (X-Forwarded-For honoured only from a loopback proxy); /metrics uses it.
+      getLoadContext: (req, res) => ({ cspNonce: res.locals.cspNonce as string, clientAddress: req.ip }),
     }),
   );
   return app;
@@ -61,7 +65,7 @@ async function main(): Promise<void> {
   process.env.KYC_PROCESS ??= 'web';
   const e = readEnv();
   const app = await createWebApp({ production: e.NODE_ENV === 'production' });
-  const server = app.listen(e.PORT, e.HOST, () => logger.info({ url: `http://${e.HOST}:${e.PORT}` }, 'web listening'));
+  const server = app.listen(e.PORT, e.HOST, () => logger.info({ listen: `http://${e.HOST}:${e.PORT}` }, 'web listening'));
   server.keepAliveTimeout = 65_000;
   const stop = (signal: string) => {
     logger.info({ signal }, 'web shutting down');
