@@ -357,6 +357,61 @@ export interface ImportRowsTable {
   updatedAt: string;
 }
 
+// ---- stale-status refresh and drift (issue 5; db/repositories/refresh.ts, drift.ts)
+export type RefreshRunKind = 'scheduled' | 'all_stale' | 'selected';
+export type RefreshRunStatus = 'queued' | 'enqueuing' | 'running' | 'done' | 'failed';
+
+/** One refresh cycle (scheduled) or operator request, tracked with progress. */
+export interface RefreshRunsTable {
+  id: Generated<number>;
+  kind: RefreshRunKind;
+  status: RefreshRunStatus;
+  requestedBy: string | null;
+  requestId: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  /** When every fetch of the run was handed to the queue. */
+  enqueuedAt: string | null;
+  finishedAt: string | null;
+  total: Generated<number>;
+  enqueued: Generated<number>;
+  /** Customers not in Capa yet (nothing to ask). */
+  skipped: Generated<number>;
+  /** Settled counts, written when the run finishes (live progress is computed). */
+  answered: Generated<number>;
+  failed: Generated<number>;
+  drift: Generated<number>;
+  ratePerSec: number;
+  etaSeconds: number | null;
+  error: string | null;
+}
+
+export interface RefreshRunUsersTable {
+  runId: number;
+  userId: string;
+}
+
+/** Every time Capa's polled truth differed from our state. */
+export interface DriftEventsTable {
+  id: Generated<number>;
+  userId: string;
+  stateChangeId: number | null;
+  detectedAt: string;
+  wasState: KycState;
+  nowState: KycState;
+  /** 1 when the state machine applied Capa's state. */
+  applied: Generated<number>;
+  jobName: string;
+  jobId: string | null;
+  /** What asked for the poll: refresh:<runId>, webhook:<id>, conflict:webhook:<id>, … */
+  triggeredBy: string | null;
+  runId: number | null;
+  /** Comma-separated webhook events we should have received to get there on our own. */
+  missedEvents: string | null;
+  /** What our inbox says about those events (never received, received late, bad signature…). */
+  evidence: string | null;
+}
+
 export interface Database {
   operators: OperatorsTable;
   sessions: SessionsTable;
@@ -369,6 +424,9 @@ export interface Database {
   jobRuns: JobRunsTable;
   idempotency: IdempotencyTable;
   auditLog: AuditLogTable;
+  refreshRuns: RefreshRunsTable;
+  refreshRunUsers: RefreshRunUsersTable;
+  driftEvents: DriftEventsTable;
   reviewCases: ReviewCasesTable;
   caseNotes: CaseNotesTable;
   caseTasks: CaseTasksTable;
@@ -392,6 +450,8 @@ export type NewWebhookDelivery = Insertable<WebhookInboxTable>;
 export type StateChange = Selectable<StateChangesTable>;
 export type JobRun = Selectable<JobRunsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
+export type RefreshRun = Selectable<RefreshRunsTable>;
+export type DriftEvent = Selectable<DriftEventsTable>;
 export type ReviewCase = Selectable<ReviewCasesTable>;
 export type CaseNote = Selectable<CaseNotesTable>;
 export type CaseTask = Selectable<CaseTasksTable>;

@@ -15,7 +15,15 @@ export type KycSignal =
   | { kind: 'LINK_ISSUED' }
   | { kind: 'LINK_EXPIRED' }
   | { kind: 'WEBHOOK'; event: 'CREATED_KYC' | 'VERIFIED_USER' | 'REJECTED_KYC' | 'REVIEW_NEEDED_KYC' }
-  | { kind: 'POLLED'; state: KycState | null };
+  | {
+      kind: 'POLLED';
+      state: KycState | null;
+      /**
+       * Capa's latest verification is older than the link we issued last: it is the previous
+       * attempt's (a rejected customer re-invited) and says nothing about the new link yet.
+       */
+      beforeCurrentLink?: boolean;
+    };
 
 export type Decision =
   /** Move to `to`. */
@@ -73,6 +81,9 @@ export function decide(current: KycState, signal: KycSignal): Decision {
         // webhook, so we keep it rather than erase evidence (recorded as a finding by the caller).
         return { effect: 'noop' };
       }
+      // A re-invited customer (new link after an outcome) keeps LINK_ISSUED until the new
+      // link is used: the old verification must not pull it back (refresh runs poll LINK_ISSUED).
+      if (signal.beforeCurrentLink && current === 'LINK_ISSUED') return { effect: 'noop' };
       // Capa's details never mean "no link yet": those two states are ours alone.
       if (truth === current || truth === 'NOT_STARTED' || truth === 'LINK_ISSUED') return { effect: 'noop' };
       // VERIFIED is terminal: no revocation event exists; a poll must not demote it silently.

@@ -52,6 +52,16 @@ export const EnvSchema = z
     WORKER_CONCURRENCY: z.coerce.number().int().positive().default(8),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     REDIS_AUTOSTART: bool.default('true'),
+    /** Stale-status refresh (issue 5): how often the scheduled scan runs (one schedule for all workers). */
+    REFRESH_SCAN_EVERY_SECONDS: z.coerce.number().int().min(1).default(300),
+    /** A customer is stale when Capa last confirmed its state longer ago than this, per state (minutes). */
+    REFRESH_STALE_LINK_ISSUED_MINUTES: z.coerce.number().min(0).default(360),
+    REFRESH_STALE_IN_PROGRESS_MINUTES: z.coerce.number().min(0).default(35),
+    REFRESH_STALE_REVIEW_NEEDED_MINUTES: z.coerce.number().min(0).default(240),
+    /** Most customers one scheduled scan hands to the Capa queue (the backlog already queued counts). */
+    REFRESH_MAX_PER_SCAN: z.coerce.number().int().positive().default(5000),
+    /** KYC links older than this are marked expired and the customer is flagged "link expired — resend". */
+    KYC_LINK_LIFETIME_HOURS: z.coerce.number().positive().default(168),
     /** Bulk CSV imports: file size and data-row limits (a bigger file is refused with a clear message). */
     IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 * 1024),
     IMPORT_MAX_ROWS: z.coerce.number().int().positive().default(100_000),

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as init from './20261125_0001_init.js';
+import * as refresh from './20261125_0003_refresh.js';
 import * as notifications from './20261125_0004_notifications.js';
 import * as reviewCases from './20261125_0005_review_cases.js';
 import * as consoleIndexes from './20261126_0300_console_indexes.js';
@@ -11,6 +12,7 @@ import * as imports from './20261125_0007_imports.js';
  */
 export const migrations: Record<string, Migration> = {
   '20261125_0001_init': init,
+  '20261125_0003_refresh': refresh,
   '20261125_0004_notifications': notifications,
   '20261125_0005_review_cases': reviewCases,
   '20261126_0300_console_indexes': consoleIndexes,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { insertDetailsSnapshot } from '../../db/repositories/details.js';
+import { activeLink } from '../../db/repositories/links.js';
 import { applySignal, findUserById } from '../../db/repositories/users.js';
 import { mapVerificationResult } from '../state-machine.js';
 import { defineJob } from '../types.js';
@@ -21,6 +22,10 @@ export const fetchDetails = defineJob({
     const details = await ctx.capa.getKycDetails(user.capaUserId);
     const raw = details?.aipriseSummary?.verificationResult ?? null;
     const mapped = details ? mapVerificationResult(raw) : null;
+    // The verification's own timestamp against our newest link: older means the previous attempt.
+    const link = details ? await activeLink(ctx.db, userId) : undefined;
+    const verifiedAt = typeof details?.createdAt === 'string' ? Date.parse(details.createdAt) : NaN;
+    const beforeCurrentLink = Boolean(link) && Number.isFinite(verifiedAt) && verifiedAt < Date.parse(link!.createdAt);
     const jobRef = String(ctx.job.id);
     const result = await ctx.db.transaction().execute(async (trx) => {
       if (details) {
@@ -32,7 +37,7 @@ export const fetchDetails = defineJob({
         return { state: user.kycState, unmapped: mapped.raw };
       }
       await trx.updateTable('users').set({ unmappedResult: null }).where('id', '=', userId).execute();
-      const o = await applySignal(trx, userId, { kind: 'POLLED', state: mapped?.state ?? null }, { type: 'poll', id: jobRef, reason: cause ?? 'details fetched' });
+      const o = await applySignal(trx, userId, { kind: 'POLLED', state: mapped?.state ?? null, beforeCurrentLink }, { type: 'poll', id: jobRef, reason: cause ?? 'details fetched' });
       return { state: o.to, from: o.from, changed: o.changed, drift: o.drift, verificationResult: raw, found: Boolean(details) };
     });
     if ('changed' in result && result.changed) await afterStateChanged(ctx, { userId, from: result.from, to: result.state, cause: `poll:${jobRef}` });
