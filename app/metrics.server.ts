@@ -1,14 +1,211 @@
+import { timingSafeEqual } from 'node:crypto';
+import { sql } from 'kysely';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { inboxCounts } from '../db/repositories/inbox-query.js';
+import { CAPA_LATENCY_BUCKETS_S, CapaCallStats, readCapaCallStats } from '../jobs/capa-metrics.js';
+import { pingRedis } from '../jobs/redis.js';
+import { services } from './services.server';
+
 /**
- * In-process counters for /metrics (Prometheus text). Kept tiny here; the operations issue
- * extends it with queue and Capa figures.
+ * /metrics in Prometheus text format (prom-client). Most figures are read at scrape time from the
+ * systems of record — the database (webhooks by verdict, inbox by status, imports, notifications)
+ * and Redis (jobs by state, workers, Capa calls from every process) — so every web process
+ * reports the same numbers and nothing is lost on restart. Only what never reaches a store (a
+ * body refused as too large) is an in-process counter.
+ *
+ * The state lives on globalThis: the Remix build and server/*.ts each load their own copy of this
+ * module, and both must feed one registry.
  */
-const webhooks = new Map<string, number>();
+const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused', 'completed', 'failed'] as const;
+
+/** Tables owned by other features, counted by status when present (they arrive by migration). */
+const STATUS_TABLES = [
+  { table: 'imports', metric: 'kyc_imports', help: 'CSV imports by status.' },
+  { table: 'import_rows', metric: 'kyc_import_rows', help: 'Import rows by status.' },
+  { table: 'notifications', metric: 'kyc_notifications', help: 'Customer notifications (e-mail) by status.' },
+] as const;
+
+interface State {
+  registry: Registry;
+  refused: Counter<'reason'>;
+  deliveries: Gauge<'verdict'>;
+  inbox: Gauge<'status'>;
+  jobs: Gauge<'queue' | 'state'>;
+  workers: Gauge<'queue'>;
+  up: Gauge<'component'>;
+  statusTables: Map<string, Gauge<'status'>>;
+  capaStats: CapaCallStats | null;
+  capaSnapshot: Awaited<ReturnType<typeof readCapaCallStats>>;
+  tablesSeen: { at: number; names: Set<string> } | null;
+}
+
+const KEY = Symbol.for('kyc-desk.metrics');
+const holder = globalThis as unknown as { [KEY]?: State };
+
+function state(): State {
+  if (holder[KEY]) return holder[KEY]!;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'kyc_web_' });
+  const s: State = {
+    registry,
+    refused: new Counter({ name: 'kyc_webhooks_refused_total', help: 'Webhook requests refused before they could be stored (e.g. body too large).', labelNames: ['reason'], registers: [registry] }),
+    // A counter in meaning (rows only grow, unless an operator purges the inbox); read from the inbox.
+    deliveries: new Gauge({ name: 'kyc_webhooks_received', help: 'Webhook deliveries stored in the inbox, by signature verdict (monotonic unless the inbox is purged).', labelNames: ['verdict'], registers: [registry] }),
+    inbox: new Gauge({ name: 'kyc_webhook_inbox', help: 'Webhook inbox rows by processing status.', labelNames: ['status'], registers: [registry] }),
+    jobs: new Gauge({ name: 'kyc_jobs', help: 'BullMQ jobs by queue and state.', labelNames: ['queue', 'state'], registers: [registry] }),
+    workers: new Gauge({ name: 'kyc_queue_workers', help: 'Workers connected to each queue (BullMQ getWorkers).', labelNames: ['queue'], registers: [registry] }),
+    up: new Gauge({ name: 'kyc_up', help: '1 when the component answered during this scrape.', labelNames: ['component'], registers: [registry] }),
+    statusTables: new Map(),
+    capaStats: null,
+    capaSnapshot: { calls: [], latency: [] },
+    tablesSeen: null,
+  };
+  for (const t of STATUS_TABLES) {
+    s.statusTables.set(t.table, new Gauge({ name: t.metric, help: t.help, labelNames: ['status'], registers: [registry] }));
+  }
+  // Capa figures come from the Redis hash every process writes to: custom collectors that hand
+  // prom-client ready-made values (a prom-client Histogram cannot be loaded from outside).
+  registry.registerMetric({
+    name: 'kyc_capa_calls_total',
+    help: 'Capa API calls (each attempt) by operation, outcome and HTTP status, from all processes.',
+    type: 'counter',
+    get: async () => ({
+      name: 'kyc_capa_calls_total', help: '', type: 'counter', aggregator: 'sum',
+      values: s.capaSnapshot.calls.map((c) => ({ value: c.count, labels: { op: c.op, outcome: c.outcome, status: c.status } })),
+    }),
+    reset: () => {},
+  } as never);
+  registry.registerMetric({
+    name: 'kyc_capa_call_duration_seconds',
+    help: 'Capa API call latency (each attempt), from all processes.',
+    type: 'histogram',
+    get: async () => ({
+      name: 'kyc_capa_call_duration_seconds', help: '', type: 'histogram', aggregator: 'sum',
+      values: s.capaSnapshot.latency.flatMap((l) => {
+        let cum = 0;
+        const bucketLines = [...CAPA_LATENCY_BUCKETS_S, Infinity].map((le, i) => {
+          cum += l.buckets[i] ?? 0;
+          return { metricName: 'kyc_capa_call_duration_seconds_bucket', value: cum, labels: { op: l.op, le: le === Infinity ? '+Inf' : String(le) } };
+        });
+        return [
+          ...bucketLines,
+          { metricName: 'kyc_capa_call_duration_seconds_sum', value: l.sumSeconds, labels: { op: l.op } },
+          { metricName: 'kyc_capa_call_duration_seconds_count', value: l.count, labels: { op: l.op } },
+        ];
+      }),
+    }),
+    reset: () => {},
+  } as never);
+  holder[KEY] = s;
+  return s;
+}
 
 export const metrics = {
+  /** Called by the intake for each request; only refusals that were never stored are counted here. */
   webhook(verdict: string): void {
-    webhooks.set(verdict, (webhooks.get(verdict) ?? 0) + 1);
+    if (verdict === 'too_large') state().refused.inc({ reason: 'too_large' });
   },
   snapshot() {
-    return { webhooks: Object.fromEntries(webhooks) };
+    return { refused: state().refused };
   },
 };
+
+/** The web process's own Capa calls (delivery log, settings) feed the same Redis figures. */
+export async function webCapaStats(): Promise<CapaCallStats> {
+  const s = state();
+  if (!s.capaStats) {
+    const { queues } = await services();
+    s.capaStats = new CapaCallStats(queues.connection, queues.prefix);
+  }
+  return s.capaStats;
+}
+
+async function existingTables(): Promise<Set<string>> {
+  const s = state();
+  if (s.tablesSeen && Date.now() - s.tablesSeen.at < 60_000) return s.tablesSeen.names;
+  const { db } = await services();
+  const tables = await db.introspection.getTables();
+  s.tablesSeen = { at: Date.now(), names: new Set(tables.map((t) => t.name)) };
+  return s.tablesSeen.names;
+}
+
+async function collect(): Promise<void> {
+  const s = state();
+  const { db, queues } = await services();
+
+  try {
+    const { byVerdict, byStatus } = await inboxCounts(db);
+    s.deliveries.reset();
+    s.inbox.reset();
+    for (const [k, n] of Object.entries(byVerdict)) s.deliveries.set({ verdict: k }, n);
+    for (const [k, n] of Object.entries(byStatus)) s.inbox.set({ status: k }, n);
+    const present = await existingTables();
+    for (const t of STATUS_TABLES) {
+      const g = s.statusTables.get(t.table)!;
+      g.reset();
+      if (!present.has(t.table)) continue;
+      const rows = await sql<{ status: string; n: number | string }>`select status, count(*) as n from ${sql.table(t.table)} group by status`.execute(db);
+      for (const r of rows.rows) g.set({ status: r.status }, Number(r.n));
+    }
+    s.up.set({ component: 'db' }, 1);
+  } catch {
+    s.up.set({ component: 'db' }, 0);
+  }
+
+  if (await pingRedis(queues.connection, 1000)) {
+    s.up.set({ component: 'redis' }, 1);
+    try {
+      await s.capaStats?.flush();
+      s.jobs.reset();
+      s.workers.reset();
+      await Promise.all(
+        queues.allQueues().map(async (q) => {
+          const [counts, workers] = await Promise.all([q.getJobCounts(...JOB_STATES), q.getWorkers()]);
+          for (const st of JOB_STATES) s.jobs.set({ queue: q.name, state: st }, counts[st] ?? 0);
+          s.workers.set({ queue: q.name }, workers.length);
+        }),
+      );
+      s.capaSnapshot = await readCapaCallStats(queues.connection, queues.prefix);
+    } catch {
+      s.up.set({ component: 'redis' }, 0);
+    }
+  } else {
+    s.up.set({ component: 'redis' }, 0);
+  }
+}
+
+let inFlight: Promise<string> | undefined;
+
+/** The exposition text. Concurrent scrapes share one collection. */
+export async function renderMetrics(): Promise<{ body: string; contentType: string }> {
+  inFlight ??= (async () => {
+    try {
+      await collect();
+      return await state().registry.metrics();
+    } finally {
+      inFlight = undefined;
+    }
+  })();
+  return { body: await inFlight, contentType: state().registry.contentType };
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+/**
+ * Who may read /metrics: with METRICS_TOKEN set, a caller presenting it as a bearer token; without
+ * it, only loopback clients (a scraper on the same host). `clientAddress` is express's req.ip, which
+ * honours X-Forwarded-For only from a loopback proxy — so a proxied outside caller is not local.
+ */
+export async function metricsAccess(request: Request, clientAddress: string | undefined): Promise<{ ok: true } | { ok: false; status: 401 | 403; message: string }> {
+  const { env } = await services();
+  const token = env.METRICS_TOKEN;
+  if (token) {
+    const m = /^Bearer\s+(.+)$/i.exec(request.headers.get('authorization') ?? '');
+    const given = Buffer.from(m?.[1]?.trim() ?? '');
+    const want = Buffer.from(token);
+    if (given.length === want.length && timingSafeEqual(given, want)) return { ok: true };
+    return { ok: false, status: 401, message: 'metrics need "Authorization: Bearer <METRICS_TOKEN>"' };
+  }
+  if (clientAddress && LOOPBACK.test(clientAddress)) return { ok: true };
+  return { ok: false, status: 403, message: 'metrics are served to loopback clients only; set METRICS_TOKEN to scrape from elsewhere' };
+}

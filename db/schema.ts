@@ -412,6 +412,15 @@ export interface DriftEventsTable {
   evidence: string | null;
 }
 
+// ---- operations (issue 8; db/repositories/settings.ts)
+/** Key/value settings written by operators (e.g. the webhook URL we last registered at Capa). JSON value. */
+export interface SettingsTable {
+  key: string;
+  value: string;
+  updatedAt: string;
+  updatedBy: string | null;
+}
+
 export interface Database {
   operators: OperatorsTable;
   sessions: SessionsTable;
@@ -424,6 +433,7 @@ export interface Database {
   jobRuns: JobRunsTable;
   idempotency: IdempotencyTable;
   auditLog: AuditLogTable;
+  settings: SettingsTable;
   refreshRuns: RefreshRunsTable;
   refreshRunUsers: RefreshRunUsersTable;
   driftEvents: DriftEventsTable;

@@ -83,6 +83,10 @@ export const EnvSchema = z
     REVIEW_SLA_CUSTOMER_HOURS: z.coerce.number().positive().default(72),
     REVIEW_SLA_CAPA_HOURS: z.coerce.number().positive().default(48),
     REVIEW_SLA_US_HOURS: z.coerce.number().positive().default(24),
+    /** Bearer token for /metrics. Unset: /metrics answers loopback clients only (see docs/decisions/ops). */
+    METRICS_TOKEN: z.string().min(16, 'needs at least 16 characters').optional(),
+    /** Waiting jobs in one queue above which /readyz and the Queues page report a backlog. */
+    OPS_BACKLOG_WARN: z.coerce.number().int().positive().default(1000),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.SESSION_SECRET) {
