@@ -28,7 +28,9 @@ export function services(): Promise<Services> {
     await migrateToLatest(db);
     const queues = new Queues({ redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX });
     // Reported once per process, without delaying the first request.
-    void selfCheck({ redis: queues.connection, db }).then((ws) => ws.forEach((w) => logger.warn(`SELF-CHECK: ${w}`)));
+    const report = () => void selfCheck({ redis: queues.connection, db }).then((ws) => ws.forEach((w) => logger.warn(`SELF-CHECK: ${w}`)));
+    if (queues.connection.status === 'ready') report();
+    else queues.connection.once('ready', report);
     return { env, db, queues, dataKeys: parseDataKeys(env.KYC_DETAILS_KEY), logger };
   })();
   return holder[KEY]!;

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { CamelCasePlugin, Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import { CamelCasePlugin, CompiledQuery, Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type MigrationProvider } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
@@ -26,9 +26,9 @@ export function dbKind(url: string): DbKind {
   return /^postgres(ql)?:\/\//.test(url) ? 'postgres' : 'sqlite';
 }
 
-const kinds = new WeakMap<object, DbKind>();
+/** Which engine a Kysely instance or transaction talks to. */
 export function kindOf(db: Kysely<any>): DbKind {
-  return kinds.get(db) ?? 'sqlite';
+  return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
 }
 
 /** Opens the database named by url: `file:./data/x.sqlite` (SQLite) or `postgres://…`. */
@@ -52,9 +52,8 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
     cachePreparedStatements(sqlite);
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), plugins: [new CamelCasePlugin()] });
+    db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }), plugins: [new CamelCasePlugin()] });
   }
-  kinds.set(db, dbKind(url));
   return db;
 }
 
@@ -77,6 +76,27 @@ function cachePreparedStatements(sqlite: SQLite.Database, max = 1000): void {
   }) as typeof sqlite.prepare;
 }
 
+/**
+ * SQLite transactions start with BEGIN IMMEDIATE. Several processes (web, workers) write the same
+ * file; a deferred transaction that reads first and then writes fails at once with "database is
+ * locked" when another process committed in between (busy_timeout cannot help there). Taking the
+ * write lock up front makes concurrent writers wait their turn (busy_timeout) instead.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly cfg: ConstructorParameters<typeof SqliteDialect>[0]) {
+    super(cfg);
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.cfg);
+  }
+}
+
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /** Runs every pending migration; throws with the failing migration's name. */
@@ -86,7 +106,9 @@ export async function migrateToLatest(db: Kysely<any>, opts: DbOptions = {}): Pr
   }
   // Migrations use snake_case names themselves: run them without the CamelCasePlugin.
   const raw = db.withoutPlugins();
-  const migrator = new Migrator({ db: raw, provider });
+  // Migrations were written by several people at once: apply any missing one, whatever its
+  // timestamp. The bookkeeping tables live in the target schema (tests isolate by schema).
+  const migrator = new Migrator({ db: raw, provider, allowUnorderedMigrations: true, ...(opts.schema ? { migrationTableSchema: opts.schema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {

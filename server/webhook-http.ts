@@ -1,4 +1,5 @@
 import express, { type RequestHandler, type Router } from 'express';
+import { logger } from './logger.js';
 import { MAX_WEBHOOK_BYTES, receiveWebhook, type IntakeDeps } from './webhook-intake.js';
 
 /**
@@ -18,8 +19,9 @@ export function capaWebhookRouter(deps: () => Promise<IntakeDeps>, onTooLarge?: 
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers.set(k, v);
       const r = await receiveWebhook(body, headers, await deps());
       res.status(r.status).json(r.body);
-    } catch {
+    } catch (err) {
       // The delivery could not be stored: not acknowledged, so Capa retries.
+      logger.error({ err: (err as Error).message }, 'webhook intake could not store a delivery');
       res.status(503).json({ ok: false, error: 'temporarily unable to store the delivery' });
     }
   };

@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
+import { kindOf } from '../client.js';
+import type { Database } from '../schema.js';
 import type { AuditEntry } from '../schema.js';
 import { nowIso } from '../time.js';
 import type { Executor } from './users.js';
+import type { Kysely } from 'kysely';
 
 export const GENESIS = 'GENESIS';
 
@@ -30,7 +34,30 @@ export function auditHash(e: Hashed): string {
  * retries on the new head.
  */
 export async function appendAudit(db: Executor, input: AuditInput): Promise<AuditEntry> {
+  if (kindOf(db) === 'postgres') {
+    // On PostgreSQL a unique violation aborts the surrounding transaction, so retrying is not an
+    // option there: serialize appenders with a transaction-scoped advisory lock instead.
+    const run = async (trx: Transaction<Database>) => {
+      await sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`.execute(trx);
+      return appendOnce(trx, input);
+    };
+    return db.isTransaction ? run(db as Transaction<Database>) : (db as Kysely<Database>).transaction().execute(run);
+  }
+  // SQLite: writers are serialized by the database lock; the unique prev_hash catches the rest.
   for (let attempt = 0; ; attempt++) {
+    try {
+      return await appendOnce(db, input);
+    } catch (err) {
+      if (attempt < 20 && /unique|duplicate/i.test(String((err as Error).message))) continue;
+      throw err;
+    }
+  }
+}
+
+const AUDIT_LOCK_KEY = 7_364_001; // arbitrary, constant: "the audit chain head"
+
+async function appendOnce(db: Executor, input: AuditInput): Promise<AuditEntry> {
+  {
     const head = await db.selectFrom('auditLog').select('hash').orderBy('id', 'desc').limit(1).executeTakeFirst();
     const row: Hashed = {
       at: nowIso(),
@@ -45,13 +72,8 @@ export async function appendAudit(db: Executor, input: AuditInput): Promise<Audi
       prevHash: head?.hash ?? GENESIS,
     };
     const hash = auditHash(row);
-    try {
-      const r = await db.insertInto('auditLog').values({ ...row, hash }).returning('id').executeTakeFirstOrThrow();
-      return { ...row, hash, id: r.id };
-    } catch (err) {
-      if (attempt < 20 && /unique|duplicate/i.test(String((err as Error).message))) continue;
-      throw err;
-    }
+    const r = await db.insertInto('auditLog').values({ ...row, hash }).returning('id').executeTakeFirstOrThrow();
+    return { ...row, hash, id: r.id };
   }
 }
 
