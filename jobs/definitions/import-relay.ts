@@ -7,6 +7,7 @@ import {
   completeIfDone,
   finishRow,
   findImport,
+  releaseRow,
   importsWithStatus,
   inFlightCount,
   resumeImport,
@@ -77,6 +78,29 @@ export async function feedImport(deps: RelayDeps, importId: string): Promise<{ q
     await appendAudit(deps.db, { actor: 'system', action: 'import.completed', targetType: 'import', targetId: importId, outcome: 'ok', detail: { fileName: fin?.fileName ?? null } });
   }
   return { queued: claimed.length, requeued, completed };
+}
+
+/**
+ * After a pause or cancel: takes this import's waiting jobs out of the queue at once (a job
+ * already running finishes its step) and puts their rows back to pending — or cancelled — so a
+ * paused import stops using the shared Capa limiter straight away.
+ */
+export async function drainImport(deps: RelayDeps, importId: string): Promise<number> {
+  const q = deps.enqueue.queue?.('capa');
+  const imp = await findImport(deps.db, importId);
+  if (!q || !imp || (imp.status !== 'paused' && imp.status !== 'cancelled')) return 0;
+  const rows = await deps.db.selectFrom('importRows').select(['rowNo', 'gen', 'status']).where('importId', '=', importId).where('status', 'in', ['queued', 'linking']).execute();
+  let drained = 0;
+  for (const r of rows) {
+    const payload = { importId, rowNo: r.rowNo, gen: r.gen };
+    const def = r.status === 'linking' ? importLink : importRow;
+    if ((await q.remove(def.jobId!(payload))) !== 1) continue;
+    const ok = imp.status === 'cancelled'
+      ? await finishRow(deps.db, payload, [r.status], { status: 'cancelled', reasonCode: 'cancelled', reason: r.status === 'linking' ? 'created in Capa; link not sent (import cancelled)' : 'import cancelled before this row ran' })
+      : await releaseRow(deps.db, payload, [r.status]);
+    if (ok) drained++;
+  }
+  return drained;
 }
 
 /** Every running import is fed; an import paused by a Capa outage is resumed after the probe delay. */

@@ -27,7 +27,12 @@ export async function handleRowCapaFailure(err: unknown, ctx: JobContext, key: R
   if (err instanceof CapaError && err.retryable) {
     const reason = err.message.slice(0, 300);
     const paused = await capaFailed(ctx.db, key.importId, ctx.env.IMPORT_OUTAGE_THRESHOLD, reason);
-    if (paused) ctx.logger.warn({ importId: key.importId }, 'import paused: Capa outage');
+    if (paused) {
+      ctx.logger.warn({ importId: key.importId }, 'import paused: Capa outage');
+      // Lazy import: the relay module imports the row jobs, which import this module.
+      const { drainImport } = await import('../definitions/import-relay.js');
+      await drainImport({ db: ctx.db, env: ctx.env, enqueue: ctx.enqueue as never }, key.importId);
+    }
     if (attemptsSoFar + 1 >= ctx.env.IMPORT_ROW_MAX_ATTEMPTS) {
       await finishRow(ctx.db, key, from, { status: 'failed', reasonCode: 'capa_unavailable', reason: `Capa kept failing (${attemptsSoFar + 1} attempts): ${reason}` });
       return { outcome: 'failed' };
