@@ -77,7 +77,7 @@ export interface TestOperator {
  * An operator with a live session. The cookie is serialised by the console's own cookie (so it is
  * signed exactly like a real sign-in).
  */
-export async function signedInOperator(db: Db, role: Role, tag = role): Promise<TestOperator> {
+export async function signedInOperator(db: Db, role: Role, tag: string = role): Promise<TestOperator> {
   const email = `${tag}-${randomBytes(3).toString('hex')}@ops.test`;
   const op = await createOperator(db, { email, name: `${tag} operator`, role, password: 'correct horse battery' });
   const s = await createSession(db, { operatorId: op.id, userAgent: 'vitest', ip: null }, { idleMs: 3_600_000, maxMs: 3_600_000 * 12 });
