@@ -4,7 +4,7 @@ import { addRunUsers, createRun, findStaleUsers, openRuns, pruneScheduledRunUser
 import { isoAgo } from '../../db/time.js';
 import { onStateChanged } from '../hooks.js';
 import { defineJob } from '../types.js';
-import { capaBacklog, enqueueRunFetches, estimateSeconds } from './refresh-run.js';
+import { capaBacklog, enqueueRunFetches, estimateSeconds, refreshRun } from './refresh-run.js';
 
 /**
  * The scheduled refresh cycle (a BullMQ job scheduler on `maintenance`: one schedule however many
@@ -21,7 +21,12 @@ export const refreshScan = defineJob({
     const { db, env } = ctx;
     // Housekeeping first: drift entries a crash left unwritten, runs whose watcher was lost.
     const backfilled = await backfillDrift(db, { limit: 1000 });
-    for (const run of await openRuns(db)) if (run.status === 'running') await settleRun(db, run);
+    for (const run of await openRuns(db)) {
+      if (run.status === 'running') await settleRun(db, run);
+      // Stored but never queued (Redis was down when the operator started it), or stuck mid-way:
+      // queue it (again); the run's job id keeps it to one.
+      else if (run.kind !== 'scheduled' && Date.parse(run.createdAt) < Date.now() - (run.status === 'queued' ? 30_000 : 600_000)) await ctx.enqueue.add(refreshRun, { runId: run.id });
+    }
     await pruneScheduledRunUsers(db, isoAgo(7 * 86_400_000));
 
     const backlog = await capaBacklog(ctx);

@@ -1,0 +1,323 @@
+import { z } from 'zod';
+import { DRIFT_SORTABLE, driftCountsPerDay, driftForUser, driftTransitions, listDrift, type DriftSort } from '../db/repositories/drift.js';
+import {
+  addRunUsers,
+  countLinkExpired,
+  countStale,
+  createRun,
+  getRun,
+  linkExpiredUsers,
+  listRuns,
+  listStale,
+  REFRESHABLE_STATES,
+  runProgress,
+  splitRefreshable,
+  STALE_SORTABLE,
+  thresholdsFromEnv,
+  unmappedUsers,
+  type RefreshableState,
+  type StaleSort,
+} from '../db/repositories/refresh.js';
+import { KYC_STATES, type KycState, type RefreshRun } from '../db/schema.js';
+import { estimateSeconds, MAX_RUN_SIZE, refreshRun } from '../jobs/definitions/refresh-run.js';
+import { auditAction, canSeePii, type SignedIn } from './auth.server';
+import { maskEmail } from './pii';
+import { services } from './services.server';
+import { registerTimelineSource, type TimelineEntry } from './timeline.server';
+
+/**
+ * Console facade for issue 5: the Drift page (/drift), the refresh control (/refresh) and the run
+ * progress page (/refresh/:id). Routes reach db/ and jobs/ only through here.
+ */
+
+const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
+const num = (v: string | null, d: number, max = 1_000_000) => (v && /^\d{1,7}$/.test(v) ? Math.min(max, Math.max(1, Number(v))) : d);
+const pageSizeOf = (v: string | null) => {
+  const n = num(v, 25);
+  return [10, 25, 50, 100].includes(n) ? n : 25;
+};
+
+/** "about 3 min" — what the operator needs from an ETA. */
+export function formatEta(seconds: number): string {
+  if (seconds <= 0) return 'nothing to do';
+  if (seconds < 60) return `about ${seconds} s`;
+  if (seconds < 3600) return `about ${Math.ceil(seconds / 60)} min`;
+  return `about ${(seconds / 3600).toFixed(1)} h`;
+}
+
+// ------------------------------------------------------------------ drift page
+
+export async function driftPageData(who: SignedIn, sp: URLSearchParams) {
+  const { db } = await services();
+  const dayParam = sp.get('day');
+  const day = dayParam && ISO_DAY.test(dayParam) ? dayParam : null;
+  const nowParam = sp.get('now');
+  const nowState = nowParam && (KYC_STATES as readonly string[]).includes(nowParam) ? (nowParam as KycState) : null;
+  const sortParam = sp.get('sort');
+  const sort: DriftSort = (DRIFT_SORTABLE as readonly string[]).includes(sortParam ?? '') ? (sortParam as DriftSort) : 'detectedAt';
+  const dir = sp.get('dir') === 'asc' ? 'asc' : 'desc';
+  const page = num(sp.get('page'), 1);
+  const pageSize = pageSizeOf(sp.get('size'));
+  const since30 = new Date(Date.now() - 30 * 86_400_000).toISOString();
+  const [perDay, transitions, list, unmapped, linkExpired] = await Promise.all([
+    driftCountsPerDay(db, { days: 30 }),
+    driftTransitions(db, { since: since30 }),
+    listDrift(db, { day, nowState, sort, dir, page, pageSize }),
+    unmappedUsers(db, 50),
+    countLinkExpired(db),
+  ]);
+  const pii = canSeePii(who.operator.role);
+  return {
+    perDay,
+    transitions,
+    rows: list.rows.map((r) => ({
+      id: r.id,
+      userId: r.userId,
+      externalUserId: r.externalUserId,
+      email: pii ? r.email : maskEmail(r.email),
+      detectedAt: r.detectedAt,
+      wasState: r.wasState,
+      nowState: r.nowState,
+      currentState: r.currentState,
+      jobName: r.jobName,
+      jobId: r.jobId,
+      triggeredBy: r.triggeredBy,
+      runId: r.runId,
+      missedEvents: r.missedEvents,
+      evidence: r.evidence,
+    })),
+    total: list.total,
+    page,
+    pageSize,
+    pageCount: Math.max(1, Math.ceil(list.total / pageSize)),
+    params: { day, now: nowState, sort, dir },
+    unmapped,
+    linkExpired,
+  };
+}
+
+// ------------------------------------------------------------------ refresh control
+
+async function capaQueueState() {
+  const { queues } = await services();
+  try {
+    const q = queues.queue('capa');
+    const [counts, ttl] = await Promise.all([q.getJobCounts('waiting', 'prioritized', 'delayed', 'paused'), q.getRateLimitTtl()]);
+    return { backlog: Object.values(counts).reduce((a, b) => a + b, 0), rateLimitedForMs: Math.max(0, ttl), available: true };
+  } catch {
+    return { backlog: 0, rateLimitedForMs: 0, available: false };
+  }
+}
+
+export interface RunView extends RefreshRun {
+  progress: Awaited<ReturnType<typeof runProgress>>;
+}
+
+async function withProgress(run: RefreshRun): Promise<RunView> {
+  const { db } = await services();
+  if (run.status === 'done' || run.status === 'failed') {
+    return { ...run, progress: { total: run.total, answered: run.answered, failed: run.failed, pending: Math.max(0, run.total - run.answered - run.failed), drift: run.drift, settled: true } };
+  }
+  return { ...run, progress: await runProgress(db, run) };
+}
+
+export async function refreshPageData(who: SignedIn, sp: URLSearchParams) {
+  const { db, env } = await services();
+  const thresholds = thresholdsFromEnv(env);
+  const stateParam = sp.get('state');
+  const state = (REFRESHABLE_STATES as readonly string[]).includes(stateParam ?? '') ? (stateParam as RefreshableState) : null;
+  const sortParam = sp.get('sort');
+  const sort: StaleSort = (STALE_SORTABLE as readonly string[]).includes(sortParam ?? '') ? (sortParam as StaleSort) : 'capaConfirmedAt';
+  const dir = sp.get('dir') === 'desc' ? 'desc' : 'asc';
+  const page = num(sp.get('page'), 1);
+  const pageSize = pageSizeOf(sp.get('size'));
+  const [stale, list, runs, queue, linkExpired] = await Promise.all([
+    countStale(db, thresholds),
+    listStale(db, thresholds, { state, sort, dir, page, pageSize }),
+    listRuns(db, { limit: 15 }),
+    capaQueueState(),
+    linkExpiredUsers(db, 20),
+  ]);
+  const pii = canSeePii(who.operator.role);
+  return {
+    thresholdsMinutes: {
+      LINK_ISSUED: env.REFRESH_STALE_LINK_ISSUED_MINUTES,
+      IN_PROGRESS: env.REFRESH_STALE_IN_PROGRESS_MINUTES,
+      REVIEW_NEEDED: env.REFRESH_STALE_REVIEW_NEEDED_MINUTES,
+    },
+    scanEverySeconds: env.REFRESH_SCAN_EVERY_SECONDS,
+    ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
+    stale,
+    rows: list.rows.map((r) => ({ ...r, email: pii ? r.email : maskEmail(r.email) })),
+    total: list.total,
+    page,
+    pageSize,
+    pageCount: Math.max(1, Math.ceil(list.total / pageSize)),
+    params: { state, sort, dir },
+    runs: await Promise.all(runs.map(withProgress)),
+    queue,
+    linkExpired: linkExpired.map((u) => ({ ...u, email: pii ? u.email : maskEmail(u.email) })),
+  };
+}
+
+const MAX_SELECTED = 1000;
+
+export const RefreshFormSchema = z.object({
+  intent: z.enum(['preview', 'start'], { errorMap: () => ({ message: 'Choose Preview or Start.' }) }),
+  scope: z.enum(['all', 'selected'], { errorMap: () => ({ message: 'Choose “all stale” or “selected”.' }) }),
+  userIds: z.array(z.string().trim().min(1).max(100)).max(MAX_SELECTED, `Select at most ${MAX_SELECTED} customers at a time (or refresh all stale).`),
+  requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/).optional(),
+});
+
+export interface RefreshPreview {
+  scope: 'all' | 'selected';
+  calls: number;
+  notInCapa: number;
+  unknown: number;
+  byState: Partial<Record<RefreshableState, number>>;
+  backlog: number;
+  rateLimitedForMs: number;
+  ratePerSec: number;
+  etaSeconds: number;
+  eta: string;
+  queueAvailable: boolean;
+  userIds: string[];
+}
+
+export async function previewRefresh(scope: 'all' | 'selected', userIds: string[]): Promise<RefreshPreview> {
+  const { db, env } = await services();
+  const queue = await capaQueueState();
+  let calls: number;
+  let notInCapa = 0;
+  let unknown = 0;
+  let byState: Partial<Record<RefreshableState, number>> = {};
+  let ids: string[] = [];
+  if (scope === 'all') {
+    const c = await countStale(db, thresholdsFromEnv(env));
+    calls = Math.min(c.total, MAX_RUN_SIZE);
+    byState = { LINK_ISSUED: c.LINK_ISSUED, IN_PROGRESS: c.IN_PROGRESS, REVIEW_NEEDED: c.REVIEW_NEEDED };
+  } else {
+    const split = await splitRefreshable(db, userIds);
+    calls = split.eligible.length;
+    notInCapa = split.notInCapa.length;
+    unknown = split.unknown.length;
+    ids = split.eligible;
+  }
+  const etaSeconds = estimateSeconds(calls, { ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC, backlog: queue.backlog, rateLimitedForMs: queue.rateLimitedForMs });
+  return {
+    scope, calls, notInCapa, unknown, byState, backlog: queue.backlog, rateLimitedForMs: queue.rateLimitedForMs, ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
+    etaSeconds, eta: formatEta(etaSeconds), queueAvailable: queue.available, userIds: ids,
+  };
+}
+
+export type RefreshActionResult =
+  | { ok: false; errors: Record<string, string> }
+  | { ok: true; preview: RefreshPreview }
+  | { ok: true; runId: number; queued: boolean; message: string };
+
+/** Preview (nothing written) or start (a run, audited, handed to the maintenance queue). */
+export async function runRefreshAction(request: Request, who: SignedIn, form: FormData): Promise<RefreshActionResult> {
+  const parsed = RefreshFormSchema.safeParse({
+    intent: form.get('intent'),
+    scope: form.get('scope'),
+    userIds: form.getAll('userId').filter((v): v is string => typeof v === 'string'),
+    requestId: typeof form.get('requestId') === 'string' && form.get('requestId') ? form.get('requestId') : undefined,
+  });
+  if (!parsed.success) {
+    const errors: Record<string, string> = {};
+    for (const i of parsed.error.issues) errors[String(i.path[0] ?? 'form')] ??= i.message;
+    return { ok: false, errors };
+  }
+  const p = parsed.data;
+  if (p.scope === 'selected' && p.userIds.length === 0) return { ok: false, errors: { userIds: 'Select at least one customer to refresh.' } };
+  const preview = await previewRefresh(p.scope, p.userIds);
+  if (p.intent === 'preview') return { ok: true, preview };
+
+  if (!p.requestId) return { ok: false, errors: { form: 'This form is missing its request id. Reload the page and try again.' } };
+  if (preview.calls === 0) {
+    return { ok: false, errors: { form: p.scope === 'all' ? 'No customer is stale right now: nothing to refresh.' : 'None of the selected customers is in Capa yet: nothing to ask Capa.' } };
+  }
+  const { db, env, queues } = await services();
+  const { run, created } = await createRun(db, {
+    kind: p.scope === 'all' ? 'all_stale' : 'selected',
+    requestedBy: who.operator.id,
+    requestId: p.requestId,
+    ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
+    etaSeconds: preview.etaSeconds,
+    skipped: preview.notInCapa,
+  });
+  if (!created) return { ok: true, runId: run.id, queued: true, message: 'This refresh was already started (the form was sent twice).' };
+  // Stored before it is queued: if Redis is down, the next scheduled scan queues it.
+  if (p.scope === 'selected') await addRunUsers(db, run.id, preview.userIds);
+  let queued = true;
+  try {
+    await queues.add(refreshRun, { runId: run.id });
+  } catch {
+    queued = false;
+  }
+  await auditAction(request, who, {
+    action: p.scope === 'all' ? 'refresh.all_stale' : 'refresh.selected',
+    targetType: 'refresh_run',
+    targetId: String(run.id),
+    outcome: 'queued',
+    detail: { calls: preview.calls, notInCapa: preview.notInCapa, etaSeconds: preview.etaSeconds, ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC, ...(queued ? {} : { redis: 'unavailable' }) },
+  });
+  return {
+    ok: true,
+    runId: run.id,
+    queued,
+    message: queued
+      ? `Refresh started: ${preview.calls} Capa call${preview.calls === 1 ? '' : 's'}, ${preview.eta}.`
+      : 'Refresh recorded, but the job queue is unavailable right now; it starts automatically when the queue is back.',
+  };
+}
+
+export async function refreshRunData(runId: number) {
+  const { db } = await services();
+  const run = await getRun(db, runId);
+  if (!run) return null;
+  const view = await withProgress(run);
+  const drift = await db
+    .selectFrom('driftEvents as d')
+    .innerJoin('users as u', 'u.id', 'd.userId')
+    .select(['d.id', 'd.userId', 'u.externalUserId', 'd.wasState', 'd.nowState', 'd.missedEvents', 'd.detectedAt'])
+    .where('d.runId', '=', runId)
+    .orderBy('d.id', 'desc')
+    .limit(100)
+    .execute();
+  const requestedBy = run.requestedBy ? await db.selectFrom('operators').select(['name', 'email']).where('id', '=', run.requestedBy).executeTakeFirst() : undefined;
+  return { run: view, drift, requestedBy: requestedBy?.name ?? null };
+}
+
+// ------------------------------------------------------------------ the customer's timeline
+
+registerTimelineSource('drift', async ({ db, user }) => {
+  const [drift, expired] = await Promise.all([
+    driftForUser(db, user.id),
+    db.selectFrom('kycLinks').select(['id', 'endedAt', 'createdAt']).where('userId', '=', user.id).where('status', '=', 'expired').execute(),
+  ]);
+  const entries: TimelineEntry[] = drift.map((d) => ({
+    key: `drift:${d.id}`,
+    at: d.detectedAt,
+    kind: 'drift',
+    title: `Drift: Capa said ${d.nowState} while we showed ${d.wasState}`,
+    detail: d.evidence,
+    tone: 'warn',
+    facts: [
+      ['detected by', d.jobId ? `${d.jobName} (${d.jobId})` : d.jobName],
+      ...(d.triggeredBy ? ([['asked by', d.triggeredBy]] as Array<[string, string]>) : []),
+      ...(d.missedEvents ? ([['likely missed', d.missedEvents.replace(/,/g, ', ')]] as Array<[string, string]>) : []),
+    ],
+  }));
+  for (const l of expired) {
+    entries.push({
+      key: `link-expired:${l.id}`,
+      at: l.endedAt ?? l.createdAt,
+      kind: 'link',
+      title: 'KYC link expired — resend',
+      detail: `Issued ${l.createdAt.slice(0, 16).replace('T', ' ')} UTC; older than the configured link lifetime.`,
+      tone: 'warn',
+    });
+  }
+  return entries;
+});
