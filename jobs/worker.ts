@@ -146,15 +146,26 @@ async function main(): Promise<void> {
   process.env.KYC_PROCESS ??= 'worker';
   const e = readEnv();
   const log = rootLogger.child({ proc: 'worker' });
-  const db = createDb(e.DATABASE_URL);
+  // Signals are taken from the first moment: a SIGTERM during start-up stops the worker as soon
+  // as it is up instead of killing it half-started.
+  let stopRequested: string | null = null;
+  let stop: ((signal: string) => Promise<void>) | null = null;
+  const onSignal = (signal: string) => {
+    if (stop) void stop(signal);
+    else stopRequested ??= signal;
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
+  // Worker writes are derived from rows already stored durably: see docs/decisions/003.
+  const db = createDb(e.DATABASE_URL, { durability: 'normal' });
   await migrateToLatest(db);
   // Capa call counts/latency go to Redis, where the web process's /metrics reads them (issue 8).
   const capaStats = new CapaCallStats(redisConnection(e.REDIS_URL, 'producer'), e.QUEUE_PREFIX);
   const running = await startWorkers({ env: e, db, capa: capaClientFromEnv(e, capaStats.record), logger: log, dataKeys: parseDataKeys(e.KYC_DETAILS_KEY), redisUrl: e.REDIS_URL, prefix: e.QUEUE_PREFIX });
   log.info({ queues: running.workers.map((w) => w.name) }, 'worker started');
-  for (const w of await selfCheck({ redis: running.queues.connection, db })) log.warn(`SELF-CHECK: ${w}`);
   let stopping = false;
-  const stop = async (signal: string) => {
+  stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'worker shutting down');
@@ -166,8 +177,8 @@ async function main(): Promise<void> {
     log.info('worker stopped');
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  if (stopRequested) return stop(stopRequested);
+  for (const w of await selfCheck({ redis: running.queues.connection, db })) log.warn(`SELF-CHECK: ${w}`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -20,7 +20,10 @@ export function startProc(name: string, file: string, env: Record<string, string
   let out = '';
   child.stdout!.on('data', (d) => { out = (out + d).slice(-20_000); });
   child.stderr!.on('data', (d) => { out = (out + d).slice(-20_000); });
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => {
+    if (signal) out += `\n[${name} ended by ${signal}]`;
+    resolve(code);
+  }));
   return {
     name, child,
     output: () => out,
