@@ -17,6 +17,8 @@ export async function loader({ request }: LoaderFunctionArgs) {
 type Data = Awaited<ReturnType<typeof loader>>;
 type Row = Data['rows'][number];
 
+/** Mirrors SEARCH_COUNT_CAP in db/repositories/users-list.ts (not imported: server-only module). */
+const SEARCH_CAP = 1000;
 const STATES = ['NOT_STARTED', 'LINK_ISSUED', 'IN_PROGRESS', 'VERIFIED', 'REJECTED', 'REVIEW_NEEDED'] as const;
 const col = createColumnHelper<Row>();
 
@@ -101,11 +103,11 @@ export default function UsersList() {
 
       <nav className="chips" aria-label="Filter by state">
         <Link to={withParams(location.search, { state: null })} className={`chip ${(params.states ?? []).length === 0 ? 'active' : ''}`}>
-          All <strong>{Object.values(data.countsByState).reduce((a, b) => a + b, 0)}</strong>
+          All <strong>{data.countsCapped ? `${SEARCH_CAP}+` : Object.values(data.countsByState).reduce((a, b) => a + b, 0)}</strong>
         </Link>
         {STATES.map((s) => (
           <Link key={s} to={withParams(location.search, { state: s })} className={`chip ${params.states?.length === 1 && params.states[0] === s ? 'active' : ''}`}>
-            <StateBadge state={s} /> <strong>{data.countsByState[s]}</strong>
+            <StateBadge state={s} /> {data.countsCapped ? null : <strong>{data.countsByState[s]}</strong>}
           </Link>
         ))}
       </nav>
@@ -162,7 +164,11 @@ export default function UsersList() {
       </Form>
 
       <p className="muted" aria-live="polite">
-        {busy ? 'Loading…' : `${data.total} customer${data.total === 1 ? '' : 's'}${filtered ? ' match' : ''}`}
+        {busy
+          ? 'Loading…'
+          : data.countsCapped
+            ? `More than ${SEARCH_CAP} customers match this search; narrow it down (or add filters) to see exact counts.`
+            : `${data.total} customer${data.total === 1 ? '' : 's'}${filtered ? ' match' : ''}`}
       </p>
 
       {data.total === 0 ? (

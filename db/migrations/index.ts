@@ -6,6 +6,7 @@ import * as reviewCases from './20261125_0005_review_cases.js';
 import * as consoleIndexes from './20261126_0300_console_indexes.js';
 import * as imports from './20261125_0007_imports.js';
 import * as ops from './20261125_0006_ops.js';
+import * as usersSearch from './20261126_0310_users_search.js';
 
 /**
  * The explicit list of migrations, in order. Explicit imports (not a folder scan) so the same
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '20261126_0300_console_indexes': consoleIndexes,
   '20261125_0007_imports': imports,
   '20261125_0006_ops': ops,
+  '20261126_0310_users_search': usersSearch,
 };
