@@ -10,19 +10,47 @@ export async function insertDelivery(db: Executor, row: NewWebhookDelivery): Pro
   return r.id;
 }
 
-/** The earliest delivery with the same dedupe key inside the duplicate window, if any. */
+/**
+ * The delivery this one repeats, if any: the latest delivery with the same dedupe key inside the
+ * duplicate window, unless the customer's journey moved on since then — a new KYC link was issued
+ * or a different event arrived for the same customer. Then an identical body is a new event
+ * (a customer retrying quickly after a rejection sends CREATED_KYC again) and must be processed.
+ */
 export async function findOriginal(db: Executor, dedupeKey: string, receivedAt: string): Promise<number | null> {
-  const r = await db
+  const original = await db
     .selectFrom('webhookInbox')
-    .select('id')
+    .select(['id', 'receivedAt', 'externalUserId'])
     .where('dedupeKey', '=', dedupeKey)
     .where('receivedAt', '>=', isoAgo(DUPLICATE_WINDOW_MS, Date.parse(receivedAt)))
     .where('duplicateOf', 'is', null)
     .where('status', 'in', ['received', 'processed', 'failed'])
-    .orderBy('id', 'asc')
+    .orderBy('id', 'desc')
     .limit(1)
     .executeTakeFirst();
-  return r?.id ?? null;
+  if (!original) return null;
+  if (original.externalUserId) {
+    const movedOn = await db
+      .selectFrom('webhookInbox')
+      .select('id')
+      .where('externalUserId', '=', original.externalUserId)
+      .where('id', '>', original.id)
+      .where('dedupeKey', '<>', dedupeKey)
+      .where('duplicateOf', 'is', null)
+      .where('signatureVerdict', '=', 'valid')
+      .limit(1)
+      .executeTakeFirst();
+    if (movedOn) return null;
+    const newLink = await db
+      .selectFrom('kycLinks')
+      .innerJoin('users', 'users.id', 'kycLinks.userId')
+      .select('kycLinks.id')
+      .where('users.externalUserId', '=', original.externalUserId)
+      .where('kycLinks.createdAt', '>', original.receivedAt)
+      .limit(1)
+      .executeTakeFirst();
+    if (newLink) return null;
+  }
+  return original.id;
 }
 
 export async function markEnqueued(db: Executor, ids: number[]): Promise<void> {

@@ -10,6 +10,8 @@ export const LinkRequestSchema = z.object({
   country: z.enum(['MX', 'DO']),
   redirectUri: z.string().max(2000).nullable().optional(),
   requestId: z.string().min(1).max(100),
+  /** E-mail the link to the customer once it exists (notifications). */
+  notify: z.boolean().optional(),
 });
 
 /**

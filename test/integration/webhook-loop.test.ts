@@ -211,3 +211,30 @@ describe('webhook intake edge cases', () => {
     expect(job?.data).toEqual({ inboxId: id });
   });
 });
+
+describe('duplicate detection follows the customer journey', () => {
+  let rt: TestRuntime;
+  beforeAll(async () => { rt = await createTestRuntime(); });
+  afterAll(async () => { await rt?.close(); });
+
+  it('a customer who retries right after a rejection is not mistaken for a duplicate', async () => {
+    const { user, link } = await onboard(rt, 'quick-retry@example.mx');
+    await fetch(link.url, { method: 'POST', body: new URLSearchParams({ outcome: 'REJECTED' }), redirect: 'manual' });
+    await waitFor(async () => (await findUserById(rt.db, user.id))?.kycState === 'REJECTED', { what: 'first rejection' });
+    // A new link at once, then the customer passes: the same CREATED_KYC body within minutes.
+    const { generateLink } = await import('../../jobs/definitions/generate-link.js');
+    await rt.queues.add(generateLink, { userId: user.id, country: 'MX', requestId: randomUUID() });
+    const second = await waitFor(async () => {
+      const l = await rt.db.selectFrom('kycLinks').selectAll().where('userId', '=', user.id).where('status', '=', 'active').executeTakeFirst();
+      return l && l.id !== link.id ? l : null;
+    }, { what: 'second link' });
+    await fetch(second.url, { method: 'POST', body: new URLSearchParams({ outcome: 'VERIFIED' }), redirect: 'manual' });
+    await waitFor(async () => (await findUserById(rt.db, user.id))?.kycState === 'VERIFIED', { what: 'verified after retry' });
+    const created = await rt.db.selectFrom('webhookInbox').selectAll().where('externalUserId', '=', user.externalUserId).where('eventName', '=', 'CREATED_KYC').orderBy('id').execute();
+    expect(created.length).toBe(2);
+    expect(created[1].duplicateOf).toBeNull();
+    expect(created[1].effect).toBe('apply');
+    const hist = await stateHistory(rt.db, user.id);
+    expect(hist.map((h) => h.toState)).toEqual(['LINK_ISSUED', 'IN_PROGRESS', 'REJECTED', 'LINK_ISSUED', 'IN_PROGRESS', 'VERIFIED']);
+  });
+});
