@@ -19,7 +19,7 @@ describe.each(kinds)('webhook intake under hostile input (property-based) on %s'
 
   async function send(body: Uint8Array | string, headers: Record<string, string>) {
     const before = await count();
-    const res = await fetch(rt.intakeUrl, { method: 'POST', headers, body });
+    const res = await fetch(rt.intakeUrl, { method: "POST", headers, body: typeof body === "string" ? body : Buffer.from(body) });
     const after = await count();
     return { status: res.status, added: after - before, json: await res.json().catch(() => null) };
   }
