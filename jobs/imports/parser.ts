@@ -125,6 +125,17 @@ function countNewlines(s: string): number {
   return n;
 }
 
+/** Fields in the header line (separators outside quotes + 1). */
+function countFields(line: string, delimiter: string): number {
+  let n = 1;
+  let quoted = false;
+  for (const ch of line) {
+    if (ch === '"') quoted = !quoted;
+    else if (!quoted && ch === delimiter) n++;
+  }
+  return n;
+}
+
 /** Counts separators in the header line, outside quotes; `;` wins only when it is the more frequent. */
 export function detectDelimiter(headerLine: string): ',' | ';' {
   let commas = 0;
@@ -212,7 +223,8 @@ export class ImportCsvReader {
     src.pipe(parser);
 
     let batch: RawRow[] = [];
-    let width: number | null = null;
+    // From the raw first line: csv-parse may fail on a later row before the header record is read here.
+    let width: number | null = countFields(firstLine, delimiter);
     try {
       for await (const rec of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
         const fields = rec.record;

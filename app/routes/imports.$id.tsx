@@ -1,0 +1,224 @@
+import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
+import { data } from '@remix-run/node';
+import { Form, Link, useActionData, useFetcher, useLoaderData, useNavigation, useRevalidator, useSearchParams } from '@remix-run/react';
+import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from '@tanstack/react-table';
+import { useEffect, useRef } from 'react';
+import { requireMutation, requireOperator } from '~/auth.server';
+import { CsrfInput } from '~/components/csrf';
+import { importAction, importDetailData } from '~/imports.server';
+
+export const meta: MetaFunction = () => [{ title: 'Import — KYC Desk' }];
+
+export async function loader({ request, params }: LoaderFunctionArgs) {
+  await requireOperator(request, 'compliance');
+  return importDetailData(params.id ?? '', new URL(request.url).searchParams);
+}
+
+export async function action({ request, params }: ActionFunctionArgs) {
+  const who = await requireMutation(request, 'compliance');
+  const r = await importAction(request, who, params.id ?? '');
+  if (r.ok) return { message: r.message, error: null };
+  return data({ message: null, error: r.error }, { status: r.status });
+}
+
+type LoaderData = Awaited<ReturnType<typeof loader>>;
+type Row = LoaderData['rows'][number];
+type Progress = LoaderData['progress'];
+
+const col = createColumnHelper<Row>();
+const columns = [
+  col.accessor('rowNo', { header: 'Row', cell: (c) => <span title={`line ${c.row.original.line}`}>{c.getValue()}</span> }),
+  col.accessor('externalUserId', { header: 'externalUserId', cell: (c) => c.getValue() ?? <span className="muted">{c.row.original.generatedId ? `${c.row.original.generatedId} (generated)` : '—'}</span> }),
+  col.accessor('email', { header: 'E-mail' }),
+  col.accessor('type', { header: 'Type' }),
+  col.accessor('country', { header: 'Country' }),
+  col.accessor('sendLink', { header: 'Link', cell: (c) => (c.getValue() ? 'yes' : 'no') }),
+  col.accessor('status', { header: 'Status', cell: (c) => <span className={`badge row-${c.getValue()}`}>{c.getValue()}</span> }),
+  col.accessor('reason', { header: 'Reason', cell: (c) => c.getValue() ?? '' }),
+  col.accessor('userId', { header: 'Customer', cell: (c) => (c.getValue() ? <Link to={`/users/${c.getValue()}`}>open</Link> : '') }),
+];
+
+const ACTIVE = new Set(['running', 'paused']);
+
+function fmtEta(s: number | null): string {
+  if (s === null) return '—';
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function ProgressPanel({ p, status }: { p: Progress; status: string }) {
+  const finished = p.done + p.failed + p.cancelled;
+  const pct = p.total ? Math.round((finished / p.total) * 100) : 100;
+  return (
+    <div className="card" data-testid="progress">
+      <div role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={pct} aria-label="Import progress" style={{ background: '#e8ecf2', borderRadius: 6, height: 14, overflow: 'hidden' }}>
+        <div style={{ width: `${pct}%`, background: status === 'paused' ? 'var(--warn)' : 'var(--accent)', height: '100%' }} />
+      </div>
+      <p>
+        <strong data-testid="done">{p.done}</strong> done · <strong data-testid="failed">{p.failed}</strong> failed · <strong data-testid="remaining">{p.remaining}</strong> remaining
+        {p.cancelled ? <> · {p.cancelled} cancelled</> : null} · of {p.total} ({pct}%)
+        {ACTIVE.has(status) ? (
+          <>
+            {' '}
+            · rate {p.ratePerSec ? `${p.ratePerSec.toFixed(1)} rows/s` : '—'} · ETA {status === 'paused' ? 'paused' : fmtEta(p.etaSeconds)}
+          </>
+        ) : null}
+      </p>
+    </div>
+  );
+}
+
+export default function ImportPage() {
+  const d = useLoaderData<typeof loader>();
+  const result = useActionData<typeof action>();
+  const busy = useNavigation().state !== 'idle';
+  const [sp] = useSearchParams();
+  const imp = d.import;
+
+  // Live progress: a light JSON poll; the page (row table) reloads when the status changes.
+  const poll = useFetcher<{ status: string; statusReason: string | null; progress: Progress }>();
+  const revalidator = useRevalidator();
+  const lastStatus = useRef<string>(imp.status);
+  const active = ACTIVE.has(imp.status);
+  useEffect(() => {
+    if (!active) return;
+    const t = setInterval(() => poll.load(`/imports/${imp.id}/progress`), 1500);
+    return () => clearInterval(t);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [active, imp.id]);
+  const live = poll.data && ACTIVE.has(imp.status) ? poll.data : null;
+  useEffect(() => {
+    if (live && live.status !== lastStatus.current) {
+      lastStatus.current = live.status;
+      revalidator.revalidate();
+    }
+  }, [live, revalidator]);
+  useEffect(() => {
+    lastStatus.current = imp.status;
+  }, [imp.status]);
+  const status = live?.status ?? imp.status;
+  const reason = live ? live.statusReason : imp.statusReason;
+  const progress = live?.progress ?? d.progress;
+
+  const table = useReactTable({ data: d.rows, columns, getCoreRowModel: getCoreRowModel(), manualPagination: true, rowCount: d.rowsTotal });
+  const pages = Math.max(1, Math.ceil(d.rowsTotal / d.pageSize));
+  const link = (over: Record<string, string | number>) => {
+    const next = new URLSearchParams(sp);
+    for (const [k, v] of Object.entries(over)) next.set(k, String(v));
+    return `?${next.toString()}`;
+  };
+
+  const act = (intent: string, label: string, cls = '', confirm?: string) => (
+    <Form method="post" className="inline" style={{ display: 'inline-block', marginRight: 8 }} onSubmit={(e) => { if (confirm && !window.confirm(confirm)) e.preventDefault(); }}>
+      <CsrfInput />
+      <input type="hidden" name="intent" value={intent} />
+      <button type="submit" className={cls} disabled={busy}>
+        {label}
+      </button>
+    </Form>
+  );
+
+  return (
+    <main className="page">
+      <p>
+        <Link to="/imports">← Imports</Link>
+      </p>
+      <h1>
+        {imp.fileName} <span className={`badge import-${status}`} data-testid="import-status">{status}</span>
+      </h1>
+      {result?.message ? <div className="toast ok" role="status">{result.message}</div> : null}
+      {result?.error ? <div className="toast error" role="alert">{result.error}</div> : null}
+      {reason && status !== 'completed' ? (
+        <div className={`toast ${status === 'paused' && imp.pauseKind === 'outage' ? 'error' : ''}`} role="status" data-testid="status-reason">
+          {reason}
+        </div>
+      ) : null}
+
+      {imp.status === 'staged' ? (
+        <section className="card" aria-label="Dry run">
+          <h2>Dry run — nothing has been sent to Capa</h2>
+          <p data-testid="summary">
+            {imp.totalRows} rows: <strong>{imp.validRows} ready to import</strong>, {imp.invalidRows} with problems.
+          </p>
+          {imp.byReason.length ? (
+            <ul>
+              {imp.byReason.map((r) => (
+                <li key={r.code}>
+                  {r.label}: {r.n}
+                </li>
+              ))}
+            </ul>
+          ) : null}
+          {imp.unknownColumns.length ? <p className="muted">Ignored columns (not ours): {imp.unknownColumns.join(', ')}</p> : null}
+          {d.sameFile ? (
+            <p className="toast">
+              This exact file was uploaded before (<Link to={`/imports/${d.sameFile.id}`}>that import</Link>, {d.sameFile.status}). Rows already created show as “already exists here”.
+            </p>
+          ) : null}
+          <p>
+            {imp.validRows > 0 ? act('commit', `Start import of ${imp.validRows} rows`) : <span className="muted">No row can be imported. </span>}
+            {act('discard', 'Cancel', 'secondary')}
+            {imp.invalidRows > 0 ? <a href={`/imports/${imp.id}/download?kind=errors`}>Download the rows with problems (CSV)</a> : null}
+          </p>
+        </section>
+      ) : imp.status === 'discarded' ? (
+        <p className="muted">This dry run was cancelled; nothing was created.</p>
+      ) : (
+        <>
+          <ProgressPanel p={progress} status={status} />
+          <p>
+            {status === 'running' ? act('pause', 'Pause', 'secondary') : null}
+            {status === 'paused' ? act('resume', 'Resume') : null}
+            {ACTIVE.has(status) ? act('cancel', 'Cancel import', 'secondary', 'Cancel this import? Rows not started yet will not be created.') : null}
+            {progress.failed > 0 && status !== 'cancelled' ? act('retry_failed', `Retry ${progress.failed} failed rows`, 'secondary') : null}
+            <a href={`/imports/${imp.id}/download?kind=results`}>Download results (CSV)</a> ·{' '}
+            <a href={`/imports/${imp.id}/download?kind=errors`} data-testid="download-errors">
+              Download errors (CSV)
+            </a>
+          </p>
+        </>
+      )}
+
+      {imp.status !== 'discarded' ? (
+        <section aria-label="Rows">
+          <p>
+            Show:{' '}
+            {(['all', 'problems', 'invalid', 'pending', 'done', 'failed'] as const).map((f) => (
+              <span key={f}>
+                {d.filter === f ? <strong>{f}</strong> : <Link to={link({ rows: f, page: 1 })}>{f}</Link>}{' '}
+              </span>
+            ))}
+            <span className="muted">({d.rowsTotal} rows)</span>
+          </p>
+          <table>
+            <thead>
+              {table.getHeaderGroups().map((g) => (
+                <tr key={g.id}>
+                  {g.headers.map((h) => (
+                    <th key={h.id}>{flexRender(h.column.columnDef.header, h.getContext())}</th>
+                  ))}
+                </tr>
+              ))}
+            </thead>
+            <tbody>
+              {table.getRowModel().rows.map((r) => (
+                <tr key={r.id}>
+                  {r.getVisibleCells().map((c) => (
+                    <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {pages > 1 ? (
+            <p>
+              {d.page > 1 ? <Link to={link({ page: d.page - 1 })}>← Previous</Link> : null} Page {d.page} of {pages}{' '}
+              {d.page < pages ? <Link to={link({ page: d.page + 1 })}>Next →</Link> : null}
+            </p>
+          ) : null}
+        </section>
+      ) : null}
+    </main>
+  );
+}
