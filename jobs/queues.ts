@@ -78,6 +78,9 @@ export class Queues implements Enqueuer {
   async addAndWait<P>(def: JobDefinition<P>, payload: P, timeoutMs: number, opts: JobsOptions = {}): Promise<WaitResult> {
     let jobId: string;
     try {
+      // Listen before adding: a job finishing between the add and the first listen would
+      // otherwise be reported as still queued.
+      await withTimeout(this.queueEvents(def.queue).waitUntilReady(), READY_GRACE_MS * 4, 'Redis is unavailable');
       jobId = await this.add(def, payload, opts);
     } catch (err) {
       return { state: 'unavailable', error: (err as Error).message };

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import http, { type Server } from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -28,7 +27,6 @@ let browser: Browser;
 const ops = { compliance: '', viewer: '' };
 
 beforeAll(async () => {
-  execFileSync(path.join(ROOT, 'node_modules/.bin/remix'), ['build'], { cwd: ROOT, stdio: 'pipe' });
   rt = await createTestRuntime();
   const build = (await import(`${pathToFileURL(path.join(ROOT, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;
   const app = await createWebApp({ build, production: false });

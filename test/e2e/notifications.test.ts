@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import path from 'node:path';
@@ -39,7 +38,6 @@ let browser: Browser;
 let deps: NotifyDeps;
 
 beforeAll(async () => {
-  execFileSync(path.join(ROOT, 'node_modules/.bin/remix'), ['build'], { cwd: ROOT, stdio: 'pipe' });
   mailbox = await createSandbox({ smtpPort: 0, partners: [{ apiKey: 'mailbox-only-key', webhookSecret: 'mailbox-only-secret' }] });
   rt = await createTestRuntime({ env: { SMTP_URL: `smtp://127.0.0.1:${mailbox.smtpPort}`, NOTIFY_BACKOFF_MS: '50', NOTIFY_SEND_ATTEMPTS: '4' } });
   const build = (await import(`${pathToFileURL(path.join(ROOT, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -39,6 +39,11 @@ async function waitForPort(port: number, deadlineMs: number): Promise<void> {
 
 export default async function setup(): Promise<() => void> {
   process.env.NODE_ENV = 'test';
+  // One Remix build for the whole run: e2e and process tests load build/index.js; building in
+  // each file would race on the same folder.
+  if (process.env.KYC_TEST_SKIP_BUILD !== '1') {
+    execFileSync(path.resolve('node_modules/.bin/remix'), ['build'], { stdio: 'pipe' });
+  }
   if (!process.env.REDIS_URL) {
     const port = await freePort();
     dir = mkdtempSync(path.join(os.tmpdir(), 'kyc-redis-'));
