@@ -29,6 +29,37 @@ export async function loadBuild(): Promise<ServerBuild> {
   }
 }
 
+/**
+ * Defence in depth against cross-site form posts: a state-changing request whose Origin names
+ * another site is refused here with a clear 403 (the session-bound CSRF token is still checked by
+ * every action). Capa's webhook is served earlier and carries its own signature.
+ */
+const refuseCrossSite: express.RequestHandler = (req, res, next) => {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+  if (req.path.startsWith('/admin/queues')) return next(); // bull-board's guard checks and audits
+  const origin = req.get('origin');
+  if (!origin) return next(); // no Origin: the action's CSRF token decides
+  let sameSite = false;
+  try {
+    sameSite = origin !== 'null' && new URL(origin).host === req.get('host');
+  } catch {
+    sameSite = false;
+  }
+  if (sameSite) return next();
+  res.status(403).type('text/plain').send('Refused: this form was sent from another site. Open KYC Desk and try again.');
+  void auditRefusal(req.path, origin, req.ip ?? null);
+};
+
+async function auditRefusal(path: string, origin: string, ip: string | null): Promise<void> {
+  try {
+    const [{ services }, { appendAudit }] = await Promise.all([import('../app/services.server.js'), import('../db/repositories/audit.js')]);
+    const s = await services();
+    await appendAudit(s.db, { actor: 'anonymous', action: 'csrf.refused', targetType: 'route', targetId: path.slice(0, 200), outcome: 'denied', detail: { origin: origin.slice(0, 200) }, ip });
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'could not audit a refused cross-site request');
+  }
+}
+
 /** The web process's services (shared with the Remix build through a global holder). */
 async function defaultIntakeDeps(): Promise<IntakeDeps> {
   const { services } = await import('../app/services.server.js');
@@ -43,6 +74,7 @@ export async function createWebApp(opts: WebOptions = {}): Promise<Express> {
   app.set('trust proxy', 'loopback');
   app.use(capaWebhookRouter(opts.intake ?? defaultIntakeDeps));
   app.use(securityHeaders({ production: opts.production ?? process.env.NODE_ENV === 'production' }));
+  app.use(refuseCrossSite);
   app.use(compression({ filter: (req, res) => !req.path.startsWith('/webhooks') && compression.filter(req, res) }));
   app.use('/build', express.static('public/build', { immutable: true, maxAge: '1y' }));
   app.use(express.static('public', { maxAge: '1h', index: false }));

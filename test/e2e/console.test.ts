@@ -185,11 +185,11 @@ describe('operator console', () => {
       return { status, text };
     };
 
-    // A page route: refused before any action code runs (Remix's own Origin/Host check answers
-    // 500 without a body; our requireMutation would refuse it with 403 next) — nothing happens.
+    // A page route: refused by the web server before any action code runs, with a 403 that says
+    // why (and is audited) — nothing happens.
     const a = await attack(`/users/${target!.id}`);
-    expect(a.status).toBeGreaterThanOrEqual(400);
-    expect(a.status).not.toBe(200);
+    expect(a.status).toBe(403);
+    expect(a.text).toMatch(/sent from another site/);
     // A resource route (no page): our Origin check refuses it with 403 and says why.
     const b = await attack('/logout');
     expect(b.status).toBe(403);
