@@ -6,6 +6,11 @@ import { CapaClient } from '../../capa/client.js';
 import { createSandbox, type Sandbox } from '../../capa/sandbox/server.js';
 import { stateHistory } from '../../db/repositories/users.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
+import { sendNotification } from '../../jobs/definitions/send-notification.js';
+import { startTestSmtp } from '../../jobs/notifications/test-smtp.js';
+import { insertMessage } from '../../db/repositories/notifications.js';
+import { insertLink } from '../../db/repositories/links.js';
+import { insertUser } from '../../db/repositories/users.js';
 import { Queues } from '../../jobs/queues.js';
 import { startProc } from '../support/processes.js';
 import { createTestDb, redisUrl, waitFor, type TestDb } from '../support/runtime.js';
@@ -121,4 +126,46 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
       await tdb.close();
     }
   }, 180_000);
+
+  it('SIGKILL mid notification batch: after restart every message is settled and none is sent twice', async () => {
+    const tdb = await createTestDb('sqlite');
+    const prefix = `n${randomBytes(4).toString('hex')}`;
+    const smtp = await startTestSmtp();
+    const queues = new Queues({ redisUrl: redisUrl(), prefix });
+    const M = 120;
+    try {
+      for (let i = 0; i < M; i++) {
+        const u = await insertUser(tdb.db, { email: `mail-${prefix}-${i}@example.mx`, type: 'INDIVIDUAL', country: 'MX' });
+        const link = await tdb.db.transaction().execute((trx) => insertLink(trx, { userId: u.id, url: `https://kyc.example/s/${i}`, country: 'MX', redirectUri: null, createdBy: null }));
+        const { row } = await insertMessage(tdb.db, { userId: u.id, kind: 'kyc_link', channel: 'email', locale: 'es', address: u.email, dedupeKey: `kill-test-${i}`, linkId: link.id, linkUrl: link.url });
+        await queues.add(sendNotification, { notificationId: row.id });
+      }
+      const env = { ...envFor(tdb, prefix), SMTP_URL: smtp.url, NOTIFY_BACKOFF_MS: '200' };
+      const sent = async () => (await tdb.db.selectFrom('notifications').select('id').where('status', '=', 'sent').execute()).length;
+      const first = startProc('worker-1', 'jobs/worker.ts', env);
+      await waitFor(async () => (await sent()) >= 25, { timeoutMs: 60_000, what: 'first sends' });
+      first.child.kill('SIGKILL');
+      await first.exited();
+      expect(await sent()).toBeLessThan(M);
+      const second = startProc('worker-2', 'jobs/worker.ts', env);
+      try {
+        await waitFor(async () => (await tdb.db.selectFrom('notifications').select('id').where('status', '=', 'queued').execute()).length === 0, { timeoutMs: 150_000, intervalMs: 1000, what: 'every message settled' });
+      } finally {
+        await second.stop();
+      }
+      const rows = await tdb.db.selectFrom('notifications').select(['address', 'status', 'failureReason']).execute();
+      const perAddress = new Map<string, number>();
+      for (const m of smtp.received) for (const to of m.envelopeTo) perAddress.set(to, (perAddress.get(to) ?? 0) + 1);
+      expect([...perAddress.values()].every((n) => n === 1)).toBe(true); // the sink saw no duplicate
+      const sentRows = rows.filter((r) => r.status === 'sent');
+      for (const r of sentRows) expect(perAddress.get(r.address)).toBe(1);
+      // A send interrupted by the kill is not retried blindly: it is settled for a human.
+      for (const r of rows.filter((x) => x.status !== 'sent')) expect(r.status).toBe('failed');
+      expect(sentRows.length).toBeGreaterThan(M * 0.9);
+    } finally {
+      await queues.close();
+      await smtp.close();
+      await tdb.close();
+    }
+  }, 240_000);
 });
