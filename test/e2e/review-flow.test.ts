@@ -72,6 +72,8 @@ it('a compliance operator claims a review-needed customer, adds a note and resol
     await page.fill('input[name="comment"]', 'Capa approved after manual review');
     await page.getByRole('button', { name: 'Save status' }).click();
     await page.getByText('Case resolved.').waitFor();
+    // The toast can render before the revalidated case data: wait for the status itself.
+    await page.getByTestId('case-status').filter({ hasText: /^Resolved$/ }).waitFor({ timeout: 15_000 });
     await expect(page.getByTestId('case-status').textContent()).resolves.toBe('Resolved');
 
     // The database agrees, and the queue no longer lists the customer.
