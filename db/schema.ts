@@ -294,6 +294,15 @@ export interface RetryProgrammesTable {
   updatedAt: string;
 }
 
+// ---- operations (issue 8; db/repositories/settings.ts)
+/** Key/value settings written by operators (e.g. the webhook URL we last registered at Capa). JSON value. */
+export interface SettingsTable {
+  key: string;
+  value: string;
+  updatedAt: string;
+  updatedBy: string | null;
+}
+
 // ---- bulk CSV imports (issue 4; db/repositories/imports.ts)
 export const IMPORT_STATUSES = ['staged', 'discarded', 'running', 'paused', 'cancelled', 'completed'] as const;
 export type ImportStatus = (typeof IMPORT_STATUSES)[number];
@@ -412,15 +421,6 @@ export interface DriftEventsTable {
   evidence: string | null;
 }
 
-// ---- operations (issue 8; db/repositories/settings.ts)
-/** Key/value settings written by operators (e.g. the webhook URL we last registered at Capa). JSON value. */
-export interface SettingsTable {
-  key: string;
-  value: string;
-  updatedAt: string;
-  updatedBy: string | null;
-}
-
 export interface Database {
   operators: OperatorsTable;
   sessions: SessionsTable;
@@ -433,10 +433,10 @@ export interface Database {
   jobRuns: JobRunsTable;
   idempotency: IdempotencyTable;
   auditLog: AuditLogTable;
-  settings: SettingsTable;
   refreshRuns: RefreshRunsTable;
   refreshRunUsers: RefreshRunUsersTable;
   driftEvents: DriftEventsTable;
+  settings: SettingsTable;
   reviewCases: ReviewCasesTable;
   caseNotes: CaseNotesTable;
   caseTasks: CaseTasksTable;

@@ -3,9 +3,9 @@ import * as init from './20261125_0001_init.js';
 import * as refresh from './20261125_0003_refresh.js';
 import * as notifications from './20261125_0004_notifications.js';
 import * as reviewCases from './20261125_0005_review_cases.js';
-import * as consoleIndexes from './20261126_0300_console_indexes.js';
 import * as imports from './20261125_0007_imports.js';
 import * as ops from './20261125_0006_ops.js';
+import * as consoleIndexes from './20261126_0300_console_indexes.js';
 import * as usersSearch from './20261126_0310_users_search.js';
 
 /**
@@ -17,8 +17,8 @@ export const migrations: Record<string, Migration> = {
   '20261125_0003_refresh': refresh,
   '20261125_0004_notifications': notifications,
   '20261125_0005_review_cases': reviewCases,
-  '20261126_0300_console_indexes': consoleIndexes,
   '20261125_0007_imports': imports,
   '20261125_0006_ops': ops,
+  '20261126_0300_console_indexes': consoleIndexes,
   '20261126_0310_users_search': usersSearch,
 };
