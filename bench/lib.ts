@@ -110,3 +110,50 @@ export function writeResults(name: string, data: { machine: Record<string, strin
   writeFileSync(path.join(dir, `${name}.md`), md.join('\n'));
   console.log(md.join('\n'));
 }
+
+/**
+ * An open-loop, evenly paced HTTP load: request i is due at t0 + i/rate and its latency is
+ * measured from when it was due (so a stalled server cannot hide queueing: no coordinated
+ * omission). autocannon's rate mode sends each second's requests in a burst, which measures the
+ * burst, not the server; it is used only for the unbounded (closed-loop) throughput figure.
+ */
+export async function pacedLoad(opts: { url: string; rate: number; seconds: number; request: () => { path: string; body: string; headers: Record<string, string> }; maxSockets?: number }) {
+  const { default: http } = await import('node:http');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 256 });
+  const u = new URL(opts.url);
+  const total = Math.round(opts.rate * opts.seconds);
+  const latencies: number[] = [];
+  let ok = 0;
+  let failed = 0;
+  const t0 = performance.now() + 50;
+  let next = 0;
+  await new Promise<void>((resolve) => {
+    let done = 0;
+    const finish = () => { if (++done === total) resolve(); };
+    const pump = () => {
+      const now = performance.now();
+      while (next < total && t0 + (next * 1000) / opts.rate <= now) {
+        const due = t0 + (next * 1000) / opts.rate;
+        next++;
+        const r = opts.request();
+        const req = http.request({ host: u.hostname, port: u.port, path: r.path, method: 'POST', agent, headers: { ...r.headers, 'content-length': Buffer.byteLength(r.body) } }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            latencies.push(performance.now() - due);
+            if (res.statusCode && res.statusCode < 300) ok++;
+            else failed++;
+            finish();
+          });
+        });
+        req.on('error', () => { failed++; latencies.push(performance.now() - due); finish(); });
+        req.end(r.body);
+      }
+      if (next < total) setTimeout(pump, Math.max(0, t0 + (next * 1000) / opts.rate - performance.now()));
+    };
+    pump();
+  });
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const elapsed = (performance.now() - t0) / 1000;
+  return { target: opts.rate, achieved: Math.round(ok / Math.max(elapsed, opts.seconds)), p50: Math.round(percentile(latencies, 50) * 10) / 10, p99: Math.round(percentile(latencies, 99) * 10) / 10, non2xx: failed, errors: 0 };
+}

@@ -49,6 +49,23 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
     // synchronous=FULL: an acknowledged webhook survives power loss, not just a process crash.
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+    if (opts.durability === 'normal') {
+      // Workers copy the WAL back into the database (a checkpoint) every second, off the web
+      // process's event loop; see docs/decisions/003.
+      const timer = setInterval(() => {
+        try {
+          sqlite.pragma('wal_checkpoint(PASSIVE)');
+        } catch {
+          /* busy: the next tick tries again */
+        }
+      }, 1000);
+      timer.unref();
+      checkpointTimers.set(sqlite, timer);
+    } else {
+      // The web process (intake, operator actions) leaves checkpoints to the workers; this much
+      // larger automatic threshold is only a safety net when no worker runs.
+      sqlite.pragma('wal_autocheckpoint = 20000');
+    }
     sqlite.pragma('busy_timeout = 5000');
     sqlite.pragma('foreign_keys = ON');
     cachePreparedStatements(sqlite);
@@ -56,6 +73,8 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
   }
   return db;
 }
+
+const checkpointTimers = new WeakMap<SQLite.Database, NodeJS.Timeout>();
 
 /**
  * Kysely's SQLite driver prepares every statement on every call; the hot paths (webhook intake,
