@@ -55,7 +55,7 @@ export async function driftPageData(who: SignedIn, sp: URLSearchParams) {
   const nowState = nowParam && (KYC_STATES as readonly string[]).includes(nowParam) ? (nowParam as KycState) : null;
   const sortParam = sp.get('sort');
   const sort: DriftSort = (DRIFT_SORTABLE as readonly string[]).includes(sortParam ?? '') ? (sortParam as DriftSort) : 'detectedAt';
-  const dir = sp.get('dir') === 'asc' ? 'asc' : 'desc';
+  const dir: 'asc' | 'desc' = sp.get('dir') === 'asc' ? 'asc' : 'desc';
   const page = num(sp.get('page'), 1);
   const pageSize = pageSizeOf(sp.get('size'));
   const since30 = new Date(Date.now() - 30 * 86_400_000).toISOString();
@@ -98,14 +98,20 @@ export async function driftPageData(who: SignedIn, sp: URLSearchParams) {
 
 // ------------------------------------------------------------------ refresh control
 
+/** What is queued ahead on the Capa queue; Redis down answers "unavailable" within a second, never hangs the page. */
 async function capaQueueState() {
   const { queues } = await services();
+  let timer: NodeJS.Timeout | undefined;
   try {
+    if (queues.connection.status === 'end') throw new Error('Redis connection closed');
     const q = queues.queue('capa');
-    const [counts, ttl] = await Promise.all([q.getJobCounts('waiting', 'prioritized', 'delayed', 'paused'), q.getRateLimitTtl()]);
+    const read = Promise.all([q.getJobCounts('waiting', 'prioritized', 'delayed', 'paused'), q.getRateLimitTtl()]);
+    const [counts, ttl] = await Promise.race([read, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('Redis did not answer')), 1_000); })]);
     return { backlog: Object.values(counts).reduce((a, b) => a + b, 0), rateLimitedForMs: Math.max(0, ttl), available: true };
   } catch {
     return { backlog: 0, rateLimitedForMs: 0, available: false };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -128,7 +134,7 @@ export async function refreshPageData(who: SignedIn, sp: URLSearchParams) {
   const state = (REFRESHABLE_STATES as readonly string[]).includes(stateParam ?? '') ? (stateParam as RefreshableState) : null;
   const sortParam = sp.get('sort');
   const sort: StaleSort = (STALE_SORTABLE as readonly string[]).includes(sortParam ?? '') ? (sortParam as StaleSort) : 'capaConfirmedAt';
-  const dir = sp.get('dir') === 'desc' ? 'desc' : 'asc';
+  const dir: 'asc' | 'desc' = sp.get('dir') === 'desc' ? 'desc' : 'asc';
   const page = num(sp.get('page'), 1);
   const pageSize = pageSizeOf(sp.get('size'));
   const [stale, list, runs, queue, linkExpired] = await Promise.all([
@@ -238,17 +244,31 @@ export async function runRefreshAction(request: Request, who: SignedIn, form: Fo
     return { ok: false, errors: { form: p.scope === 'all' ? 'No customer is stale right now: nothing to refresh.' : 'None of the selected customers is in Capa yet: nothing to ask Capa.' } };
   }
   const { db, env, queues } = await services();
-  const { run, created } = await createRun(db, {
-    kind: p.scope === 'all' ? 'all_stale' : 'selected',
-    requestedBy: who.operator.id,
-    requestId: p.requestId,
-    ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
-    etaSeconds: preview.etaSeconds,
-    skipped: preview.notInCapa,
-  });
+  const requestId = p.requestId;
+  // The run and its customers in one transaction (never a run with half its customers), stored
+  // before it is queued: if Redis is down, the next scheduled scan queues it.
+  let outcome: { run: RefreshRun; created: boolean };
+  try {
+    outcome = await db.transaction().execute(async (trx) => {
+      const r = await createRun(trx, {
+        kind: p.scope === 'all' ? 'all_stale' : 'selected',
+        requestedBy: who.operator.id,
+        requestId,
+        ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
+        etaSeconds: preview.etaSeconds,
+        skipped: preview.notInCapa,
+      });
+      if (r.created && p.scope === 'selected') await addRunUsers(trx, r.run.id, preview.userIds);
+      return r;
+    });
+  } catch (err) {
+    // Two submits of one form raced on the request id: the other one started the run.
+    const existing = await db.selectFrom('refreshRuns').selectAll().where('requestId', '=', requestId).executeTakeFirst();
+    if (!existing) throw err;
+    outcome = { run: existing, created: false };
+  }
+  const { run, created } = outcome;
   if (!created) return { ok: true, runId: run.id, queued: true, message: 'This refresh was already started (the form was sent twice).' };
-  // Stored before it is queued: if Redis is down, the next scheduled scan queues it.
-  if (p.scope === 'selected') await addRunUsers(db, run.id, preview.userIds);
   let queued = true;
   try {
     await queues.add(refreshRun, { runId: run.id });

@@ -74,6 +74,9 @@ export default function RefreshRunPage() {
             {p.drift} drift entr{p.drift === 1 ? 'y' : 'ies'} (Capa differed from what we showed)
           </li>
         </ul>
+        {run.status === 'queued' ? (
+          <p className="muted">Waiting for a worker to pick this run up. It is stored: if the job queue was unavailable, the next scheduled cycle queues it.</p>
+        ) : null}
         {run.error ? <p className="error">{run.error}</p> : null}
       </section>
       {drift.length ? (

@@ -7,6 +7,9 @@ import { buildTimeline } from '../../app/timeline.server';
 import '../../app/refresh.server';
 import { insertUser, findUserById } from '../../db/repositories/users.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
+import { refreshScan } from '../../jobs/definitions/refresh-scan.js';
+import { Queues } from '../../jobs/queues.js';
+import { setServices } from '../../app/services.server.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import { call, get, post, signInAs, type Browser } from './console-helpers.js';
 
@@ -143,6 +146,28 @@ describe('refresh and drift in the console', () => {
     expect(nothing.status).toBe(400);
     expect(nothing.data.errors.form).toMatch(/None of the selected customers is in Capa yet/);
     expect(await rt.db.selectFrom('refreshRuns').select('id').where('requestId', '=', 'req-selected-2').execute()).toEqual([]);
+  });
+
+  it('with Redis down the run is stored and audited, and the next scan queues it', { timeout: 60_000 }, async () => {
+    const deadRedis = new Queues({ redisUrl: 'redis://127.0.0.1:1', prefix: 'dead' });
+    setServices({ ...rt.services, queues: deadRedis });
+    let runId: number;
+    try {
+      const started = await call(refreshAction, post('/refresh', compliance, { intent: 'start', scope: 'selected', requestId: 'req-redis-down', userId: [users[6]!.id] }));
+      expect(started.status).toBe(302);
+      runId = Number(started.location!.split('/').pop());
+    } finally {
+      setServices(rt.services);
+      deadRedis.connection.disconnect();
+    }
+    expect(await rt.db.selectFrom('refreshRuns').select(['status', 'total']).where('id', '=', runId).executeTakeFirst()).toEqual({ status: 'queued', total: 1 });
+    const audit = (await refreshAudit()).at(-1)!;
+    expect(audit).toMatchObject({ action: 'refresh.selected', targetId: String(runId), outcome: 'queued' });
+    expect(JSON.parse(audit.detail!)).toMatchObject({ redis: 'unavailable' });
+    // Once the run is old enough to be considered lost, the scheduled scan queues it.
+    await rt.db.updateTable('refreshRuns').set({ createdAt: new Date(Date.now() - 60_000).toISOString() }).where('id', '=', runId).execute();
+    await rt.queues.add(refreshScan, {});
+    await waitFor(async () => (await rt.db.selectFrom('refreshRuns').select('status').where('id', '=', runId).executeTakeFirst())?.status === 'done', { timeoutMs: 30_000, what: 'stored run done' });
   });
 
   it('an unknown run number is a 404 with a message', async () => {
