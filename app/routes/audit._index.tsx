@@ -1,10 +1,11 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Form, Link, useActionData, useLoaderData, useLocation, useNavigation } from '@remix-run/react';
-import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from '@tanstack/react-table';
+import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { auditPageData, verifyChain } from '~/audit.server';
 import { CsrfInput } from '~/components/csrf';
+import { ServerTable } from '~/components/server-table';
 
 export const meta: MetaFunction = () => [{ title: 'Audit log — KYC Desk' }];
 
@@ -61,7 +62,6 @@ export default function AuditLog() {
     ],
     [],
   );
-  const table = useReactTable({ data: d.rows, columns, getCoreRowModel: getCoreRowModel(), manualPagination: true, manualFiltering: true });
   const query = new URLSearchParams(location.search);
   query.delete('before');
   const csvHref = `/audit.csv${query.toString() ? `?${query}` : ''}`;
@@ -129,30 +129,7 @@ export default function AuditLog() {
         <button type="submit" className="secondary">Filter</button> <Link to="/audit">Clear</Link>
       </Form>
       <p className="muted" aria-live="polite">{d.total} entr{d.total === 1 ? 'y' : 'ies'} match. Newest first; the log cannot be edited or deleted.</p>
-      {d.rows.length === 0 ? (
-        <div className="card empty">No entries match these filters.</div>
-      ) : (
-        <table className="audit-table">
-          <thead>
-            {table.getHeaderGroups().map((hg) => (
-              <tr key={hg.id}>
-                {hg.headers.map((h) => (
-                  <th key={h.id}>{flexRender(h.column.columnDef.header, h.getContext())}</th>
-                ))}
-              </tr>
-            ))}
-          </thead>
-          <tbody>
-            {table.getRowModel().rows.map((r) => (
-              <tr key={r.id}>
-                {r.getVisibleCells().map((c) => (
-                  <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <ServerTable rows={d.rows} columns={columns} className="audit-table" empty={<div className="card empty">No entries match these filters.</div>} />
       <nav className="pager" aria-label="Pages">
         {query.get('before') !== null || location.search.includes('before=') ? <Link to={`?${query}`}>↑ Newest</Link> : null}{' '}
         {d.nextBefore ? <Link to={`?${older}`}>Older →</Link> : <span className="muted">End of the log</span>}

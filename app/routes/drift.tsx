@@ -1,9 +1,10 @@
 import type { LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Link, isRouteErrorResponse, useLoaderData, useLocation, useRouteError } from '@remix-run/react';
-import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from '@tanstack/react-table';
+import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import { requireOperator } from '~/auth.server';
 import { useRootData } from '~/components/csrf';
+import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { StateBadge, TimeAgo } from '~/components/ui';
 import { driftPageData } from '~/refresh.server';
 
@@ -17,17 +18,6 @@ export async function loader({ request }: LoaderFunctionArgs) {
 type Data = Awaited<ReturnType<typeof loader>>;
 type Row = Data['rows'][number];
 const col = createColumnHelper<Row>();
-
-function withParams(search: string, changes: Record<string, string | null>): string {
-  const sp = new URLSearchParams(search);
-  for (const [k, v] of Object.entries(changes)) {
-    if (v === null || v === '') sp.delete(k);
-    else sp.set(k, v);
-  }
-  if (!('page' in changes)) sp.delete('page');
-  const s = sp.toString();
-  return s ? `?${s}` : '?';
-}
 
 export default function DriftPage() {
   const d = useLoaderData<typeof loader>();
@@ -79,16 +69,6 @@ export default function DriftPage() {
     [],
   );
 
-  const table = useReactTable({
-    data: d.rows,
-    columns,
-    getCoreRowModel: getCoreRowModel(),
-    manualSorting: true,
-    manualPagination: true,
-    manualFiltering: true,
-    pageCount: d.pageCount,
-    state: { sorting: [{ id: d.params.sort, desc: d.params.dir === 'desc' }], pagination: { pageIndex: d.page - 1, pageSize: d.pageSize } },
-  });
   const sortable = new Set(['detectedAt', 'wasState', 'nowState']);
   const filtered = Boolean(d.params.day || d.params.now);
 
@@ -162,56 +142,27 @@ export default function DriftPage() {
         ) : null}
       </p>
 
-      {d.total === 0 ? (
-        <div className="card empty">
-          <p>{filtered ? 'No drift matches this filter.' : 'No drift recorded yet.'}</p>
-        </div>
-      ) : (
-        <table className="users-table">
-          <thead>
-            {table.getHeaderGroups().map((hg) => (
-              <tr key={hg.id}>
-                {hg.headers.map((h) => {
-                  const id = h.column.id;
-                  const active = d.params.sort === id;
-                  const nextDir = active && d.params.dir === 'desc' ? 'asc' : 'desc';
-                  const label = flexRender(h.column.columnDef.header, h.getContext());
-                  return (
-                    <th key={h.id} aria-sort={active ? (d.params.dir === 'asc' ? 'ascending' : 'descending') : undefined}>
-                      {sortable.has(id) ? (
-                        <Link to={withParams(location.search, { sort: id, dir: nextDir })} preventScrollReset>
-                          {label} {active ? (d.params.dir === 'asc' ? '▲' : '▼') : ''}
-                        </Link>
-                      ) : (
-                        label
-                      )}
-                    </th>
-                  );
-                })}
-              </tr>
-            ))}
-          </thead>
-          <tbody>
-            {table.getRowModel().rows.map((r) => (
-              <tr key={r.id} data-drift-id={r.original.id}>
-                {r.getVisibleCells().map((c) => (
-                  <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <ServerTable
+        rows={d.rows}
+        columns={columns}
+        sortable={sortable}
+        sort={d.params.sort}
+        dir={d.params.dir === 'asc' ? 'asc' : 'desc'}
+        page={d.page}
+        pageSize={d.pageSize}
+        pageCount={d.pageCount}
+        rowCount={d.total}
+        rowKey={(r) => String(r.id)}
+        rowProps={(r) => ({ 'data-drift-id': String(r.id) })}
+        className="users-table"
+        empty={
+          <div className="card empty">
+            <p>{filtered ? 'No drift matches this filter.' : 'No drift recorded yet.'}</p>
+          </div>
+        }
+      />
 
-      {d.pageCount > 1 ? (
-        <nav className="pager" aria-label="Pages">
-          {d.page > 1 ? <Link to={withParams(location.search, { page: String(d.page - 1) })}>← Previous</Link> : <span className="muted">← Previous</span>}
-          <span>
-            Page {d.page} of {d.pageCount}
-          </span>
-          {d.page < d.pageCount ? <Link to={withParams(location.search, { page: String(d.page + 1) })}>Next →</Link> : <span className="muted">Next →</span>}
-        </nav>
-      ) : null}
+      <Pager page={d.page} pageCount={d.pageCount} />
 
       <section className="card" aria-labelledby="unmapped">
         <h2 id="unmapped">Results we could not map</h2>

@@ -1,10 +1,11 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data } from '@remix-run/node';
 import { Form, Link, useActionData, useFetcher, useLoaderData, useNavigation, useRevalidator, useSearchParams } from '@remix-run/react';
-import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from '@tanstack/react-table';
+import { createColumnHelper } from '@tanstack/react-table';
 import { useEffect, useRef } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
+import { ServerTable } from '~/components/server-table';
 import { importAction, importDetailData } from '~/imports.server';
 
 export const meta: MetaFunction = () => [{ title: 'Import — KYC Desk' }];
@@ -101,7 +102,6 @@ export default function ImportPage() {
   const reason = live ? live.statusReason : imp.statusReason;
   const progress = live?.progress ?? d.progress;
 
-  const table = useReactTable({ data: d.rows, columns, getCoreRowModel: getCoreRowModel(), manualPagination: true, rowCount: d.rowsTotal });
   const pages = Math.max(1, Math.ceil(d.rowsTotal / d.pageSize));
   const link = (over: Record<string, string | number>) => {
     const next = new URLSearchParams(sp);
@@ -191,26 +191,7 @@ export default function ImportPage() {
             ))}
             <span className="muted">({d.rowsTotal} rows)</span>
           </p>
-          <table>
-            <thead>
-              {table.getHeaderGroups().map((g) => (
-                <tr key={g.id}>
-                  {g.headers.map((h) => (
-                    <th key={h.id}>{flexRender(h.column.columnDef.header, h.getContext())}</th>
-                  ))}
-                </tr>
-              ))}
-            </thead>
-            <tbody>
-              {table.getRowModel().rows.map((r) => (
-                <tr key={r.id}>
-                  {r.getVisibleCells().map((c) => (
-                    <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <ServerTable rows={d.rows} columns={columns} page={d.page} pageSize={d.pageSize} pageCount={pages} />
           {pages > 1 ? (
             <p>
               {d.page > 1 ? <Link to={link({ page: d.page - 1 })}>← Previous</Link> : null} Page {d.page} of {pages}{' '}

@@ -1,7 +1,8 @@
 import type { LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Link, useLoaderData } from '@remix-run/react';
-import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from '@tanstack/react-table';
+import { createColumnHelper } from '@tanstack/react-table';
 import { requireOperator } from '~/auth.server';
+import { ServerTable } from '~/components/server-table';
 import { TimeAgo } from '~/components/ui';
 import { importsListData } from '~/imports.server';
 
@@ -26,7 +27,6 @@ const columns = [
 
 export default function Imports() {
   const d = useLoaderData<typeof loader>();
-  const table = useReactTable({ data: d.rows, columns, getCoreRowModel: getCoreRowModel(), manualPagination: true, rowCount: d.total });
   const pages = Math.max(1, Math.ceil(d.total / d.pageSize));
   return (
     <main className="page">
@@ -39,30 +39,7 @@ export default function Imports() {
           Download the CSV template
         </a>
       </p>
-      {d.rows.length === 0 ? (
-        <p className="muted">No imports yet.</p>
-      ) : (
-        <table>
-          <thead>
-            {table.getHeaderGroups().map((g) => (
-              <tr key={g.id}>
-                {g.headers.map((h) => (
-                  <th key={h.id}>{flexRender(h.column.columnDef.header, h.getContext())}</th>
-                ))}
-              </tr>
-            ))}
-          </thead>
-          <tbody>
-            {table.getRowModel().rows.map((r) => (
-              <tr key={r.id}>
-                {r.getVisibleCells().map((c) => (
-                  <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <ServerTable rows={d.rows} columns={columns} page={d.page} pageSize={d.pageSize} pageCount={pages} empty={<p className="muted">No imports yet.</p>} />
       {pages > 1 ? (
         <p>
           {d.page > 1 ? <Link to={`?page=${d.page - 1}`}>← Newer</Link> : null} Page {d.page} of {pages}{' '}

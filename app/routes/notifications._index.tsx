@@ -1,9 +1,10 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Form, Link, isRouteErrorResponse, useActionData, useLoaderData, useLocation, useRouteError } from '@remix-run/react';
-import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from '@tanstack/react-table';
+import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo, useState } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput, useRootData } from '~/components/csrf';
+import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { Toast } from '~/components/toast';
 import { TimeAgo } from '~/components/ui';
 import { NotificationActionSchema, newRequestId, notificationsListData, resendMessage, stopProgrammeAction } from '~/notifications.server';
@@ -28,17 +29,6 @@ export async function action({ request }: ActionFunctionArgs) {
 type Data = Awaited<ReturnType<typeof loader>>;
 type Row = Data['rows'][number];
 const col = createColumnHelper<Row>();
-
-function withParams(search: string, changes: Record<string, string | null>): string {
-  const sp = new URLSearchParams(search);
-  for (const [k, v] of Object.entries(changes)) {
-    if (v === null || v === '') sp.delete(k);
-    else sp.set(k, v);
-  }
-  if (!('page' in changes)) sp.delete('page');
-  const s = sp.toString();
-  return s ? `?${s}` : '?';
-}
 
 function pct(n: number, of: number): string {
   return of > 0 ? `${Math.round((n / of) * 100)}%` : '—';
@@ -131,16 +121,6 @@ export default function Notifications() {
     [data.requestId],
   );
 
-  const table = useReactTable({
-    data: data.rows,
-    columns,
-    getCoreRowModel: getCoreRowModel(),
-    manualSorting: true,
-    manualPagination: true,
-    manualFiltering: true,
-    pageCount: data.pageCount,
-    state: { sorting: [{ id: params.sort, desc: params.dir === 'desc' }], pagination: { pageIndex: data.page - 1, pageSize: data.pageSize } },
-  });
   const sortable = new Set(['createdAt', 'status', 'kind', 'attempts']);
   const filtered = Boolean(params.status || params.kind || params.channel || params.q || params.from || params.to || params.userId);
 
@@ -231,53 +211,27 @@ export default function Notifications() {
 
       <p className="muted" aria-live="polite">{`${data.total} message${data.total === 1 ? '' : 's'}${filtered ? ' match' : ''}`}</p>
 
-      {data.total === 0 ? (
-        <div className="card empty">
-          <p>{filtered ? <>No message matches these filters. <Link to="/notifications">Clear the filters</Link>.</> : 'No messages yet. Links generated with “e-mail it to the customer” and rejected customers’ retry invitations appear here.'}</p>
-        </div>
-      ) : (
-        <table className="notifications-table">
-          <thead>
-            {table.getHeaderGroups().map((hg) => (
-              <tr key={hg.id}>
-                {hg.headers.map((h) => {
-                  const id = h.column.id;
-                  const active = params.sort === id;
-                  const label = flexRender(h.column.columnDef.header, h.getContext());
-                  return (
-                    <th key={h.id} aria-sort={active ? (params.dir === 'asc' ? 'ascending' : 'descending') : undefined}>
-                      {sortable.has(id) ? (
-                        <Link to={withParams(location.search, { sort: id, dir: active && params.dir === 'desc' ? 'asc' : 'desc' })} preventScrollReset>
-                          {label} {active ? (params.dir === 'asc' ? '▲' : '▼') : ''}
-                        </Link>
-                      ) : (
-                        label
-                      )}
-                    </th>
-                  );
-                })}
-              </tr>
-            ))}
-          </thead>
-          <tbody>
-            {table.getRowModel().rows.map((r) => (
-              <tr key={r.id} data-message-id={r.original.id}>
-                {r.getVisibleCells().map((cell) => (
-                  <td key={cell.id}>{flexRender(cell.column.columnDef.cell, cell.getContext())}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <ServerTable
+        rows={data.rows}
+        columns={columns}
+        sortable={sortable}
+        sort={params.sort}
+        dir={params.dir}
+        page={data.page}
+        pageSize={data.pageSize}
+        pageCount={data.pageCount}
+        rowCount={data.total}
+        rowKey={(r) => r.id}
+        rowProps={(r) => ({ 'data-message-id': r.id })}
+        className="notifications-table"
+        empty={
+          <div className="card empty">
+            <p>{filtered ? <>No message matches these filters. <Link to="/notifications">Clear the filters</Link>.</> : 'No messages yet. Links generated with “e-mail it to the customer” and rejected customers’ retry invitations appear here.'}</p>
+          </div>
+        }
+      />
 
-      {data.pageCount > 1 ? (
-        <nav className="pager" aria-label="Pages">
-          {data.page > 1 ? <Link to={withParams(location.search, { page: String(data.page - 1) })}>← Previous</Link> : <span className="muted">← Previous</span>}
-          <span>Page {data.page} of {data.pageCount}</span>
-          {data.page < data.pageCount ? <Link to={withParams(location.search, { page: String(data.page + 1) })}>Next →</Link> : <span className="muted">Next →</span>}
-        </nav>
-      ) : null}
+      <Pager page={data.page} pageCount={data.pageCount} />
     </main>
   );
 }

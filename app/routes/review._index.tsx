@@ -1,10 +1,11 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data } from '@remix-run/node';
 import { Form, Link, useActionData, useLoaderData, useLocation, useNavigation } from '@remix-run/react';
-import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from '@tanstack/react-table';
+import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
+import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { Toast } from '~/components/toast';
 import { StateBadge } from '~/components/ui';
 import { claimNextCase, reviewQueueData } from '~/review.server';
@@ -50,17 +51,6 @@ function SlaCell({ sla }: { sla: Row['sla'] }) {
   );
 }
 
-function withParams(search: string, changes: Record<string, string | null>): string {
-  const sp = new URLSearchParams(search);
-  for (const [k, v] of Object.entries(changes)) {
-    if (v === null || v === '') sp.delete(k);
-    else sp.set(k, v);
-  }
-  if (!('page' in changes)) sp.delete('page');
-  const s = sp.toString();
-  return s ? `?${s}` : '?';
-}
-
 export default function ReviewQueue() {
   const d = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
@@ -91,7 +81,6 @@ export default function ReviewQueue() {
     ],
     [],
   );
-  const table = useReactTable({ data: d.rows, columns, getCoreRowModel: getCoreRowModel(), manualPagination: true, manualFiltering: true, manualSorting: true, pageCount: d.pageCount });
   const chip = (label: string, key: string) => (
     <Link to={withParams(location.search, { [key]: p[key as 'mine'] ? null : '1' })} className={`chip ${p[key as 'mine'] ? 'active' : ''}`} aria-pressed={p[key as 'mine'] ? 'true' : 'false'}>
       {label}
@@ -142,39 +131,15 @@ export default function ReviewQueue() {
         {d.total} case{d.total === 1 ? '' : 's'}
         {d.truncated ? ' (only the oldest 2000 are read — the queue is unusually long)' : ''}
       </p>
-      {d.rows.length === 0 ? (
-        <div className="card empty">Nothing here. {p.mine || p.unassigned || p.breached || p.states?.length || p.country ? <Link to="/review">Clear the filters</Link> : 'The queue is empty.'}</div>
-      ) : (
-        <table className="review-table">
-          <thead>
-            {table.getHeaderGroups().map((hg) => (
-              <tr key={hg.id}>
-                {hg.headers.map((h) => (
-                  <th key={h.id}>{flexRender(h.column.columnDef.header, h.getContext())}</th>
-                ))}
-              </tr>
-            ))}
-          </thead>
-          <tbody>
-            {table.getRowModel().rows.map((r) => (
-              <tr key={r.id} data-user-id={r.original.userId} style={r.original.sla.breached ? { background: '#fdf0ef' } : undefined}>
-                {r.getVisibleCells().map((c) => (
-                  <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      {d.pageCount > 1 ? (
-        <nav className="pager" aria-label="Pages">
-          {p.page > 1 ? <Link to={withParams(location.search, { page: String(p.page - 1) })}>← Previous</Link> : <span className="muted">← Previous</span>}
-          <span>
-            Page {p.page} of {d.pageCount}
-          </span>
-          {p.page < d.pageCount ? <Link to={withParams(location.search, { page: String(p.page + 1) })}>Next →</Link> : <span className="muted">Next →</span>}
-        </nav>
-      ) : null}
+      <ServerTable
+        rows={d.rows}
+        columns={columns}
+        pageCount={d.pageCount}
+        rowProps={(r) => ({ 'data-user-id': r.userId, style: r.sla.breached ? { background: '#fdf0ef' } : undefined })}
+        className="review-table"
+        empty={<div className="card empty">Nothing here. {p.mine || p.unassigned || p.breached || p.states?.length || p.country ? <Link to="/review">Clear the filters</Link> : 'The queue is empty.'}</div>}
+      />
+      <Pager page={p.page} pageCount={d.pageCount} />
     </main>
   );
 }

@@ -1,10 +1,11 @@
 import type { LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Form, Link, useLoaderData, useLocation, useNavigation } from '@remix-run/react';
-import { createColumnHelper, flexRender, getCoreRowModel, useReactTable } from '@tanstack/react-table';
+import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import { requireOperator } from '~/auth.server';
 import { usersListData } from '~/console.server';
 import { useRootData } from '~/components/csrf';
+import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { StateBadge, TimeAgo } from '~/components/ui';
 
 export const meta: MetaFunction = () => [{ title: 'Users — KYC Desk' }];
@@ -21,18 +22,6 @@ type Row = Data['rows'][number];
 const SEARCH_CAP = 1000;
 const STATES = ['NOT_STARTED', 'LINK_ISSUED', 'IN_PROGRESS', 'VERIFIED', 'REJECTED', 'REVIEW_NEEDED'] as const;
 const col = createColumnHelper<Row>();
-
-/** The URL is the table's state: every control builds a link, so back/forward and sharing work. */
-function withParams(search: string, changes: Record<string, string | null>): string {
-  const sp = new URLSearchParams(search);
-  for (const [k, v] of Object.entries(changes)) {
-    if (v === null || v === '') sp.delete(k);
-    else sp.set(k, v);
-  }
-  if (!('page' in changes)) sp.delete('page');
-  const s = sp.toString();
-  return s ? `?${s}` : '?';
-}
 
 export default function UsersList() {
   const data = useLoaderData<typeof loader>();
@@ -71,20 +60,6 @@ export default function UsersList() {
     ],
     [],
   );
-
-  const table = useReactTable({
-    data: data.rows,
-    columns,
-    getCoreRowModel: getCoreRowModel(),
-    manualSorting: true,
-    manualPagination: true,
-    manualFiltering: true,
-    pageCount: data.pageCount,
-    state: {
-      sorting: [{ id: params.sort, desc: params.dir === 'desc' }],
-      pagination: { pageIndex: data.page - 1, pageSize: data.pageSize },
-    },
-  });
 
   const sortable = new Set(['email', 'externalUserId', 'kycState', 'kycStateChangedAt', 'type', 'country', 'createdAt']);
   const filtered = Boolean(params.q || params.type || params.country || params.from || params.to || params.assignee || (params.states ?? []).length);
@@ -171,82 +146,54 @@ export default function UsersList() {
             : `${data.total} customer${data.total === 1 ? '' : 's'}${filtered ? ' match' : ''}`}
       </p>
 
-      {data.total === 0 ? (
-        <div className="card empty">
-          {filtered ? (
-            <p>
-              No customer matches these filters. <Link to="/users">Clear the filters</Link> or search for part of an e-mail or id.
-            </p>
-          ) : (
-            <p>
-              No customers yet. {operator && operator.role !== 'viewer' ? <Link to="/users/new">Create the first one</Link> : 'An operator with the compliance role can create one.'}
-            </p>
-          )}
-        </div>
-      ) : (
-        <table className="users-table">
-          <thead>
-            {table.getHeaderGroups().map((hg) => (
-              <tr key={hg.id}>
-                {hg.headers.map((h) => {
-                  const id = h.column.id;
-                  const active = params.sort === id;
-                  const nextDir = active && params.dir === 'desc' ? 'asc' : 'desc';
-                  const label = flexRender(h.column.columnDef.header, h.getContext());
-                  return (
-                    <th key={h.id} aria-sort={active ? (params.dir === 'asc' ? 'ascending' : 'descending') : undefined}>
-                      {sortable.has(id) ? (
-                        <Link to={withParams(location.search, { sort: id, dir: nextDir })} preventScrollReset>
-                          {label} {active ? (params.dir === 'asc' ? '▲' : '▼') : ''}
-                        </Link>
-                      ) : (
-                        label
-                      )}
-                    </th>
-                  );
-                })}
-              </tr>
-            ))}
-          </thead>
-          <tbody>
-            {table.getRowModel().rows.map((r) => (
-              <tr key={r.id} data-user-id={r.original.id}>
-                {r.getVisibleCells().map((c) => (
-                  <td key={c.id}>{flexRender(c.column.columnDef.cell, c.getContext())}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <ServerTable
+        rows={data.rows}
+        columns={columns}
+        sortable={sortable}
+        sort={params.sort}
+        dir={params.dir}
+        page={data.page}
+        pageSize={data.pageSize}
+        pageCount={data.pageCount}
+        rowCount={data.total}
+        rowKey={(r) => r.id}
+        rowProps={(r) => ({ 'data-user-id': r.id })}
+        className="users-table"
+        empty={
+          <div className="card empty">
+            {filtered ? (
+              <p>
+                No customer matches these filters. <Link to="/users">Clear the filters</Link> or search for part of an e-mail or id.
+              </p>
+            ) : (
+              <p>
+                No customers yet. {operator && operator.role !== 'viewer' ? <Link to="/users/new">Create the first one</Link> : 'An operator with the compliance role can create one.'}
+              </p>
+            )}
+          </div>
+        }
+      />
 
-      {data.pageCount > 1 ? (
-        <nav className="pager" aria-label="Pages">
-          {data.page > 1 ? <Link to={withParams(location.search, { page: String(data.page - 1) })}>← Previous</Link> : <span className="muted">← Previous</span>}
-          <span>
-            Page {data.page} of {data.pageCount}
-          </span>
-          {data.page < data.pageCount ? <Link to={withParams(location.search, { page: String(data.page + 1) })}>Next →</Link> : <span className="muted">Next →</span>}
-          <Form method="get" className="inline">
-            {[...new URLSearchParams(location.search).entries()]
-              .filter(([k]) => k !== 'size' && k !== 'page')
-              .map(([k, v], i) => (
-                <input key={`${k}${i}`} type="hidden" name={k} value={v} />
-              ))}
-            <label htmlFor="size" className="inline">
-              Per page
-            </label>{' '}
-            <select id="size" name="size" defaultValue={String(data.pageSize)}>
-              {[10, 25, 50, 100].map((n) => (
-                <option key={n}>{n}</option>
-              ))}
-            </select>{' '}
-            <button type="submit" className="secondary small">
-              Show
-            </button>
-          </Form>
-        </nav>
-      ) : null}
+      <Pager page={data.page} pageCount={data.pageCount}>
+        <Form method="get" className="inline">
+          {[...new URLSearchParams(location.search).entries()]
+            .filter(([k]) => k !== 'size' && k !== 'page')
+            .map(([k, v], i) => (
+              <input key={`${k}${i}`} type="hidden" name={k} value={v} />
+            ))}
+          <label htmlFor="size" className="inline">
+            Per page
+          </label>{' '}
+          <select id="size" name="size" defaultValue={String(data.pageSize)}>
+            {[10, 25, 50, 100].map((n) => (
+              <option key={n}>{n}</option>
+            ))}
+          </select>{' '}
+          <button type="submit" className="secondary small">
+            Show
+          </button>
+        </Form>
+      </Pager>
     </main>
   );
 }
