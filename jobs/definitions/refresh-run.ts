@@ -136,6 +136,8 @@ export const refreshWatch = defineJob({
   schema: z.object({ runId: z.number().int().positive(), n: z.number().int().positive() }),
   // Two chains for one run (a retried start) merge on the same ids.
   jobId: (p) => `refresh-watch-${p.runId}-${p.n}`,
+  // A check every 2 s per open run: not worth a job_runs row each (the run row is the record).
+  trackRuns: false,
   options: { attempts: 3, backoff: { type: 'fixed', delay: 2000 }, removeOnComplete: true, removeOnFail: { count: 100 } },
   handler: async ({ runId, n }, ctx) => {
     const run = await getRun(ctx.db, runId);

@@ -5,7 +5,10 @@ import { insertLink } from '../../db/repositories/links.js';
 import { countStale, findStaleUsers, getRun, runProgress, thresholdsFromEnv } from '../../db/repositories/refresh.js';
 import { applySignal, findUserById, insertUser, markCapaCreated } from '../../db/repositories/users.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
+import { Worker } from 'bullmq';
 import { expireLinksJob } from '../../jobs/definitions/expire-links.js';
+import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
+import { redisConnection } from '../../jobs/redis.js';
 import { refreshScan } from '../../jobs/definitions/refresh-scan.js';
 import { startWorkers, type RunningWorkers } from '../../jobs/worker.js';
 import { resetEnvCache } from '../../server/config.js';
@@ -102,6 +105,43 @@ describe('link expiry', () => {
     expect(JSON.parse(second.result!)).toEqual({ linksExpired: 0, usersFlagged: 0 });
     await rt.db.transaction().execute((trx) => insertLink(trx, { userId: old.user.id, url: 'https://kyc.example/new', country: 'MX', redirectUri: null, createdBy: null }));
     expect(await findUserById(rt.db, old.user.id)).toMatchObject({ linkExpired: 0 });
+  });
+});
+
+describe('a customer whose last fetch failed for good is asked again', () => {
+  let rt: TestRuntime;
+  beforeAll(async () => {
+    rt = await createTestRuntime({ worker: false, env: { REFRESH_STALE_LINK_ISSUED_MINUTES: '0' } });
+  });
+  afterAll(async () => { await rt?.close(); });
+
+  it('the failed details-<id> job no longer swallows the refresh', { timeout: 60_000 }, async () => {
+    const u = await insertUser(rt.db, { email: 'failed-before@example.mx', type: 'INDIVIDUAL', country: 'MX' });
+    const capaUser = await rt.capa.createUser({ type: 'INDIVIDUAL', email: u.email, externalUserId: u.externalUserId });
+    await markCapaCreated(rt.db, u.id, capaUser.userId);
+    await rt.db.transaction().execute((trx) => applySignal(trx, u.id, { kind: 'LINK_ISSUED' }, { type: 'job', id: 'test', reason: 'link generated' }));
+    // Capa verified the customer; both webhooks were lost.
+    rt.sandbox.setDelivery({ dropRate: 1 });
+    rt.sandbox.setOutcome(capaUser.userId, 'VERIFIED');
+    await rt.sandbox.flushDeliveries();
+    rt.sandbox.setDelivery({ dropRate: 0 });
+    // An earlier fetch failed for good and stays in BullMQ's failed set under the customer's id.
+    await rt.queues.add(fetchDetails, { userId: u.id, cause: 'earlier' }, { attempts: 1 });
+    const conn = redisConnection(rt.env.REDIS_URL, 'worker');
+    const failing = new Worker('capa', async () => { throw new Error('Capa was down'); }, { connection: conn, prefix: rt.queues.prefix });
+    await waitFor(async () => (await rt.queues.queue('capa').getJobState(`details-${u.id}`)) === 'failed', { what: 'failed details job' });
+    await failing.close();
+    conn.disconnect();
+
+    // Without the unblocking, this add would be ignored (same job id) and the run would never settle.
+    await rt.startWorkers({ schedules: false });
+    await rt.queues.add(refreshScan, {});
+    const run = await waitFor(async () => {
+      const x = await rt.db.selectFrom('refreshRuns').selectAll().executeTakeFirst();
+      return x?.status === 'done' ? x : null;
+    }, { timeoutMs: 30_000, what: 'cycle done' });
+    expect(run).toMatchObject({ total: 1, answered: 1, failed: 0, drift: 1 });
+    expect(await findUserById(rt.db, u.id)).toMatchObject({ kycState: 'VERIFIED', kycStateCause: `poll:details-${u.id}` });
   });
 });
 
