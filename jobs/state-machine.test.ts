@@ -38,6 +38,13 @@ describe('KYC state machine — every state × every signal', () => {
     }
   });
 
+  it('a re-invited customer: the same outcome again without CREATED_KYC asks Capa; another outcome applies', () => {
+    expect(decide('LINK_ISSUED', { kind: 'WEBHOOK', event: 'REJECTED_KYC', relinkedFrom: 'REJECTED' }).effect).toBe('conflict_check');
+    expect(fmt(decide('LINK_ISSUED', { kind: 'WEBHOOK', event: 'VERIFIED_USER', relinkedFrom: 'REJECTED' }))).toBe('apply:VERIFIED');
+    expect(fmt(decide('LINK_ISSUED', { kind: 'WEBHOOK', event: 'CREATED_KYC', relinkedFrom: 'REJECTED' }))).toBe('apply:IN_PROGRESS');
+    expect(fmt(decide('LINK_ISSUED', { kind: 'WEBHOOK', event: 'REJECTED_KYC', relinkedFrom: null }))).toBe('apply:REJECTED');
+  });
+
   it('issuing a link starts or restarts the journey only from NOT_STARTED or REJECTED', () => {
     const sig: KycSignal = { kind: 'LINK_ISSUED' };
     expect(fmt(decide('NOT_STARTED', sig))).toBe('apply:LINK_ISSUED');

@@ -14,7 +14,12 @@ import { FINAL_STATES, type KycState } from '../db/schema.js';
 export type KycSignal =
   | { kind: 'LINK_ISSUED' }
   | { kind: 'LINK_EXPIRED' }
-  | { kind: 'WEBHOOK'; event: 'CREATED_KYC' | 'VERIFIED_USER' | 'REJECTED_KYC' | 'REVIEW_NEEDED_KYC' }
+  | {
+      kind: 'WEBHOOK';
+      event: 'CREATED_KYC' | 'VERIFIED_USER' | 'REJECTED_KYC' | 'REVIEW_NEEDED_KYC';
+      /** The final state the customer left when we issued the current link (a re-invitation). */
+      relinkedFrom?: KycState | null;
+    }
   | {
       kind: 'POLLED';
       state: KycState | null;
@@ -66,6 +71,10 @@ export function decide(current: KycState, signal: KycSignal): Decision {
       }
       const to = EVENT_TARGET[signal.event];
       if (current === to) return { effect: 'noop' };
+      // Re-invited after this very outcome, and no CREATED_KYC since: most likely the old
+      // verification's event arriving late (Capa retries), possibly a quick new attempt. Webhooks
+      // carry no time, so ask Capa, whose details say which verification it is.
+      if (current === 'LINK_ISSUED' && signal.relinkedFrom === to) return { effect: 'conflict_check' };
       if (!isFinal(current)) return { effect: 'apply', to };
       // Documented: REVIEW_NEEDED resolves to VERIFIED or REJECTED.
       if (current === 'REVIEW_NEEDED') return { effect: 'apply', to };

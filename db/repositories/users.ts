@@ -3,6 +3,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Database, KycState, NewUser, User } from '../schema.js';
 import { decide, type Decision, type KycSignal } from '../../jobs/state-machine.js';
 import { nowIso } from '../time.js';
+import { kindOf } from '../client.js';
 
 export type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -96,9 +97,21 @@ export interface SignalOutcome {
  */
 export async function applySignal(trx: Transaction<Database>, userId: string, signal: KycSignal, cause: SignalCause): Promise<SignalOutcome> {
   const now = nowIso();
-  const touched = await trx.updateTable('users').set({ updatedAt: now }).where('id', '=', userId).executeTakeFirst();
-  if (Number(touched.numUpdatedRows) === 0) throw new Error(`user ${userId} not found`);
-  const user = await trx.selectFrom('users').select(['kycState']).where('id', '=', userId).executeTakeFirstOrThrow();
+  // SQLite transactions begin IMMEDIATE (db/client.ts): the write lock is already ours. On
+  // PostgreSQL, lock the customer's row so two workers never decide on the same stale read.
+  const user = await trx
+    .selectFrom('users')
+    .select(['kycState'])
+    .where('id', '=', userId)
+    .$if(kindOf(trx) === 'postgres', (q) => q.forUpdate())
+    .executeTakeFirst();
+  if (!user) throw new Error(`user ${userId} not found`);
+  await trx.updateTable('users').set({ updatedAt: now }).where('id', '=', userId).execute();
+  if (signal.kind === 'WEBHOOK' && user.kycState === 'LINK_ISSUED' && signal.relinkedFrom === undefined) {
+    // Which final state (if any) the current link re-invited the customer from.
+    const last = await trx.selectFrom('stateChanges').select(['fromState', 'toState']).where('userId', '=', userId).orderBy('id', 'desc').limit(1).executeTakeFirst();
+    signal = { ...signal, relinkedFrom: last?.toState === 'LINK_ISSUED' ? last.fromState : null };
+  }
   const decision = decide(user.kycState, signal);
   const polled = signal.kind === 'POLLED';
   if (polled) {

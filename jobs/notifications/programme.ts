@@ -285,9 +285,12 @@ export async function onStateChangedNotify(deps: NotifyDeps, e: { userId: string
     deps.logger.warn({ userId: e.userId, cause: e.cause }, 'notifications: a poll re-reported the rejection already being followed up; no new programme');
     return;
   }
-  await recordProgrammeOutcome(deps.db, e.userId, to, now.toISOString());
+  // Most state changes concern customers who never had a retry programme (first-time KYC):
+  // one indexed read spares them the programme bookkeeping below.
+  const hasProgramme = Boolean(await deps.db.selectFrom('retryProgrammes').select('id').where('userId', '=', e.userId).limit(1).executeTakeFirst());
+  if (hasProgramme) await recordProgrammeOutcome(deps.db, e.userId, to, now.toISOString());
   if (PROGRESSED.includes(to)) {
-    await stopProgrammesForUser(deps, e.userId, STOP_REASON[to]!, null, now);
+    if (hasProgramme) await stopProgrammesForUser(deps, e.userId, STOP_REASON[to]!, null, now);
     // A link e-mail not yet sent is pointless once the customer has started.
     for (const m of await queuedMessagesForUser(deps.db, e.userId)) await cancelMessage(deps.db, m.id, STOP_REASON[to]!);
   }

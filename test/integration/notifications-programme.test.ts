@@ -167,8 +167,9 @@ describe('retry programme for rejected customers', () => {
     const { user, programme } = await rejectAndReinvite('twice.rejected@example.mx');
     const live = (await activeLink(rt.db, user.id))!;
     // A poll right after the re-invitation still sees the old rejection: an echo, not a new one.
-    await rt.queues.add(fetchDetails, { userId: user.id, cause: 'test', requestId: `echo-${randomUUID()}` });
-    await waitFor(() => rt.db.selectFrom('jobRuns').select('id').where('jobName', '=', 'fetch-details').where('userId', '=', user.id).where('status', '=', 'completed').executeTakeFirst(), { what: 'echo poll' });
+    const echoJob = await rt.queues.add(fetchDetails, { userId: user.id, cause: 'test', requestId: `echo-${randomUUID()}` });
+    // Wait for this very poll (an earlier fetch for the same customer must not satisfy the wait).
+    await waitFor(() => rt.db.selectFrom('jobRuns').select('id').where('jobId', '=', echoJob).where('status', '=', 'completed').executeTakeFirst(), { what: 'echo poll' });
     await runNotificationSweep(deps, new Date());
     expect(await programmesForUser(rt.db, user.id)).toHaveLength(1);
     await submit(live.url, 'REJECTED');
