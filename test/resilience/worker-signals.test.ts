@@ -7,6 +7,7 @@ import { createSandbox, type Sandbox } from '../../capa/sandbox/server.js';
 import { stateHistory } from '../../db/repositories/users.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
 import { sendNotification } from '../../jobs/definitions/send-notification.js';
+import { refreshScan } from '../../jobs/definitions/refresh-scan.js';
 import { startTestSmtp } from '../../jobs/notifications/test-smtp.js';
 import { insertMessage } from '../../db/repositories/notifications.js';
 import { insertLink } from '../../db/repositories/links.js';
@@ -168,4 +169,52 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
       await tdb.close();
     }
   }, 240_000);
+
+  it('SIGKILL mid refresh batch: after restart every stale customer is confirmed and matches Capa', async () => {
+    const tdb = await createTestDb('sqlite');
+    const prefix = `r${randomBytes(4).toString('hex')}`;
+    const capa = new CapaClient({ baseUrl: sandbox.url, apiKey: KEY });
+    const queues = new Queues({ redisUrl: redisUrl(), prefix });
+    const R = 300;
+    try {
+      const old = new Date(Date.now() - 2 * 86_400_000).toISOString();
+      const outcomes = ['VERIFIED', 'REJECTED', 'REVIEW_NEEDED'] as const;
+      const expected = new Map<string, string>();
+      for (let i = 0; i < R; i++) {
+        const email = `stale-${prefix}-${i}@example.mx`;
+        const externalUserId = `stale-${prefix}-${i}`;
+        const { userId } = await capa.createUser({ type: 'INDIVIDUAL', email, externalUserId });
+        await capa.generateKycLink(userId, { country: 'MX' });
+        sandbox.setOutcome(userId, outcomes[i % 3]);
+        const id = randomUUID();
+        expected.set(id, outcomes[i % 3]);
+        await tdb.db.insertInto('users').values({ id, externalUserId, capaUserId: userId, type: 'INDIVIDUAL', email, alias: null, country: 'MX', kycState: 'LINK_ISSUED', kycStateChangedAt: old, kycStateReason: null, kycStateCause: null, capaConfirmedAt: old, capaSync: 'created', capaSyncError: null, unmappedResult: null, assigneeId: null, createdBy: null, createdAt: old, updatedAt: old }).execute();
+      }
+      const env = { ...envFor(tdb, prefix), CAPA_RATE_LIMIT_PER_SEC: '40' };
+      const confirmed = async () => (await tdb.db.selectFrom('users').select('id').where('capaConfirmedAt', '>', old).execute()).length;
+      await queues.add(refreshScan, {});
+      const first = startProc('worker-1', 'jobs/worker.ts', env);
+      await waitFor(async () => (await confirmed()) >= 60, { timeoutMs: 60_000, what: 'refresh under way' });
+      first.child.kill('SIGKILL');
+      await first.exited();
+      expect(await confirmed()).toBeLessThan(R);
+      const second = startProc('worker-2', 'jobs/worker.ts', env);
+      try {
+        await waitFor(async () => (await confirmed()) === R, { timeoutMs: 150_000, intervalMs: 1000, what: 'every stale customer confirmed' });
+      } finally {
+        await second.stop();
+      }
+      // Every customer reached Capa's outcome (rejected ones are then re-invited by the retry
+      // programme, so their current state may already be LINK_ISSUED again).
+      const changes = await tdb.db.selectFrom('stateChanges').select(['userId', 'toState']).where('causeType', '=', 'poll').execute();
+      const reached = new Map(changes.map((c) => [c.userId, c.toState]));
+      for (const [id, outcome] of expected) expect(reached.get(id)).toBe(outcome);
+      expect(changes.length).toBe(R); // each customer's drift applied once, despite the kill
+      const failed = await tdb.db.selectFrom('jobRuns').select('id').where('jobName', '=', 'fetch-details').where('status', '=', 'failed').execute();
+      expect(failed).toEqual([]);
+    } finally {
+      await queues.close();
+      await tdb.close();
+    }
+  }, 300_000);
 });
