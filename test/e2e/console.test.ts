@@ -1,21 +1,16 @@
 import http, { type Server } from 'node:http';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { ServerBuild } from '@remix-run/node';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperator } from '../../db/repositories/operators.js';
 import { findUserByEmail } from '../../db/repositories/users.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
-import { createWebApp } from '../../server/web.js';
+import { launchChromium, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 
 /**
  * The operator console in a real browser (Debian chromium) against the built app, real workers,
  * real Redis and the Capa sandbox, whose webhooks are pointed at the app's /webhooks/capa.
  */
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const PASSWORD = 'correct horse battery';
 
 let rt: TestRuntime;
@@ -28,19 +23,14 @@ const ops = { compliance: '', viewer: '' };
 
 beforeAll(async () => {
   rt = await createTestRuntime();
-  const build = (await import(`${pathToFileURL(path.join(ROOT, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;
-  const app = await createWebApp({ build, production: false });
-  server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  ({ server, base } = await startBuiltApp());
   // Capa (the sandbox) now delivers its signed webhooks to the app itself.
   await rt.capa.setWebhookSettings(`${base}/webhooks/capa`);
   // Open the capa queue's event stream once (its first wait can miss a fast job; see report).
   await waitFor(async () => (await rt.queues.addAndWait(fetchDetails, { userId: 'warm-up', requestId: `warm-${Date.now()}` }, 2000)).state === 'completed', { timeoutMs: 30_000 });
   ops.compliance = (await createOperator(rt.db, { email: 'carla@desk.test', name: 'Carla Compliance', role: 'compliance', password: PASSWORD })).email;
   ops.viewer = (await createOperator(rt.db, { email: 'victor@desk.test', name: 'Victor Viewer', role: 'viewer', password: PASSWORD })).email;
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS });
+  browser = await launchChromium();
 }, 240_000);
 
 afterAll(async () => {

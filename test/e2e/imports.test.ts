@@ -2,17 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { ServerBuild } from '@remix-run/node';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperator } from '../../db/repositories/operators.js';
-import { createWebApp } from '../../server/web.js';
+import { launchChromium, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 
 /** Bulk import in a real browser: upload → dry run → commit → live progress → errors CSV. */
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const PASSWORD = 'correct horse battery';
 
 let rt: TestRuntime;
@@ -23,14 +19,9 @@ let page: Page;
 
 beforeAll(async () => {
   rt = await createTestRuntime();
-  const build = (await import(`${pathToFileURL(path.join(ROOT, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;
-  const app = await createWebApp({ build, production: false });
-  server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  ({ server, base } = await startBuiltApp());
   await createOperator(rt.db, { email: 'ines@desk.test', name: 'Ines Imports', role: 'compliance', password: PASSWORD });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS });
+  browser = await launchChromium();
   const ctx = await browser.newContext({ acceptDownloads: true });
   page = await ctx.newPage();
   await page.goto(`${base}/imports`);

@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { ServerBuild } from '@remix-run/node';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSandbox, type Sandbox } from '../../capa/sandbox/server.js';
 import { createOperator } from '../../db/repositories/operators.js';
@@ -13,7 +10,7 @@ import { activeLink } from '../../db/repositories/links.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
 import { runNotificationSweep, type NotifyDeps } from '../../jobs/notifications/programme.js';
 import { logger } from '../../server/logger.js';
-import { createWebApp } from '../../server/web.js';
+import { launchChromium, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import '../../jobs/registry.js';
 
@@ -23,8 +20,6 @@ import '../../jobs/registry.js';
  * (real SMTP into the sandbox's mail sink) → the customer follows its link and is verified →
  * the follow-ups stop; the operator sees it all on /notifications.
  */
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const PASSWORD = 'correct horse battery';
 const DAY = 86_400_000;
 
@@ -40,16 +35,11 @@ let deps: NotifyDeps;
 beforeAll(async () => {
   mailbox = await createSandbox({ smtpPort: 0, partners: [{ apiKey: 'mailbox-only-key', webhookSecret: 'mailbox-only-secret' }] });
   rt = await createTestRuntime({ env: { SMTP_URL: `smtp://127.0.0.1:${mailbox.smtpPort}`, NOTIFY_BACKOFF_MS: '50', NOTIFY_SEND_ATTEMPTS: '4' } });
-  const build = (await import(`${pathToFileURL(path.join(ROOT, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;
-  const app = await createWebApp({ build, production: false });
-  server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  ({ server, base } = await startBuiltApp());
   await rt.capa.setWebhookSettings(`${base}/webhooks/capa`);
   await createOperator(rt.db, { email: 'nora@desk.test', name: 'Nora Notifications', role: 'compliance', password: PASSWORD });
   deps = { db: rt.db, enqueue: rt.queues, env: rt.env, logger, dataKeys: rt.services.dataKeys };
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS });
+  browser = await launchChromium();
 }, 240_000);
 
 afterAll(async () => {

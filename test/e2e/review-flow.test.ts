@@ -1,17 +1,12 @@
 import type { Server } from 'node:http';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { ServerBuild } from '@remix-run/node';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOperator } from '../../db/repositories/operators.js';
 import { applySignal, findUserById, insertUser } from '../../db/repositories/users.js';
-import { createWebApp } from '../../server/web.js';
+import { launchChromium, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 
 /** A real browser against the built app: review-needed customer → claim → note → resolve. */
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const PASSWORD = 'correct horse battery';
 
 let rt: TestRuntime;
@@ -21,13 +16,8 @@ let browser: Browser;
 
 beforeAll(async () => {
   rt = await createTestRuntime({ worker: false });
-  const build = (await import(`${pathToFileURL(path.join(ROOT, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;
-  const app = await createWebApp({ build, production: false });
-  server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS });
+  ({ server, base } = await startBuiltApp());
+  browser = await launchChromium();
 }, 240_000);
 
 afterAll(async () => {

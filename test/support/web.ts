@@ -1,0 +1,27 @@
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { ServerBuild } from '@remix-run/node';
+import { chromium, type Browser } from 'playwright-core';
+import { createWebApp } from '../../server/web.js';
+
+/** Debian's Chromium, headless, with the flags this machine's closed network needs. */
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+}
+
+/**
+ * The real web app (server/web.ts) over the Remix build the test run made (global setup), on a
+ * free port; services come from whatever the test installed with setServices.
+ */
+export async function startBuiltApp(): Promise<{ server: Server; base: string }> {
+  const root = path.resolve(import.meta.dirname, '../..');
+  const build = (await import(`${pathToFileURL(path.join(root, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;
+  const app = await createWebApp({ build, production: false });
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  return { server, base: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
+}
