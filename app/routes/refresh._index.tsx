@@ -5,6 +5,7 @@ import { createColumnHelper, flexRender, getCoreRowModel, useReactTable, type Ro
 import { useMemo, useState } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
+import { Pager, withParams } from '~/components/server-table';
 import { StateBadge, TimeAgo } from '~/components/ui';
 import { refreshPageData, runRefreshAction, type RefreshPreview } from '~/refresh.server';
 import { newRequestId } from '~/schemas';
@@ -29,16 +30,6 @@ type Data = Awaited<ReturnType<typeof loader>>;
 type Row = Data['rows'][number];
 const col = createColumnHelper<Row>();
 
-function withParams(search: string, changes: Record<string, string | null>): string {
-  const sp = new URLSearchParams(search);
-  for (const [k, v] of Object.entries(changes)) {
-    if (v === null || v === '') sp.delete(k);
-    else sp.set(k, v);
-  }
-  if (!('page' in changes)) sp.delete('page');
-  const s = sp.toString();
-  return s ? `?${s}` : '?';
-}
 
 const KIND_LABEL: Record<string, string> = { scheduled: 'Scheduled cycle', all_stale: 'All stale (operator)', selected: 'Selected (operator)' };
 
@@ -246,15 +237,7 @@ export default function RefreshPage() {
         </div>
       )}
 
-      {d.pageCount > 1 ? (
-        <nav className="pager" aria-label="Pages">
-          {d.page > 1 ? <Link to={withParams(location.search, { page: String(d.page - 1) })}>← Previous</Link> : <span className="muted">← Previous</span>}
-          <span>
-            Page {d.page} of {d.pageCount}
-          </span>
-          {d.page < d.pageCount ? <Link to={withParams(location.search, { page: String(d.page + 1) })}>Next →</Link> : <span className="muted">Next →</span>}
-        </nav>
-      ) : null}
+      <Pager page={d.page} pageCount={d.pageCount} />
 
       <section className="card" aria-labelledby="runs">
         <h2 id="runs">Recent refresh runs</h2>
