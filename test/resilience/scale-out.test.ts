@@ -5,6 +5,8 @@ import { CapaClient } from '../../capa/client.js';
 import { createSandbox, type Sandbox } from '../../capa/sandbox/server.js';
 import { signBody } from '../../capa/signature.js';
 import { insertUser, markCapaCreated, stateHistory } from '../../db/repositories/users.js';
+import { commitImport, findImport } from '../../db/repositories/imports.js';
+import { stageImport } from '../../jobs/imports/stage.js';
 import { freePort } from '../setup/global-setup.js';
 import { startProc, waitHttp, type Proc } from '../support/processes.js';
 import { createTestDb, POSTGRES_URL, postgresAvailable, redisUrl, waitFor, type TestDb } from '../support/runtime.js';
@@ -85,6 +87,23 @@ describe.runIf(hasPg)('scale-out on PostgreSQL: 2 web + 2 worker processes', () 
     expect(processed.length).toBe(N * 4);
     expect(processed.filter((p) => p.status === 'failed')).toEqual([]);
     expect(processed.filter((p) => p.effect === 'apply').length).toBe(N * 2);
+
+    // An import run by the same two workers: every row once, no Capa user created twice.
+    const M = 150;
+    const createsBefore = sandbox.stats().usersCreated;
+    const linksBefore = sandbox.stats().linksGenerated;
+    const csv = ['email,country,sendLink', ...Array.from({ length: M }, (_, i) => `${marker}.imp${i}@example.mx,MX,${i % 10 === 0 ? 'yes' : 'no'}`)].join('\n');
+    async function* file() { yield Buffer.from(csv); }
+    const staged = await stageImport(tdb.db, { source: file(), fileName: 'scale.csv', createdBy: null, limits: { maxBytes: 1e6, maxRows: 1e4 } });
+    expect(staged.validRows).toBe(M);
+    await commitImport(tdb.db, staged.importId, null);
+    await waitFor(async () => (await findImport(tdb.db, staged.importId))?.status === 'completed', { timeoutMs: 120_000, intervalMs: 500, what: 'import completed by two workers' });
+    const rows = await tdb.db.selectFrom('importRows').select(['status']).where('importId', '=', staged.importId).execute();
+    expect(rows.filter((r) => r.status === 'done').length).toBe(M);
+    const stats = sandbox.stats();
+    expect(stats.usersCreated - createsBefore).toBe(M);
+    expect(stats.createUserCalls.duplicates).toBe(0);
+    expect(stats.linksGenerated - linksBefore).toBe(M / 10);
 
     // One scheduler, however many workers: relay-inbox (every 5 s) ran about once per period.
     await new Promise((r) => setTimeout(r, 11_000));
