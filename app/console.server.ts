@@ -16,6 +16,11 @@ import { maskDeep, maskEmail, maskUrl } from './pii';
 import { CreateUserSchema, fieldErrors, formToObject, UserActionSchema } from './schemas';
 import { services } from './services.server';
 import { buildTimeline } from './timeline.server';
+// The features that add entries to the user's timeline register their sources when loaded;
+// load them wherever the timeline is built, not only when their own pages happen to be.
+import './notifications.server';
+import './review.server';
+import './refresh.server';
 
 /** How long an action waits for its job before saying "queued" (tests shorten it). */
 export const actionWait = { ms: 4_000 };

@@ -11,7 +11,7 @@ import { defaultLocale, LOCALES, render, SAMPLE_VARS, TemplateError } from '../j
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { maskEmail, maskUrl } from './pii';
 import { services } from './services.server';
-import type { TimelineEntry, TimelineSource } from './timeline.server';
+import { registerTimelineSource, type TimelineEntry, type TimelineSource } from './timeline.server';
 
 /** The notifications screens' facade: list + filters, preview, resend, stop, conversion. */
 
@@ -228,3 +228,6 @@ export const messagesTimelineSource: TimelineSource = async ({ db, user, canSeeP
     };
   });
 };
+
+// Messages sent (or not) to the customer appear on the user page's one timeline.
+registerTimelineSource('messages', messagesTimelineSource);

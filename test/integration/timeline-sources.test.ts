@@ -1,0 +1,27 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertMessage } from '../../db/repositories/notifications.js';
+import { insertUser } from '../../db/repositories/users.js';
+import { loader as userPage } from '../../app/routes/users.$id';
+import { createTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { call, get, signInAs } from './console-helpers.js';
+
+/** The user page's one timeline includes the messages ledger (issue 3 × issue 6). */
+describe('user timeline sources', () => {
+  let rt: TestRuntime;
+  beforeAll(async () => { rt = await createTestRuntime({ worker: false }); });
+  afterAll(async () => { await rt?.close(); });
+
+  it('shows messages sent to the customer, masked for viewers', async () => {
+    const u = await insertUser(rt.db, { email: 'timeline.msg@example.mx', type: 'INDIVIDUAL', country: 'MX' });
+    await insertMessage(rt.db, { userId: u.id, kind: 'kyc_link', channel: 'email', locale: 'es', address: u.email, dedupeKey: `tl-${u.id}`, linkUrl: 'https://kyc.example/s/abc' });
+    const compliance = await signInAs(rt.db, 'compliance');
+    const res = await call(userPage, get(`/users/${u.id}`, compliance), { id: u.id });
+    const messages = (res.data.timeline as Array<{ kind: string; facts?: Array<[string, string]> }>).filter((e) => e.kind === 'message');
+    expect(messages).toHaveLength(1);
+    expect(messages[0].facts).toContainEqual(['to', 'timeline.msg@example.mx']);
+    const viewer = await signInAs(rt.db, 'viewer');
+    const masked = await call(userPage, get(`/users/${u.id}`, viewer), { id: u.id });
+    const m = (masked.data.timeline as Array<{ kind: string; facts?: Array<[string, string]> }>).find((e) => e.kind === 'message');
+    expect(m?.facts?.find(([k]) => k === 'to')?.[1]).not.toBe('timeline.msg@example.mx');
+  });
+});
