@@ -1,4 +1,6 @@
+import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
+import { CapaError, describeCapaError } from '../../capa/client.js';
 import { insertDetailsSnapshot } from '../../db/repositories/details.js';
 import { activeLink } from '../../db/repositories/links.js';
 import { applySignal, findUserById } from '../../db/repositories/users.js';
@@ -19,7 +21,12 @@ export const fetchDetails = defineJob({
     const user = await findUserById(ctx.db, userId);
     if (!user) return { skipped: 'missing user' };
     if (!user.capaUserId) return { skipped: 'not in Capa yet' };
-    const details = await ctx.capa.getKycDetails(user.capaUserId);
+    const details = await ctx.capa.getKycDetails(user.capaUserId).catch((err: unknown) => {
+      // A refusal (401 foreign user, 404 unknown user, 400) will not change by asking again;
+      // network errors, 5xx and 429 are retried (429 pauses the queue in the worker).
+      if (err instanceof CapaError && !err.retryable) throw new UnrecoverableError(describeCapaError(err));
+      throw err;
+    });
     const raw = details?.aipriseSummary?.verificationResult ?? null;
     const mapped = details ? mapVerificationResult(raw) : null;
     // The verification's own timestamp against our newest link: older means the previous attempt.

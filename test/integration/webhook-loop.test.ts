@@ -97,6 +97,17 @@ describe('the KYC loop end to end (sandbox → signed webhook → worker → sta
     expect(hist.at(-1)).toMatchObject({ toState: 'VERIFIED', causeType: 'poll', drift: 1 });
   });
 
+  it('Get KYC Details refused by Capa (unknown user) fails at once instead of retrying', async () => {
+    const u = await insertUser(rt.db, { email: 'unknown-at-capa@example.mx', type: 'INDIVIDUAL', country: 'MX' });
+    await rt.db.updateTable('users').set({ capaUserId: randomUUID(), capaSync: 'created' }).where('id', '=', u.id).execute();
+    const { fetchDetails } = await import('../../jobs/definitions/fetch-details.js');
+    await rt.queues.add(fetchDetails, { userId: u.id, cause: 'test', requestId: 'refused-1' });
+    const run = await waitFor(() => rt.db.selectFrom('jobRuns').selectAll().where('userId', '=', u.id).where('status', '=', 'failed').executeTakeFirst(), { what: 'failed run' });
+    expect(run.error).toMatch(/Capa does not know this user|not found/i);
+    const runs = await rt.db.selectFrom('jobRuns').select('id').where('userId', '=', u.id).execute();
+    expect(runs).toHaveLength(1);
+  });
+
   it('a TRANSACTION event sharing the URL is acknowledged and stored as ignored', async () => {
     const ids = rt.sandbox.emitEvent({ type: 'TRANSACTION', event: 'COMPLETED_ON_RAMP', externalUserId: 'someone', transactionId: 't1' });
     expect(ids.length).toBe(1);
