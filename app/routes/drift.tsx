@@ -1,5 +1,6 @@
 import type { LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
-import { Link, isRouteErrorResponse, useLoaderData, useLocation, useRouteError } from '@remix-run/react';
+import { Link, useLoaderData, useLocation, useRouteError } from '@remix-run/react';
+import { routeErrorMessage } from '~/components/route-error';
 import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import { requireOperator } from '~/auth.server';
@@ -202,7 +203,7 @@ export function ErrorBoundary() {
   return (
     <main className="page">
       <h1>Drift</h1>
-      <p className="error">{isRouteErrorResponse(error) ? (typeof error.data === 'string' ? error.data : error.statusText) : 'The drift log could not be loaded. Try again in a moment.'}</p>
+      <p className="error">{routeErrorMessage(error, 'The drift log could not be loaded. Try again in a moment.')}</p>
     </main>
   );
 }

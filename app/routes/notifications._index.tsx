@@ -1,5 +1,6 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
-import { Form, Link, isRouteErrorResponse, useActionData, useLoaderData, useLocation, useRouteError } from '@remix-run/react';
+import { Form, Link, useActionData, useLoaderData, useLocation, useRouteError } from '@remix-run/react';
+import { routeErrorMessage } from '~/components/route-error';
 import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo, useState } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
@@ -238,7 +239,7 @@ export default function Notifications() {
 
 export function ErrorBoundary() {
   const error = useRouteError();
-  const text = isRouteErrorResponse(error) ? (typeof error.data === 'string' ? error.data : error.statusText) : 'The notifications could not be loaded.';
+  const text = routeErrorMessage(error, 'The notifications could not be loaded.');
   return (
     <main className="page">
       <h1>Notifications</h1>

@@ -1,5 +1,6 @@
 import type { LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
-import { Link, isRouteErrorResponse, useLoaderData, useRevalidator, useRouteError } from '@remix-run/react';
+import { Link, useLoaderData, useRevalidator, useRouteError } from '@remix-run/react';
+import { routeErrorMessage } from '~/components/route-error';
 import { useEffect } from 'react';
 import { requireOperator } from '~/auth.server';
 import { StateBadge, TimeAgo } from '~/components/ui';
@@ -124,7 +125,7 @@ export function ErrorBoundary() {
         <Link to="/refresh">← Refresh stale customers</Link>
       </p>
       <h1>Refresh run</h1>
-      <p className="error">{isRouteErrorResponse(error) ? (typeof error.data === 'string' ? error.data : error.statusText) : 'This run could not be loaded. Try again in a moment.'}</p>
+      <p className="error">{routeErrorMessage(error, 'This run could not be loaded. Try again in a moment.')}</p>
     </main>
   );
 }

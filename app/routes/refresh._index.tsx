@@ -1,6 +1,7 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data, redirect } from '@remix-run/node';
-import { Form, Link, isRouteErrorResponse, useActionData, useLoaderData, useLocation, useNavigation, useRouteError } from '@remix-run/react';
+import { Form, Link, useActionData, useLoaderData, useLocation, useNavigation, useRouteError } from '@remix-run/react';
+import { routeErrorMessage } from '~/components/route-error';
 import { createColumnHelper, flexRender, getCoreRowModel, useReactTable, type RowSelectionState } from '@tanstack/react-table';
 import { useMemo, useState } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
@@ -304,7 +305,7 @@ export function ErrorBoundary() {
   return (
     <main className="page">
       <h1>Refresh stale customers</h1>
-      <p className="error">{isRouteErrorResponse(error) ? (typeof error.data === 'string' ? error.data : error.statusText) : 'This page could not be loaded. Try again in a moment.'}</p>
+      <p className="error">{routeErrorMessage(error, 'This page could not be loaded. Try again in a moment.')}</p>
     </main>
   );
 }
