@@ -128,6 +128,7 @@ export async function pacedLoad(opts: { url: string; rate: number; seconds: numb
   let ok = 0;
   let failed = 0;
   const t0 = performance.now() + 50;
+  const cpu0 = process.cpuUsage();
   let next = 0;
   await new Promise<void>((resolve) => {
     let done = 0;
@@ -157,5 +158,15 @@ export async function pacedLoad(opts: { url: string; rate: number; seconds: numb
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const elapsed = (performance.now() - t0) / 1000;
-  return { target: opts.rate, achieved: Math.round(ok / Math.max(elapsed, opts.seconds)), p50: Math.round(percentile(latencies, 50) * 10) / 10, p99: Math.round(percentile(latencies, 99) * 10) / 10, non2xx: failed, errors: 0 };
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    target: opts.rate,
+    achieved: Math.round(ok / Math.max(elapsed, opts.seconds)),
+    p50: Math.round(percentile(latencies, 50) * 10) / 10,
+    p99: Math.round(percentile(latencies, 99) * 10) / 10,
+    non2xx: failed,
+    errors: 0,
+    // Share of one core the load generator itself used: it competes with the server for the same two.
+    'generator CPU %': Math.round(((cpu.user + cpu.system) / 1e6 / elapsed) * 100),
+  };
 }

@@ -64,11 +64,15 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
         const track = def.trackRuns !== false;
         const runId = track ? await recordJobStart(deps.db, { userId, jobName: job.name, jobId: String(job.id), attempt: job.attemptsMade + 1 }) : 0;
         const end: typeof recordJobEnd = async (...args) => { if (track) await recordJobEnd(...args); };
+        let childLog: Logger | undefined;
         const ctx: JobContext = {
           env: deps.env,
           db: deps.db,
           capa: deps.capa,
-          logger: log.child({ job: job.name, jobId: job.id }),
+          // Made on first use: a pino child (with its redaction setup) per job showed in profiles.
+          get logger() {
+            return (childLog ??= log.child({ job: job.name, jobId: job.id }));
+          },
           dataKeys: deps.dataKeys ?? [],
           enqueue: queues,
           job,
@@ -98,7 +102,7 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
       {
         connection,
         prefix: deps.prefix,
-        concurrency: opts.concurrency ?? deps.env.WORKER_CONCURRENCY,
+        concurrency: opts.concurrency ?? (qn === 'webhooks' ? deps.env.WEBHOOK_CONCURRENCY : deps.env.WORKER_CONCURRENCY),
         // Every Capa call goes through the `capa` queue, whose limiter is kept in Redis and so is
         // shared by all worker processes.
         ...(qn === 'capa' ? { limiter: rate >= 1 ? { max: Math.floor(rate), duration: 1000 } : { max: 1, duration: Math.ceil(1000 / rate) } } : {}),

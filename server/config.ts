@@ -50,6 +50,8 @@ export const EnvSchema = z
     MAIL_FROM: z.string().default('KYC Desk <kyc@localhost>'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     WORKER_CONCURRENCY: z.coerce.number().int().positive().default(8),
+    // Deliveries in flight per worker process; on SQLite they share commits (db/group-commit.ts).
+    WEBHOOK_CONCURRENCY: z.coerce.number().int().positive().default(32),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     REDIS_AUTOSTART: bool.default('true'),
     /** Stale-status refresh (issue 5): how often the scheduled scan runs (one schedule for all workers). */

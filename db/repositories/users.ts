@@ -92,8 +92,8 @@ export interface SignalOutcome {
 
 /**
  * Applies a signal through the state machine and records what caused the change. Must run
- * inside a transaction: the first statement is a write on the user's row, which takes the row
- * lock on PostgreSQL and the write lock on SQLite, so two workers never decide on stale reads.
+ * inside a transaction: the first read locks the user's row on PostgreSQL (FOR UPDATE), and SQLite
+ * transactions hold the write lock from BEGIN IMMEDIATE, so two workers never decide on stale reads.
  */
 export async function applySignal(trx: Transaction<Database>, userId: string, signal: KycSignal, cause: SignalCause): Promise<SignalOutcome> {
   const now = nowIso();
@@ -106,7 +106,6 @@ export async function applySignal(trx: Transaction<Database>, userId: string, si
     .$if(kindOf(trx) === 'postgres', (q) => q.forUpdate())
     .executeTakeFirst();
   if (!user) throw new Error(`user ${userId} not found`);
-  await trx.updateTable('users').set({ updatedAt: now }).where('id', '=', userId).execute();
   if (signal.kind === 'WEBHOOK' && user.kycState === 'LINK_ISSUED' && signal.relinkedFrom === undefined) {
     // Which final state (if any) the current link re-invited the customer from.
     const last = await trx.selectFrom('stateChanges').select(['fromState', 'toState']).where('userId', '=', userId).orderBy('id', 'desc').limit(1).executeTakeFirst();
@@ -114,10 +113,10 @@ export async function applySignal(trx: Transaction<Database>, userId: string, si
   }
   const decision = decide(user.kycState, signal);
   const polled = signal.kind === 'POLLED';
-  if (polled) {
-    await trx.updateTable('users').set({ capaConfirmedAt: now }).where('id', '=', userId).execute();
-  }
+  // One UPDATE per signal (issue 10: each one rewrites the row and, for a change, its state indexes).
+  const touched = { updatedAt: now, ...(polled ? { capaConfirmedAt: now } : {}) };
   if (decision.effect !== 'apply') {
+    await trx.updateTable('users').set(touched).where('id', '=', userId).execute();
     return { decision, from: user.kycState, to: user.kycState, changed: false, drift: false };
   }
   const drift = polled;
@@ -125,6 +124,7 @@ export async function applySignal(trx: Transaction<Database>, userId: string, si
   await trx
     .updateTable('users')
     .set({
+      ...touched,
       kycState: decision.to,
       kycStateChangedAt: now,
       kycStateReason: cause.reason ?? null,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { getDelivery, settleDelivery } from '../../db/repositories/inbox.js';
 import { applySignal, findUserByExternalId } from '../../db/repositories/users.js';
+import { groupCommit } from '../../db/group-commit.js';
 import { defineJob } from '../types.js';
 import { KYC_EVENT_NAMES, type KycEventName } from '../webhook-events.js';
 import { fetchDetails } from './fetch-details.js';
@@ -39,7 +40,8 @@ export const processWebhook = defineJob({
       return { ignored: 'unknown_user' };
     }
     ctx.setUser(user.id);
-    const outcome = await ctx.db.transaction().execute(async (trx) => {
+    // Shares a COMMIT with the other deliveries being processed now (db/group-commit.ts).
+    const outcome = await groupCommit(ctx.db).run(async (trx) => {
       const o = await applySignal(trx, user.id, { kind: 'WEBHOOK', event }, { type: 'webhook', id: String(inboxId), reason: event });
       await settleDelivery(trx, inboxId, {
         status: 'processed',
