@@ -14,21 +14,25 @@ interface Pending {
  * COMMIT: every dirty page (the customer's row, its eight state indexes, the history and inbox
  * pages) is written to the WAL once per transaction. Callers that arrive while a commit is under
  * way share the next transaction; each runs inside its own SAVEPOINT, so one caller's error rolls
- * back only that caller's writes, and every caller is answered only after the shared COMMIT.
- * A lone caller is written at once. On PostgreSQL every caller keeps its own transaction (the
- * pool runs them in parallel, and row locks are taken per customer).
+ * back only that caller's writes, and every caller is answered only after the shared COMMIT
+ * (so "acknowledged" still means "on disk" where the connection syncs commits). A lone caller is
+ * written at once. On PostgreSQL every caller keeps its own transaction (the pool runs them in
+ * parallel, and row locks are taken per customer) unless `everyEngine` asks for batches there too
+ * (the webhook intake: its duplicate check must see the copies stored just before it).
  */
 export class GroupCommit {
   private pending: Pending[] = [];
   private flushing = false;
-  private readonly sqlite: boolean;
+  private readonly batched: boolean;
+  private readonly maxBatch: number;
 
-  constructor(private readonly db: Db, private readonly maxBatch = 64) {
-    this.sqlite = kindOf(db) === 'sqlite';
+  constructor(private readonly db: Db, opts: { maxBatch?: number; everyEngine?: boolean } = {}) {
+    this.batched = opts.everyEngine === true || kindOf(db) === 'sqlite';
+    this.maxBatch = opts.maxBatch ?? 64;
   }
 
   run<T>(fn: Work<T>): Promise<T> {
-    if (!this.sqlite) return this.db.transaction().execute(fn);
+    if (!this.batched) return this.db.transaction().execute(fn);
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       if (!this.flushing) void this.flush();
@@ -87,11 +91,14 @@ export class GroupCommit {
   }
 }
 
-const committers = new WeakMap<Db, GroupCommit>();
+const committers = { worker: new WeakMap<Db, GroupCommit>(), intake: new WeakMap<Db, GroupCommit>() };
 
-/** One group committer per database handle (a process normally has one). */
-export function groupCommit(db: Db): GroupCommit {
-  let g = committers.get(db);
-  if (!g) committers.set(db, (g = new GroupCommit(db)));
+/**
+ * The process's group committer for a database handle. `worker`: job transactions (batched on
+ * SQLite). `intake`: webhook deliveries (batched on both engines, up to 256 per commit).
+ */
+export function groupCommit(db: Db, role: keyof typeof committers = 'worker'): GroupCommit {
+  let g = committers[role].get(db);
+  if (!g) committers[role].set(db, (g = role === 'intake' ? new GroupCommit(db, { maxBatch: 256, everyEngine: true }) : new GroupCommit(db)));
   return g;
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SIGNATURE_HEADER, verifySignature } from '../capa/signature.js';
 import type { Db } from '../db/client.js';
+import { groupCommit } from '../db/group-commit.js';
 import { findOriginal, insertDelivery } from '../db/repositories/inbox.js';
 import type { NewWebhookDelivery } from '../db/schema.js';
 import type { SignatureVerdict, WebhookStatus } from '../db/schema.js';
@@ -63,7 +64,7 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
   const sig = verifySignature(raw, headers.get(SIGNATURE_HEADER), deps.secrets);
 
   if (!sig.ok) {
-    const { id } = await inboxWriter(deps.db).write({
+    const { id } = await storeDelivery(deps.db, {
       receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: sig.reason, secretIndex: null,
       eventType: null, eventName: null, externalUserId: null, dedupeKey: null, duplicateOf: null,
       status: 'rejected', error: `signature ${sig.reason}`,
@@ -79,7 +80,7 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
   }
   const obj = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
   if (!obj || typeof obj.type !== 'string' || typeof obj.event !== 'string') {
-    const { id } = await inboxWriter(deps.db).write({
+    const { id } = await storeDelivery(deps.db, {
       receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: 'valid', secretIndex: sig.secretIndex,
       eventType: null, eventName: null, externalUserId: null, dedupeKey: null, duplicateOf: null,
       status: 'rejected', error: obj ? 'payload lacks string "type" and "event"' : 'malformed JSON',
@@ -105,7 +106,8 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
     error = 'KYC event without externalUserId';
   }
 
-  const written = await inboxWriter(deps.db).write(
+  const written = await storeDelivery(
+    deps.db,
     {
       receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: 'valid', secretIndex: sig.secretIndex,
       eventType: type, eventName: event, externalUserId, dedupeKey, duplicateOf: null, status, error,
@@ -151,71 +153,20 @@ export async function readLimitedBody(request: Request, limit = MAX_WEBHOOK_BYTE
   return Buffer.concat(chunks);
 }
 
-interface PendingWrite {
-  row: NewWebhookDelivery;
-  dedupe: boolean;
-  resolve: (r: { id: number; duplicateOf: number | null }) => void;
-  reject: (err: unknown) => void;
-}
-
-const MAX_BATCH = 256;
-
 /**
- * Group commit for the inbox. Deliveries that arrive while a write is under way are stored
- * together in the next transaction: one durable commit (one fsync with SQLite synchronous=FULL,
- * one round trip on PostgreSQL) for many deliveries. Each caller is answered only after its row
- * is committed, so "acknowledged" still means "on disk". A lone delivery is written at once.
- * The duplicate check runs inside the same transaction, so two copies of one delivery in a batch
- * are still told apart.
+ * Stores one delivery through the intake's group commit (db/group-commit.ts): deliveries that
+ * arrive while a write is under way share the next transaction — one durable commit (one fsync
+ * with SQLite synchronous=FULL) for many — and each caller is answered only after its row is
+ * committed. The duplicate check runs inside the same transaction, so two copies of one delivery
+ * in a batch are still told apart.
  */
-export class InboxWriter {
-  private pending: PendingWrite[] = [];
-  private flushing = false;
-
-  constructor(private readonly db: Db) {}
-
-  write(row: NewWebhookDelivery, dedupe: boolean): Promise<{ id: number; duplicateOf: number | null }> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ row, dedupe, resolve, reject });
-      if (!this.flushing) void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    try {
-      while (this.pending.length) {
-        const batch = this.pending.splice(0, MAX_BATCH);
-        try {
-          const results = await this.db.transaction().execute(async (trx) => {
-            const out: Array<{ id: number; duplicateOf: number | null }> = [];
-            for (const p of batch) {
-              let row = p.row;
-              let duplicateOf: number | null = null;
-              if (p.dedupe && row.dedupeKey) {
-                duplicateOf = await findOriginal(trx, row.dedupeKey, row.receivedAt);
-                if (duplicateOf !== null) row = { ...row, status: 'ignored', duplicateOf, effect: 'duplicate', processedAt: row.receivedAt };
-              }
-              out.push({ id: await insertDelivery(trx, row), duplicateOf });
-            }
-            return out;
-          });
-          batch.forEach((p, i) => p.resolve(results[i]));
-        } catch (err) {
-          batch.forEach((p) => p.reject(err));
-        }
-        // Let requests that arrived during the commit join the next batch.
-        if (this.pending.length) await new Promise((r) => setImmediate(r));
-      }
-    } finally {
-      this.flushing = false;
+function storeDelivery(db: Db, row: NewWebhookDelivery, dedupe: boolean): Promise<{ id: number; duplicateOf: number | null }> {
+  return groupCommit(db, 'intake').run(async (trx) => {
+    let duplicateOf: number | null = null;
+    if (dedupe && row.dedupeKey) {
+      duplicateOf = await findOriginal(trx, row.dedupeKey, row.receivedAt);
+      if (duplicateOf !== null) row = { ...row, status: 'ignored', duplicateOf, effect: 'duplicate', processedAt: row.receivedAt };
     }
-  }
-}
-
-const writers = new WeakMap<Db, InboxWriter>();
-export function inboxWriter(db: Db): InboxWriter {
-  let w = writers.get(db);
-  if (!w) writers.set(db, (w = new InboxWriter(db)));
-  return w;
+    return { id: await insertDelivery(trx, row), duplicateOf };
+  });
 }
