@@ -7,6 +7,7 @@ import { createSession, findLiveSession, revokeSession, type LiveSession, type S
 import { normalizeEmail } from '../db/repositories/users.js';
 import { isoAgo } from '../db/time.js';
 import { services } from './services.server';
+import { CLIENT_ADDRESS_HEADER } from '../server/client-address.js';
 
 /**
  * Sign-in, sessions, roles and CSRF for the console. Contract used by every route:
@@ -55,10 +56,14 @@ async function policy(): Promise<SessionPolicy> {
   return { idleMs: env.SESSION_IDLE_MINUTES * 60_000, maxMs: env.SESSION_MAX_HOURS * 3_600_000 };
 }
 
-/** Best-effort client address for the audit log (set by a proxy in front of the web process). */
+/**
+ * The client's address for the audit log and sessions, as server/web.ts determined it (see
+ * server/client-address.ts). Never read from X-Forwarded-For directly: its left-most entry is
+ * whatever the client chose to send. Null when the build is served by another server.
+ */
 export function clientIp(request: Request): string | null {
-  const xff = request.headers.get('x-forwarded-for');
-  return xff ? xff.split(',')[0]!.trim().slice(0, 64) : null;
+  const ip = request.headers.get(CLIENT_ADDRESS_HEADER);
+  return ip ? ip.slice(0, 64) : null;
 }
 
 async function cookieSessionId(request: Request): Promise<string | null> {

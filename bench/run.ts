@@ -7,7 +7,9 @@ import path from 'node:path';
  * loop never colour another's), results in bench/results/<name>.{json,md}.
  * `npm run bench -- ingest processing` runs only the named ones.
  */
-const ALL = ['ingest', 'processing', 'users-list', 'imports', 'refresh', 'notifications'];
+const ALL = ['ingest', 'processing', 'users-list', 'users-list-postgres', 'imports', 'refresh', 'notifications'];
+// Benchmarks that are another one run with arguments.
+const VARIANTS: Record<string, { file: string; args: string[] }> = { 'users-list-postgres': { file: 'users-list', args: ['--engine', 'postgres'] } };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = wanted.length ? wanted : ALL;
 
@@ -16,14 +18,15 @@ if (build.status !== 0) process.exit(build.status ?? 1);
 
 const summary: Array<{ name: string; status: string; seconds: number }> = [];
 for (const name of names) {
-  const file = path.resolve('bench', `${name}.ts`);
+  const variant = VARIANTS[name];
+  const file = path.resolve('bench', `${variant?.file ?? name}.ts`);
   if (!existsSync(file)) {
     summary.push({ name, status: 'missing', seconds: 0 });
     continue;
   }
   console.log(`\n=== bench: ${name} ===`);
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', file], { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'production' } });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...(variant?.args ?? [])], { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'production' } });
   summary.push({ name, status: r.status === 0 ? 'ok' : `exit ${r.status ?? r.signal}`, seconds: Math.round((Date.now() - t0) / 1000) });
 }
 console.log('\n=== summary ===');

@@ -1,12 +1,13 @@
 /**
  * Users list loader at 100k users: p50/p95 server time per filter/sort scenario, through the real
- * route loader (session check + list + counts), on SQLite with the console indexes.
+ * route loader (session check + list + counts), on SQLite with the console indexes — or on
+ * PostgreSQL with `--engine postgres` (a private schema in BENCH_POSTGRES_URL, dropped after).
  *
- *   npx tsx bench/users-list.ts [--users 100000] [--iterations 40]
+ *   npx tsx bench/users-list.ts [--users 100000] [--iterations 40] [--engine sqlite|postgres]
  *
- * Writes bench/results/users-list.{json,md}. Goal: p95 ≤ 60 ms for every scenario.
+ * Writes bench/results/users-list[-postgres].{json,md}. Goal: p95 ≤ 60 ms for every scenario.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -22,16 +23,18 @@ import { sessionHeadersFor } from '../app/auth.server';
 import { loader } from '../app/routes/users._index';
 import { tempSqliteUrl } from './lib.js';
 
-const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, iterations: { type: 'string', default: '40' }, db: { type: 'string' } } });
+const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, iterations: { type: 'string', default: '40' }, db: { type: 'string' }, engine: { type: 'string', default: 'sqlite' } } });
 const N = Number(values.users);
 const ITER = Number(values.iterations);
 const GOAL_P95_MS = 60;
 
 // --db file:/path reuses a database seeded by an earlier run (migrations still run first).
-const url = values.db ?? tempSqliteUrl('users-list');
-const db = createDb(url);
+const PG = values.engine === 'postgres';
+const pgSchema = PG ? `bench_${randomBytes(5).toString('hex')}` : undefined;
+const url = PG ? (process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test') : (values.db ?? tempSqliteUrl('users-list'));
+const db = createDb(url, pgSchema ? { schema: pgSchema } : {});
 const tm = Date.now();
-await migrateToLatest(db);
+await migrateToLatest(db, pgSchema ? { schema: pgSchema } : undefined);
 const migrateMs = Date.now() - tm;
 const env = parseEnv({ NODE_ENV: 'production', SESSION_SECRET: 'bench-session-secret-123456', DATABASE_URL: url, PUBLIC_URL: 'http://127.0.0.1:3000', LOG_LEVEL: 'silent' });
 setServices({ env, db, queues: {} as Queues, dataKeys: [], logger });
@@ -129,17 +132,20 @@ for (const [name, qs] of SCENARIOS) {
 
 const all = results.map((r) => r.p95);
 const worst = Math.max(...all);
-const sqliteVersion = (await sql<{ v: string }>`select sqlite_version() as v`.execute(db)).rows[0]!.v;
-const meta = { date: new Date().toISOString(), users: N, iterations: ITER, seedMs, migrateMs, loadAverage: os.loadavg().map((x) => +x.toFixed(2)), node: process.version, sqlite: sqliteVersion, cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`, goalP95Ms: GOAL_P95_MS, worstP95Ms: worst, pass: worst <= GOAL_P95_MS };
+const engine = PG
+  ? `PostgreSQL ${(await sql<{ v: string }>`show server_version`.execute(db)).rows[0]!.v}`
+  : `SQLite ${(await sql<{ v: string }>`select sqlite_version() as v`.execute(db)).rows[0]!.v}, file on tmpfs/disk, WAL`;
+const meta = { date: new Date().toISOString(), users: N, iterations: ITER, seedMs, migrateMs, loadAverage: os.loadavg().map((x) => +x.toFixed(2)), node: process.version, engine, cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`, goalP95Ms: GOAL_P95_MS, worstP95Ms: worst, pass: worst <= GOAL_P95_MS };
 mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/users-list.json', JSON.stringify({ ...meta, results }, null, 2) + '\n');
+const out = PG ? 'bench/results/users-list-postgres' : 'bench/results/users-list';
+writeFileSync(`${out}.json`, JSON.stringify({ ...meta, results }, null, 2) + '\n');
 writeFileSync(
-  'bench/results/users-list.md',
+  `${out}.md`,
   [
-    '# users list loader',
+    `# users list loader${PG ? ' (PostgreSQL)' : ''}`,
     '',
     `- date: ${meta.date}`,
-    `- users: ${N.toLocaleString('en')} (SQLite ${sqliteVersion}, file on tmpfs/disk, WAL), ${ITER} timed runs per scenario after 3 warm-ups`,
+    `- users: ${N.toLocaleString('en')} (${engine}), ${ITER} timed runs per scenario after 3 warm-ups`,
     `- machine: ${meta.cpus}, node ${process.version}; load average during the run ${meta.loadAverage.join(' / ')} (shared machine)`,
     '- measured: the real `/users` route loader (session lookup, operators for the filter, per-state counts, one page of rows)',
     `- goal: p95 ≤ ${GOAL_P95_MS} ms in every scenario — **${meta.pass ? 'met' : 'NOT met'}** (worst p95 ${worst} ms)`,
@@ -150,6 +156,7 @@ writeFileSync(
     '',
   ].join('\n'),
 );
-console.log(`db ${url} (seed ${seedMs} ms, migrate ${migrateMs} ms)`);
+console.log(`db ${PG ? `${url} schema ${pgSchema}` : url} (seed ${seedMs} ms, migrate ${migrateMs} ms)`);
 console.log(`worst p95 ${worst} ms (goal ${GOAL_P95_MS}) → ${meta.pass ? 'PASS' : 'FAIL'}`);
+if (pgSchema) await db.withoutPlugins().schema.dropSchema(pgSchema).cascade().execute();
 await db.destroy();

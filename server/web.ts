@@ -8,6 +8,7 @@ import { env as readEnv } from './config.js';
 import { logger } from './logger.js';
 import { mountBullBoard } from './bull-board.js';
 import { securityHeaders } from './security-headers.js';
+import { stampClientAddress } from './client-address.js';
 import { capaWebhookRouter } from './webhook-http.js';
 import type { IntakeDeps } from './webhook-intake.js';
 
@@ -81,6 +82,7 @@ export async function createWebApp(opts: WebOptions = {}): Promise<Express> {
   // Operations (issue 8): bull-board for admins, behind the console's own session check.
   mountBullBoard(app);
   await opts.mount?.(app, build);
+  app.use(stampClientAddress());
   app.all(
     '*',
     createRequestHandler({
