@@ -8,6 +8,7 @@ import * as ops from './20261125_0006_ops.js';
 import * as consoleIndexes from './20261126_0300_console_indexes.js';
 import * as usersSearch from './20261126_0310_users_search.js';
 import * as dropPrefixIndexes from './20261126_0400_drop_prefix_indexes.js';
+import * as usersSearchPg from './20261126_0410_users_search_pg.js';
 
 /**
  * The explicit list of migrations, in order. Explicit imports (not a folder scan) so the same
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '20261126_0300_console_indexes': consoleIndexes,
   '20261126_0310_users_search': usersSearch,
   '20261126_0400_drop_prefix_indexes': dropPrefixIndexes,
+  '20261126_0410_users_search_pg': usersSearchPg,
 };

@@ -63,6 +63,12 @@ function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/**
+ * PostgreSQL: the searched columns as one text, exactly the expression of the pg_trgm index
+ * `users_search_trgm` (migration 20261126_0410) — change both or the index stops being used.
+ */
+export const PG_SEARCH_DOCUMENT = sql.raw(`coalesce(users.email, '') || ' ' || coalesce(users.external_user_id, '') || ' ' || coalesce(users.capa_user_id, '') || ' ' || coalesce(users.alias, '')`);
+
 /** Counting stops here when a search matches very many customers ("1,000+ match"). */
 export const SEARCH_COUNT_CAP = 1000;
 
@@ -83,6 +89,11 @@ function nonStateFilters(db: Executor, eb: Eb, q: UsersListQuery, search: Search
     // lower-cased, so lower-casing the pattern keeps both engines in agreement.
     const op = kindOf(db as Kysely<any>) === 'postgres' ? sql.raw('ilike') : sql.raw('like');
     const like = (col: string) => sql<boolean>`${sql.ref(col)} ${op} ${pattern} escape '\\'`;
+    if (kindOf(db as Kysely<any>) === 'postgres') {
+      // Candidates through the pg_trgm index (migration 20261126_0410, the identical expression);
+      // the per-column check below keeps the result exact.
+      conds.push(sql<boolean>`(${PG_SEARCH_DOCUMENT}) ilike ${pattern} escape '\\'`);
+    }
     if (search.kind === 'fts') {
       // The trigram index gives the candidates; the LIKE re-check keeps results exact even if the
       // index went stale (rowids renumbered by VACUUM — rebuild with
