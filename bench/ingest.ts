@@ -48,7 +48,20 @@ async function load(url: string, rate: number | undefined, seconds: number) {
   };
 }
 
-type Row = Awaited<ReturnType<typeof load>>;
+type Row = Awaited<ReturnType<typeof load>> & { 'p99 of each run'?: string };
+
+/**
+ * Each paced phase runs REPEATS times and reports the median run (by p99): the two cores are
+ * shared with whatever else the machine does, and one stall elsewhere should not decide a rate.
+ * Every run's p99 is shown beside it.
+ */
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
+async function repeated(url: string, rate: number): Promise<Row> {
+  const runs: Row[] = [];
+  for (let i = 0; i < REPEATS; i++) runs.push(await load(url, rate, PHASE_SECONDS));
+  const byP99 = [...runs].sort((a, b) => a.p99 - b.p99);
+  return { ...byP99[Math.floor((byP99.length - 1) / 2)]!, 'p99 of each run': runs.map((r) => r.p99).join(' / ') };
+}
 
 async function measure(name: string, file: string, env: Record<string, string>, migrate: string) {
   const db = createDb(migrate);
@@ -60,10 +73,10 @@ async function measure(name: string, file: string, env: Record<string, string>, 
   try {
     await waitForHttp(`${url}/healthz`).catch(() => waitForHttp(`${url}/`));
     await load(url, undefined, 2); // warm-up
-    const at50 = await load(url, 50, PHASE_SECONDS);
+    const at50 = await repeated(url, 50);
     const ramp: Row[] = [];
     for (const rate of RATES) {
-      const row = await load(url, rate, PHASE_SECONDS);
+      const row = await repeated(url, rate);
       ramp.push(row);
       if (row.p99 > 500 || row.achieved < rate * 0.9) break; // saturated: stop climbing
     }
@@ -92,7 +105,7 @@ try {
   writeResults('ingest', {
     machine: machineInfo({ redis: redis.version }),
     sections: [
-      { title: 'Summary', rows: summary, notes: [`ours / bare = ${ratio.toFixed(2)} (target ≥ 0.6)`, 'targets: ≥ 1,500 req/s at p99 ≤ 50 ms', `phases of ${PHASE_SECONDS} s; load generator on the same 2 cores`] },
+      { title: 'Summary', rows: summary, notes: [`ours / bare = ${ratio.toFixed(2)} (target ≥ 0.6)`, 'targets: ≥ 1,500 req/s at p99 ≤ 50 ms', `phases of ${PHASE_SECONDS} s, each run ${REPEATS}× (the median run by p99 is shown); load generator on the same 2 cores`] },
       { title: 'Ramp — KYC Desk', rows: ours.ramp },
       { title: 'Ramp — bare reference', rows: bare.ramp },
     ],

@@ -26,7 +26,7 @@ for (const name of names) {
   }
   console.log(`\n=== bench: ${name} ===`);
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...(variant?.args ?? [])], { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'production' } });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...(variant?.args ?? [])], { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'production', SESSION_SECRET: process.env.SESSION_SECRET || 'bench-session-secret-0123456789' } });
   summary.push({ name, status: r.status === 0 ? 'ok' : `exit ${r.status ?? r.signal}`, seconds: Math.round((Date.now() - t0) / 1000) });
 }
 console.log('\n=== summary ===');

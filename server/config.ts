@@ -87,6 +87,16 @@ export const EnvSchema = z
     REVIEW_SLA_US_HOURS: z.coerce.number().positive().default(24),
     /** Bearer token for /metrics. Unset: /metrics answers loopback clients only (see docs/decisions/ops). */
     METRICS_TOKEN: z.string().min(16, 'needs at least 16 characters').optional(),
+    /**
+     * Which proxies may set X-Forwarded-For (express "trust proxy"): `loopback` (default), a
+     * comma-separated list of addresses/subnets, or a hop count. The client address in the audit
+     * log and /metrics' loopback check depend on it. `true` (trust anyone) is refused.
+     */
+    TRUST_PROXY: z
+      .string()
+      .default('loopback')
+      .refine((v) => !/^(true|yes|\*)$/i.test(v.trim()), 'trusting every proxy lets any client choose its address; list the proxy addresses or subnets instead')
+      .transform((v) => (/^\d+$/.test(v.trim()) ? Number(v.trim()) : v.trim())),
     /** Waiting jobs in one queue above which /readyz and the Queues page report a backlog. */
     OPS_BACKLOG_WARN: z.coerce.number().int().positive().default(1000),
   })

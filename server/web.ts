@@ -19,6 +19,8 @@ export interface WebOptions {
   intake?: () => Promise<IntakeDeps>;
   /** Extra express mounts (the operations views mount bull-board here). */
   mount?: (app: Express, build: ServerBuild) => void | Promise<void>;
+  /** express "trust proxy" (env TRUST_PROXY); default `loopback`. */
+  trustProxy?: string | number;
 }
 
 export async function loadBuild(): Promise<ServerBuild> {
@@ -72,7 +74,8 @@ export async function createWebApp(opts: WebOptions = {}): Promise<Express> {
   const build = opts.build ?? (await loadBuild());
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  // Who may set X-Forwarded-For: the client address for the audit log and /metrics come from it.
+  app.set('trust proxy', opts.trustProxy ?? 'loopback');
   app.use(capaWebhookRouter(opts.intake ?? defaultIntakeDeps));
   app.use(securityHeaders({ production: opts.production ?? process.env.NODE_ENV === 'production' }));
   app.use(refuseCrossSite);
@@ -98,7 +101,7 @@ export async function createWebApp(opts: WebOptions = {}): Promise<Express> {
 async function main(): Promise<void> {
   process.env.KYC_PROCESS ??= 'web';
   const e = readEnv();
-  const app = await createWebApp({ production: e.NODE_ENV === 'production' });
+  const app = await createWebApp({ production: e.NODE_ENV === 'production', trustProxy: e.TRUST_PROXY });
   const server = app.listen(e.PORT, e.HOST, () => logger.info({ listen: `http://${e.HOST}:${e.PORT}` }, 'web listening'));
   server.keepAliveTimeout = 65_000;
   const stop = (signal: string) => {

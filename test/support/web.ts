@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ServerBuild } from '@remix-run/node';
 import { chromium, type Browser } from 'playwright-core';
-import { createWebApp } from '../../server/web.js';
+import { createWebApp, type WebOptions } from '../../server/web.js';
 
 /** Debian's Chromium, headless, with the flags this machine's closed network needs. */
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -16,10 +16,10 @@ export function launchChromium(): Promise<Browser> {
  * The real web app (server/web.ts) over the Remix build the test run made (global setup), on a
  * free port; services come from whatever the test installed with setServices.
  */
-export async function startBuiltApp(): Promise<{ server: Server; base: string }> {
+export async function startBuiltApp(opts: Omit<WebOptions, 'build'> = {}): Promise<{ server: Server; base: string }> {
   const root = path.resolve(import.meta.dirname, '../..');
   const build = (await import(`${pathToFileURL(path.join(root, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;
-  const app = await createWebApp({ build, production: false });
+  const app = await createWebApp({ build, production: false, ...opts });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
