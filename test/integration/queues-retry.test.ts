@@ -1,0 +1,72 @@
+import { UnrecoverableError, Worker } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SignedIn } from '../../app/auth.server.js';
+import { queueAction, queuesData } from '../../app/ops.server.js';
+import { redisConnection } from '../../jobs/redis.js';
+import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
+import { signedInOperator } from './ops-support.js';
+
+/**
+ * /queues "retry" against real BullMQ on Redis: failed jobs made by a real worker that refuses
+ * them, then retried one at a time and by kind, with the audit trail.
+ */
+let rt: TestRuntime;
+let admin: SignedIn;
+const req = () => new Request('http://127.0.0.1/queues', { method: 'POST' });
+const form = (f: Record<string, string>) => {
+  const fd = new FormData();
+  for (const [k, v] of Object.entries(f)) fd.set(k, v);
+  return fd;
+};
+
+beforeAll(async () => {
+  rt = await createTestRuntime({ worker: false });
+  const o = await signedInOperator(rt.db, 'admin');
+  admin = { operator: { id: o.id, email: o.email, name: o.email, role: 'admin' }, session: { csrfToken: o.csrf } };
+  const capa = rt.queues.queue('capa');
+  for (let i = 0; i < 5; i++) await capa.add('fetch-details', { userId: `u-${i}` }, { jobId: `fd-${i}`, attempts: 3 });
+  for (let i = 0; i < 3; i++) await capa.add('generate-link', { userId: `g-${i}` }, { jobId: `gl-${i}`, attempts: 3 });
+  // A real worker that fails every job for good, so all eight end in the failed set.
+  const connection = redisConnection(rt.env.REDIS_URL, 'worker');
+  const refuser = new Worker('capa', async () => { throw new UnrecoverableError('Capa refused (test)'); }, { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 4 });
+  await waitFor(async () => ((await capa.getFailedCount()) === 8 ? true : null), { what: 'eight failed jobs' });
+  await refuser.close();
+  connection.disconnect();
+}, 60_000);
+
+afterAll(async () => { await rt?.close(); });
+
+describe('/queues retry', () => {
+  it('lists failed jobs per kind in plain words', async () => {
+    const data = await queuesData(admin);
+    const kinds = Object.fromEntries(data.failedKinds.filter((k) => k.queue === 'capa').map((k) => [k.name, k.count]));
+    expect(kinds).toEqual({ 'fetch-details': 5, 'generate-link': 3 });
+    expect(data.canRetry).toBe(true);
+  });
+
+  it('"retry all" of one kind requeues exactly that kind with fresh attempts, and is audited', async () => {
+    const r = await queueAction(req(), admin, form({ intent: 'retry-kind', queue: 'capa', name: 'fetch-details' }));
+    expect(r).toMatchObject({ tone: 'ok', message: '5 failed fetch-details jobs queued again.' });
+    const capa = rt.queues.queue('capa');
+    const failed = (await capa.getJobs(['failed'])).map((j) => j.name).sort();
+    expect(failed).toEqual(['generate-link', 'generate-link', 'generate-link']);
+    const waiting = await capa.getJobs(['waiting', 'prioritized', 'delayed']);
+    expect(waiting.map((j) => j.id).sort()).toEqual(['fd-0', 'fd-1', 'fd-2', 'fd-3', 'fd-4']);
+    expect(waiting.every((j) => j.attemptsMade === 0)).toBe(true);
+    const audit = await rt.db.selectFrom('auditLog').selectAll().where('action', '=', 'queues.retry-all').execute();
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ targetId: 'capa', outcome: 'queued', actor: admin.operator.email });
+    expect(JSON.parse(audit[0]!.detail!)).toMatchObject({ name: 'fetch-details', moved: 5 });
+    // Nothing left of that kind: said plainly, nothing moved.
+    expect(await queueAction(req(), admin, form({ intent: 'retry-kind', queue: 'capa', name: 'fetch-details' }))).toMatchObject({ tone: 'info' });
+  });
+
+  it('retries one job; a job that is not failed or does not exist is refused in plain words', async () => {
+    expect(await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'gl-1' }))).toMatchObject({ tone: 'ok' });
+    expect(await rt.queues.queue('capa').getJobState('gl-1')).not.toBe('failed');
+    expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'gl-1' }))).message).toMatch(/is not failed any more/);
+    expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'nope-1' }))).message).toMatch(/no longer exists/);
+    expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'no-such-queue', jobId: 'gl-2' }))).tone).toBe('error');
+    expect((await rt.queues.queue('capa').getJobs(['failed'])).map((j) => j.id).sort()).toEqual(['gl-0', 'gl-2']);
+  });
+});
