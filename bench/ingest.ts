@@ -81,7 +81,10 @@ async function measure(name: string, file: string, env: Record<string, string>, 
       if (row.p99 > 500 || row.achieved < rate * 0.9) break; // saturated: stop climbing
     }
     const unbounded = await load(url, undefined, PHASE_SECONDS);
-    const sustained = ramp.filter((r) => r.p99 <= 50 && r.errors === 0 && r.non2xx === 0 && r.achieved >= Number(r.target) * 0.95).map((r) => r.achieved);
+    // Sustained: the highest offered (open-loop) rate at which every request got a 2xx and p99
+    // stayed ≤ 50 ms. `achieved` divides by the phase plus its last answers' latency, so a fully
+    // served 1,500/s phase shows as 1,498 there.
+    const sustained = ramp.filter((r) => r.p99 <= 50 && r.errors === 0 && r.non2xx === 0 && r.achieved >= Number(r.target) * 0.95).map((r) => Number(r.target));
     return { name, at50, ramp, unbounded, maxSustained: sustained.length ? Math.max(...sustained) : 0 };
   } finally {
     await stopChild(child);
@@ -96,7 +99,7 @@ try {
   const ratio = bare.maxSustained ? ours.maxSustained / bare.maxSustained : NaN;
   const summary = [ours, bare].map((m) => ({
     receiver: m.name,
-    'max sustained req/s (p99 ≤ 50 ms)': m.maxSustained,
+    'max sustained req/s (offered, all 2xx, p99 ≤ 50 ms)': m.maxSustained,
     'p50 @50 req/s (ms)': m.at50.p50,
     'p99 @50 req/s (ms)': m.at50.p99,
     'unbounded req/s': m.unbounded.achieved,
