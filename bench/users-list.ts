@@ -133,7 +133,7 @@ for (const [name, qs] of SCENARIOS) {
 const all = results.map((r) => r.p95);
 const worst = Math.max(...all);
 const engine = PG
-  ? `PostgreSQL ${(await sql<{ v: string }>`show server_version`.execute(db)).rows[0]!.v}`
+  ? `PostgreSQL ${(await sql<{ v: string }>`select current_setting('server_version') as v`.execute(db)).rows[0]!.v}`
   : `SQLite ${(await sql<{ v: string }>`select sqlite_version() as v`.execute(db)).rows[0]!.v}, file on tmpfs/disk, WAL`;
 const meta = { date: new Date().toISOString(), users: N, iterations: ITER, seedMs, migrateMs, loadAverage: os.loadavg().map((x) => +x.toFixed(2)), node: process.version, engine, cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`, goalP95Ms: GOAL_P95_MS, worstP95Ms: worst, pass: worst <= GOAL_P95_MS };
 mkdirSync('bench/results', { recursive: true });
