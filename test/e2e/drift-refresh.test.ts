@@ -22,9 +22,9 @@ let server: Server;
 let base: string;
 let browser: Browser;
 const ops = { compliance: '', viewer: '' };
-// verified/rejected: Capa moved on, we missed it (selected). unselected: the same, not selected.
+// verified/review: Capa moved on, we missed it (selected). unselected: the same, not selected.
 // unchanged: Capa agrees with us (selected). fresh: Capa confirmed it just now (not stale).
-const TAGS = ['verified', 'rejected', 'unselected', 'unchanged', 'fresh'] as const;
+const TAGS = ['verified', 'review', 'unselected', 'unchanged', 'fresh'] as const;
 const c = {} as Record<(typeof TAGS)[number], User>;
 let runId = 0;
 
@@ -50,13 +50,13 @@ beforeAll(async () => {
   // The customers finish KYC at Capa while every webhook is lost.
   rt.sandbox.setDelivery({ dropRate: 1 });
   rt.sandbox.setOutcome(c.verified.capaUserId!, 'VERIFIED');
-  rt.sandbox.setOutcome(c.rejected.capaUserId!, 'REJECTED');
+  rt.sandbox.setOutcome(c.review.capaUserId!, 'REVIEW_NEEDED');
   rt.sandbox.setOutcome(c.unselected.capaUserId!, 'VERIFIED');
   await rt.sandbox.flushDeliveries();
   rt.sandbox.setDelivery({ dropRate: 0 });
   // Capa last confirmed them three hours ago (past the threshold): stale. "fresh" stays recent.
   const longAgo = new Date(Date.now() - 3 * 3600_000).toISOString();
-  await rt.db.updateTable('users').set({ capaConfirmedAt: longAgo }).where('id', 'in', [c.verified.id, c.rejected.id, c.unselected.id, c.unchanged.id]).execute();
+  await rt.db.updateTable('users').set({ capaConfirmedAt: longAgo }).where('id', 'in', [c.verified.id, c.review.id, c.unselected.id, c.unchanged.id]).execute();
   browser = await launchChromium();
 }, 240_000);
 
@@ -92,12 +92,12 @@ describe('refresh and drift in the browser', () => {
   it('a compliance operator refreshes selected stale customers and watches the run finish', async () => {
     // Precondition: Capa's truth differs from what we show for the customers that moved.
     const truth = new Map(rt.sandbox.users().map((u) => [u.userId, u.kycState]));
-    expect([c.verified, c.rejected, c.unchanged].map((u) => truth.get(u.capaUserId!))).toEqual(['VERIFIED', 'REJECTED', 'LINK_ISSUED']);
+    expect([c.verified, c.review, c.unchanged].map((u) => truth.get(u.capaUserId!))).toEqual(['VERIFIED', 'REVIEW_NEEDED', 'LINK_ISSUED']);
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Refresh' }).click();
     await page.waitForURL(`${base}/refresh`);
     await page.getByRole('heading', { name: '4 stale customers' }).waitFor();
-    for (const t of ['verified', 'rejected', 'unselected', 'unchanged'] as const) {
+    for (const t of ['verified', 'review', 'unselected', 'unchanged'] as const) {
       await row(page, c[t].id).locator('.badge.LINK_ISSUED').waitFor();
       expect(await row(page, c[t].id).getByRole('link', { name: c[t].email }).getAttribute('href')).toBe(`/users/${c[t].id}`);
     }
@@ -105,7 +105,7 @@ describe('refresh and drift in the browser', () => {
     // "3 h ago" is rendered by the client once the page is hydrated: the selection is React state.
     await row(page, c.verified.id).getByText('3 h ago').first().waitFor();
 
-    for (const t of ['verified', 'rejected', 'unchanged'] as const) await page.getByRole('checkbox', { name: `Select ${c[t].externalUserId}` }).check();
+    for (const t of ['verified', 'review', 'unchanged'] as const) await page.getByRole('checkbox', { name: `Select ${c[t].externalUserId}` }).check();
     await page.getByRole('button', { name: 'Preview refresh of these 3 selected…' }).click();
     const preview = page.getByTestId('refresh-preview');
     await preview.getByRole('heading', { name: 'Preview: refresh 3 selected customers' }).waitFor();
@@ -125,7 +125,7 @@ describe('refresh and drift in the browser', () => {
     const found = page.locator('section[aria-labelledby="drift"] tbody tr');
     expect(await found.count()).toBe(2);
     await found.filter({ hasText: c.verified.externalUserId }).locator('.badge.VERIFIED').waitFor();
-    await found.filter({ hasText: c.rejected.externalUserId }).locator('.badge.REJECTED').waitFor();
+    await found.filter({ hasText: c.review.externalUserId }).locator('.badge.REVIEW_NEEDED').waitFor();
 
     // Back on /refresh: only the customer we did not select is still stale, the run is listed as done.
     await page.getByRole('link', { name: '← Refresh stale customers' }).click();
@@ -141,7 +141,7 @@ describe('refresh and drift in the browser', () => {
     await page.getByText('2 drift entries', { exact: true }).waitFor();
     const rows = page.locator('tr[data-drift-id]');
     expect(await rows.count()).toBe(2);
-    for (const [t, now] of [['verified', 'VERIFIED'], ['rejected', 'REJECTED']] as const) {
+    for (const [t, now] of [['verified', 'VERIFIED'], ['review', 'REVIEW_NEEDED']] as const) {
       const r = rows.filter({ hasText: c[t].email });
       const cells = r.locator('td');
       expect(await cells.nth(2).locator('.badge').getAttribute('class')).toBe('badge LINK_ISSUED'); // we showed
@@ -184,7 +184,7 @@ describe('refresh and drift in the browser', () => {
       const runsBefore = await rt.db.selectFrom('refreshRuns').select('id').execute();
       const forms: Array<Record<string, string>> = [{ intent: 'preview', scope: 'all' }, { intent: 'start', scope: 'all', requestId: 'viewer-refresh-1' }, { intent: 'start', scope: 'selected', userId: c.unselected.id, requestId: 'viewer-refresh-2' }];
       for (const form of forms) {
-        const r = await v.request.post(`${base}/refresh`, { form: { csrf, ...form }, headers: { origin: base }, maxRedirects: 0 });
+        const r = await v.request.post(`${base}/refresh?index`, { form: { csrf, ...form }, headers: { origin: base }, maxRedirects: 0 });
         expect(r.status()).toBe(403);
       }
       expect(await rt.db.selectFrom('refreshRuns').select('id').execute()).toEqual(runsBefore);
