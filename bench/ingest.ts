@@ -67,6 +67,10 @@ async function measure(name: string, file: string, env: Record<string, string>, 
   const db = createDb(migrate);
   await migrateToLatest(db);
   await db.destroy();
+  // As in a deployment, where the worker process checkpoints the WAL every second (db/client.ts,
+  // docs/decisions/003): without it our web process would run large checkpoints on its own event
+  // loop. The same checkpointer (bench/checkpointer.ts) runs beside both receivers.
+  const checkpointer = spawnTs('bench/checkpointer.ts', { DATABASE_URL: migrate, LOG_LEVEL: 'warn' });
   const port = await freePort();
   const child = spawnTs(file, { ...env, PORT: String(port), DATABASE_URL: migrate });
   const url = `http://127.0.0.1:${port}`;
@@ -88,6 +92,7 @@ async function measure(name: string, file: string, env: Record<string, string>, 
     return { name, at50, ramp, unbounded, maxSustained: sustained.length ? Math.max(...sustained) : 0 };
   } finally {
     await stopChild(child);
+    await stopChild(checkpointer);
   }
 }
 

@@ -60,7 +60,12 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
         }
       }, 1000);
       timer.unref();
-      checkpointTimers.set(sqlite, timer);
+      // Stop with the connection (Kysely's destroy closes it); before, the timer outlived it.
+      const close = sqlite.close.bind(sqlite);
+      sqlite.close = () => {
+        clearInterval(timer);
+        return close();
+      };
     } else {
       // The web process (intake, operator actions) leaves checkpoints to the workers; this much
       // larger automatic threshold is only a safety net when no worker runs.
@@ -73,8 +78,6 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
   }
   return db;
 }
-
-const checkpointTimers = new WeakMap<SQLite.Database, NodeJS.Timeout>();
 
 /**
  * Kysely's SQLite driver prepares every statement on every call; the hot paths (webhook intake,
