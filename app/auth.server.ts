@@ -8,6 +8,7 @@ import { normalizeEmail } from '../db/repositories/users.js';
 import { isoAgo } from '../db/time.js';
 import { services } from './services.server';
 import { CLIENT_ADDRESS_HEADER } from '../server/client-address.js';
+import { readLimitedBody } from '../server/webhook-intake.js';
 
 /**
  * Sign-in, sessions, roles and CSRF for the console. Contract used by every route:
@@ -148,19 +149,25 @@ function tokensEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-async function submittedToken(request: Request): Promise<{ token: string | null; form: FormData | null }> {
+/**
+ * Reads the form (from a clone) at most `limit` bytes deep: a larger body is refused before it is
+ * held in memory, whatever its Content-Length says (or does not say).
+ */
+async function submittedToken(request: Request, limit: number): Promise<{ token: string | null; form: FormData | null; tooLarge: boolean }> {
   const header = request.headers.get('x-csrf-token');
   const type = request.headers.get('content-type') ?? '';
   let form: FormData | null = null;
   if (/application\/x-www-form-urlencoded|multipart\/form-data/i.test(type)) {
+    const body = await readLimitedBody(request.clone(), limit).catch(() => Buffer.alloc(0));
+    if (body === null) return { token: header, form: null, tooLarge: true };
     try {
-      form = await request.clone().formData();
+      form = await new Response(body as unknown as BodyInit, { headers: { 'content-type': type } }).formData();
     } catch {
       form = null;
     }
   }
   const field = form?.get('csrf');
-  return { token: header ?? (typeof field === 'string' ? field : null), form };
+  return { token: header ?? (typeof field === 'string' ? field : null), form, tooLarge: false };
 }
 
 /**
@@ -175,7 +182,13 @@ export async function requireMutation(request: Request, minRole: Role): Promise<
   if (!(await sameOrigin(request))) {
     throw await deny(request, who, 'csrf.refused', 'This form was sent from another site (or without an Origin header) and was refused. Reload the page and try again.');
   }
-  const { token, form } = await submittedToken(request);
+  const { env } = await services();
+  // The largest form any page sends is a CSV upload; allow its limit plus room for the fields.
+  const limit = env.IMPORT_MAX_BYTES + 1024 * 1024;
+  const { token, form, tooLarge } = await submittedToken(request, limit);
+  if (tooLarge) {
+    throw await deny(request, who, 'request.too_large', `This form is larger than ${Math.floor(limit / 1024 / 1024)} MB and was refused before it was read. To import more customers, split the CSV file and upload the parts one by one.`, 413);
+  }
   if (!token || !tokensEqual(token, who.session.csrfToken)) {
     throw await deny(request, who, 'csrf.refused', 'This form is out of date (its security token does not match your session). Reload the page and try again.');
   }

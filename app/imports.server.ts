@@ -43,7 +43,8 @@ export async function stageUpload(request: Request, who: SignedIn & { form: Form
     return { ok: false, status: 400, error: 'Choose a CSV file to upload.' };
   }
   if (file.size > env.IMPORT_MAX_BYTES) {
-    return { ok: false, status: 413, error: `The file is larger than ${Math.floor(env.IMPORT_MAX_BYTES / 1024 / 1024)} MB. Split it into smaller files and import them one by one.` };
+    const limit = env.IMPORT_MAX_BYTES >= 1024 * 1024 ? `${Math.floor(env.IMPORT_MAX_BYTES / 1024 / 1024)} MB` : `${Math.floor(env.IMPORT_MAX_BYTES / 1024)} KB`;
+    return { ok: false, status: 413, error: `The file is larger than ${limit}. Split it into smaller files and import them one by one.` };
   }
   try {
     const r = await stageImport(db, {

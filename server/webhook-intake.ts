@@ -145,7 +145,9 @@ export async function readLimitedBody(request: Request, limit = MAX_WEBHOOK_BYTE
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
-      await reader.cancel().catch(() => {});
+      // Not awaited: on a cloned request (the CSRF guard reads a clone) cancelling one branch of
+      // the tee settles only once the other branch is cancelled too.
+      void reader.cancel().catch(() => {});
       return null;
     }
     chunks.push(Buffer.from(value));
