@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
@@ -10,13 +10,19 @@ import { machineInfo, spawnTs, startRedis, stopChild, tempSqliteUrl, writeResult
  * (jobs/worker.ts, production settings). Each delivery is a CREATED_KYC for a distinct customer,
  * so every job runs the full path: load the delivery, find the customer, apply the state machine,
  * record the change, settle the delivery.
+ * `--engine postgres`: the same on PostgreSQL (a private schema in BENCH_POSTGRES_URL, dropped
+ * after), written to processing-postgres.{json,md}.
  */
 const N = Number(process.env.BENCH_PROCESSING_N ?? 100_000);
+const PG = process.argv.includes('postgres');
+const pgSchema = PG ? `bench_${randomBytes(5).toString('hex')}` : undefined;
+const pgBase = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+// The worker process gets the schema through the URL (libpq `options`), as a deployment could.
+const url = PG ? `${pgBase}${pgBase.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${pgSchema}`)}` : tempSqliteUrl('processing');
 const redis = await startRedis();
-const url = tempSqliteUrl('processing');
-const db = createDb(url);
+const db = createDb(url, pgSchema ? { schema: pgSchema } : {});
 try {
-  await migrateToLatest(db);
+  await migrateToLatest(db, pgSchema ? { schema: pgSchema } : undefined);
   const now = new Date().toISOString();
   const seedStart = performance.now();
   const CHUNK = 500;
@@ -62,15 +68,21 @@ try {
   const steady = firstAt ? (end - firstAt) / 1000 : NaN;
   await q.close();
   conn.disconnect();
-  writeResults('processing', {
+  const engine = PG ? `PostgreSQL ${(await sql<{ v: string }>`select current_setting('server_version') as v`.execute(db)).rows[0]!.v}` : 'SQLite WAL';
+  writeResults(PG ? 'processing-postgres' : 'processing', {
     machine: machineInfo({ redis: redis.version }),
     sections: [{
-      title: 'Webhook processing (one worker process)',
+      title: `Webhook processing (one worker process, ${engine})`,
       rows: [{ deliveries: N, processed: done, failed, 'customers now IN_PROGRESS': inProgress, 'seconds incl. worker start': total.toFixed(1), 'jobs/s incl. start': Math.round(done / total), 'jobs/s after first job': Math.round(done / steady) }],
-      notes: [`seeding ${N} customers + deliveries + jobs took ${seedSeconds.toFixed(1)} s (not measured)`, 'target ≥ 1,500 jobs/s', 'WEBHOOK_CONCURRENCY default (32): deliveries in flight share SQLite commits; SQLite WAL'],
+      notes: [
+        `seeding ${N} customers + deliveries + jobs took ${seedSeconds.toFixed(1)} s (not measured)`,
+        'target ≥ 1,500 jobs/s',
+        PG ? 'WEBHOOK_CONCURRENCY default (32): one transaction per delivery, pool of 10 connections' : 'WEBHOOK_CONCURRENCY default (32): deliveries in flight share SQLite commits; SQLite WAL',
+      ],
     }],
   });
 } finally {
+  if (pgSchema) await db.withoutPlugins().schema.dropSchema(pgSchema).cascade().execute();
   await db.destroy();
   redis.stop();
 }
