@@ -5,7 +5,8 @@
  *  B. 10k rows end to end against the sandbox with 50 ms latency and a sandbox rate limit R equal
  *     to our CAPA_RATE_LIMIT_PER_SEC: elapsed vs the floor calls/R. Goal ≤ 1.03 × floor, 429s ≤ 1%.
  * Run: npx tsx bench/imports.ts   (BENCH_IMPORT_ROWS, BENCH_IMPORT_RATE, BENCH_STAGE_ROWS override;
- *      BENCH_IMPORT_PARTS=A or B runs one part)
+ *      BENCH_IMPORT_PARTS=A or B runs one part; a partial run or another rate writes
+ *      imports-<parts>-r<rate>.{json,md} and leaves imports.{json,md} as the full run left it)
  */
 import { createReadStream, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -153,5 +154,5 @@ const PARTS = (process.env.BENCH_IMPORT_PARTS ?? 'A,B').split(',');
 const sections = [];
 if (PARTS.includes('A')) sections.push(await stagingBench());
 if (PARTS.includes('B')) sections.push(await endToEndBench());
-writeResults('imports', { machine: machineInfo({ load: os.loadavg().map((l) => l.toFixed(1)).join(' ') }), sections });
+writeResults(RATE === 100 && PARTS.length === 2 ? 'imports' : `imports-${PARTS.join('')}-r${RATE}`, { machine: machineInfo({ load: os.loadavg().map((l) => l.toFixed(1)).join(' ') }), sections });
 process.exit(0);
