@@ -87,9 +87,10 @@ function nonStateFilters(db: Executor, eb: Eb, q: UsersListQuery, search: Search
     const pattern = `%${escapeLike(text.toLowerCase())}%`;
     // SQLite's LIKE is case-insensitive for ASCII; PostgreSQL needs ILIKE. E-mails are stored
     // lower-cased, so lower-casing the pattern keeps both engines in agreement.
-    const op = kindOf(db as Kysely<any>) === 'postgres' ? sql.raw('ilike') : sql.raw('like');
+    const pg = kindOf(db as Kysely<any>) === 'postgres';
+    const op = pg ? sql.raw('ilike') : sql.raw('like');
     const like = (col: string) => sql<boolean>`${sql.ref(col)} ${op} ${pattern} escape '\\'`;
-    if (kindOf(db as Kysely<any>) === 'postgres') {
+    if (pg) {
       // Candidates through the pg_trgm index (migration 20261126_0410, the identical expression);
       // the per-column check below keeps the result exact.
       conds.push(sql<boolean>`(${PG_SEARCH_DOCUMENT}) ilike ${pattern} escape '\\'`);

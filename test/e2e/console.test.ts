@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperator } from '../../db/repositories/operators.js';
 import { findUserByEmail } from '../../db/repositories/users.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
-import { launchChromium, startBuiltApp } from '../support/web.js';
+import { launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 
 /**
@@ -40,16 +40,7 @@ afterAll(async () => {
   await rt?.close();
 });
 
-async function signIn(ctx: BrowserContext, email: string): Promise<Page> {
-  const page = await ctx.newPage();
-  await page.goto(`${base}/users`);
-  await page.waitForURL(/\/login\?next=%2Fusers/);
-  await page.fill('input[name="email"]', email);
-  await page.fill('input[name="password"]', PASSWORD);
-  await page.click('button[type="submit"]');
-  await page.waitForURL(`${base}/users`);
-  return page;
-}
+const signIn = (ctx: BrowserContext, email: string): Promise<Page> => signInThroughPage(ctx, base, email, PASSWORD);
 
 /** Creates a customer through the form and returns the user page (link issued by the worker). */
 async function createCustomer(page: Page, email: string, alias: string): Promise<string> {

@@ -6,7 +6,7 @@ import { createOperator } from '../../db/repositories/operators.js';
 import { insertUser } from '../../db/repositories/users.js';
 import type { User } from '../../db/schema.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
-import { launchChromium, startBuiltApp } from '../support/web.js';
+import { launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 
 /**
@@ -66,16 +66,7 @@ afterAll(async () => {
   await rt?.close();
 });
 
-async function signIn(ctx: BrowserContext, email: string): Promise<Page> {
-  const page = await ctx.newPage();
-  await page.goto(`${base}/users`);
-  await page.waitForURL(/\/login\?next=%2Fusers/);
-  await page.fill('input[name="email"]', email);
-  await page.fill('input[name="password"]', PASSWORD);
-  await page.click('button[type="submit"]');
-  await page.waitForURL(`${base}/users`);
-  return page;
-}
+const signIn = (ctx: BrowserContext, email: string): Promise<Page> => signInThroughPage(ctx, base, email, PASSWORD);
 
 const row = (page: Page, id: string) => page.locator(`tr[data-user-id="${id}"]`);
 

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ServerBuild } from '@remix-run/node';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createWebApp, type WebOptions } from '../../server/web.js';
 
 /** Debian's Chromium, headless, with the flags this machine's closed network needs. */
@@ -24,4 +24,19 @@ export async function startBuiltApp(opts: Omit<WebOptions, 'build'> = {}): Promi
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   return { server, base: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
+}
+
+/**
+ * Opens `path` in a new page of `ctx`, is sent to the sign-in form, signs in and lands back on
+ * `path` — the way an operator arrives.
+ */
+export async function signInThroughPage(ctx: BrowserContext, base: string, email: string, password: string, path = '/users'): Promise<Page> {
+  const page = await ctx.newPage();
+  await page.goto(`${base}${path}`);
+  await page.waitForURL((u) => u.pathname === '/login' && u.searchParams.get('next') === path);
+  await page.fill('input[name="email"]', email);
+  await page.fill('input[name="password"]', password);
+  await page.click('button[type="submit"]');
+  await page.waitForURL(`${base}${path}`);
+  return page;
 }
