@@ -150,24 +150,57 @@ function tokensEqual(a: string, b: string): boolean {
 }
 
 /**
- * Reads the form (from a clone) at most `limit` bytes deep: a larger body is refused before it is
- * held in memory, whatever its Content-Length says (or does not say).
+ * Reads a form at most `limit` bytes deep: a larger body is refused before it is held in memory,
+ * whatever its Content-Length says (or does not say). A body that is not a form, or does not
+ * parse, gives `form: null`.
  */
+async function readLimitedForm(request: Request, limit: number): Promise<{ form: FormData | null; tooLarge: boolean }> {
+  const type = request.headers.get('content-type') ?? '';
+  if (!/application\/x-www-form-urlencoded|multipart\/form-data/i.test(type)) return { form: null, tooLarge: false };
+  const body = await readLimitedBody(request, limit).catch(() => Buffer.alloc(0));
+  if (body === null) return { form: null, tooLarge: true };
+  try {
+    return { form: await new Response(body as unknown as BodyInit, { headers: { 'content-type': type } }).formData(), tooLarge: false };
+  } catch {
+    return { form: null, tooLarge: false };
+  }
+}
+
+/** The CSRF token sent with a form, read from a clone so the action can still read the body. */
 async function submittedToken(request: Request, limit: number): Promise<{ token: string | null; form: FormData | null; tooLarge: boolean }> {
   const header = request.headers.get('x-csrf-token');
-  const type = request.headers.get('content-type') ?? '';
-  let form: FormData | null = null;
-  if (/application\/x-www-form-urlencoded|multipart\/form-data/i.test(type)) {
-    const body = await readLimitedBody(request.clone(), limit).catch(() => Buffer.alloc(0));
-    if (body === null) return { token: header, form: null, tooLarge: true };
-    try {
-      form = await new Response(body as unknown as BodyInit, { headers: { 'content-type': type } }).formData();
-    } catch {
-      form = null;
-    }
-  }
+  const { form, tooLarge } = await readLimitedForm(request.clone(), limit);
+  if (tooLarge) return { token: header, form: null, tooLarge };
   const field = form?.get('csrf');
   return { token: header ?? (typeof field === 'string' ? field : null), form, tooLarge: false };
+}
+
+/**
+ * The forms anyone may post before signing in (/login, /setup) hold a few short fields: e-mail,
+ * name, password (200 characters at most), a token and a return path. 16 KiB leaves ample room for
+ * those and keeps an anonymous caller from making the server read or buffer anything large.
+ */
+export const PUBLIC_FORM_MAX_BYTES = 16 * 1024;
+
+/**
+ * Reads a form posted before sign-in, at most PUBLIC_FORM_MAX_BYTES deep. A larger one is
+ * refused (413, audited) before it is read to the end; anything that is not a form reads as an
+ * empty form, which the route's own validation then rejects.
+ */
+export async function readPublicForm(request: Request): Promise<{ ok: true; form: FormData } | { ok: false; status: 413; error: string }> {
+  const { form, tooLarge } = await readLimitedForm(request, PUBLIC_FORM_MAX_BYTES);
+  if (!tooLarge) return { ok: true, form: form ?? new FormData() };
+  const { db } = await services();
+  await appendAudit(db, {
+    actor: 'anonymous',
+    action: 'request.too_large',
+    targetType: 'route',
+    targetId: `${request.method} ${new URL(request.url).pathname}`,
+    outcome: 'denied',
+    detail: { limit: PUBLIC_FORM_MAX_BYTES },
+    ip: clientIp(request),
+  });
+  return { ok: false, status: 413, error: `This form is larger than ${PUBLIC_FORM_MAX_BYTES / 1024} KB and was refused before it was read. Reload the page and try again.` };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data, redirect } from '@remix-run/node';
 import { Form, useActionData, useNavigation, useSearchParams } from '@remix-run/react';
-import { currentSession, safeNext, sameOrigin, signIn } from '~/auth.server';
+import { currentSession, readPublicForm, safeNext, sameOrigin, signIn } from '~/auth.server';
 import { FlashToast } from '~/components/toast';
 
 export const meta: MetaFunction = () => [{ title: 'Sign in — KYC Desk' }];
@@ -16,7 +16,9 @@ export async function loader({ request }: LoaderFunctionArgs) {
 /** Public, but only from our own pages (login CSRF: nobody can sign a browser into their account). */
 export async function action({ request }: ActionFunctionArgs) {
   if (!(await sameOrigin(request))) return data({ error: 'This sign-in form was sent from another site and was refused.' }, { status: 403 });
-  const form = await request.formData();
+  const read = await readPublicForm(request);
+  if (!read.ok) return data({ error: read.error }, { status: read.status });
+  const { form } = read;
   const email = String(form.get('email') ?? '');
   const password = String(form.get('password') ?? '');
   const next = safeNext(String(form.get('next') ?? '/'));

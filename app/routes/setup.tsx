@@ -2,7 +2,7 @@ import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remi
 import { data, redirect } from '@remix-run/node';
 import { Form, useActionData, useLoaderData } from '@remix-run/react';
 import { z } from 'zod';
-import { sameOrigin, sessionHeadersFor } from '~/auth.server';
+import { readPublicForm, sameOrigin, sessionHeadersFor } from '~/auth.server';
 import { fieldErrors } from '~/schemas';
 import { createFirstAdmin, setupAvailable } from '~/setup.server';
 
@@ -25,7 +25,9 @@ export async function loader({ request }: LoaderFunctionArgs) {
 
 export async function action({ request }: ActionFunctionArgs) {
   if (!(await sameOrigin(request))) return data({ errors: { form: 'Refused: the form came from another site.' } as Record<string, string> }, { status: 403 });
-  const parsed = SetupSchema.safeParse(Object.fromEntries((await request.formData()).entries()));
+  const read = await readPublicForm(request);
+  if (!read.ok) return data({ errors: { form: read.error } as Record<string, string> }, { status: read.status });
+  const parsed = SetupSchema.safeParse(Object.fromEntries(read.form.entries()));
   if (!parsed.success) return data({ errors: fieldErrors(parsed.error) }, { status: 400 });
   const r = await createFirstAdmin(request, parsed.data.token, parsed.data);
   if (!r.ok) return data({ errors: { form: r.error } as Record<string, string> }, { status: 409 });

@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PUBLIC_FORM_MAX_BYTES } from '../../app/auth.server';
 import { action as uploadAction } from '../../app/routes/imports.new';
+import { action as loginAction } from '../../app/routes/login';
+import { action as setupAction } from '../../app/routes/setup';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.js';
-import { call, ORIGIN, signInAs, type Browser } from './console-helpers.js';
+import { call, cookieFrom, makeOperator, ORIGIN, PASSWORD, post, signInAs, type Browser } from './console-helpers.js';
 
 /**
  * Oversized form bodies are refused before they are held in memory: the CSRF guard reads at most
@@ -79,5 +82,64 @@ describe('form size limit', () => {
     expect(r2.status).toBe(302);
     expect(r2.location).toMatch(/^\/imports\/[0-9a-f-]+$/);
     expect(await imports()).toBe(1);
+  });
+});
+
+/**
+ * Forms posted before sign-in (/login, /setup) are refused beyond PUBLIC_FORM_MAX_BYTES, the
+ * same way: nothing is read past the limit, declared length or not.
+ */
+describe('form size limit before sign-in', () => {
+  /** A form body of `bytes` bytes, handed out in 1 KiB chunks; `pulled()` says how much was taken. */
+  function meteredForm(bytes: number) {
+    const prefix = new TextEncoder().encode(`email=someone%40desk.test&password=${encodeURIComponent(PASSWORD)}&pad=`);
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= bytes) return c.close();
+        const part = sent === 0 ? prefix : new Uint8Array(Math.min(1024, bytes - sent)).fill(0x61);
+        sent += part.length;
+        c.enqueue(part);
+      },
+    });
+    return { stream, pulled: () => sent };
+  }
+  const anonymousRefusals = async () => rt.db.selectFrom('auditLog').select(['targetId', 'operatorId', 'actor']).where('action', '=', 'request.too_large').where('actor', '=', 'anonymous').execute();
+  const formPost = (path: string, body: ReadableStream<Uint8Array>, extra: Record<string, string> = {}) =>
+    new Request(`${ORIGIN}${path}`, { method: 'POST', body, duplex: 'half', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN, ...extra } } as RequestInit);
+
+  it('a 30 MB sign-in form with a declared length is refused with 413 without reading its body', async () => {
+    const big = meteredForm(30 * 1024 * 1024);
+    const res = await call(loginAction, formPost('/login', big.stream, { 'content-length': String(30 * 1024 * 1024) }));
+    expect(res.status).toBe(413);
+    expect(res.data).toEqual({ error: expect.stringMatching(/larger than 16 KB and was refused before it was read/) });
+    // The stream hands out its first chunk on its own; nothing beyond that was asked for.
+    expect(big.pulled()).toBeLessThanOrEqual(2048);
+    expect(await anonymousRefusals()).toEqual([{ targetId: 'POST /login', operatorId: null, actor: 'anonymous' }]);
+  });
+
+  it('a streamed sign-in form without Content-Length is cut off just past the limit', async () => {
+    const big = meteredForm(30 * 1024 * 1024);
+    const res = await call(loginAction, formPost('/login', big.stream));
+    expect(res.status).toBe(413);
+    expect(big.pulled()).toBeGreaterThan(PUBLIC_FORM_MAX_BYTES);
+    expect(big.pulled()).toBeLessThan(PUBLIC_FORM_MAX_BYTES + 8 * 1024);
+    // The setup form is held to the same limit.
+    const setup = meteredForm(1024 * 1024);
+    const r2 = await call(setupAction, formPost('/setup', setup.stream));
+    expect(r2.status).toBe(413);
+    expect(r2.data).toEqual({ errors: { form: expect.stringMatching(/larger than 16 KB/) } });
+    expect(setup.pulled()).toBeLessThan(PUBLIC_FORM_MAX_BYTES + 8 * 1024);
+    expect((await anonymousRefusals()).map((r) => r.targetId)).toEqual(['POST /login', 'POST /login', 'POST /setup']);
+  });
+
+  it('a normal sign-in still works, and a form just under the limit is still read', async () => {
+    const op = await makeOperator(rt.db, 'viewer');
+    const ok = await call(loginAction, post('/login', null, { email: op.email, password: PASSWORD, next: '/users' }));
+    expect(ok.status).toBe(302);
+    expect(ok.location).toBe('/users');
+    expect(cookieFrom(ok)).toMatch(/^kyc_session=/);
+    const padded = await call(loginAction, post('/login', null, { email: op.email, password: PASSWORD, pad: 'x'.repeat(PUBLIC_FORM_MAX_BYTES - 200) }));
+    expect(padded.status).toBe(302);
   });
 });
