@@ -3,13 +3,16 @@ import type { KycDetails } from '../capa/types.js';
 import { claim, forget, settle } from '../db/repositories/idempotency.js';
 import { activeLink, linksForUser } from '../db/repositories/links.js';
 import { latestDetails } from '../db/repositories/details.js';
+import { notificationsForUser } from '../db/repositories/notifications.js';
 import { listOperators } from '../db/repositories/operators.js';
 import { countsByState, funnelFromCounts, listUsers, oldestInState, SORTABLE, type SortColumn, type UsersListQuery } from '../db/repositories/users-list.js';
 import { findUserByEmail, findUserByExternalId, findUserById, insertUser } from '../db/repositories/users.js';
-import { FINAL_STATES, KYC_STATES, type KycState, type User } from '../db/schema.js';
+import type { Db } from '../db/client.js';
+import { FINAL_STATES, KYC_STATES, type KycState, type NotificationLocale, type User } from '../db/schema.js';
 import { createCapaUser } from '../jobs/definitions/create-capa-user.js';
 import { fetchDetails } from '../jobs/definitions/fetch-details.js';
 import { generateLink } from '../jobs/definitions/generate-link.js';
+import { defaultLocale } from '../jobs/notifications/templates.js';
 import type { WaitResult } from '../jobs/queues.js';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { maskDeep, maskEmail, maskUrl } from './pii';
@@ -93,6 +96,11 @@ export async function homeData(who: SignedIn) {
 
 // ------------------------------------------------------------------ create user
 
+/** The language a link e-mail gets by default for each country the form offers. */
+export function linkLocaleDefaults(): Record<'MX' | 'DO', NotificationLocale> {
+  return { MX: defaultLocale('MX'), DO: defaultLocale('DO') };
+}
+
 export type CreateUserOutcome =
   | { ok: false; errors: Record<string, string>; values: Record<string, string> }
   | { ok: true; response: Response };
@@ -151,9 +159,13 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
     throw err;
   }
 
+  // The link is e-mailed the way an import's is (generate-link with notify → the ledger), unless
+  // the operator hands it over another way.
+  const emailLink = input.sendLink && !input.noEmail;
+  const locale = input.locale ?? defaultLocale(input.country);
   const r = await queues.addAndWait(
     createCapaUser,
-    { userId: user.id, requestedBy: who.operator.id, sendLink: input.sendLink ? { country: input.country, redirectUri: null, requestId: input.requestId } : null },
+    { userId: user.id, requestedBy: who.operator.id, sendLink: input.sendLink ? { country: input.country, redirectUri: null, requestId: input.requestId, notify: emailLink, locale } : null },
     actionWait.ms,
   );
   await auditAction(request, who, {
@@ -161,7 +173,7 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
     targetType: 'user',
     targetId: user.id,
     outcome: outcomeOf(r),
-    detail: { type: input.type, country: input.country, sendLink: input.sendLink, job: 'jobId' in r ? r.jobId : null, ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}) },
+    detail: { type: input.type, country: input.country, sendLink: input.sendLink, ...(input.sendLink ? { emailLink, locale } : {}), job: 'jobId' in r ? r.jobId : null, ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}) },
   });
   const flash = r.state === 'completed' ? 'created' : r.state === 'failed' ? 'created-failed' : 'created-queued';
   return { ok: true, response: redirect(`/users/${user.id}?flash=${flash}`) };
@@ -235,10 +247,11 @@ export async function userPageData(who: SignedIn, id: string) {
   const user = await findUserById(db, id);
   if (!user) throw new Response('No customer with this id. It may have been typed wrong; search the Users list.', { status: 404 });
   const pii = canSeePii(who.operator.role);
-  const [links, details, timeline] = await Promise.all([
+  const [links, details, timeline, emailLocale] = await Promise.all([
     linksForUser(db, id),
     latestDetails<KycDetails>(db, id, dataKeys).catch((err: Error) => ({ error: err.message }) as const),
     buildTimeline({ db, user, canSeePii: pii }),
+    customerLocale(db, user),
   ]);
   let detailsView: { fetchedAt: string; verificationResult: string | null; sections: DetailSection[] } | { error: string } | null = null;
   if (details && 'error' in details) detailsView = { error: `The stored KYC details cannot be read: ${details.error}` };
@@ -267,12 +280,23 @@ export async function userPageData(who: SignedIn, id: string) {
     links: links.map((l) => ({ id: l.id, url: pii ? l.url : maskUrl(l.url), status: l.status, country: l.country, createdAt: l.createdAt, endedAt: l.endedAt })),
     details: detailsView,
     timeline,
+    /** Preselected language of the link e-mail on "Resend link". */
+    emailLocale,
     canAct: who.operator.role !== 'viewer',
     canSeePii: pii,
   };
 }
 
 // ------------------------------------------------------------------ user actions
+
+/**
+ * The language the customer was last written to in, else their country's. The customer has no
+ * language of their own on record; the ledger remembers what they were sent.
+ */
+async function customerLocale(db: Db, user: User): Promise<NotificationLocale> {
+  const [last] = await notificationsForUser(db, user.id, 1);
+  return last?.locale ?? defaultLocale(user.country);
+}
 
 export type ActionResult = { tone: 'ok' | 'error' | 'info'; text: string; requestId?: string; link?: string | null; errors?: Record<string, string> };
 
@@ -308,16 +332,20 @@ export async function runUserAction(request: Request, who: SignedIn, userId: str
   const a = parsed.data;
   if (a.intent === 'link') {
     const before = await activeLink(db, userId);
-    const r = await queues.addAndWait(generateLink, { userId, country: a.country, redirectUri: null, requestId: a.requestId, requestedBy: who.operator.id }, actionWait.ms);
+    // Resend means a new link, e-mailed like the first one unless the operator says not to.
+    const emailLink = !a.noEmail;
+    const locale = a.locale ?? (await customerLocale(db, user));
+    const r = await queues.addAndWait(generateLink, { userId, country: a.country, redirectUri: null, requestId: a.requestId, requestedBy: who.operator.id, notify: emailLink, locale }, actionWait.ms);
     const res = r.state === 'completed' ? (r.result as { url?: string; linkId?: string } | null) : null;
     await auditAction(request, who, {
       action: before ? 'link.resend' : 'link.generate',
       targetType: 'user',
       targetId: userId,
       outcome: outcomeOf(r),
-      detail: { country: a.country, job: 'jobId' in r ? r.jobId : null, ...(res?.linkId ? { linkId: res.linkId } : {}), ...(before ? { supersedes: before.id } : {}), ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}) },
+      detail: { country: a.country, emailLink, locale, job: 'jobId' in r ? r.jobId : null, ...(res?.linkId ? { linkId: res.linkId } : {}), ...(before ? { supersedes: before.id } : {}), ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}) },
     });
-    return { ...waitMessage(r, before ? 'New link generated; the previous one is superseded.' : 'KYC link generated.'), requestId: a.requestId, link: res?.url ?? null };
+    const done = `${before ? 'New link generated; the previous one is superseded.' : 'KYC link generated.'} ${emailLink ? 'It is being e-mailed to the customer.' : 'Not e-mailed.'}`;
+    return { ...waitMessage(r, done), requestId: a.requestId, link: res?.url ?? null };
   }
   const r = await queues.addAndWait(fetchDetails, { userId, cause: `operator:${who.operator.id}`, requestId: a.requestId }, actionWait.ms);
   const res = r.state === 'completed' ? (r.result as { state?: string; changed?: boolean; found?: boolean; skipped?: string; unmapped?: string; verificationResult?: string | null } | null) : null;

@@ -6,6 +6,13 @@ import { z } from 'zod';
  */
 const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 
+/**
+ * A link is e-mailed unless the operator ticks "don't e-mail" (handing it over in person): a
+ * form that leaves the box out still sends. The language defaults from the country (server).
+ */
+const noEmailField = z.preprocess((v) => v === 'on' || v === 'true' || v === true, z.boolean());
+const localeField = z.preprocess(blankToUndefined, z.enum(['es', 'en'], { errorMap: () => ({ message: 'Choose Spanish or English.' }) }).optional());
+
 export const CreateUserSchema = z
   .object({
     email: z.string({ required_error: 'Enter the customer’s e-mail.' }).trim().toLowerCase().email('Enter a valid e-mail address.').max(254),
@@ -17,6 +24,8 @@ export const CreateUserSchema = z
     alias: z.preprocess(blankToUndefined, z.string().trim().max(100, 'At most 100 characters.').optional()),
     country: z.enum(['MX', 'DO'], { errorMap: () => ({ message: 'Choose Mexico or Dominican Republic.' }) }),
     sendLink: z.preprocess((v) => v === 'on' || v === 'true' || v === true, z.boolean()),
+    noEmail: noEmailField,
+    locale: localeField,
     requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/),
   })
   .strip();
@@ -25,6 +34,8 @@ export type CreateUserForm = z.infer<typeof CreateUserSchema>;
 export const LinkActionSchema = z.object({
   intent: z.literal('link'),
   country: z.enum(['MX', 'DO'], { errorMap: () => ({ message: 'Choose Mexico or Dominican Republic.' }) }),
+  noEmail: noEmailField,
+  locale: localeField,
   requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/),
 });
 

@@ -1,10 +1,11 @@
+import type { NotificationLocale } from '../db/schema.js';
 import type { JobContext } from './types.js';
 
 /**
  * Extension points where later features attach (notifications send the link by e-mail).
  * Kept as plain functions so a job never imports a feature it does not need.
  */
-type LinkIssuedHook = (ctx: JobContext, e: { userId: string; linkId: string; notify: boolean }) => Promise<void>;
+type LinkIssuedHook = (ctx: JobContext, e: { userId: string; linkId: string; notify: boolean; locale?: NotificationLocale | null }) => Promise<void>;
 type StateChangedHook = (ctx: JobContext, e: { userId: string; from: string; to: string; cause: string }) => Promise<void>;
 
 const linkIssued: LinkIssuedHook[] = [];

@@ -150,6 +150,16 @@ export default function UserPage() {
                 <option value="MX">MX</option>
                 <option value="DO">DO</option>
               </select>{' '}
+              <label htmlFor="link-locale" className="inline">
+                E-mail in
+              </label>{' '}
+              <select id="link-locale" name="locale" defaultValue={d.emailLocale}>
+                <option value="es">Spanish</option>
+                <option value="en">English</option>
+              </select>{' '}
+              <label className="inline">
+                <input type="checkbox" name="noEmail" /> Don’t e-mail it
+              </label>{' '}
               <button type="submit" disabled={busyIntent === 'link'}>
                 {busyIntent === 'link' ? 'Working…' : active ? 'Resend link (new link)' : 'Generate KYC link'}
               </button>

@@ -3,7 +3,7 @@ import { data } from '@remix-run/node';
 import { Form, Link, useActionData, useLoaderData, useNavigation } from '@remix-run/react';
 import { useState } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
-import { createUserFromForm } from '~/console.server';
+import { createUserFromForm, linkLocaleDefaults } from '~/console.server';
 import { CsrfInput } from '~/components/csrf';
 import { CreateUserSchema, fieldErrors, formToObject, newRequestId } from '~/schemas';
 
@@ -12,7 +12,7 @@ export const meta: MetaFunction = () => [{ title: 'New customer — KYC Desk' }]
 export async function loader({ request }: LoaderFunctionArgs) {
   await requireOperator(request, 'compliance');
   // Made once per render of the form: a double click or a resubmission reuses it.
-  return { requestId: newRequestId() };
+  return { requestId: newRequestId(), localeByCountry: linkLocaleDefaults() };
 }
 
 export async function action({ request }: ActionFunctionArgs) {
@@ -23,12 +23,15 @@ export async function action({ request }: ActionFunctionArgs) {
 }
 
 export default function NewUser() {
-  const { requestId } = useLoaderData<typeof loader>();
+  const { requestId, localeByCountry } = useLoaderData<typeof loader>();
   const server = useActionData<typeof action>();
   const [clientErrors, setClientErrors] = useState<Record<string, string> | null>(null);
   const errors = clientErrors ?? server?.errors ?? {};
   const v = server?.values ?? {};
   const busy = useNavigation().state !== 'idle';
+  // The e-mail's language follows the country until the operator picks one.
+  const [country, setCountry] = useState(v.country ?? 'MX');
+  const [locale, setLocale] = useState<string | null>(v.locale || null);
 
   const err = (k: string) =>
     errors[k] ? (
@@ -92,7 +95,7 @@ export default function NewUser() {
         {err('alias')}
 
         <label htmlFor="country">Country</label>
-        <select id="country" name="country" defaultValue={v.country ?? 'MX'}>
+        <select id="country" name="country" value={country} onChange={(e) => setCountry(e.target.value)}>
           <option value="MX">Mexico</option>
           <option value="DO">Dominican Republic</option>
         </select>
@@ -101,6 +104,15 @@ export default function NewUser() {
         <label className="inline check">
           <input type="checkbox" name="sendLink" defaultChecked={server ? v.sendLink === 'on' : true} /> Send KYC link now
         </label>
+        <label className="inline check">
+          <input type="checkbox" name="noEmail" defaultChecked={v.noEmail === 'on'} /> Don’t e-mail the link (I’ll hand it over myself)
+        </label>
+        <label htmlFor="locale">Language of the e-mail</label>
+        <select id="locale" name="locale" value={locale ?? localeByCountry[country as keyof typeof localeByCountry] ?? 'es'} onChange={(e) => setLocale(e.target.value)}>
+          <option value="es">Spanish</option>
+          <option value="en">English</option>
+        </select>
+        {err('locale')}
         {err('requestId')}
 
         <p>

@@ -12,6 +12,8 @@ export const LinkRequestSchema = z.object({
   requestId: z.string().min(1).max(100),
   /** E-mail the link to the customer once it exists (notifications). */
   notify: z.boolean().optional(),
+  /** Language of that e-mail; unset: from the customer's country. */
+  locale: z.enum(['es', 'en']).nullable().optional(),
 });
 
 /**

@@ -2,14 +2,15 @@ import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { CapaError, describeCapaError } from '../../capa/client.js';
 import { claim, settle } from '../../db/repositories/idempotency.js';
-import { insertLink } from '../../db/repositories/links.js';
+import { activeLink, insertLink } from '../../db/repositories/links.js';
 import { applySignal, findUserById } from '../../db/repositories/users.js';
 import { defineJob } from '../types.js';
 import { afterLinkIssued } from '../hooks.js';
 
 /**
  * Generates a KYC link (superseding the previous one). Keyed by the operator's request id, so a
- * double click or a retried job asks Capa once and records one link.
+ * double click or a retried job asks Capa once and records one link. With `notify` the link is
+ * e-mailed (in `locale`, else the customer's country's language) through the link-issued hook.
  */
 export const generateLink = defineJob({
   name: 'generate-link',
@@ -21,6 +22,8 @@ export const generateLink = defineJob({
     requestId: z.string().min(1).max(100),
     requestedBy: z.string().nullable().optional(),
     notify: z.boolean().optional(),
+    /** Language of the e-mail sent with `notify`; unset: from the customer's country. */
+    locale: z.enum(['es', 'en']).nullable().optional(),
   }),
   jobId: (p) => `link-${p.requestId}`,
   userOf: (p) => p.userId,
@@ -34,7 +37,16 @@ export const generateLink = defineJob({
     }
     const key = `capa-link:${p.requestId}`;
     const c = await claim(ctx.db, key, 'capa-link');
-    if (!c.fresh && c.status === 'done') return c.result;
+    if (!c.fresh && c.status === 'done') {
+      // A run that stopped between recording the link and its hook would leave the link un-sent.
+      // Running the hook again is safe: the ledger keeps one message per link and the send job
+      // claims each message once. A link superseded meanwhile is not worth an e-mail any more.
+      const done = c.result as { linkId?: string } | null;
+      if (p.notify && done?.linkId && (await activeLink(ctx.db, user.id))?.id === done.linkId) {
+        await afterLinkIssued(ctx, { userId: user.id, linkId: done.linkId, notify: true, locale: p.locale ?? null });
+      }
+      return c.result;
+    }
     const redirectUri = p.redirectUri ?? `${ctx.env.publicUrl}/kyc/return`;
     let kycLink: string;
     try {
@@ -53,7 +65,7 @@ export const generateLink = defineJob({
       await settle(trx, key, 'done', res);
       return res;
     });
-    await afterLinkIssued(ctx, { userId: user.id, linkId: result.linkId, notify: p.notify ?? false });
+    await afterLinkIssued(ctx, { userId: user.id, linkId: result.linkId, notify: p.notify ?? false, locale: p.locale ?? null });
     return result;
   },
 });

@@ -176,7 +176,10 @@ export async function queueMessage(deps: NotifyDeps, input: QueueMessageInput): 
  * generate-link finished. Messages waiting for this request's link get it and are queued; with
  * `notify` and nobody waiting, the link itself is e-mailed ("your verification link").
  */
-export async function onLinkIssuedNotify(deps: NotifyDeps, e: { userId: string; linkId: string; notify: boolean; requestId: string | null; requestedBy: string | null; cause: string }): Promise<Notification[]> {
+export async function onLinkIssuedNotify(
+  deps: NotifyDeps,
+  e: { userId: string; linkId: string; notify: boolean; locale?: NotificationLocale | null; requestId: string | null; requestedBy: string | null; cause: string },
+): Promise<Notification[]> {
   const links = await linksForUser(deps.db, e.userId);
   const link = links.find((l) => l.id === e.linkId);
   if (!link) return [];
@@ -189,11 +192,15 @@ export async function onLinkIssuedNotify(deps: NotifyDeps, e: { userId: string; 
     }
   }
   if (waiting.length === 0 && e.notify) {
+    // One e-mail per link: when a second run of the same link job finds the message it attached
+    // the first time (a retry e-mail, say), the link is not e-mailed again on its own.
+    if ((await notificationsForUser(deps.db, e.userId)).some((m) => m.linkId === link.id)) return out;
     const user = await findUserById(deps.db, e.userId);
     if (!user) return out;
     const { row } = await queueMessage(deps, {
       user,
       kind: 'kyc_link',
+      locale: e.locale ?? null,
       dedupeKey: `link:${link.id}`,
       link: { id: link.id, url: link.url },
       cause: e.cause,
