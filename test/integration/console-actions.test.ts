@@ -60,8 +60,13 @@ describe('create user', () => {
     expect(page.data.links[0].status).toBe('active');
     expect(page.data.links[0].url).toMatch(/^http/);
     expect(page.data.final).toBe(false);
-    const kinds = new Set(page.data.timeline.map((e: { kind: string }) => e.kind));
-    expect(kinds).toEqual(new Set(['job', 'state', 'operator']));
+    // The link is e-mailed by default, so the message joins the timeline once its hook has run.
+    const withMessage = await waitFor(async () => {
+      const p = await call(userLoader, get(`/users/${id}`, compliance), { id });
+      return p.data.timeline.some((e: { kind: string }) => e.kind === 'message') ? p : null;
+    }, { what: 'the link e-mail on the timeline' });
+    const kinds = new Set(withMessage.data.timeline.map((e: { kind: string }) => e.kind));
+    expect(kinds).toEqual(new Set(['job', 'state', 'operator', 'message']));
     const audit = page.data.timeline.find((e: { kind: string; title: string }) => e.kind === 'operator');
     expect(audit.title).toContain('user.create — ok');
   });
@@ -131,7 +136,7 @@ describe('user actions', () => {
   it('generates a link, and a resend supersedes it; a double click makes one link', async () => {
     const first = await act(compliance, { intent: 'link', country: 'DO', requestId: 'req-link-00001' });
     expect(first.data.tone).toBe('ok');
-    expect(first.data.text).toBe('KYC link generated.');
+    expect(first.data.text).toBe('KYC link generated. It is being e-mailed to the customer.');
     expect(first.data.link).toMatch(/^http/);
     const [r1, r2] = await Promise.all([
       act(compliance, { intent: 'link', country: 'DO', requestId: 'req-link-00002' }),
