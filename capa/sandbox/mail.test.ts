@@ -59,6 +59,19 @@ describe('mail sink', () => {
     expect(await mailJson()).toEqual([]);
   });
 
+  it('accepts internationalised addresses over SMTPUTF8: the accented mailbox arrives as written', async () => {
+    const info = await transport().sendMail({ from: 'kyc@localhost', to: 'sofía.392@exämple.mx', subject: 'Hola', text: 'x' });
+    // The sink offers SMTPUTF8 and nodemailer used it; the domain travels as its A-label.
+    expect((info as { ehlo?: string[] }).ehlo).toContain('SMTPUTF8');
+    expect(info.accepted).toEqual(['sofía.392@xn--exmple-cua.mx']);
+    const [m] = await waitFor(async () => {
+      const list = await mailJson();
+      return list.length ? list : null;
+    }, 'the internationalised message in the mailbox');
+    expect(m!.envelope.to).toEqual(['sofía.392@exämple.mx']);
+    expect(m!.to).toEqual(['sofía.392@xn--exmple-cua.mx']);
+  });
+
   it('a sandbox without smtpPort has no sink and says so', async () => {
     const plain = await createSandbox();
     try {

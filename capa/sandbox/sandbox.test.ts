@@ -388,3 +388,18 @@ describe('sandbox controls over HTTP (/__sandbox/)', () => {
     expect(html).toContain('/__sandbox/users');
   });
 });
+
+describe('create user: the e-mail check', () => {
+  it('accepts internationalised addresses and refuses what is not an address with 400 BAD_REQUEST', async () => {
+    // Capa only says the email is "validated"; the sandbox applies our one rule (domain/email.ts).
+    for (const email of ['sofía.392@example.mx', 'josé.núñez@exämple.do', 'ana+kyc@example.mx']) {
+      await expect(capa.createUser({ type: 'INDIVIDUAL', email, externalUserId: `intl-${++seq}` })).resolves.toHaveProperty('userId');
+    }
+    expect(sandbox.users().map((u) => u.email)).toEqual(expect.arrayContaining(['sofía.392@example.mx', 'josé.núñez@exämple.do']));
+    for (const email of ['ana@localhost', '"ana"@example.mx', 'ana lópez@example.mx', 'ana@example.mx.', 'ana@[127.0.0.1]', `${'a'.repeat(65)}@example.mx`]) {
+      const err = await capa.createUser({ type: 'INDIVIDUAL', email, externalUserId: `bad-${++seq}` }).catch((e: unknown) => e);
+      expect(err, email).toBeInstanceOf(CapaError);
+      expect(err, email).toMatchObject({ status: 400, code: 'BAD_REQUEST', capaMessage: 'Provided email is not valid' });
+    }
+  });
+});

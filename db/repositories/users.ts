@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, KycState, NewUser, User } from '../schema.js';
 import { decide, type Decision, type KycSignal } from '../../jobs/state-machine.js';
+import { normalizeEmail } from '../../domain/email.js';
 import { nowIso } from '../time.js';
 import { kindOf } from '../client.js';
 
@@ -20,9 +21,8 @@ export interface CreateUserInput {
   createdBy?: string | null;
 }
 
-export function normalizeEmail(email: string): string {
-  return email.trim().toLowerCase();
-}
+// The one normalisation (trimmed, Unicode NFC, lower-case) lives with the address rule.
+export { normalizeEmail };
 
 export async function insertUser(db: Executor, input: CreateUserInput): Promise<User> {
   const now = nowIso();

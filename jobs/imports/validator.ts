@@ -1,4 +1,5 @@
-import { generateExternalUserId, normalizeEmail } from '../../db/repositories/users.js';
+import { generateExternalUserId } from '../../db/repositories/users.js';
+import { checkEmail, describeEmailProblem } from '../../domain/email.js';
 import type { RawRow } from './parser.js';
 
 /**
@@ -48,8 +49,6 @@ export interface CheckedRow {
   reason: string | null;
 }
 
-// Same shape Capa's sandbox accepts (local@domain.tld, no spaces); 254 is the SMTP path limit.
-const EMAIL_RE = /^[^\s@"<>(),;:\\]+@[^\s@.,;]+(\.[^\s@.,;]+)+$/;
 // Same rule as the console's create form (app/schemas.ts), so ids look alike however created.
 const EXTERNAL_ID_RE = /^[A-Za-z0-9._:-]{3,100}$/;
 const YES = new Set(['yes', 'y', 'true', '1', 'si', 'sí']);
@@ -84,8 +83,12 @@ export function checkRow(raw: RawRow, dups: DuplicateTracker): CheckedRow {
   const emailText = v.email.trim();
   let email: string | null = emailText || null;
   if (!emailText) problems.push(['missing_email', 'e-mail is missing']);
-  else if (emailText.length > 254 || !EMAIL_RE.test(emailText)) problems.push(['bad_email', `"${clip(emailText)}" is not a valid e-mail address`]);
-  else email = normalizeEmail(emailText);
+  else {
+    // The one address rule (domain/email.ts): what passes here is what the mail channel delivers.
+    const checked = checkEmail(emailText);
+    if (checked.ok) email = checked.email;
+    else problems.push(['bad_email', `"${clip(emailText)}" is not a valid e-mail address: ${describeEmailProblem(checked)}`]);
+  }
 
   const idText = v.externalUserId.trim();
   let externalUserId: string | null = idText || null;

@@ -1,6 +1,7 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { NotificationChannelName, User } from '../../db/schema.js';
 import type { Env } from '../../server/config.js';
+import { checkEmail, describeEmailProblem, needsSmtpUtf8 } from '../../domain/email.js';
 import type { Rendered } from './templates.js';
 
 /**
@@ -48,16 +49,11 @@ export class ChannelError extends Error {
   }
 }
 
-// Deliberately strict: one @, a dotted domain, no spaces or control characters, RFC lengths.
-const EMAIL_RE = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
-
+/** The one address rule (domain/email.ts), worded for the ledger; null when the address is usable. */
 export function checkEmailAddress(address: string): string | null {
   if (!address) return 'no e-mail address';
-  if (address.length > 254) return 'e-mail address longer than 254 characters';
-  if (!EMAIL_RE.test(address)) return `not a valid e-mail address: ${address}`;
-  const local = address.slice(0, address.lastIndexOf('@'));
-  if (local.length > 64 || local.startsWith('.') || local.endsWith('.') || local.includes('..')) return `not a valid e-mail address: ${address}`;
-  return null;
+  const r = checkEmail(address);
+  return r.ok ? null : `not a valid e-mail address: ${address} (${describeEmailProblem(r)})`;
 }
 
 interface SmtpError extends Error {
@@ -147,7 +143,14 @@ export class EmailChannel implements Channel {
       return { providerMessageId: info.messageId ?? messageId, response: typeof info.response === 'string' ? info.response.slice(0, 300) : null };
     } catch (err) {
       if (err instanceof ChannelError) throw err;
-      throw classifySmtpError(err);
+      const ce = classifySmtpError(err);
+      // nodemailer asks for SMTPUTF8 whenever the server offers it. A syntax-class refusal (501,
+      // 553, 555) of a UTF-8 address means the server, or the next hop, does not speak it — the
+      // SMTP text rarely says so, and the operator must know the address itself is fine.
+      if (ce.permanent && needsSmtpUtf8(msg.to) && /^smtp-(501|553|555)$/.test(ce.code ?? '')) {
+        throw new ChannelError(`${ce.message} (an internationalised address: this mail server does not accept SMTPUTF8)`, true, ce.code);
+      }
+      throw ce;
     }
   }
 

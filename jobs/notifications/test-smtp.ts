@@ -9,6 +9,8 @@ import { parseMessage, type MailMessage } from '../../capa/sandbox/mail.js';
  */
 export interface ReceivedMail extends Pick<MailMessage, 'from' | 'to' | 'subject' | 'text' | 'html' | 'headers'> {
   envelopeTo: string[];
+  /** The client asked for SMTPUTF8 (RFC 6531) in MAIL FROM. */
+  smtpUtf8: boolean;
   raw: string;
 }
 
@@ -26,7 +28,11 @@ export interface TestSmtp {
   to(address: string): ReceivedMail[];
 }
 
-export async function startTestSmtp(port = 0): Promise<TestSmtp> {
+/**
+ * `smtpUtf8: false` plays a server without RFC 6531: it does not offer SMTPUTF8 and refuses a
+ * UTF-8 mailbox with 553 5.6.7, as RFC 6531 §3.7.4.2 tells such servers to.
+ */
+export async function startTestSmtp(port = 0, opts: { smtpUtf8?: boolean } = {}): Promise<TestSmtp> {
   const received: ReceivedMail[] = [];
   const refuse = new Map<string, [number, string]>();
   const tempFailures = new Map<string, number>();
@@ -38,9 +44,14 @@ export async function startTestSmtp(port = 0): Promise<TestSmtp> {
       authOptional: true,
       disabledCommands: ['STARTTLS', 'AUTH'],
       hideSTARTTLS: true,
+      hideSMTPUTF8: opts.smtpUtf8 === false,
       logger: false,
-      onRcptTo(address: SMTPServerAddress, _session, cb) {
+      onRcptTo(address: SMTPServerAddress, session, cb) {
         const a = address.address.toLowerCase();
+        // smtp-server shows an A-label domain in Unicode; only a UTF-8 local part needs SMTPUTF8.
+        if (opts.smtpUtf8 === false && /[^\x00-\x7F]/.test(a.slice(0, a.lastIndexOf('@'))) && !session.envelope.smtpUtf8) {
+          return cb(Object.assign(new Error('5.6.7 Non-ASCII addresses are not permitted for that recipient'), { responseCode: 553 }));
+        }
         const r = refuse.get(a);
         if (r) return cb(Object.assign(new Error(r[1]), { responseCode: r[0] }));
         const left = tempFailures.get(a) ?? 0;
@@ -55,7 +66,7 @@ export async function startTestSmtp(port = 0): Promise<TestSmtp> {
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
           const raw = Buffer.concat(chunks);
-          received.push({ ...parseMessage(raw), envelopeTo: session.envelope.rcptTo.map((r) => r.address), raw: raw.toString('utf8') });
+          received.push({ ...parseMessage(raw), envelopeTo: session.envelope.rcptTo.map((r) => r.address), smtpUtf8: Boolean(session.envelope.smtpUtf8), raw: raw.toString('utf8') });
           cb();
         });
       },
