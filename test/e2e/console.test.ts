@@ -3,6 +3,9 @@ import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperator } from '../../db/repositories/operators.js';
 import { findUserByEmail } from '../../db/repositories/users.js';
+import { activeLink } from '../../db/repositories/links.js';
+import { notificationsForUser } from '../../db/repositories/notifications.js';
+import { startTestSmtp, type TestSmtp } from '../../jobs/notifications/test-smtp.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
 import { launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
@@ -19,10 +22,12 @@ let evil: Server;
 let base: string;
 let evilBase: string;
 let browser: Browser;
+let smtp: TestSmtp;
 const ops = { compliance: '', viewer: '' };
 
 beforeAll(async () => {
-  rt = await createTestRuntime();
+  smtp = await startTestSmtp();
+  rt = await createTestRuntime({ env: { SMTP_URL: smtp.url } });
   ({ server, base } = await startBuiltApp());
   // Capa (the sandbox) now delivers its signed webhooks to the app itself.
   await rt.capa.setWebhookSettings(`${base}/webhooks/capa`);
@@ -38,6 +43,7 @@ afterAll(async () => {
   await new Promise((r) => (evil ? evil.close(r) : r(null)));
   await new Promise((r) => (server ? server.close(r) : r(null)));
   await rt?.close();
+  await smtp?.close();
 });
 
 const signIn = (ctx: BrowserContext, email: string): Promise<Page> => signInThroughPage(ctx, base, email, PASSWORD);
@@ -49,6 +55,9 @@ async function createCustomer(page: Page, email: string, alias: string): Promise
   await page.fill('input[name="alias"]', alias);
   await page.selectOption('select[name="country"]', 'MX');
   expect(await page.isChecked('input[name="sendLink"]')).toBe(true);
+  // The link is e-mailed unless the operator says otherwise, in the country's language.
+  expect(await page.isChecked('input[name="noEmail"]')).toBe(false);
+  expect(await page.inputValue('select[name="locale"]')).toBe('es');
   await page.getByRole('button', { name: 'Create customer' }).click();
   await page.waitForURL(/\/users\/[0-9a-f-]{36}\?flash=created/);
   return /\/users\/([0-9a-f-]{36})/.exec(page.url())![1]!;
@@ -130,6 +139,13 @@ describe('operator console', () => {
     await page.getByText('New link generated; the previous one is superseded.').waitFor({ timeout: 20_000 });
     await page.locator('tr.link-superseded').first().waitFor();
     expect(await page.locator('tr.link-active').count()).toBe(1);
+
+    // The new link went out by e-mail, and the ledger shows it.
+    const live = (await activeLink(rt.db, id))!;
+    await waitFor(async () => (await notificationsForUser(rt.db, id)).some((m) => m.linkId === live.id && m.status === 'sent'), { what: 'new link e-mailed' });
+    expect(smtp.to(email).filter((m) => m.text?.includes(live.url))).toHaveLength(1);
+    await page.goto(`${base}/notifications?q=${encodeURIComponent(email)}`);
+    await page.locator('tbody tr').filter({ hasText: live.url }).locator('[data-status="sent"]').waitFor();
 
     await page.goto(`${base}/users`);
     await page.locator('nav[aria-label="Filter by state"]').getByRole('link', { name: /LINK ISSUED/ }).click();
