@@ -1,6 +1,7 @@
 import { AUDIT_ACTION_GROUPS, AUDIT_ACTION_LIST, AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { AUDIT_CSV_COLUMNS, auditCsvRow, countAudit, iterateAudit, listAudit, validDay, type AuditFilters } from '../db/repositories/audit-query.js';
-import { verifyAuditChain } from '../db/repositories/audit.js';
+import { z } from 'zod';
+import { auditChainHead, checkAuditAnchor, GENESIS, listAuditAnchors, verifyAuditChain, type AnchorCheck } from '../db/repositories/audit.js';
 import { listOperators } from '../db/repositories/operators.js';
 import { auditAction, roleAtLeast, type SignedIn } from './auth.server';
 import { services } from './services.server';
@@ -39,7 +40,7 @@ export function parseAuditParams(sp: URLSearchParams): { filters: AuditFilters; 
 export async function auditPageData(who: SignedIn, sp: URLSearchParams) {
   const { db } = await services();
   const { filters, before, problems } = parseAuditParams(sp);
-  const [page, total, operators] = await Promise.all([listAudit(db, filters, { before, limit: 100 }), countAudit(db, filters), listOperators(db)]);
+  const [page, total, operators, chain, anchors] = await Promise.all([listAudit(db, filters, { before, limit: 100 }), countAudit(db, filters), listOperators(db), auditChainHead(db), listAuditAnchors(db, 10)]);
   return {
     rows: page.rows,
     nextBefore: page.nextBefore,
@@ -50,6 +51,8 @@ export async function auditPageData(who: SignedIn, sp: URLSearchParams) {
     groups: AUDIT_ACTION_GROUPS,
     operators: operators.map((o) => ({ id: o.id, email: o.email, name: o.name })),
     canVerify: roleAtLeast(who.operator.role, 'admin'),
+    chain,
+    anchors: anchors.map((a) => ({ id: a.id, at: a.at, count: a.rowCount, head: a.headHash })),
   };
 }
 
@@ -101,7 +104,7 @@ export async function auditCsvResponse(request: Request, who: SignedIn, sp: URLS
   });
 }
 
-export type VerifyResult = { ok: true; rows: number; checkedAt: string } | { ok: false; rows: number; brokenAtId: number; reason: string; checkedAt: string };
+export type VerifyResult = { kind: 'verify'; checkedAt: string } & ({ ok: true; rows: number } | { ok: false; rows: number; brokenAtId: number; reason: string });
 
 /** Walks the hash chain (admin). The check is audited with its result. */
 export async function verifyChain(request: Request, who: SignedIn): Promise<VerifyResult> {
@@ -115,5 +118,33 @@ export async function verifyChain(request: Request, who: SignedIn): Promise<Veri
     outcome: r.ok ? 'ok' : 'error',
     detail: r.ok ? { rows: r.rows } : { rows: r.rows, brokenAtId: r.brokenAtId, reason: r.reason },
   });
-  return { ...r, checkedAt };
+  return { kind: 'verify', ...r, checkedAt };
+}
+
+const AnchorSchema = z.object({
+  // A sha256 in hex, as the anchor line and /audit print it (or GENESIS for an empty log).
+  head: z.string().trim().toLowerCase().refine((v) => /^[0-9a-f]{64}$/.test(v) || v === GENESIS.toLowerCase()).transform((v) => (v === GENESIS.toLowerCase() ? GENESIS : v)),
+  count: z.string().trim().regex(/^\d{1,12}$/).transform(Number),
+});
+
+export type CompareResult = { kind: 'compare'; checkedAt: string } & ({ code: 'invalid' } | AnchorCheck);
+
+/**
+ * Compares a saved anchor (head hash + row count, e.g. from the log stream) with today's chain:
+ * does the chain still verify up to that row, with that hash there? The check is audited.
+ */
+export async function compareAnchor(request: Request, who: SignedIn, form: FormData): Promise<CompareResult> {
+  const { db } = await services();
+  const checkedAt = new Date().toISOString();
+  const parsed = AnchorSchema.safeParse({ head: form.get('head') ?? '', count: form.get('count') ?? '' });
+  if (!parsed.success) return { kind: 'compare', code: 'invalid', checkedAt };
+  const r = await checkAuditAnchor(db, parsed.data);
+  await auditAction(request, who, {
+    action: AUDIT_ACTIONS.auditAnchorCompare,
+    targetType: 'audit_log',
+    targetId: String(parsed.data.count),
+    outcome: r.code === 'match' ? 'ok' : 'error',
+    detail: { ...r },
+  });
+  return { kind: 'compare', ...r, checkedAt };
 }

@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createCookie, redirect } from '@remix-run/node';
 import type { Role } from '../db/schema.js';
 import { appendAudit } from '../db/repositories/audit.js';
+import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { findOperatorByEmail, recordLoginFailure, recordLoginSuccess, verifyPassword } from '../db/repositories/operators.js';
 import { createSession, findLiveSession, revokeSession, type LiveSession, type SessionPolicy } from '../db/repositories/sessions.js';
 import { normalizeEmail } from '../db/repositories/users.js';
@@ -193,7 +194,7 @@ export async function readPublicForm(request: Request): Promise<{ ok: true; form
   const { db } = await services();
   await appendAudit(db, {
     actor: 'anonymous',
-    action: 'request.too_large',
+    action: AUDIT_ACTIONS.requestTooLarge,
     targetType: 'route',
     targetId: `${request.method} ${new URL(request.url).pathname}`,
     outcome: 'denied',
@@ -220,7 +221,7 @@ export async function requireMutation(request: Request, minRole: Role): Promise<
   const limit = env.IMPORT_MAX_BYTES + 1024 * 1024;
   const { token, form, tooLarge } = await submittedToken(request, limit);
   if (tooLarge) {
-    throw await deny(request, who, 'request.too_large', `This form is larger than ${Math.floor(limit / 1024 / 1024)} MB and was refused before it was read. To import more customers, split the CSV file and upload the parts one by one.`, 413);
+    throw await deny(request, who, AUDIT_ACTIONS.requestTooLarge, `This form is larger than ${Math.floor(limit / 1024 / 1024)} MB and was refused before it was read. To import more customers, split the CSV file and upload the parts one by one.`, 413);
   }
   if (!token || !tokensEqual(token, who.session.csrfToken)) {
     throw await deny(request, who, 'csrf.refused', 'This form is out of date (its security token does not match your session). Reload the page and try again.');

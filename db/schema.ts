@@ -174,6 +174,16 @@ export interface AuditLogTable {
   hash: string;
 }
 
+/** The audit chain's head and length at a moment (also written to the log stream). Append-only. */
+export interface AuditAnchorsTable {
+  id: Generated<number>;
+  at: string;
+  rowCount: number;
+  /** Null while the log is empty (headHash is then GENESIS). */
+  headId: number | null;
+  headHash: string;
+}
+
 // ---- manual-review cases (issue 7; db/repositories/cases.ts)
 export const CASE_STATUSES = ['open', 'waiting_customer', 'waiting_capa', 'resolved'] as const;
 export type CaseStatus = (typeof CASE_STATUSES)[number];
@@ -433,6 +443,7 @@ export interface Database {
   jobRuns: JobRunsTable;
   idempotency: IdempotencyTable;
   auditLog: AuditLogTable;
+  auditAnchors: AuditAnchorsTable;
   refreshRuns: RefreshRunsTable;
   refreshRunUsers: RefreshRunUsersTable;
   driftEvents: DriftEventsTable;
@@ -460,6 +471,7 @@ export type NewWebhookDelivery = Insertable<WebhookInboxTable>;
 export type StateChange = Selectable<StateChangesTable>;
 export type JobRun = Selectable<JobRunsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
+export type AuditAnchor = Selectable<AuditAnchorsTable>;
 export type RefreshRun = Selectable<RefreshRunsTable>;
 export type DriftEvent = Selectable<DriftEventsTable>;
 export type ReviewCase = Selectable<ReviewCasesTable>;

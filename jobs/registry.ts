@@ -12,12 +12,13 @@ import { refreshScan } from './definitions/refresh-scan.js';
 import { env as readEnv } from '../server/config.js';
 import { notifySweep } from './definitions/notify-sweep.js';
 import { sendNotification } from './definitions/send-notification.js';
+import { AUDIT_ANCHOR_EVERY_MS, auditAnchor } from './definitions/audit-anchor.js';
 // Registers the notification hooks (link issued, state changed) in every process that runs jobs.
 import './notifications/register.js';
 import type { JobDefinition, QueueName } from './types.js';
 
 /** Every job, declared once. The worker refuses to start if a queue has a job without handler. */
-export const JOBS = [processWebhook, createCapaUser, generateLink, fetchDetails, relayInboxJob, sendNotification, notifySweep, importRow, importLink, importRelay, refreshScan, refreshRun, refreshWatch, expireLinksJob] as const satisfies readonly JobDefinition[];
+export const JOBS = [processWebhook, createCapaUser, generateLink, fetchDetails, relayInboxJob, sendNotification, notifySweep, importRow, importLink, importRelay, refreshScan, refreshRun, refreshWatch, expireLinksJob, auditAnchor] as const satisfies readonly JobDefinition[];
 
 export const jobsByName: ReadonlyMap<string, JobDefinition> = new Map(JOBS.map((j) => [j.name, j as JobDefinition]));
 
@@ -35,4 +36,6 @@ export const SCHEDULES: Array<{ id: string; queue: QueueName; job: string; every
   { id: 'notify-sweep', queue: 'notifications', job: notifySweep.name, everyMs: 60_000 },
   // Feeds running imports (bounded window of queued rows) and re-queues stored-but-unqueued rows.
   { id: 'import-relay', queue: 'maintenance', job: importRelay.name, everyMs: 1_000 },
+  // The audit chain's head written to the log stream (outside the database) and audit_anchors.
+  { id: 'audit-anchor', queue: 'maintenance', job: auditAnchor.name, everyMs: AUDIT_ANCHOR_EVERY_MS },
 ];

@@ -3,9 +3,10 @@ import { Form, Link, useActionData, useLoaderData, useLocation, useNavigation } 
 import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
-import { auditPageData, verifyChain } from '~/audit.server';
+import { auditPageData, compareAnchor, verifyChain, type CompareResult } from '~/audit.server';
 import { CsrfInput } from '~/components/csrf';
 import { ServerTable } from '~/components/server-table';
+import { CopyButton, TimeAgo } from '~/components/ui';
 
 export const meta: MetaFunction = () => [{ title: 'Audit log — KYC Desk' }];
 
@@ -14,15 +15,43 @@ export async function loader({ request }: LoaderFunctionArgs) {
   return auditPageData(who, new URL(request.url).searchParams);
 }
 
-/** The only action here: verify the hash chain (admin). */
+/** Compare a saved anchor with today's chain (compliance+), or verify the whole chain (admin). */
 export async function action({ request }: ActionFunctionArgs) {
-  const who = await requireMutation(request, 'admin');
+  const who = await requireMutation(request, 'compliance');
+  if (who.form.get('intent') === 'compare') return compareAnchor(request, who, who.form);
+  await requireOperator(request, 'admin');
   return verifyChain(request, who);
 }
 
 type Data = Awaited<ReturnType<typeof loader>>;
 type Row = Data['rows'][number];
 const col = createColumnHelper<Row>();
+type AnchorRow = Data['anchors'][number];
+const anchorCol = createColumnHelper<AnchorRow>();
+const utc = (iso: string) => `${iso.slice(0, 19).replace('T', ' ')} UTC`;
+
+function CompareMessage({ r }: { r: CompareResult }) {
+  if (r.code === 'invalid') {
+    return <div className="toast error" role="alert" data-testid="compare-result">Enter the head hash (64 hexadecimal characters) and the entry count exactly as the anchor line shows them.</div>;
+  }
+  if (r.code === 'match') {
+    return (
+      <div className="toast ok" role="status" data-testid="compare-result">
+        The anchor matches: today’s chain verifies up to entry {r.count} and has that hash there, so the first {r.count} entries are exactly those anchored ({utc(r.checkedAt)}).
+      </div>
+    );
+  }
+  return (
+    <div className="toast error" role="alert" data-testid="compare-result">
+      {r.code === 'short'
+        ? `The anchor does not match: it counted ${r.count} entries, the log now has ${r.rows}. Entries were removed.`
+        : r.code === 'different'
+          ? `The anchor does not match: entry ${r.count} now has hash ${r.found}, not the saved one. Entries up to it were rewritten (and the chain recomputed).`
+          : `The chain is broken at entry #${r.brokenAtId} (${r.reason}), before entry ${r.count}.`}{' '}
+      Preserve the database as it is and tell the security lead.
+    </div>
+  );
+}
 
 function detailText(detail: string | null): string {
   if (!detail) return '';
@@ -62,6 +91,14 @@ export default function AuditLog() {
     ],
     [],
   );
+  const anchorColumns = useMemo(
+    () => [
+      anchorCol.accessor('at', { header: 'Written', cell: (c) => utc(c.getValue()) }),
+      anchorCol.accessor('count', { header: 'Entries' }),
+      anchorCol.accessor('head', { header: 'Head hash', cell: (c) => <code>{c.getValue()}</code> }),
+    ],
+    [],
+  );
   const query = new URLSearchParams(location.search);
   query.delete('before');
   const csvHref = `/audit.csv${query.toString() ? `?${query}` : ''}`;
@@ -76,12 +113,14 @@ export default function AuditLog() {
           {d.canVerify ? (
             <Form method="post" className="inline">
               <CsrfInput />
+              <input type="hidden" name="intent" value="verify" />
               <button type="submit" disabled={navigation.state === 'submitting'}>{navigation.state === 'submitting' ? 'Verifying…' : 'Verify chain'}</button>
             </Form>
           ) : null}
         </div>
       </div>
-      {verified ? (
+      {verified?.kind === 'compare' ? <CompareMessage r={verified} /> : null}
+      {verified?.kind === 'verify' ? (
         verified.ok ? (
           <div className="toast ok" role="status" data-testid="verify-result">
             Chain intact: {verified.rows} entries checked, none missing or altered ({verified.checkedAt.slice(0, 19).replace('T', ' ')} UTC).
@@ -92,6 +131,35 @@ export default function AuditLog() {
           </div>
         )
       ) : null}
+      <section className="card" aria-labelledby="anchor-h" data-testid="chain-anchor">
+        <h2 id="anchor-h">Chain anchor</h2>
+        <p>
+          Head after {d.chain.count} entr{d.chain.count === 1 ? 'y' : 'ies'}: <code>{d.chain.head}</code> <CopyButton text={d.chain.head} />
+        </p>
+        <p className="muted">
+          {d.anchors[0] ? (
+            <>Last anchor written to the server log <TimeAgo iso={d.anchors[0].at} /> ({d.anchors[0].count} entries).</>
+          ) : (
+            'No anchor written yet: a worker writes one to the server log every hour.'
+          )}{' '}
+          Keep anchor lines outside this system; a saved one must still match today’s chain.
+        </p>
+        <Form method="post" className="inline">
+          <CsrfInput />
+          <input type="hidden" name="intent" value="compare" />
+          <label htmlFor="anchor-head">Saved head hash</label>{' '}
+          <input id="anchor-head" name="head" required size={66} maxLength={80} autoComplete="off" spellCheck={false} />{' '}
+          <label htmlFor="anchor-count">Entries</label>{' '}
+          <input id="anchor-count" name="count" type="number" min={0} step={1} required />{' '}
+          <button type="submit" className="secondary" disabled={navigation.state === 'submitting'}>Compare with today’s chain</button>
+        </Form>
+        {d.anchors.length ? (
+          <details>
+            <summary>Recent anchors</summary>
+            <ServerTable rows={d.anchors} columns={anchorColumns} className="audit-anchors" />
+          </details>
+        ) : null}
+      </section>
       {d.problems.map((p) => (
         <div key={p} className="toast error" role="alert">{p}</div>
       ))}

@@ -9,6 +9,8 @@ import * as consoleIndexes from './20261126_0300_console_indexes.js';
 import * as usersSearch from './20261126_0310_users_search.js';
 import * as dropPrefixIndexes from './20261126_0400_drop_prefix_indexes.js';
 import * as usersSearchPg from './20261126_0410_users_search_pg.js';
+import * as auditRefuseReplace from './20261129_0201_audit_refuse_replace.js';
+import * as auditAnchors from './20261129_0201_audit_anchors.js';
 
 /**
  * The explicit list of migrations, in order. Explicit imports (not a folder scan) so the same
@@ -25,4 +27,6 @@ export const migrations: Record<string, Migration> = {
   '20261126_0310_users_search': usersSearch,
   '20261126_0400_drop_prefix_indexes': dropPrefixIndexes,
   '20261126_0410_users_search_pg': usersSearchPg,
+  '20261129_0201_audit_refuse_replace': auditRefuseReplace,
+  '20261129_0201_audit_anchors': auditAnchors,
 };

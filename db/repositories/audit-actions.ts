@@ -9,6 +9,7 @@ export const AUDIT_ACTIONS = {
   authLogout: 'auth.logout',
   accessDenied: 'access.denied',
   csrfRefused: 'csrf.refused',
+  requestTooLarge: 'request.too_large',
   // operators and roles
   operatorSetupFirstAdmin: 'operator.setup_first_admin',
   operatorCreate: 'operator.create',
@@ -40,6 +41,7 @@ export const AUDIT_ACTIONS = {
   // the audit log itself
   auditExport: 'audit.export',
   auditVerify: 'audit.verify',
+  auditAnchorCompare: 'audit.anchor_compare',
 } as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[keyof typeof AUDIT_ACTIONS];

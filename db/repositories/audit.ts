@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import { kindOf } from '../client.js';
 import type { Database } from '../schema.js';
-import type { AuditEntry } from '../schema.js';
+import type { AuditAnchor, AuditEntry } from '../schema.js';
 import { nowIso } from '../time.js';
 import type { Executor } from './users.js';
 import type { Kysely } from 'kysely';
@@ -77,14 +77,18 @@ async function appendOnce(db: Executor, input: AuditInput): Promise<AuditEntry> 
   }
 }
 
-/** Walks the chain; reports the first row whose link or content does not check out. */
-export async function verifyAuditChain(db: Executor): Promise<{ ok: true; rows: number } | { ok: false; rows: number; brokenAtId: number; reason: string }> {
+type Walked = { ok: true; rows: number; head: string; headId: number | null } | { ok: false; rows: number; brokenAtId: number; reason: string };
+
+/** Walks the chain from its start, at most `upTo` rows; reports the first row that does not check out. */
+async function walkChain(db: Executor, upTo: number | null): Promise<Walked> {
   let prev = GENESIS;
   let rows = 0;
   let lastId = 0;
   for (;;) {
-    const batch = await db.selectFrom('auditLog').selectAll().where('id', '>', lastId).orderBy('id', 'asc').limit(1000).execute();
-    if (batch.length === 0) return { ok: true, rows };
+    const limit = upTo === null ? 1000 : Math.min(1000, upTo - rows);
+    if (limit <= 0) return { ok: true, rows, head: prev, headId: lastId || null };
+    const batch = await db.selectFrom('auditLog').selectAll().where('id', '>', lastId).orderBy('id', 'asc').limit(limit).execute();
+    if (batch.length === 0) return { ok: true, rows, head: prev, headId: lastId || null };
     for (const r of batch) {
       if (r.prevHash !== prev) return { ok: false, rows, brokenAtId: r.id, reason: 'a row is missing before this one (previous hash does not match)' };
       const { id: _id, hash, ...rest } = r;
@@ -94,6 +98,69 @@ export async function verifyAuditChain(db: Executor): Promise<{ ok: true; rows: 
       lastId = r.id;
     }
   }
+}
+
+/** Walks the chain; reports the first row whose link or content does not check out. */
+export async function verifyAuditChain(db: Executor): Promise<{ ok: true; rows: number } | { ok: false; rows: number; brokenAtId: number; reason: string }> {
+  const w = await walkChain(db, null);
+  return w.ok ? { ok: true, rows: w.rows } : w;
+}
+
+// ---------------------------------------------------------------- anchors
+
+/**
+ * Whoever can write the database can also rewrite a row and recompute every later hash; the chain
+ * then verifies again. An anchor — the head hash and the row count at a moment, kept outside the
+ * database (the log stream) — is what such a rewrite cannot change: today's chain must still have
+ * that hash at that position.
+ */
+export interface ChainHead {
+  /** Rows in the chain up to and including the head. */
+  count: number;
+  headId: number | null;
+  /** The head row's hash; GENESIS while the log is empty. */
+  head: string;
+}
+
+export async function auditChainHead(db: Executor): Promise<ChainHead> {
+  const last = await db.selectFrom('auditLog').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
+  if (!last) return { count: 0, headId: null, head: GENESIS };
+  // Counted up to the head's id, so rows appended meanwhile do not skew the pair.
+  const c = await db.selectFrom('auditLog').select((eb) => eb.fn.countAll().as('n')).where('id', '<=', last.id).executeTakeFirstOrThrow();
+  return { count: Number(c.n), headId: last.id, head: last.hash };
+}
+
+/** Records the chain's current head as an anchor row (the caller also writes it to the log). */
+export async function recordAuditAnchor(db: Executor, at = nowIso()): Promise<AuditAnchor> {
+  const h = await auditChainHead(db);
+  const row = { at, rowCount: h.count, headId: h.headId, headHash: h.head };
+  const r = await db.insertInto('auditAnchors').values(row).returning('id').executeTakeFirstOrThrow();
+  return { id: r.id, ...row };
+}
+
+/** Newest first. */
+export async function listAuditAnchors(db: Executor, limit = 10): Promise<AuditAnchor[]> {
+  return db.selectFrom('auditAnchors').selectAll().orderBy('id', 'desc').limit(limit).execute();
+}
+
+export type AnchorCheck =
+  /** Today's chain verifies up to row #count, and that row's hash is the saved head. */
+  | { code: 'match'; count: number; head: string }
+  /** The chain now has fewer rows than the anchor counted. */
+  | { code: 'short'; count: number; rows: number }
+  /** Row #count exists and the chain up to it verifies, but its hash is another: rewritten. */
+  | { code: 'different'; count: number; head: string; found: string }
+  /** The chain does not verify before row #count. */
+  | { code: 'broken'; count: number; rows: number; brokenAtId: number; reason: string };
+
+/** Is a saved anchor (head hash, row count) still an ancestor of today's chain? */
+export async function checkAuditAnchor(db: Executor, anchor: { head: string; count: number }): Promise<AnchorCheck> {
+  const { head, count } = anchor;
+  const w = await walkChain(db, count);
+  if (!w.ok) return { code: 'broken', count, rows: w.rows, brokenAtId: w.brokenAtId, reason: w.reason };
+  if (w.rows < count) return { code: 'short', count, rows: w.rows };
+  if (w.head !== head) return { code: 'different', count, head, found: w.head };
+  return { code: 'match', count, head };
 }
 
 export async function auditForTarget(db: Executor, targetType: string, targetId: string, limit = 200): Promise<AuditEntry[]> {
