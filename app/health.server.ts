@@ -57,9 +57,63 @@ export interface Check {
 export interface Readiness {
   /** Whether this web process can serve: database and Redis answer. */
   ok: boolean;
-  /** Non-critical checks that fail (no worker, backlog): reported, but the web process stays in. */
+  /** Non-critical checks that fail (no worker, backlog, a restarted process): reported, but the web process stays in. */
   degraded: string[];
-  checks: Record<'db' | 'redis' | 'workers' | 'backlog', Check>;
+  /** `processes` only under the all-in-one launcher (`npm start`). */
+  checks: Record<'db' | 'redis' | 'workers' | 'backlog', Check> & { processes?: Check };
+}
+
+/** One child of the all-in-one launcher (server/start.ts), as it reports it. */
+export interface LauncherChild {
+  name: string;
+  up: boolean;
+  pid: number | null;
+  startedAt: string;
+  restarts: number;
+  /** Crashes inside the launcher's crash-loop window. */
+  recentCrashes: number;
+  lastExit: { code: number | null; signal: string | null; at: string } | null;
+}
+
+/** What the launcher sends this web process over its IPC channel whenever a child starts or dies. */
+export interface LauncherReport {
+  kind: 'kyc-launcher';
+  crashLoop: { crashes: number; windowMinutes: number };
+  children: LauncherChild[];
+}
+
+const LAUNCHER = Symbol.for('kyc-desk.launcher-report');
+type LauncherHolder = { [LAUNCHER]?: LauncherReport | null };
+const launcherHolder = globalThis as unknown as LauncherHolder;
+
+// Started by `npm start` (server/start.ts passes an IPC channel to the web child only): listen
+// for its reports and ask for the current one. Once per process, however often this module loads.
+if (process.env.KYC_PROCESS === 'web' && typeof process.send === 'function' && !(LAUNCHER in launcherHolder)) {
+  launcherHolder[LAUNCHER] = null;
+  process.on('message', (m: unknown) => {
+    if ((m as LauncherReport | null)?.kind === 'kyc-launcher') launcherHolder[LAUNCHER] = m as LauncherReport;
+  });
+  // The channel must not keep the process alive on its own (web shuts down by closing its server).
+  process.channel?.unref();
+  process.send({ kind: 'kyc-launcher-hello' }, undefined, {}, () => {});
+}
+
+/** The launcher's children, restarts and last exits; undefined when not started by `npm start`. */
+export function processesCheck(report = launcherHolder[LAUNCHER]): Check | undefined {
+  if (!report) return undefined;
+  const down = report.children.filter((c) => !c.up);
+  const restarted = report.children.filter((c) => c.recentCrashes > 0);
+  const exitWords = (c: LauncherChild) => (c.lastExit ? (c.lastExit.signal ? `killed by ${c.lastExit.signal}` : `exit code ${c.lastExit.code}`) + ` at ${c.lastExit.at}` : '');
+  const detail = [
+    ...down.map((c) => `${c.name} is down (${exitWords(c)}), restarting`),
+    ...restarted.filter((c) => c.up).map((c) => `${c.name} restarted ${c.recentCrashes}× in the last ${report.crashLoop.windowMinutes} minutes (last ${exitWords(c)})`),
+  ];
+  return {
+    ok: down.length === 0 && restarted.length === 0,
+    perProcess: Object.fromEntries(report.children.map((c) => [c.name, { up: c.up, pid: c.pid, startedAt: c.startedAt, restarts: c.restarts, lastExit: c.lastExit }])),
+    crashLoop: report.crashLoop,
+    ...(detail.length ? { detail: detail.join('; ') } : {}),
+  };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -109,7 +163,9 @@ export async function readiness(): Promise<Readiness> {
     checks.workers = { ok: false, detail: 'unknown: Redis is not answering' };
     checks.backlog = { ok: false, detail: 'unknown: Redis is not answering' };
   }
+  const processes = processesCheck();
+  if (processes) checks.processes = processes;
   const ok = checks.db.ok && checks.redis.ok;
-  const degraded = (['workers', 'backlog'] as const).filter((k) => !checks[k].ok);
+  const degraded = (['workers', 'backlog', 'processes'] as const).filter((k) => checks[k] && !checks[k].ok);
   return { ok, degraded, checks };
 }

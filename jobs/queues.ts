@@ -11,6 +11,8 @@ export type WaitResult =
   /** Redis unreachable: nothing was queued. */
   | { state: 'unavailable'; error: string };
 
+export type JobPresence = 'missing' | 'pending' | 'finished';
+
 const ADD_TIMEOUT_MS = 2_000;
 const READY_GRACE_MS = 500;
 
@@ -31,11 +33,26 @@ export class Queues implements Enqueuer {
 
   constructor(private readonly opts: { redisUrl: string; prefix: string; connection?: Redis }) {
     this.connection = opts.connection ?? redisConnection(opts.redisUrl, 'producer');
+    if (this.connection.status === 'ready') this.wasReady = true;
+    else this.connection.once('ready', () => { this.wasReady = true; });
   }
 
   get prefix(): string {
     return this.opts.prefix;
   }
+
+  /**
+   * False while Redis is known to be down: the connection was up and is lost (reconnecting).
+   * True when connected, and while the very first connection is being made (an add then waits
+   * a short grace for it, see ready()).
+   */
+  get connected(): boolean {
+    const status = this.connection.status;
+    if (status === 'ready') return true;
+    return !this.wasReady && (status === 'wait' || status === 'connecting' || status === 'connect');
+  }
+
+  private wasReady = false;
 
   queue(name: QueueName): Queue {
     let q = this.queues.get(name);
@@ -73,6 +90,40 @@ export class Queues implements Enqueuer {
   }
 
   private readyWaiter: Promise<void> | undefined;
+
+  /**
+   * Where each job stands in Redis, in one round trip however many ids: `missing` (never added,
+   * removed, or lost with Redis's data), `finished` (completed or failed for good) or `pending`
+   * (waiting, delayed, active: it will still run). Reads two fields of each job's hash rather
+   * than asking BullMQ for each job's state, which scans the wait list once per job.
+   */
+  async jobPresence(queue: QueueName, jobIds: string[]): Promise<JobPresence[]> {
+    if (jobIds.length === 0) return [];
+    await this.ready();
+    const q = this.queue(queue);
+    const pipe = this.connection.pipeline();
+    for (const id of jobIds) pipe.hmget(q.toKey(id), 'timestamp', 'finishedOn');
+    const replies = (await withTimeout(pipe.exec(), ADD_TIMEOUT_MS, 'Redis did not answer in time')) ?? [];
+    return jobIds.map((_, i) => {
+      const [err, value] = replies[i] ?? [new Error('no reply'), null];
+      if (err) throw err;
+      const [timestamp, finishedOn] = value as [string | null, string | null];
+      return timestamp === null ? 'missing' : finishedOn !== null ? 'finished' : 'pending';
+    });
+  }
+
+  /**
+   * Adds a job again whose earlier run finished without doing its work (the job id is
+   * deterministic, so a plain add would be ignored while the finished job is kept).
+   */
+  async requeue<P>(def: JobDefinition<P>, payload: P): Promise<string> {
+    const data = def.schema.parse(payload);
+    const jobId = def.jobId?.(data);
+    if (!jobId) return this.add(def, data);
+    await this.ready();
+    await withTimeout(this.queue(def.queue).remove(jobId), ADD_TIMEOUT_MS, 'Redis did not answer in time');
+    return this.add(def, data, { jobId });
+  }
 
   /** Enqueue, then wait up to `timeoutMs` for the job's result. Never throws. */
   async addAndWait<P>(def: JobDefinition<P>, payload: P, timeoutMs: number, opts: JobsOptions = {}): Promise<WaitResult> {

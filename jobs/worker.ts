@@ -1,5 +1,5 @@
 import { pathToFileURL } from 'node:url';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type RepeatOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CapaClient, CapaError } from '../capa/client.js';
 import { createDb, migrateToLatest, type Db } from '../db/client.js';
@@ -36,7 +36,7 @@ function describeError(err: unknown): string {
 }
 
 /** Starts one BullMQ worker per queue (or the given ones) in this process. */
-export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[]; concurrency?: number; schedules?: boolean } = {}): Promise<RunningWorkers> {
+export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[]; concurrency?: number; schedules?: boolean; scheduleWatchdogMs?: number } = {}): Promise<RunningWorkers> {
   const log = deps.logger ?? rootLogger;
   const queues = new Queues({ redisUrl: deps.redisUrl, prefix: deps.prefix });
   const names = opts.queues ?? [...QUEUE_NAMES];
@@ -114,12 +114,13 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
     workers.push(worker);
   }
 
-  if (opts.schedules !== false) {
-    for (const s of SCHEDULES) {
-      if (!names.includes(s.queue)) continue;
-      await queues.queue(s.queue).upsertJobScheduler(s.id, { every: s.everyMs }, { name: s.job, data: {}, opts: { removeOnComplete: true, removeOnFail: { count: 100 } } });
-    }
-  }
+  // Job schedulers live only in Redis. A Redis that comes back without its data (no persistence,
+  // a failover to a replica that lagged, FLUSHALL) has none, and nothing else would create them
+  // again: the relay among them, so acknowledged deliveries would wait for a process restart.
+  // They are ensured at start, checked again whenever the connection is re-established, and by a
+  // watchdog every SCHEDULE_WATCHDOG_MS (FLUSHALL keeps the connection up).
+  const watchdog = opts.schedules === false ? null : new ScheduleWatchdog(queues, SCHEDULES.filter((s) => names.includes(s.queue)), log, opts.scheduleWatchdogMs);
+  await watchdog?.start();
 
   let closing: Promise<void> | undefined;
   return {
@@ -127,6 +128,7 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
     queues,
     close(timeoutMs = deps.env.SHUTDOWN_TIMEOUT_MS) {
       closing ??= (async () => {
+        watchdog?.stop();
         // Order: stop taking work and let active jobs finish → queues → Redis.
         const graceful = Promise.all(workers.map((w) => w.close()));
         const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
@@ -140,6 +142,90 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
       return closing;
     },
   };
+}
+
+/** How often a worker checks that every job scheduler it runs still exists in Redis. */
+export const SCHEDULE_WATCHDOG_MS = 10_000;
+
+type Schedule = (typeof SCHEDULES)[number];
+
+/** BullMQ repeat options of a schedule: a fixed period, or a cron pattern for calendar jobs. */
+function repeatOf(s: { everyMs?: number; pattern?: string; tz?: string }): RepeatOptions {
+  if (s.pattern) return { pattern: s.pattern, ...(s.tz ? { tz: s.tz } : {}) };
+  return { every: s.everyMs! };
+}
+
+/**
+ * Keeps this worker's job schedulers in Redis. At start every schedule is upserted (a changed
+ * period takes effect); afterwards only a scheduler that is missing, or whose next run is gone
+ * (BullMQ creates the next run when the current one starts; a Redis error at that moment loses
+ * it), is created again — an upsert of a healthy scheduler would move its next run. Several
+ * workers may repair at once: an upsert keeps one scheduler per id.
+ */
+export class ScheduleWatchdog {
+  private timer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
+  private readonly onReady = () => void this.check('reconnect');
+  private stopped = false;
+
+  constructor(
+    private readonly queues: Queues,
+    private readonly schedules: readonly Schedule[],
+    private readonly log: Logger,
+    private readonly everyMs = SCHEDULE_WATCHDOG_MS,
+  ) {}
+
+  async start(): Promise<void> {
+    try {
+      for (const s of this.schedules) await this.upsert(s);
+    } catch (err) {
+      // Redis not there yet: the watchdog creates them once it is.
+      this.log.warn({ err: describeError(err) }, 'could not create the job schedulers yet; the watchdog retries');
+    }
+    // 'ready' is emitted again after every reconnect (a restarted or failed-over Redis).
+    this.queues.connection.on('ready', this.onReady);
+    this.timer = setInterval(() => void this.check('watchdog'), this.everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    this.queues.connection.off('ready', this.onReady);
+  }
+
+  /** Re-creates whatever schedule is missing; one check at a time. */
+  check(reason: 'watchdog' | 'reconnect'): Promise<void> {
+    this.checking ??= (async () => {
+      try {
+        for (const s of this.schedules) {
+          if (this.stopped) return;
+          const problem = await this.problemWith(s);
+          if (!problem) continue;
+          await this.upsert(s);
+          this.log.warn({ scheduler: s.id, queue: s.queue, reason }, `job scheduler ${s.id} ${problem} in Redis (Redis restarted without its data?); created again`);
+        }
+      } catch (err) {
+        // Redis unreachable or frozen: the next check (or the next reconnect) tries again.
+        if (!this.stopped) this.log.debug({ err: describeError(err) }, 'job scheduler check failed');
+      } finally {
+        this.checking = undefined;
+      }
+    })();
+    return this.checking;
+  }
+
+  private async problemWith(s: Schedule): Promise<string | null> {
+    const q = this.queues.queue(s.queue);
+    const scheduler = await q.getJobScheduler(s.id);
+    if (!scheduler) return 'was missing';
+    if (scheduler.next != null && !(await q.getJob(`repeat:${s.id}:${scheduler.next}`))) return 'had no next run';
+    return null;
+  }
+
+  private async upsert(s: Schedule): Promise<void> {
+    await this.queues.queue(s.queue).upsertJobScheduler(s.id, repeatOf(s), { name: s.job, data: {}, opts: { removeOnComplete: true, removeOnFail: { count: 100 } } });
+  }
 }
 
 export function capaClientFromEnv(e: Env, onCall?: ConstructorParameters<typeof CapaClient>[0]['onCall']): CapaClient {

@@ -14,7 +14,8 @@ export const MAX_WEBHOOK_BYTES = 256 * 1024;
 
 export interface IntakeDeps {
   db: Db;
-  enqueue: Enqueuer;
+  /** `connected` (jobs/queues.ts Queues): false while Redis is down, so no add is even tried. */
+  enqueue: Enqueuer & { readonly connected?: boolean };
   secrets: string[];
   onOutcome?: (verdict: SignatureVerdict | 'too_large', status: WebhookStatus | 'too_large', ms: number) => void;
 }
@@ -50,8 +51,8 @@ function safeText(s: string): string {
 
 /**
  * Capa webhook intake. Order matters: verify the signature over the raw bytes, store the
- * delivery (the inbox is the system of record — this works while Redis is down), then try to
- * enqueue it; the relay picks up whatever could not be queued. Always answers promptly.
+ * delivery (the inbox is the system of record — this works while Redis is down or frozen), then
+ * answer, with an enqueue started but not awaited; the relay picks up whatever was not queued.
  */
 export async function receiveWebhook(raw: Buffer, headers: Headers, deps: IntakeDeps): Promise<IntakeResult> {
   const started = performance.now();
@@ -119,17 +120,49 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
   const duplicateOf = written.duplicateOf;
   if (duplicateOf !== null) status = 'ignored';
 
-  if (status === 'received') {
-    try {
-      // Not marked as enqueued here (one write per delivery on the hot path): the relay only
-      // looks at rows still `received` after a few seconds and re-adds them; the job id is
-      // deterministic, so a re-add of a queued delivery is a no-op.
-      await deps.enqueue.add(processWebhook, { inboxId: id });
-    } catch {
-      // Redis unavailable: the delivery is stored; the relay queues it when Redis is back.
-    }
-  }
+  if (status === 'received') queueAfterAnswer(deps.enqueue, id);
   return done({ status: 200, body: { ok: true, id, status, ...(duplicateOf !== null ? { duplicateOf } : {}) } }, 'valid', status);
+}
+
+/**
+ * Direct adds in flight per enqueuer. At most MAX_ADDS_IN_FLIGHT, and none started while the
+ * oldest one has been waiting longer than STUCK_ADD_MS: a Redis that is frozen (or very slow)
+ * keeps its connection "ready" while every command waits for its timeout, and without a bound
+ * each delivery would leave one more add (and its timer) waiting on it.
+ */
+const MAX_ADDS_IN_FLIGHT = 1024;
+const STUCK_ADD_MS = 500;
+const inFlight = new WeakMap<object, Map<number, number>>();
+let addSeq = 0;
+
+/**
+ * Stored, then answered: the enqueue never holds the answer. The add is started without waiting
+ * for it, and skipped while Redis is down, stuck, or already has too many adds from us in
+ * flight; the relay (jobs/definitions/relay-inbox.ts) queues every stored delivery that is
+ * still unqueued a couple of seconds later. Not marked as enqueued here (one write per delivery
+ * on the hot path): the job id is deterministic, so a relay re-add of a queued delivery is a no-op.
+ */
+function queueAfterAnswer(enqueue: IntakeDeps['enqueue'], inboxId: number): void {
+  if (enqueue.connected === false) return;
+  let pending = inFlight.get(enqueue);
+  if (!pending) inFlight.set(enqueue, (pending = new Map()));
+  if (pending.size >= MAX_ADDS_IN_FLIGHT) return;
+  const now = performance.now();
+  // A Map iterates in insertion order: the first entry is the oldest add still waiting.
+  const oldest = pending.values().next().value;
+  if (oldest !== undefined && now - oldest > STUCK_ADD_MS) return;
+  const seq = ++addSeq;
+  pending.set(seq, now);
+  let add: Promise<unknown>;
+  try {
+    add = enqueue.add(processWebhook, { inboxId });
+  } catch {
+    pending.delete(seq);
+    return;
+  }
+  add.catch(() => {
+    // Redis unavailable or slow: the delivery is stored; the relay queues it.
+  }).finally(() => pending.delete(seq));
 }
 
 /** Reads a request body up to `limit` bytes; returns null when it is larger. */

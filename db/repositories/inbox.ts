@@ -59,16 +59,34 @@ export async function markEnqueued(db: Executor, ids: number[]): Promise<void> {
 }
 
 /**
- * Rows the relay must (re)queue: stored but never queued (Redis was down, or the process died
- * between store and enqueue), or queued long ago and still unprocessed (the job was lost).
+ * Rows stored but never queued (Redis was down, the intake skipped the direct add, or the process
+ * died between store and enqueue), received at least `minAgeMs` ago so the intake's own add has
+ * had its chance. With `staleQueuedMs`, also rows queued that long ago and still unprocessed.
  */
-export async function findUnqueued(db: Executor, opts: { staleQueuedMs: number; minAgeMs: number; limit: number }): Promise<number[]> {
+export async function findUnqueued(db: Executor, opts: { staleQueuedMs?: number; minAgeMs: number; limit: number }): Promise<number[]> {
   const rows = await db
     .selectFrom('webhookInbox')
     .select('id')
     .where('status', '=', 'received')
     .where('receivedAt', '<=', isoAgo(opts.minAgeMs))
-    .where((eb) => eb.or([eb('enqueuedAt', 'is', null), eb('enqueuedAt', '<', isoAgo(opts.staleQueuedMs))]))
+    .where((eb) => (opts.staleQueuedMs === undefined ? eb('enqueuedAt', 'is', null) : eb.or([eb('enqueuedAt', 'is', null), eb('enqueuedAt', '<', isoAgo(opts.staleQueuedMs))])))
+    .orderBy('id', 'asc')
+    .limit(opts.limit)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Rows queued (or last checked by the relay) more than `olderThanMs` ago and still unprocessed,
+ * longest unchecked first: the relay makes sure each still has a job that will run.
+ */
+export async function findQueuedBefore(db: Executor, opts: { olderThanMs: number; limit: number }): Promise<number[]> {
+  const rows = await db
+    .selectFrom('webhookInbox')
+    .select('id')
+    .where('status', '=', 'received')
+    .where('enqueuedAt', '<', isoAgo(opts.olderThanMs))
+    .orderBy('enqueuedAt', 'asc')
     .orderBy('id', 'asc')
     .limit(opts.limit)
     .execute();

@@ -37,26 +37,31 @@ export function startProc(name: string, file: string, env: Record<string, string
   };
 }
 
-/** A redis-server this test owns, so it can be stopped and started (AOF keeps its data). */
-export async function ownRedis(): Promise<{ url: string; stop(): Promise<void>; start(): Promise<void>; close(): Promise<void> }> {
+/**
+ * A redis-server this test owns, so it can be stopped, started, frozen (SIGSTOP) or killed. With
+ * persistence (the default) AOF keeps its data across a restart; without, it comes back empty.
+ */
+export async function ownRedis(opts: { persistence?: boolean } = {}): Promise<{ url: string; stop(signal?: NodeJS.Signals): Promise<void>; start(): Promise<void>; signal(sig: NodeJS.Signals): void; close(): Promise<void> }> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kyc-own-redis-'));
   let child: ChildProcess | undefined;
   const url = `redis://127.0.0.1:${port}`;
+  const persistence = opts.persistence === false ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always'];
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, ...persistence, '--save', '', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on('error', () => {});
     await waitFor(async () => { try { await probe.connect(); return (await probe.ping()) === 'PONG'; } catch { probe.disconnect(); return false; } }, { what: 'redis-server up' });
     probe.disconnect();
   };
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     const c = child;
-    if (!c || c.exitCode !== null) return;
-    await new Promise<void>((r) => { c.once('exit', () => r()); c.kill('SIGTERM'); });
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    if (signal !== 'SIGKILL') c.kill('SIGCONT'); // a frozen server cannot act on SIGTERM
+    await new Promise<void>((r) => { c.once('exit', () => r()); c.kill(signal); });
   };
   await start();
-  return { url, start, stop, async close() { await stop(); rmSync(dir, { recursive: true, force: true }); } };
+  return { url, start, stop, signal: (sig) => { child?.kill(sig); }, async close() { await stop(); rmSync(dir, { recursive: true, force: true }); } };
 }
 
 export async function waitHttp(url: string, timeoutMs = 60_000): Promise<void> {
