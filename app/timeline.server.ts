@@ -3,6 +3,7 @@ import type { User } from '../db/schema.js';
 import { auditForTarget } from '../db/repositories/audit.js';
 import { deliveriesForUser } from '../db/repositories/inbox.js';
 import { jobRunsForUser } from '../db/repositories/job-runs.js';
+import { listOperators } from '../db/repositories/operators.js';
 import { stateHistory } from '../db/repositories/users.js';
 
 /**
@@ -21,9 +22,11 @@ export interface TimelineEntry {
   title: string;
   detail?: string | null;
   tone?: Tone;
-  /** Small facts shown as label: value pairs. */
-  facts?: Array<[string, string]>;
+  /** Small facts shown as label: value pairs; with a third element, the value links there. */
+  facts?: TimelineFact[];
 }
+
+export type TimelineFact = [label: string, value: string, href?: string];
 
 export interface TimelineContext {
   db: Db;
@@ -76,8 +79,21 @@ const jobSource: TimelineSource = async ({ db, user }) => {
   }));
 };
 
+/**
+ * Who or what caused a state change, as an analyst reads it: the operator's name (there is no
+ * page per operator to link to), the webhook delivery as a link to its inbox page.
+ */
+function causeFact(causeType: string, causeId: string | null, operatorNames: ReadonlyMap<string, string>): TimelineFact {
+  if (causeType === 'operator' && causeId) return ['by', operatorNames.get(causeId) ?? `operator ${causeId.slice(0, 8)}…`];
+  if (causeType === 'webhook' && causeId && /^\d+$/.test(causeId)) return ['by', `webhook delivery #${causeId}`, `/webhooks/${causeId}`];
+  return ['by', causeId ? `${causeType}:${causeId}` : causeType];
+}
+
 const stateSource: TimelineSource = async ({ db, user }) => {
   const rows = await stateHistory(db, user.id);
+  const names = new Map<string, string>();
+  // Operators are few (staff, not customers): one read covers every name on the timeline.
+  if (rows.some((s) => s.causeType === 'operator')) for (const o of await listOperators(db)) names.set(o.id, o.name);
   return rows.map((s) => ({
     key: `state:${s.id}`,
     at: s.at,
@@ -85,7 +101,7 @@ const stateSource: TimelineSource = async ({ db, user }) => {
     title: `State ${s.fromState} → ${s.toState}`,
     detail: s.reason,
     tone: s.toState === 'VERIFIED' ? 'ok' : s.toState === 'REJECTED' ? 'error' : s.toState === 'REVIEW_NEEDED' ? 'warn' : 'info',
-    facts: [['by', s.causeId ? `${s.causeType}:${s.causeId}` : s.causeType], ...(s.drift ? ([['drift', 'Capa differed from our state']] as Array<[string, string]>) : [])],
+    facts: [causeFact(s.causeType, s.causeId, names), ...(s.drift ? ([['drift', 'Capa differed from our state']] as TimelineFact[]) : [])],
   }));
 };
 

@@ -284,9 +284,9 @@ export default function UserPage() {
                   {e.detail ? <div className="muted wrap">{e.detail}</div> : null}
                   {e.facts?.length ? (
                     <div className="tl-facts">
-                      {e.facts.map(([k, v]) => (
+                      {e.facts.map(([k, v, href]) => (
                         <span key={k}>
-                          {k}: <code>{v}</code>
+                          {k}: {href ? <Link to={href}>{v}</Link> : <code>{v}</code>}
                         </span>
                       ))}
                     </div>

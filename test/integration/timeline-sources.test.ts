@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertMessage } from '../../db/repositories/notifications.js';
-import { insertUser } from '../../db/repositories/users.js';
+import { randomUUID } from 'node:crypto';
+import { createOperator } from '../../db/repositories/operators.js';
+import { applySignal, insertUser, markCapaCreated } from '../../db/repositories/users.js';
 import { loader as userPage } from '../../app/routes/users.$id';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.js';
 import { call, get, signInAs } from './console-helpers.js';
@@ -23,5 +25,24 @@ describe('user timeline sources', () => {
     const masked = await call(userPage, get(`/users/${u.id}`, viewer), { id: u.id });
     const m = (masked.data.timeline as Array<{ kind: string; facts?: Array<[string, string]> }>).find((e) => e.kind === 'message');
     expect(m?.facts?.find(([k]) => k === 'to')?.[1]).not.toBe('timeline.msg@example.mx');
+  });
+
+  it('names the operator behind a state change and links the webhook delivery that caused one', async () => {
+    const u = await insertUser(rt.db, { email: 'timeline.by@example.mx', type: 'INDIVIDUAL', country: 'MX' });
+    await markCapaCreated(rt.db, u.id, randomUUID());
+    const op = await createOperator(rt.db, { email: 'ana.by@desk.test', name: 'Ana Analyst', role: 'compliance', password: 'ana-password-1' });
+    await rt.db.transaction().execute(async (trx) => {
+      await applySignal(trx, u.id, { kind: 'LINK_ISSUED' }, { type: 'operator', id: op.id, reason: 'link generated' });
+      await applySignal(trx, u.id, { kind: 'WEBHOOK', event: 'CREATED_KYC' }, { type: 'webhook', id: '7', reason: 'CREATED_KYC' });
+    });
+    const viewer = await signInAs(rt.db, 'viewer');
+    const res = await call(userPage, get(`/users/${u.id}`, viewer), { id: u.id });
+    const by = (res.data.timeline as Array<{ kind: string; title: string; facts?: string[][] }>)
+      .filter((e) => e.kind === 'state')
+      .map((e) => [e.title, e.facts?.find(([k]) => k === 'by')]);
+    expect(by).toEqual([
+      ['State LINK_ISSUED → IN_PROGRESS', ['by', 'webhook delivery #7', '/webhooks/7']],
+      ['State NOT_STARTED → LINK_ISSUED', ['by', 'Ana Analyst']],
+    ]);
   });
 });
