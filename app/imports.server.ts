@@ -4,6 +4,8 @@ import {
   cancelImport,
   commitImport,
   discardImport,
+  emailCounts,
+  failedEmailsByImport,
   findImport,
   findSameFile,
   importProgress,
@@ -12,7 +14,9 @@ import {
   pauseImport,
   resumeImport,
   retryFailedRows,
+  rowEmails,
   rowsForExport,
+  type RowEmail,
   type RowFilter,
 } from '../db/repositories/imports.js';
 import { IMPORT_ROW_STATUSES, IMPORT_STATUSES, type ImportRow, type ImportStatus } from '../db/schema.js';
@@ -79,8 +83,20 @@ export async function importsListData(sp: URLSearchParams) {
   const pageSize = 25;
   const st = (IMPORT_STATUSES as readonly string[]).includes(status ?? '') ? (status as ImportStatus) : null;
   const r = await listImports(db, { page, pageSize, status: st });
+  const failedEmails = await failedEmailsByImport(db, r.rows.filter((i) => i.committedAt).map((i) => i.id));
   return {
-    rows: r.rows.map((i) => ({ id: i.id, fileName: i.fileName, status: i.status, totalRows: i.totalRows, validRows: i.validRows, invalidRows: i.invalidRows, createdAt: i.createdAt, committedAt: i.committedAt, finishedAt: i.finishedAt })),
+    rows: r.rows.map((i) => ({
+      id: i.id,
+      fileName: i.fileName,
+      status: i.status,
+      totalRows: i.totalRows,
+      validRows: i.validRows,
+      invalidRows: i.invalidRows,
+      failedEmails: failedEmails.get(i.id) ?? 0,
+      createdAt: i.createdAt,
+      committedAt: i.committedAt,
+      finishedAt: i.finishedAt,
+    })),
     total: r.total,
     page,
     pageSize,
@@ -90,7 +106,7 @@ export async function importsListData(sp: URLSearchParams) {
 
 // ------------------------------------------------------------------ detail
 
-const FILTERS = ['all', 'valid', 'problems', ...IMPORT_ROW_STATUSES] as const;
+const FILTERS = ['all', 'valid', 'problems', ...IMPORT_ROW_STATUSES, 'email_failed', 'email_pending'] as const;
 
 export async function importDetailData(id: string, sp: URLSearchParams) {
   const { db, env } = await services();
@@ -101,11 +117,13 @@ export async function importDetailData(id: string, sp: URLSearchParams) {
   const filter = ((FILTERS as readonly string[]).includes(filterRaw) ? filterRaw : 'all') as RowFilter;
   const page = Math.max(1, Number(sp.get('page')) || 1);
   const pageSize = [25, 50, 100].includes(Number(sp.get('size'))) ? Number(sp.get('size')) : 50;
-  const [progress, rows, sameFile] = await Promise.all([
+  const [progress, rows, sameFile, emails] = await Promise.all([
     importProgress(db, id),
     listImportRows(db, id, { filter, page, pageSize }),
     imp.status === 'staged' ? findSameFile(db, imp.fileSha256, id) : Promise.resolve(undefined),
+    imp.status === 'staged' || imp.status === 'discarded' ? Promise.resolve(null) : emailCounts(db, id),
   ]);
+  const mails = emails ? await rowEmails(db, id, rows.rows.filter((r) => r.linkId).map((r) => r.rowNo)) : new Map<number, RowEmail>();
   const summary = safeJson<{ byReason?: Record<string, number> }>(imp.summary, {});
   return {
     import: {
@@ -127,7 +145,8 @@ export async function importDetailData(id: string, sp: URLSearchParams) {
     },
     sameFile: sameFile ? { id: sameFile.id, createdAt: sameFile.createdAt, status: sameFile.status } : null,
     progress,
-    rows: rows.rows.map(rowView),
+    emails,
+    rows: rows.rows.map((r) => rowView(r, mails.get(r.rowNo))),
     rowsTotal: rows.total,
     filter,
     page,
@@ -140,10 +159,27 @@ export async function importProgressData(id: string) {
   const { db } = await services();
   const imp = await findImport(db, id);
   if (!imp) throw new Response('No such import.', { status: 404 });
-  return { status: imp.status, pauseKind: imp.pauseKind, statusReason: imp.statusReason, progress: await importProgress(db, id) };
+  const [progress, emails] = await Promise.all([importProgress(db, id), imp.status === 'staged' || imp.status === 'discarded' ? Promise.resolve(null) : emailCounts(db, id)]);
+  return { status: imp.status, pauseKind: imp.pauseKind, statusReason: imp.statusReason, progress, emails };
 }
 
-function rowView(r: ImportRow) {
+/**
+ * What became of a row's link e-mail, as a code the page words: `none` (no link asked, or the
+ * row never got a customer), `waiting` (the row has not reached its link yet), `pending` (queued
+ * or retrying), `sent`, `failed`, `cancelled`, or `missing` (a link but no e-mail was queued).
+ */
+export type RowEmailOutcome = 'none' | 'waiting' | 'pending' | 'sent' | 'failed' | 'cancelled' | 'missing';
+
+function emailOutcome(r: ImportRow, mail: RowEmail | undefined): { outcome: RowEmailOutcome; reason: string | null; at: string | null } {
+  if (mail) return { outcome: mail.status === 'queued' ? 'pending' : mail.status, reason: mail.reason, at: mail.at };
+  if (!r.sendLink) return { outcome: 'none', reason: null, at: null };
+  if (r.status === 'pending' || r.status === 'queued' || r.status === 'linking') return { outcome: 'waiting', reason: null, at: null };
+  if (r.status === 'done') return { outcome: 'missing', reason: null, at: null };
+  return { outcome: 'none', reason: null, at: null };
+}
+
+function rowView(r: ImportRow, mail?: RowEmail) {
+  const email = emailOutcome(r, mail);
   return {
     rowNo: r.rowNo,
     line: r.line,
@@ -158,6 +194,9 @@ function rowView(r: ImportRow) {
     reason: r.reason,
     userId: r.userId,
     linkId: r.linkId,
+    emailOutcome: email.outcome,
+    emailReason: email.reason,
+    emailAt: email.at,
   };
 }
 
@@ -233,6 +272,8 @@ export async function importAction(request: Request, who: SignedIn & { form: For
 // ------------------------------------------------------------------ downloads
 
 const EXPORT_COLUMNS = ['row', 'line', ...IMPORT_FIELDS, 'status', 'reason', 'customerId', 'customerUrl'] as const;
+// The results also say what became of each row's link e-mail (the errors file stays re-uploadable).
+const RESULT_COLUMNS = [...EXPORT_COLUMNS, 'emailStatus', 'emailReason'] as const;
 
 function csvCell(v: unknown): string {
   const s = v === null || v === undefined ? '' : String(v);
@@ -255,7 +296,7 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
     async pull(controller) {
       if (!headerSent) {
         headerSent = true;
-        controller.enqueue(enc.encode(`\uFEFF${EXPORT_COLUMNS.join(',')}\r\n`));
+        controller.enqueue(enc.encode(`\uFEFF${(kind === 'results' ? RESULT_COLUMNS : EXPORT_COLUMNS).join(',')}\r\n`));
         return;
       }
       const rows = await rowsForExport(db, id, kind, after, 1000);
@@ -264,6 +305,7 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
         return;
       }
       after = rows[rows.length - 1]!.rowNo;
+      const mails = kind === 'results' ? await rowEmails(db, id, rows.filter((r) => r.linkId).map((r) => r.rowNo)) : null;
       const text = rows
         .map((r) =>
           [
@@ -279,6 +321,7 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
             r.reason,
             r.userId,
             r.userId ? `${base}/users/${r.userId}` : '',
+            ...(mails ? emailCells(r, mails.get(r.rowNo)) : []),
           ]
             .map(csvCell)
             .join(','),
@@ -295,6 +338,11 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
       'cache-control': 'no-store',
     },
   });
+}
+
+function emailCells(r: ImportRow, mail: RowEmail | undefined): [string, string] {
+  const e = emailOutcome(r, mail);
+  return [e.outcome === 'none' ? '' : e.outcome, e.reason ?? ''];
 }
 
 export function templateResponse(): Response {

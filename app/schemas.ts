@@ -1,10 +1,15 @@
 import { z } from 'zod';
+import { describeEmailProblem, emailSchema } from '../domain/email';
 
 /**
  * Form schemas shared by the browser (instant feedback) and the server (the authority).
  * Inputs arrive as strings from FormData; empty strings mean "not given".
  */
 const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+
+/** The one address rule (domain/email.ts): the form accepts exactly what the CSV import and the mail channel accept. */
+const emailField = (missing: string) =>
+  z.string({ required_error: missing }).pipe(emailSchema({ message: (r) => (r.problem === 'missing' ? missing : `Enter a valid e-mail address: ${describeEmailProblem(r)}.`) }));
 
 /**
  * A link is e-mailed unless the operator ticks "don't e-mail" (handing it over in person): a
@@ -15,7 +20,7 @@ const localeField = z.preprocess(blankToUndefined, z.enum(['es', 'en'], { errorM
 
 export const CreateUserSchema = z
   .object({
-    email: z.string({ required_error: 'Enter the customer’s e-mail.' }).trim().toLowerCase().email('Enter a valid e-mail address.').max(254),
+    email: emailField('Enter the customer’s e-mail.'),
     type: z.enum(['INDIVIDUAL', 'BUSINESS'], { errorMap: () => ({ message: 'Choose Individual or Business.' }) }),
     externalUserId: z.preprocess(
       blankToUndefined,
@@ -71,7 +76,7 @@ export function newRequestId(): string {
 
 export const OperatorCreateSchema = z.object({
   intent: z.literal('create'),
-  email: z.string().trim().toLowerCase().email('Enter a valid e-mail address.'),
+  email: emailField('Enter the operator’s e-mail.'),
   name: z.string().trim().min(1, 'Enter a name.').max(100),
   role: z.enum(['viewer', 'compliance', 'admin']),
   password: z.string().min(10, 'At least 10 characters.').max(200),

@@ -25,6 +25,28 @@ export async function action({ request, params }: ActionFunctionArgs) {
 type LoaderData = Awaited<ReturnType<typeof loader>>;
 type Row = LoaderData['rows'][number];
 type Progress = LoaderData['progress'];
+type Emails = NonNullable<LoaderData['emails']>;
+
+const EMAIL_WORDS: Record<Row['emailOutcome'], string> = {
+  none: '',
+  waiting: 'not yet',
+  pending: 'sending',
+  sent: 'sent',
+  failed: 'failed',
+  cancelled: 'not sent',
+  missing: 'not sent',
+};
+
+function EmailCell({ r }: { r: Row }) {
+  if (r.emailOutcome === 'none') return <span className="muted">—</span>;
+  const why = r.emailOutcome === 'missing' ? 'no e-mail was queued for this link' : r.emailReason;
+  return (
+    <span data-testid="row-email" data-outcome={r.emailOutcome}>
+      <span className={`badge email-${r.emailOutcome}`}>{EMAIL_WORDS[r.emailOutcome]}</span>
+      {why ? <span className={r.emailOutcome === 'pending' ? 'muted' : ''}> {r.emailOutcome === 'pending' ? `retrying: ${why}` : why}</span> : null}
+    </span>
+  );
+}
 
 const col = createColumnHelper<Row>();
 const columns = [
@@ -36,10 +58,12 @@ const columns = [
   col.accessor('sendLink', { header: 'Link', cell: (c) => (c.getValue() ? 'yes' : 'no') }),
   col.accessor('status', { header: 'Status', cell: (c) => <span className={`badge row-${c.getValue()}`}>{c.getValue()}</span> }),
   col.accessor('reason', { header: 'Reason', cell: (c) => c.getValue() ?? '' }),
+  col.accessor('emailOutcome', { header: 'Link e-mail', cell: (c) => <EmailCell r={c.row.original} /> }),
   col.accessor('userId', { header: 'Customer', cell: (c) => (c.getValue() ? <Link to={`/users/${c.getValue()}`}>open</Link> : '') }),
 ];
 
 const ACTIVE = new Set(['running', 'paused']);
+const FILTER_WORDS: Record<string, string> = { email_failed: 'e-mail failed', email_pending: 'e-mail sending' };
 
 function fmtEta(s: number | null): string {
   if (s === null) return '—';
@@ -70,6 +94,25 @@ function ProgressPanel({ p, status }: { p: Progress; status: string }) {
   );
 }
 
+/** The link e-mails of the import's rows: sent, failed, still going. */
+function EmailSummary({ e, importId }: { e: Emails; importId: string }) {
+  if (e.expected === 0 && e.sent + e.failed + e.pending + e.cancelled === 0) return null;
+  return (
+    <p data-testid="email-summary">
+      Link e-mails: <strong data-testid="emails-sent">{e.sent}</strong> sent ·{' '}
+      <strong data-testid="emails-failed">{e.failed}</strong> {e.failed ? <Link to={`/imports/${importId}?rows=email_failed&page=1`}>failed</Link> : 'failed'}
+      {e.pending ? (
+        <>
+          {' '}
+          · <strong data-testid="emails-pending">{e.pending}</strong> <Link to={`/imports/${importId}?rows=email_pending&page=1`}>sending</Link>
+        </>
+      ) : null}
+      {e.cancelled ? <> · {e.cancelled} not sent (cancelled)</> : null}
+      {e.missing ? <> · {e.missing} not queued</> : null}
+    </p>
+  );
+}
+
 export default function ImportPage() {
   const d = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
@@ -78,17 +121,19 @@ export default function ImportPage() {
   const imp = d.import;
 
   // Live progress: a light JSON poll; the page (row table) reloads when the status changes.
-  const poll = useFetcher<{ status: string; statusReason: string | null; progress: Progress }>();
+  const poll = useFetcher<{ status: string; statusReason: string | null; progress: Progress; emails: LoaderData['emails'] }>();
   const revalidator = useRevalidator();
   const lastStatus = useRef<string>(imp.status);
   const active = ACTIVE.has(imp.status);
+  // E-mails go out after their rows are done: keep watching (more slowly) until none is pending.
+  const mailing = !active && (poll.data?.emails ?? d.emails)?.pending ? true : false;
   useEffect(() => {
-    if (!active) return;
-    const t = setInterval(() => poll.load(`/imports/${imp.id}/progress`), 1500);
+    if (!active && !mailing) return;
+    const t = setInterval(() => poll.load(`/imports/${imp.id}/progress`), active ? 1500 : 5000);
     return () => clearInterval(t);
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [active, imp.id]);
-  const live = poll.data && ACTIVE.has(imp.status) ? poll.data : null;
+  }, [active, mailing, imp.id]);
+  const live = poll.data && (ACTIVE.has(imp.status) || mailing) ? poll.data : null;
   useEffect(() => {
     if (live && live.status !== lastStatus.current) {
       lastStatus.current = live.status;
@@ -98,9 +143,18 @@ export default function ImportPage() {
   useEffect(() => {
     lastStatus.current = imp.status;
   }, [imp.status]);
+  // The last e-mail went out (or failed): reload the rows so each shows its outcome.
+  const lastPending = useRef<number>(d.emails?.pending ?? 0);
+  useEffect(() => {
+    const pending = live?.emails?.pending;
+    if (pending === undefined) return;
+    if (pending === 0 && lastPending.current > 0) revalidator.revalidate();
+    lastPending.current = pending;
+  }, [live, revalidator]);
   const status = live?.status ?? imp.status;
   const reason = live ? live.statusReason : imp.statusReason;
   const progress = live?.progress ?? d.progress;
+  const emails = live?.emails ?? d.emails;
 
   const pages = Math.max(1, Math.ceil(d.rowsTotal / d.pageSize));
   const link = (over: Record<string, string | number>) => {
@@ -132,6 +186,13 @@ export default function ImportPage() {
       {reason && status !== 'completed' ? (
         <div className={`toast ${status === 'paused' && imp.pauseKind === 'outage' ? 'error' : ''}`} role="status" data-testid="status-reason">
           {reason}
+        </div>
+      ) : null}
+      {emails && emails.failed > 0 && !ACTIVE.has(status) ? (
+        <div className="toast error" role="alert" data-testid="email-warning">
+          {status === 'completed' ? 'Completed, but ' : ''}
+          {emails.failed} link e-mail{emails.failed === 1 ? '' : 's'} could not be delivered: the customers were created and have links, but were not told.{' '}
+          <Link to={`/imports/${imp.id}?rows=email_failed&page=1`}>See why</Link>
         </div>
       ) : null}
 
@@ -167,6 +228,7 @@ export default function ImportPage() {
       ) : (
         <>
           <ProgressPanel p={progress} status={status} />
+          {emails ? <EmailSummary e={emails} importId={imp.id} /> : null}
           <p>
             {status === 'running' ? act('pause', 'Pause', 'secondary') : null}
             {status === 'paused' ? act('resume', 'Resume') : null}
@@ -184,11 +246,12 @@ export default function ImportPage() {
         <section aria-label="Rows">
           <p>
             Show:{' '}
-            {(['all', 'problems', 'invalid', 'pending', 'done', 'failed'] as const).map((f) => (
+            {(['all', 'problems', 'invalid', 'pending', 'done', 'failed', 'email_failed'] as const).map((f) => (
               <span key={f}>
-                {d.filter === f ? <strong>{f}</strong> : <Link to={link({ rows: f, page: 1 })}>{f}</Link>}{' '}
+                {d.filter === f ? <strong>{FILTER_WORDS[f] ?? f}</strong> : <Link to={link({ rows: f, page: 1 })}>{FILTER_WORDS[f] ?? f}</Link>}{' '}
               </span>
             ))}
+            {d.filter === 'email_pending' ? <strong>{FILTER_WORDS.email_pending} </strong> : null}
             <span className="muted">({d.rowsTotal} rows)</span>
           </p>
           <ServerTable rows={d.rows} columns={columns} page={d.page} pageSize={d.pageSize} pageCount={pages} />

@@ -17,7 +17,22 @@ type Row = Awaited<ReturnType<typeof loader>>['rows'][number];
 const col = createColumnHelper<Row>();
 const columns = [
   col.accessor('fileName', { header: 'File', cell: (c) => <Link to={`/imports/${c.row.original.id}`}>{c.getValue()}</Link> }),
-  col.accessor('status', { header: 'Status', cell: (c) => <span className={`badge import-${c.getValue()}`}>{c.getValue()}</span> }),
+  col.accessor('status', {
+    header: 'Status',
+    cell: (c) => (
+      <>
+        <span className={`badge import-${c.getValue()}`}>{c.getValue()}</span>
+        {c.row.original.failedEmails > 0 ? (
+          <>
+            {' '}
+            <Link className="badge email-failed" to={`/imports/${c.row.original.id}?rows=email_failed&page=1`} data-testid="failed-emails">
+              {c.row.original.failedEmails} e-mail{c.row.original.failedEmails === 1 ? '' : 's'} failed
+            </Link>
+          </>
+        ) : null}
+      </>
+    ),
+  }),
   col.accessor('totalRows', { header: 'Rows' }),
   col.accessor('validRows', { header: 'Valid' }),
   col.accessor('invalidRows', { header: 'Invalid' }),

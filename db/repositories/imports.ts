@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Import, ImportRow, ImportRowStatus, ImportStatus, NewImportRow } from '../schema.js';
+import type { Import, ImportRow, ImportRowStatus, ImportStatus, NewImportRow, NotificationStatus } from '../schema.js';
 import { isoAgo, nowIso } from '../time.js';
 import type { Executor } from './users.js';
 
@@ -175,13 +175,117 @@ export async function importProgress(db: Executor, importId: string, now = Date.
   };
 }
 
-export type RowFilter = 'all' | 'valid' | 'problems' | ImportRowStatus;
+// ---------------------------------------------------------------- link e-mails of import rows
+
+/*
+ * A row that asks for a link gets it through generate-link with `notify`, which queues one ledger
+ * row keyed `link:<linkId>` (jobs/notifications/programme.ts, onLinkIssuedNotify); the import row
+ * keeps that linkId. The dedupe key is unique and indexed, so each row's e-mail is one index probe.
+ */
+const LINK_MESSAGE_KEY = sql<string>`'link:' || ${sql.ref('importRows.linkId')}`;
+
+export interface RowEmail {
+  notificationId: string;
+  status: NotificationStatus;
+  /** Why it failed or was cancelled (failed/cancelled), or the last transient error (queued). */
+  reason: string | null;
+  attempts: number;
+  at: string | null;
+}
+
+/** The link e-mail of each given row (rows without one are absent from the map). */
+export async function rowEmails(db: Executor, importId: string, rowNos: number[]): Promise<Map<number, RowEmail>> {
+  const out = new Map<number, RowEmail>();
+  for (let i = 0; i < rowNos.length; i += 500) {
+    const rows = await db
+      .selectFrom('importRows')
+      .innerJoin('notifications', (join) => join.on('notifications.dedupeKey', '=', LINK_MESSAGE_KEY))
+      .select(['importRows.rowNo', 'notifications.id', 'notifications.status', 'notifications.failureReason', 'notifications.lastError', 'notifications.attempts', 'notifications.sentAt', 'notifications.failedAt', 'notifications.cancelledAt', 'notifications.updatedAt'])
+      .where('importRows.importId', '=', importId)
+      .where('importRows.rowNo', 'in', rowNos.slice(i, i + 500))
+      .where('importRows.linkId', 'is not', null)
+      .execute();
+    for (const r of rows) {
+      out.set(Number(r.rowNo), {
+        notificationId: r.id,
+        status: r.status,
+        reason: r.status === 'queued' ? r.lastError : r.failureReason,
+        attempts: Number(r.attempts),
+        at: r.sentAt ?? r.failedAt ?? r.cancelledAt ?? r.updatedAt,
+      });
+    }
+  }
+  return out;
+}
+
+export interface EmailCounts {
+  /** Rows done that asked for a link: each should have one link e-mail. */
+  expected: number;
+  sent: number;
+  failed: number;
+  /** Queued or retrying. */
+  pending: number;
+  cancelled: number;
+  /** Expected but no e-mail was ever queued for it. */
+  missing: number;
+}
+
+export async function emailCounts(db: Executor, importId: string): Promise<EmailCounts> {
+  const [expected, byStatus] = await Promise.all([
+    db
+      .selectFrom('importRows')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('importId', '=', importId)
+      .where('status', '=', 'done')
+      .where('sendLink', '=', 1)
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('importRows')
+      .innerJoin('notifications', (join) => join.on('notifications.dedupeKey', '=', LINK_MESSAGE_KEY))
+      .select(['notifications.status', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('importRows.importId', '=', importId)
+      .where('importRows.linkId', 'is not', null)
+      .groupBy('notifications.status')
+      .execute(),
+  ]);
+  const c: EmailCounts = { expected: Number(expected.n), sent: 0, failed: 0, pending: 0, cancelled: 0, missing: 0 };
+  for (const r of byStatus) {
+    if (r.status === 'queued') c.pending += Number(r.n);
+    else c[r.status] += Number(r.n);
+  }
+  c.missing = Math.max(0, c.expected - c.sent - c.failed - c.pending - c.cancelled);
+  return c;
+}
+
+/** Per import: how many of its link e-mails failed (for the list of imports). */
+export async function failedEmailsByImport(db: Executor, importIds: string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (importIds.length === 0) return out;
+  const rows = await db
+    .selectFrom('importRows')
+    .innerJoin('notifications', (join) => join.on('notifications.dedupeKey', '=', LINK_MESSAGE_KEY))
+    .select(['importRows.importId', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('importRows.importId', 'in', importIds)
+    .where('importRows.linkId', 'is not', null)
+    .where('notifications.status', '=', 'failed')
+    .groupBy('importRows.importId')
+    .execute();
+  for (const r of rows) out.set(r.importId, Number(r.n));
+  return out;
+}
+
+export type RowFilter = 'all' | 'valid' | 'problems' | ImportRowStatus | 'email_failed' | 'email_pending';
 
 export async function listImportRows(db: Executor, importId: string, q: { filter: RowFilter; page: number; pageSize: number }): Promise<{ rows: ImportRow[]; total: number }> {
   let base = db.selectFrom('importRows').where('importId', '=', importId);
   if (q.filter === 'problems') base = base.where('status', 'in', ['invalid', 'failed']);
   else if (q.filter === 'valid') base = base.where('status', '<>', 'invalid');
-  else if (q.filter !== 'all') base = base.where('status', '=', q.filter);
+  else if (q.filter === 'email_failed' || q.filter === 'email_pending') {
+    const wanted: NotificationStatus = q.filter === 'email_failed' ? 'failed' : 'queued';
+    base = base
+      .where('linkId', 'is not', null)
+      .where((eb) => eb.exists(eb.selectFrom('notifications').select('notifications.id').where('notifications.dedupeKey', '=', LINK_MESSAGE_KEY).where('notifications.status', '=', wanted)));
+  } else if (q.filter !== 'all') base = base.where('status', '=', q.filter);
   const [rows, count] = await Promise.all([
     base.selectAll().orderBy('rowNo', 'asc').limit(q.pageSize).offset((q.page - 1) * q.pageSize).execute(),
     base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
