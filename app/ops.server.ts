@@ -11,6 +11,7 @@ import { getSetting, putSetting, SETTING_KEYS, type CapaWebhookSetting } from '.
 import type { SignatureVerdict, WebhookStatus } from '../db/schema.js';
 import { isoAgo, nowIso } from '../db/time.js';
 import { processWebhook } from '../jobs/definitions/process-webhook.js';
+import { sendNotification } from '../jobs/definitions/send-notification.js';
 import { jobsByName } from '../jobs/registry.js';
 import { QUEUE_NAMES, type QueueName } from '../jobs/types.js';
 import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
@@ -286,6 +287,16 @@ async function describeFailed(jobs: Job[], queue: QueueName, admin: boolean): Pr
         v.externalUserId = r.externalUserId;
       }
     }
+  }
+  // Message jobs carry the ledger row's id, not a user: the customer comes from the message.
+  const messageOf = new Map<FailedJobView, string>();
+  jobs.forEach((j, i) => {
+    if (j.name === sendNotification.name && typeof j.data?.notificationId === 'string') messageOf.set(views[i]!, j.data.notificationId as string);
+  });
+  if (messageOf.size) {
+    const rows = await db.selectFrom('notifications').select(['id', 'userId']).where('id', 'in', [...new Set(messageOf.values())]).execute();
+    const byId = new Map(rows.map((r) => [r.id, r.userId]));
+    for (const [v, messageId] of messageOf) v.userId ??= byId.get(messageId) ?? null;
   }
   const userIds = [...new Set(views.filter((v) => v.userId && !v.externalUserId).map((v) => v.userId!))];
   if (userIds.length) {

@@ -2,6 +2,8 @@ import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignedIn } from '../../app/auth.server.js';
 import { queueAction, queuesData } from '../../app/ops.server.js';
+import { insertMessage } from '../../db/repositories/notifications.js';
+import { insertUser } from '../../db/repositories/users.js';
 import { redisConnection } from '../../jobs/redis.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import { signedInOperator } from './ops-support.js';
@@ -33,6 +35,19 @@ beforeAll(async () => {
   await refuser.close();
   connection.disconnect();
 }, 60_000);
+
+async function failedMessageJob() {
+  const u = await insertUser(rt.db, { email: 'queued.message@example.mx', type: 'INDIVIDUAL', country: 'MX' });
+  const { row } = await insertMessage(rt.db, { userId: u.id, kind: 'kyc_link', channel: 'email', locale: 'es', address: u.email, dedupeKey: `queues-${u.id}` });
+  const notifications = rt.queues.queue('notifications');
+  await notifications.add('send-notification', { notificationId: row.id }, { jobId: `notify-${row.id}`, attempts: 1 });
+  const connection = redisConnection(rt.env.REDIS_URL, 'worker');
+  const refuser = new Worker('notifications', async () => { throw new UnrecoverableError('SMTP refused (test)'); }, { connection, prefix: rt.env.QUEUE_PREFIX });
+  await waitFor(async () => ((await notifications.getFailedCount()) === 1 ? true : null), { what: 'a failed message job' });
+  await refuser.close();
+  connection.disconnect();
+  return { user: u, jobId: `notify-${row.id}` };
+}
 
 afterAll(async () => { await rt?.close(); });
 
@@ -68,5 +83,11 @@ describe('/queues retry', () => {
     expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'nope-1' }))).message).toMatch(/no longer exists/);
     expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'no-such-queue', jobId: 'gl-2' }))).tone).toBe('error');
     expect((await rt.queues.queue('capa').getJobs(['failed'])).map((j) => j.id).sort()).toEqual(['gl-0', 'gl-2']);
+  });
+
+  it('a failed message job names its customer (resolved through the message)', async () => {
+    const { user, jobId } = await failedMessageJob();
+    const row = (await queuesData(admin)).failed.find((j) => j.id === jobId);
+    expect(row).toMatchObject({ queue: 'notifications', name: 'send-notification', userId: user.id, externalUserId: user.externalUserId });
   });
 });
