@@ -10,35 +10,59 @@ import { FINAL_STATES, type KycState } from '../db/schema.js';
  *    no timestamp or id, may arrive twice, late or out of order.
  *  - POLLED: Get KYC Details said the latest verification maps to `state` (the truth at that
  *    moment); `null` means Capa has no KYC for the user yet (404).
+ *
+ * After a re-invitation (a rejected customer gets a new link) the earlier verification can still
+ * speak: its webhooks retried late, and Get KYC Details returning it until the customer submits
+ * again. Only the verification's createdAt, against the re-invitation, tells them apart
+ * (docs/decisions/004-state-machine-without-timestamps.md).
  */
+
+/**
+ * The customer's latest re-invitation: a new link that moved them from a final outcome (in
+ * practice REJECTED) back to LINK_ISSUED. Capa's verifications created before it are the ones we
+ * already acted on.
+ */
+export interface Reinvitation {
+  /** The outcome the customer was re-invited from. */
+  from: KycState;
+  /** When the customer moved back to LINK_ISSUED (our clock, ISO 8601). */
+  at: string;
+}
+
 export type KycSignal =
   | { kind: 'LINK_ISSUED' }
   | { kind: 'LINK_EXPIRED' }
   | {
       kind: 'WEBHOOK';
       event: 'CREATED_KYC' | 'VERIFIED_USER' | 'REJECTED_KYC' | 'REVIEW_NEEDED_KYC';
-      /** The final state the customer left when we issued the current link (a re-invitation). */
-      relinkedFrom?: KycState | null;
+      /** The customer's latest re-invitation; null: never re-invited; absent: not looked up yet. */
+      reinvitation?: Reinvitation | null;
     }
   | {
       kind: 'POLLED';
       state: KycState | null;
-      /**
-       * Capa's latest verification is older than the link we issued last: it is the previous
-       * attempt's (a rejected customer re-invited) and says nothing about the new link yet.
-       */
-      beforeCurrentLink?: boolean;
+      /** The `createdAt` of the verification Capa reported (its latest), as Capa sent it. */
+      verificationCreatedAt?: string | null;
+      /** The customer's latest re-invitation; null: never re-invited; absent: not looked up yet. */
+      reinvitation?: Reinvitation | null;
     };
 
 export type Decision =
   /** Move to `to`. */
   | { effect: 'apply'; to: KycState }
-  /** Already there: nothing to change (duplicates land here). */
-  | { effect: 'noop' }
+  /**
+   * Already there: nothing to change (duplicates land here). `before_reinvitation`: Capa's latest
+   * verification is the one the customer was re-invited from (or older), so it is not news.
+   */
+  | { effect: 'noop'; because?: 'before_reinvitation' }
   /** A late event that would move a final state backwards: ignored and recorded. */
   | { effect: 'stale' }
-  /** A final→final disagreement: do not overwrite blindly; ask Capa (Get KYC Details). */
-  | { effect: 'conflict_check' };
+  /**
+   * Do not overwrite blindly; ask Capa (Get KYC Details). A final→final disagreement, or
+   * (`reinvited`) an event that would move a re-invited customer and may be a retry of the
+   * earlier verification's event.
+   */
+  | { effect: 'conflict_check'; because?: 'reinvited' };
 
 const EVENT_TARGET: Record<'VERIFIED_USER' | 'REJECTED_KYC' | 'REVIEW_NEEDED_KYC', KycState> = {
   VERIFIED_USER: 'VERIFIED',
@@ -63,24 +87,13 @@ export function decide(current: KycState, signal: KycSignal): Decision {
       return { effect: 'noop' };
 
     case 'WEBHOOK': {
-      if (signal.event === 'CREATED_KYC') {
-        if (current === 'NOT_STARTED' || current === 'LINK_ISSUED') return { effect: 'apply', to: 'IN_PROGRESS' };
-        if (current === 'IN_PROGRESS') return { effect: 'noop' };
-        // Late CREATED_KYC after an outcome: never undo a final state.
-        return { effect: 'stale' };
-      }
-      const to = EVENT_TARGET[signal.event];
-      if (current === to) return { effect: 'noop' };
-      // Re-invited after this very outcome, and no CREATED_KYC since: most likely the old
-      // verification's event arriving late (Capa retries), possibly a quick new attempt. Webhooks
-      // carry no time, so ask Capa, whose details say which verification it is.
-      if (current === 'LINK_ISSUED' && signal.relinkedFrom === to) return { effect: 'conflict_check' };
-      if (!isFinal(current)) return { effect: 'apply', to };
-      // Documented: REVIEW_NEEDED resolves to VERIFIED or REJECTED.
-      if (current === 'REVIEW_NEEDED') return { effect: 'apply', to };
-      // VERIFIED→anything or REJECTED→VERIFIED/REVIEW_NEEDED: either a late event from an older
-      // verification or a real retry. Only Capa can tell.
-      return { effect: 'conflict_check' };
+      const d = decideWebhook(current, signal.event);
+      // After a re-invitation any event may be the earlier verification's, retried late (Capa
+      // retries for about 31 minutes, and a failed notification can be retried by hand much
+      // later). Webhooks carry no time or id, so an event that would move a re-invited customer
+      // is not applied: Capa's details, whose verification has a createdAt, decide instead.
+      if (d.effect === 'apply' && signal.reinvitation) return { effect: 'conflict_check', because: 'reinvited' };
+      return d;
     }
 
     case 'POLLED': {
@@ -90,9 +103,13 @@ export function decide(current: KycState, signal: KycSignal): Decision {
         // webhook, so we keep it rather than erase evidence (recorded as a finding by the caller).
         return { effect: 'noop' };
       }
-      // A re-invited customer (new link after an outcome) keeps LINK_ISSUED until the new
-      // link is used: the old verification must not pull it back (refresh runs poll LINK_ISSUED).
-      if (signal.beforeCurrentLink && current === 'LINK_ISSUED') return { effect: 'noop' };
+      // Capa's latest verification was created before we re-invited the customer: it is the
+      // attempt we already acted on (Get KYC Details keeps returning it until the customer submits
+      // again). Whatever state we hold now, it must not pull the customer back, nor start a second
+      // retry programme. Only a different final outcome for it (Capa revised its decision) is news.
+      if (signal.reinvitation && predatesReinvitation(signal.verificationCreatedAt, signal.reinvitation) === true && (truth === signal.reinvitation.from || !isFinal(truth))) {
+        return { effect: 'noop', because: 'before_reinvitation' };
+      }
       // Capa's details never mean "no link yet": those two states are ours alone.
       if (truth === current || truth === 'NOT_STARTED' || truth === 'LINK_ISSUED') return { effect: 'noop' };
       // VERIFIED is terminal: no revocation event exists; a poll must not demote it silently.
@@ -102,6 +119,63 @@ export function decide(current: KycState, signal: KycSignal): Decision {
       return { effect: 'apply', to: truth };
     }
   }
+}
+
+/** The documented table for one webhook, before any re-invitation is considered. */
+function decideWebhook(current: KycState, event: Extract<KycSignal, { kind: 'WEBHOOK' }>['event']): Decision {
+  if (event === 'CREATED_KYC') {
+    if (current === 'NOT_STARTED' || current === 'LINK_ISSUED') return { effect: 'apply', to: 'IN_PROGRESS' };
+    if (current === 'IN_PROGRESS') return { effect: 'noop' };
+    // Late CREATED_KYC after an outcome: never undo a final state.
+    return { effect: 'stale' };
+  }
+  const to = EVENT_TARGET[event];
+  if (current === to) return { effect: 'noop' };
+  if (!isFinal(current)) return { effect: 'apply', to };
+  // Documented: REVIEW_NEEDED resolves to VERIFIED or REJECTED.
+  if (current === 'REVIEW_NEEDED') return { effect: 'apply', to };
+  // VERIFIED→anything or REJECTED→VERIFIED/REVIEW_NEEDED: either a late event from an older
+  // verification or a real retry. Only Capa can tell.
+  return { effect: 'conflict_check' };
+}
+
+/**
+ * A Capa timestamp as epoch milliseconds: ISO 8601, or Capa's zone-less
+ * `YYYY-MM-DD HH:MM:SS.mmm` (capa-api.md §2.6), read as UTC rather than as the server's local
+ * time. NaN when absent or unreadable.
+ */
+export function capaInstant(raw: string | null | undefined): number {
+  if (typeof raw !== 'string') return NaN;
+  const v = raw.trim();
+  const zoneless = /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)$/.exec(v);
+  return Date.parse(zoneless ? `${zoneless[1]}T${zoneless[2]}Z` : v);
+}
+
+/**
+ * Whether a verification created at `verificationCreatedAt` (Capa's clock) predates the
+ * re-invitation: at or before it counts as before (the verification we re-invited from). Null
+ * when the verification has no readable time.
+ */
+export function predatesReinvitation(verificationCreatedAt: string | null | undefined, reinvitation: Reinvitation): boolean | null {
+  const t = capaInstant(verificationCreatedAt);
+  if (!Number.isFinite(t)) return null;
+  return t <= Date.parse(reinvitation.at);
+}
+
+/**
+ * Whether a move to REJECTED repeats the rejection the customer was already re-invited from (an
+ * echo: no new retry programme, no new e-mail, no new link). It does when Capa's verification
+ * predates the latest re-invitation, whatever states were shown in between. Without a readable
+ * verification time, only a move straight from LINK_ISSUED is taken for the echo: nothing Capa
+ * reported since the re-invitation shows a new attempt (never a second programme by mistake),
+ * while a rejection after IN_PROGRESS or REVIEW_NEEDED, which only Capa's details can set after
+ * a re-invitation, is a new one.
+ */
+export function repeatsReinvitedRejection(e: { from: KycState; to: KycState; reinvitation: Reinvitation | null | undefined; verificationCreatedAt: string | null | undefined }): boolean {
+  if (e.to !== 'REJECTED' || !e.reinvitation) return false;
+  const before = predatesReinvitation(e.verificationCreatedAt, e.reinvitation);
+  if (before !== null) return before;
+  return e.from === 'LINK_ISSUED';
 }
 
 /**

@@ -118,6 +118,23 @@ export async function settleDelivery(
     .execute();
 }
 
+/**
+ * Records what a Get KYC Details answer made of the customer's deliveries that were waiting for it
+ * (processed with effect `conflict_check`): the one that asked (`inboxId`) and any other processed
+ * at or before `askedAt` (ISO). `effect` replaces `conflict_check`. Returns how many were settled.
+ */
+export async function resolveConflictChecks(db: Executor, userId: string, opts: { askedAt: string; inboxId?: number | null; effect: string }): Promise<number> {
+  const r = await db
+    .updateTable('webhookInbox')
+    .set({ effect: opts.effect })
+    .where('userId', '=', userId)
+    .where('status', '=', 'processed')
+    .where('effect', '=', 'conflict_check')
+    .where((eb) => (opts.inboxId ? eb.or([eb('processedAt', '<=', opts.askedAt), eb('id', '=', opts.inboxId)]) : eb('processedAt', '<=', opts.askedAt)))
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
 export async function bumpAttempts(db: Executor, id: number): Promise<void> {
   await db.updateTable('webhookInbox').set((eb) => ({ attempts: eb('attempts', '+', 1) })).where('id', '=', id).execute();
 }

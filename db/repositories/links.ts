@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
-import type { Database, KycLink } from '../schema.js';
+import { FINAL_STATES, type Database, type KycLink } from '../schema.js';
+import type { Reinvitation } from '../../jobs/state-machine.js';
 import { nowIso } from '../time.js';
 import type { Executor } from './users.js';
 
@@ -23,4 +24,22 @@ export async function linksForUser(db: Executor, userId: string): Promise<KycLin
 
 export async function activeLink(db: Executor, userId: string): Promise<KycLink | undefined> {
   return db.selectFrom('kycLinks').selectAll().where('userId', '=', userId).where('status', '=', 'active').orderBy('createdAt', 'desc').executeTakeFirst();
+}
+
+/**
+ * The customer's latest re-invitation: the last time a new link moved them from a final outcome
+ * back to LINK_ISSUED (the state machine does that only from REJECTED). A link issued while a
+ * verification is under way or done changes no state and re-invites nobody.
+ */
+export async function lastReinvitation(db: Executor, userId: string): Promise<Reinvitation | undefined> {
+  const row = await db
+    .selectFrom('stateChanges')
+    .select(['fromState', 'at'])
+    .where('userId', '=', userId)
+    .where('toState', '=', 'LINK_ISSUED')
+    .where('fromState', 'in', [...FINAL_STATES])
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row ? { from: row.fromState, at: row.at } : undefined;
 }

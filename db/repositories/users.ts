@@ -5,6 +5,7 @@ import { decide, type Decision, type KycSignal } from '../../jobs/state-machine.
 import { normalizeEmail } from '../../domain/email.js';
 import { nowIso } from '../time.js';
 import { kindOf } from '../client.js';
+import { lastReinvitation } from './links.js';
 
 export type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -106,12 +107,13 @@ export async function applySignal(trx: Transaction<Database>, userId: string, si
     .$if(kindOf(trx) === 'postgres', (q) => q.forUpdate())
     .executeTakeFirst();
   if (!user) throw new Error(`user ${userId} not found`);
-  if (signal.kind === 'WEBHOOK' && user.kycState === 'LINK_ISSUED' && signal.relinkedFrom === undefined) {
-    // Which final state (if any) the current link re-invited the customer from.
-    const last = await trx.selectFrom('stateChanges').select(['fromState', 'toState']).where('userId', '=', userId).orderBy('id', 'desc').limit(1).executeTakeFirst();
-    signal = { ...signal, relinkedFrom: last?.toState === 'LINK_ISSUED' ? last.fromState : null };
+  let decision = decide(user.kycState, signal);
+  // A re-invitation only ever holds a move back (the earlier verification's late webhook or
+  // details), so it is read, under the lock, only when the signal would move the customer.
+  if (decision.effect === 'apply' && (signal.kind === 'WEBHOOK' || signal.kind === 'POLLED') && signal.reinvitation === undefined) {
+    signal = { ...signal, reinvitation: (await lastReinvitation(trx, userId)) ?? null };
+    decision = decide(user.kycState, signal);
   }
-  const decision = decide(user.kycState, signal);
   const polled = signal.kind === 'POLLED';
   // One UPDATE per signal (issue 10: each one rewrites the row and, for a change, its state indexes).
   const touched = { updatedAt: now, ...(polled ? { capaConfirmedAt: now } : {}) };
@@ -138,6 +140,22 @@ export async function applySignal(trx: Transaction<Database>, userId: string, si
     .values({ userId, at: now, fromState: user.kycState, toState: decision.to, causeType: cause.type, causeId: cause.id ?? null, reason: cause.reason ?? null, drift: drift ? 1 : 0 })
     .execute();
   return { decision, from: user.kycState, to: decision.to, changed: true, drift };
+}
+
+/**
+ * Locks the customer's row for a Get KYC Details answer and says whether another answer was
+ * recorded since we asked: `confirmedAtWhenAsked` is the customer's `capaConfirmedAt` read before
+ * the question (every recorded answer rewrites it; compared as a value, so workers' clocks do not
+ * matter). Applying ours after a newer one could put an older truth back; the caller asks again.
+ */
+export async function pollAnswerSuperseded(trx: Transaction<Database>, userId: string, confirmedAtWhenAsked: string | null): Promise<boolean> {
+  const row = await trx
+    .selectFrom('users')
+    .select(['capaConfirmedAt'])
+    .where('id', '=', userId)
+    .$if(kindOf(trx) === 'postgres', (q) => q.forUpdate())
+    .executeTakeFirst();
+  return Boolean(row) && (row!.capaConfirmedAt ?? null) !== confirmedAtWhenAsked;
 }
 
 export async function stateHistory(db: Executor, userId: string) {

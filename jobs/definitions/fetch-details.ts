@@ -1,19 +1,31 @@
+import { createHash } from 'node:crypto';
 import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { CapaError, describeCapaError } from '../../capa/client.js';
 import { insertDetailsSnapshot } from '../../db/repositories/details.js';
-import { activeLink } from '../../db/repositories/links.js';
-import { applySignal, findUserById } from '../../db/repositories/users.js';
-import { mapVerificationResult } from '../state-machine.js';
+import { resolveConflictChecks } from '../../db/repositories/inbox.js';
+import { lastReinvitation } from '../../db/repositories/links.js';
+import { applySignal, findUserById, pollAnswerSuperseded } from '../../db/repositories/users.js';
+import { nowIso } from '../../db/time.js';
+import { mapVerificationResult, predatesReinvitation } from '../state-machine.js';
 import { defineJob } from '../types.js';
 import { afterStateChanged } from '../hooks.js';
+
+/**
+ * The inbox verdict for deliveries that asked Capa (effect `conflict_check`) when Capa's latest
+ * verification predates the customer's re-invitation: no newer attempt exists, so each of them was
+ * an earlier link's event (retried late) and was rightly not applied. Other conflict checks keep
+ * their effect; the state history shows what the answer changed (cause `conflict:webhook:<id>`).
+ */
+export const EARLIER_LINK = 'earlier_link';
 
 /** Reads Get KYC Details and applies Capa's truth (drift is recorded by applySignal). */
 export const fetchDetails = defineJob({
   name: 'fetch-details',
   queue: 'capa',
   schema: z.object({ userId: z.string().min(1), cause: z.string().max(200).optional(), requestId: z.string().max(100).optional() }),
-  // One in flight per customer; an operator's explicit request gets its own id.
+  // One in flight per customer; an operator's explicit request (or a delivery's conflict check,
+  // which must not be answered by a fetch that asked before it arrived) gets its own id.
   jobId: (p) => (p.requestId ? `details-${p.userId}-${p.requestId}` : `details-${p.userId}`),
   userOf: (p) => p.userId,
   options: { attempts: 6, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: { age: 7 * 86400 } },
@@ -21,6 +33,7 @@ export const fetchDetails = defineJob({
     const user = await findUserById(ctx.db, userId);
     if (!user) return { skipped: 'missing user' };
     if (!user.capaUserId) return { skipped: 'not in Capa yet' };
+    const askedAt = nowIso();
     const details = await ctx.capa.getKycDetails(user.capaUserId).catch((err: unknown) => {
       // A refusal (401 foreign user, 404 unknown user, 400) will not change by asking again;
       // network errors, 5xx and 429 are retried (429 pauses the queue in the worker).
@@ -29,12 +42,13 @@ export const fetchDetails = defineJob({
     });
     const raw = details?.aipriseSummary?.verificationResult ?? null;
     const mapped = details ? mapVerificationResult(raw) : null;
-    // The verification's own timestamp against our newest link: older means the previous attempt.
-    const link = details ? await activeLink(ctx.db, userId) : undefined;
-    const verifiedAt = typeof details?.createdAt === 'string' ? Date.parse(details.createdAt) : NaN;
-    const beforeCurrentLink = Boolean(link) && Number.isFinite(verifiedAt) && verifiedAt < Date.parse(link!.createdAt);
+    const verificationCreatedAt = typeof details?.createdAt === 'string' ? details.createdAt : null;
     const jobRef = String(ctx.job.id);
+    const conflictOf = /^conflict:webhook:(\d+)$/.exec(cause ?? '');
     const result = await ctx.db.transaction().execute(async (trx) => {
+      // Two answers for one customer can be in flight (a conflict check beside a refresh): one
+      // recorded after we asked may be newer than ours, which then must not overwrite it.
+      if (await pollAnswerSuperseded(trx, userId, user.capaConfirmedAt)) return { superseded: true as const, state: user.kycState, changed: false, verificationResult: raw, found: Boolean(details) };
       if (details) {
         await insertDetailsSnapshot(trx, { userId, details, verificationResult: raw, mappedState: mapped?.state ?? null, cause: cause ?? `job:${jobRef}` }, ctx.dataKeys);
       }
@@ -44,9 +58,29 @@ export const fetchDetails = defineJob({
         return { state: user.kycState, unmapped: mapped.raw };
       }
       await trx.updateTable('users').set({ unmappedResult: null }).where('id', '=', userId).execute();
-      const o = await applySignal(trx, userId, { kind: 'POLLED', state: mapped?.state ?? null, beforeCurrentLink }, { type: 'poll', id: jobRef, reason: cause ?? 'details fetched' });
-      return { state: o.to, from: o.from, changed: o.changed, drift: o.drift, verificationResult: raw, found: Boolean(details) };
+      // Read under the customer's lock (pollAnswerSuperseded took it): a link issued meanwhile waits.
+      const reinvitation = (await lastReinvitation(trx, userId)) ?? null;
+      const beforeReinvitation = Boolean(details && reinvitation && predatesReinvitation(verificationCreatedAt, reinvitation) === true);
+      const o = await applySignal(trx, userId, { kind: 'POLLED', state: mapped?.state ?? null, verificationCreatedAt, reinvitation }, { type: 'poll', id: jobRef, reason: cause ?? 'details fetched' });
+      const earlier = beforeReinvitation ? await resolveConflictChecks(trx, userId, { askedAt, inboxId: conflictOf ? Number(conflictOf[1]) : null, effect: EARLIER_LINK }) : 0;
+      return {
+        state: o.to,
+        from: o.from,
+        changed: o.changed,
+        drift: o.drift,
+        verificationResult: raw,
+        found: Boolean(details),
+        ...(beforeReinvitation ? { beforeReinvitation: true } : {}),
+        ...(earlier ? { earlierLinkEvents: earlier } : {}),
+      };
     });
+    if ('superseded' in result) {
+      // Ask again rather than guess which answer is the newer one (a deterministic id: a retry
+      // of this job queues the same question once).
+      const requestId = `recheck-${createHash('sha256').update(jobRef).digest('hex').slice(0, 16)}`;
+      await ctx.enqueue.add(fetchDetails, { userId, cause: cause ?? 'details fetched', requestId });
+      return { ...result, recheck: requestId };
+    }
     if ('changed' in result && result.changed) await afterStateChanged(ctx, { userId, from: result.from, to: result.state, cause: `poll:${jobRef}` });
     return result;
   },

@@ -55,10 +55,15 @@ export const processWebhook = defineJob({
     });
     if (outcome.changed) await afterStateChanged(ctx, { userId: user.id, from: outcome.from, to: outcome.to, cause: `webhook:${inboxId}` });
     // Final outcomes carry no reason in the webhook, and a conflict must be settled by Capa:
-    // both ask Get KYC Details (one in flight per customer).
-    if (outcome.decision.effect === 'conflict_check' || (outcome.changed && event !== 'CREATED_KYC')) {
-      await ctx.enqueue.add(fetchDetails, { userId: user.id, cause: outcome.decision.effect === 'conflict_check' ? `conflict:webhook:${inboxId}` : `webhook:${inboxId}` });
+    // both ask Get KYC Details. A conflict gets a question of its own: the customer's fetch in
+    // flight may have asked before this delivery arrived (a re-invited customer's genuine event
+    // would then wait for the next refresh). The answer records its verdict on this row.
+    if (outcome.decision.effect === 'conflict_check') {
+      await ctx.enqueue.add(fetchDetails, { userId: user.id, cause: `conflict:webhook:${inboxId}`, requestId: `wh-${inboxId}` });
+    } else if (outcome.changed && event !== 'CREATED_KYC') {
+      await ctx.enqueue.add(fetchDetails, { userId: user.id, cause: `webhook:${inboxId}` });
     }
-    return { from: outcome.from, to: outcome.to, effect: outcome.decision.effect };
+    const because = 'because' in outcome.decision ? outcome.decision.because : undefined;
+    return { from: outcome.from, to: outcome.to, effect: outcome.decision.effect, ...(because ? { because } : {}) };
   },
 });

@@ -22,14 +22,14 @@ import {
   peekClaim,
   lastProgrammeMessage,
   queuedMessagesForUser,
-  programmesForUser,
   notificationsForUser,
 } from '../../db/repositories/notifications.js';
-import { activeLink, linksForUser } from '../../db/repositories/links.js';
+import { activeLink, lastReinvitation, linksForUser } from '../../db/repositories/links.js';
 import { latestDetails } from '../../db/repositories/details.js';
 import type { DataKey } from '../../db/encryption.js';
 import type { KycDetails } from '../../capa/types.js';
-import { findUserById } from '../../db/repositories/users.js';
+import { findUserById, stateHistory } from '../../db/repositories/users.js';
+import { repeatsReinvitedRejection } from '../state-machine.js';
 import type { KycState, Notification, NotificationChannelName, NotificationKind, NotificationLocale, RetryProgramme, User } from '../../db/schema.js';
 import type { Env } from '../../server/config.js';
 import type { Logger } from '../../server/logger.js';
@@ -262,34 +262,31 @@ export async function stopProgrammesForUser(deps: NotifyDeps, userId: string, re
 }
 
 /**
- * LINK_ISSUED → REJECTED by a poll while the latest programme's re-invitation is outstanding may
- * be an echo: Capa's details keep describing the verification we already acted on until the
- * customer submits again, so a poll after our new link can move the state back. It is a new
- * rejection only if the verification Capa reports is newer than the re-invitation's link.
- * Without a readable verification time we assume an echo (never a second programme by mistake).
+ * A move to REJECTED that repeats the rejection the customer was already re-invited from (an
+ * echo): Capa's details keep describing the verification we acted on until the customer submits
+ * again, and a late event of it may have shown another state in between. It is a new rejection
+ * only if the verification Capa reported (the latest details read) is newer than the latest
+ * re-invitation; the rule itself is `repeatsReinvitedRejection` (jobs/state-machine.ts).
  */
-export async function isRejectionEcho(deps: Pick<NotifyDeps, 'db' | 'dataKeys'>, e: { userId: string; from: string; to: string; cause: string }): Promise<boolean> {
-  if (e.to !== 'REJECTED' || e.from !== 'LINK_ISSUED' || !e.cause.startsWith('poll:')) return false;
-  const [latest] = await programmesForUser(deps.db, e.userId);
-  if (!latest || latest.status !== 'active' || latest.resubmittedAt) return false;
-  const step0 = (await notificationsForUser(deps.db, e.userId)).find((m) => m.programmeId === latest.id && m.step === 0);
-  const link = step0?.linkId ? (await linksForUser(deps.db, e.userId)).find((l) => l.id === step0.linkId) : undefined;
-  const invitedAt = link?.createdAt ?? latest.reinvitedAt ?? latest.createdAt;
-  let verifiedAt: string | null = null;
+export async function isRejectionEcho(deps: Pick<NotifyDeps, 'db' | 'dataKeys'>, e: { userId: string; from: string; to: string }): Promise<boolean> {
+  if (e.to !== 'REJECTED') return false;
+  const reinvitation = await lastReinvitation(deps.db, e.userId);
+  // Never re-invited (most rejections): nothing to repeat, and no details to decrypt.
+  if (!reinvitation) return false;
+  let verificationCreatedAt: string | null = null;
   try {
     const d = await latestDetails<KycDetails>(deps.db, e.userId, deps.dataKeys ?? []);
-    verifiedAt = typeof d?.details?.createdAt === 'string' ? d.details.createdAt : null;
+    verificationCreatedAt = typeof d?.details?.createdAt === 'string' ? d.details.createdAt : null;
   } catch {
-    verifiedAt = null;
+    verificationCreatedAt = null;
   }
-  if (!verifiedAt || Number.isNaN(Date.parse(verifiedAt))) return true;
-  return Date.parse(verifiedAt) <= Date.parse(invitedAt);
+  return repeatsReinvitedRejection({ from: e.from as KycState, to: 'REJECTED', reinvitation, verificationCreatedAt });
 }
 
 export async function onStateChangedNotify(deps: NotifyDeps, e: { userId: string; from: string; to: string; cause: string }, now: Date = new Date()): Promise<void> {
   const to = e.to as KycState;
   if (await isRejectionEcho(deps, e)) {
-    deps.logger.warn({ userId: e.userId, cause: e.cause }, 'notifications: a poll re-reported the rejection already being followed up; no new programme');
+    deps.logger.warn({ userId: e.userId, from: e.from, cause: e.cause }, 'notifications: the rejection the customer was re-invited from was reported again (an earlier verification); no new programme');
     return;
   }
   // Most state changes concern customers who never had a retry programme (first-time KYC):
@@ -359,7 +356,8 @@ export async function runNotificationSweep(deps: NotifyDeps, now: Date = new Dat
 
   for (const r of await rejectionsWithoutProgramme(deps.db, new Date(t - CATCH_UP_MS).toISOString())) {
     // Same rule as the hook: a rejection Capa reported before our re-invitation is not new.
-    if (await isRejectionEcho(deps, { userId: r.id, from: 'LINK_ISSUED', to: 'REJECTED', cause: 'poll:sweep' })) continue;
+    const last = (await stateHistory(deps.db, r.id)).at(-1);
+    if (await isRejectionEcho(deps, { userId: r.id, from: last?.fromState ?? 'LINK_ISSUED', to: 'REJECTED' })) continue;
     if (await startRetryProgramme(deps, r.id, now, 'sweep')) report.started++;
   }
   for (const p of await programmesOvertaken(deps.db)) {

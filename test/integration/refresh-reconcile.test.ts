@@ -201,10 +201,12 @@ describe('refresh edge cases: unknown values, 404 and 429 storms', () => {
     expect(mapVerificationResult('VERIFIED_MAYBE')).toMatchObject({ known: false });
   });
 
-  it('an outcome older than the newest link (a re-invited customer) does not pull LINK_ISSUED back', () => {
-    expect(decide('LINK_ISSUED', { kind: 'POLLED', state: 'REJECTED', beforeCurrentLink: true })).toEqual({ effect: 'noop' });
+  it('an outcome older than the re-invitation does not pull a re-invited customer back', () => {
+    const reinvitation = { from: 'REJECTED' as const, at: '2026-03-01T10:00:00.000Z' };
+    expect(decide('LINK_ISSUED', { kind: 'POLLED', state: 'REJECTED', verificationCreatedAt: '2026-03-01T09:00:00.000Z', reinvitation })).toEqual({ effect: 'noop', because: 'before_reinvitation' });
     expect(decide('LINK_ISSUED', { kind: 'POLLED', state: 'REJECTED' })).toEqual({ effect: 'apply', to: 'REJECTED' });
-    expect(decide('IN_PROGRESS', { kind: 'POLLED', state: 'VERIFIED', beforeCurrentLink: true })).toEqual({ effect: 'apply', to: 'VERIFIED' });
+    // A link sent while a verification was under way re-invites nobody: its outcome still counts.
+    expect(decide('IN_PROGRESS', { kind: 'POLLED', state: 'VERIFIED', verificationCreatedAt: '2026-03-01T09:00:00.000Z', reinvitation: null })).toEqual({ effect: 'apply', to: 'VERIFIED' });
   });
 
   it('unknown verificationResult values are kept raw and flagged, never guessed into a final state; 404 is an answer', { timeout: 120_000 }, async () => {

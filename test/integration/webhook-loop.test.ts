@@ -244,8 +244,11 @@ describe('duplicate detection follows the customer journey', () => {
     const created = await rt.db.selectFrom('webhookInbox').selectAll().where('externalUserId', '=', user.externalUserId).where('eventName', '=', 'CREATED_KYC').orderBy('id').execute();
     expect(created.length).toBe(2);
     expect(created[1].duplicateOf).toBeNull();
-    expect(created[1].effect).toBe('apply');
+    // Processed, not dropped. After a re-invitation it could also be the first attempt's late retry,
+    // so Capa is asked: its verification is newer than the new link, and its truth is applied.
+    expect(created[1].effect).toBe('conflict_check');
     const hist = await stateHistory(rt.db, user.id);
-    expect(hist.map((h) => h.toState)).toEqual(['LINK_ISSUED', 'IN_PROGRESS', 'REJECTED', 'LINK_ISSUED', 'IN_PROGRESS', 'VERIFIED']);
+    expect(hist.map((h) => h.toState)).toEqual(['LINK_ISSUED', 'IN_PROGRESS', 'REJECTED', 'LINK_ISSUED', 'VERIFIED']);
+    expect(hist.at(-1)).toMatchObject({ causeType: 'poll' });
   });
 });
