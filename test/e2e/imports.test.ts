@@ -92,6 +92,15 @@ describe('bulk CSV import in the browser', () => {
     expect(href).toMatch(/^\/users\/[0-9a-f-]{36}$/);
     const audit = await rt.db.selectFrom('auditLog').select('action').where('targetId', '=', id).execute();
     expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(['import.stage', 'import.commit', 'import.completed', 'import.download_errors']));
+
+    // This runtime has no SMTP_URL: the 30 link e-mails fail, and the page says so rather than a bare "completed".
+    await page.goto(`${base}/imports/${id}`);
+    await expect.poll(() => page.getByTestId('emails-failed').textContent(), { timeout: 20_000 }).toBe('30');
+    expect(await page.getByTestId('email-warning').textContent()).toContain('Completed, but 30 link e-mails could not be delivered');
+    await page.getByRole('link', { name: 'See why' }).click();
+    await page.waitForURL(/rows=email_failed/);
+    await expect.poll(() => page.getByTestId('row-email').count(), { timeout: 15_000 }).toBe(30);
+    expect(await page.getByTestId('row-email').first().textContent()).toMatch(/^failed e-mail is not configured: set SMTP_URL$/);
     rt.sandbox.setFaults({});
   });
 });
