@@ -192,7 +192,7 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
     const strict = await startTestSmtp(0, { smtpUtf8: false });
     const channel = new EmailChannel({ url: strict.url, from: 'KYC Desk <kyc@desk.example>', pool: false });
     try {
-      const rendered = { subject: 'Hola', text: 'x', html: '<p>x</p>' };
+      const rendered = { subject: 'Hola', text: 'x', html: '<p>x</p>', short: 'x' };
       const err = await channel.send({ id: 'strict-1', to: 'sofía@example.mx', rendered, locale: 'es', tags: {} }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ChannelError);
       expect(err).toMatchObject({ permanent: true, code: 'smtp-553' });
