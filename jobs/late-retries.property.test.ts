@@ -231,7 +231,8 @@ function simulate(sc: Scenario, rules: Rules = CURRENT_RULES) {
     next.run();
   }
 
-  return { state, reinvitation, verifications, programmes, links, emails, history, violations };
+  // (Assigned in closures: widen what control flow narrowed to the initial values.)
+  return { state: state as KycState, reinvitation: reinvitation as Reinvitation | null, verifications, programmes, links, emails, history, violations };
 }
 
 // ---------------------------------------------------------------------------------------------
