@@ -12,7 +12,7 @@ import { stageImport } from '../../jobs/imports/stage.js';
 import { runNotificationSweep, type NotifyDeps } from '../../jobs/notifications/programme.js';
 import { startTestSmtp, type TestSmtp } from '../../jobs/notifications/test-smtp.js';
 import { logger } from '../../server/logger.js';
-import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
+import { createTestRuntime, postgresAvailable, waitFor, type TestRuntime } from '../support/runtime.js';
 import '../../jobs/registry.js';
 
 /**
@@ -25,6 +25,9 @@ import '../../jobs/registry.js';
 const RETRY_SUBJECT = 'Tu verificación no fue aprobada — así puedes intentarlo de nuevo';
 const LINK_SUBJECT = 'Tu enlace de verificación';
 const N = 3;
+// PostgreSQL too: there the customer's row lock (FOR UPDATE) orders the re-invitation lookups.
+const kinds: Array<'sqlite' | 'postgres'> = ['sqlite'];
+if (await postgresAvailable()) kinds.push('postgres');
 
 let rt: TestRuntime;
 let smtp: TestSmtp;
@@ -100,12 +103,13 @@ async function refreshCycle() {
   await settled();
 }
 
-describe('late Capa retries after a re-invitation', () => {
+for (const kind of kinds) describe(`late Capa retries after a re-invitation (${kind})`, () => {
   const customers: Customer[] = [];
 
   beforeAll(async () => {
     smtp = await startTestSmtp();
     rt = await createTestRuntime({
+      dbKind: kind,
       worker: false,
       env: {
         SMTP_URL: smtp.url,
