@@ -62,7 +62,9 @@ export const fetchDetails = defineJob({
       const reinvitation = (await lastReinvitation(trx, userId)) ?? null;
       const beforeReinvitation = Boolean(details && reinvitation && predatesReinvitation(verificationCreatedAt, reinvitation) === true);
       const o = await applySignal(trx, userId, { kind: 'POLLED', state: mapped?.state ?? null, verificationCreatedAt, reinvitation }, { type: 'poll', id: jobRef, reason: cause ?? 'details fetched' });
-      const earlier = beforeReinvitation ? await resolveConflictChecks(trx, userId, { askedAt, inboxId: conflictOf ? Number(conflictOf[1]) : null, effect: EARLIER_LINK }) : 0;
+      // (An earlier verification Capa revised to another outcome does move the customer: then the
+      // deliveries keep conflict_check and the history shows the change.)
+      const earlier = beforeReinvitation && !o.changed ? await resolveConflictChecks(trx, userId, { askedAt, inboxId: conflictOf ? Number(conflictOf[1]) : null, effect: EARLIER_LINK }) : 0;
       return {
         state: o.to,
         from: o.from,
