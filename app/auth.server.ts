@@ -6,10 +6,10 @@ import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { findOperatorByEmail, recordLoginFailure, recordLoginSuccess, verifyPassword } from '../db/repositories/operators.js';
 import { createSession, findLiveSession, revokeSession, type LiveSession, type SessionPolicy } from '../db/repositories/sessions.js';
 import { normalizeEmail } from '../db/repositories/users.js';
-import { isoAgo } from '../db/time.js';
+import { isoAgo } from '../lib/time.js';
 import { services } from './services.server';
-import { CLIENT_ADDRESS_HEADER } from '../server/client-address.js';
-import { readLimitedBody } from '../server/webhook-intake.js';
+import { CLIENT_ADDRESS_HEADER } from '../lib/client-address.js';
+import { readLimitedBody } from '../lib/body.js';
 
 /**
  * Sign-in, sessions, roles and CSRF for the console. Contract used by every route:
@@ -60,7 +60,7 @@ async function policy(): Promise<SessionPolicy> {
 
 /**
  * The client's address for the audit log and sessions, as server/web.ts determined it (see
- * server/client-address.ts). Never read from X-Forwarded-For directly: its left-most entry is
+ * lib/client-address.ts). Never read from X-Forwarded-For directly: its left-most entry is
  * whatever the client chose to send. Null when the build is served by another server.
  */
 export function clientIp(request: Request): string | null {

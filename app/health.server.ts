@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { pingRedis } from '../jobs/redis.js';
+import { pingRedis } from '../lib/redis.js';
 import { jobsForQueue } from '../jobs/registry.js';
 import type { QueueName } from '../jobs/types.js';
 import { services } from './services.server';

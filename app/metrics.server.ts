@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { inboxCounts } from '../db/repositories/inbox-query.js';
 import { CAPA_LATENCY_BUCKETS_S, CapaCallStats, readCapaCallStats } from '../jobs/capa-metrics.js';
-import { pingRedis } from '../jobs/redis.js';
+import { pingRedis } from '../lib/redis.js';
 import { services } from './services.server';
 
 /**

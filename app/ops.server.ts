@@ -9,7 +9,7 @@ import { getDelivery, markEnqueued, resetForReprocess } from '../db/repositories
 import { deliveryContext, inboxEventNames, INBOX_SORTABLE, INBOX_STATUSES, listInbox, VERDICTS, type InboxQuery, type InboxSort } from '../db/repositories/inbox-query.js';
 import { getSetting, putSetting, SETTING_KEYS, type CapaWebhookSetting } from '../db/repositories/settings.js';
 import type { SignatureVerdict, WebhookStatus } from '../db/schema.js';
-import { isoAgo, nowIso } from '../db/time.js';
+import { isoAgo, nowIso } from '../lib/time.js';
 import { processWebhook } from '../jobs/definitions/process-webhook.js';
 import { sendNotification } from '../jobs/definitions/send-notification.js';
 import { jobsByName } from '../jobs/registry.js';

@@ -20,7 +20,7 @@ import {
 } from '../db/repositories/cases.js';
 import { listOperators } from '../db/repositories/operators.js';
 import { CASE_STATUSES, KYC_STATES, RESOLUTION_REASONS, type KycState } from '../db/schema.js';
-import type { Env } from '../server/config.js';
+import type { Env } from '../lib/config.js';
 import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
 import { maskEmail } from './pii';
 import { services } from './services.server';

@@ -1,9 +1,9 @@
 import { createDb, migrateToLatest, type Db } from '../db/client.js';
 import { parseDataKeys, type DataKey } from '../db/encryption.js';
 import { Queues } from '../jobs/queues.js';
-import { env as readEnv, type Env } from '../server/config.js';
-import { logger, type Logger } from '../server/logger.js';
-import { selfCheck } from '../server/self-check.js';
+import { env as readEnv, type Env } from '../lib/config.js';
+import { logger, type Logger } from '../lib/logger.js';
+import { selfCheck } from '../jobs/self-check.js';
 
 /**
  * The web process's shared services. Routes reach db/ and jobs/ only through app/*.server.ts

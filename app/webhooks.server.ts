@@ -1,4 +1,5 @@
-import { MAX_WEBHOOK_BYTES, readLimitedBody, receiveWebhook } from '../server/webhook-intake.js';
+import { readLimitedBody } from '../lib/body.js';
+import { MAX_WEBHOOK_BYTES, receiveWebhook } from './webhook-intake.server.js';
 import { services } from './services.server';
 import { metrics } from './metrics.server';
 

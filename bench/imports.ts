@@ -20,8 +20,8 @@ import { feedImport } from '../jobs/definitions/import-relay.js';
 import { stageImport } from '../jobs/imports/stage.js';
 import { Queues } from '../jobs/queues.js';
 import { startWorkers } from '../jobs/worker.js';
-import { parseEnv } from '../server/config.js';
-import { logger } from '../server/logger.js';
+import { parseEnv } from '../lib/config.js';
+import { logger } from '../lib/logger.js';
 import { machineInfo, startRedis, tempSqliteUrl, writeResults } from './lib.js';
 
 const STAGE_ROWS = Number(process.env.BENCH_STAGE_ROWS ?? 100_000);

@@ -6,9 +6,9 @@ import { Queues } from '../jobs/queues.js';
 import { startWorkers } from '../jobs/worker.js';
 import '../jobs/registry.js';
 import { enqueueSend, runNotificationSweep, type NotifyDeps } from '../jobs/notifications/programme.js';
-import { startTestSmtp } from '../jobs/notifications/test-smtp.js';
-import { parseEnv } from '../server/config.js';
-import { logger } from '../server/logger.js';
+import { startTestSmtp } from '../test/support/smtp.js';
+import { parseEnv } from '../lib/config.js';
+import { logger } from '../lib/logger.js';
 import { machineInfo, startRedis, tempSqliteUrl, writeResults } from './lib.js';
 
 /**

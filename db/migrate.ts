@@ -1,4 +1,4 @@
-import { env } from '../server/config.js';
+import { env } from '../lib/config.js';
 import { createDb, migrateToLatest } from './client.js';
 
 const db = createDb(env().DATABASE_URL);

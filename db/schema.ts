@@ -1,16 +1,15 @@
 import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { KycState } from '../domain/kyc-states.js';
+import type { Role } from '../domain/roles.js';
 
 /**
  * One Database interface for SQLite and PostgreSQL. Column names are camelCase here and
  * snake_case in SQL (CamelCasePlugin). Timestamps are ISO-8601 UTC strings (sortable text on
  * both engines); booleans are 0/1 integers; JSON is text.
  */
-export const KYC_STATES = ['NOT_STARTED', 'LINK_ISSUED', 'IN_PROGRESS', 'VERIFIED', 'REJECTED', 'REVIEW_NEEDED'] as const;
-export type KycState = (typeof KYC_STATES)[number];
-export const FINAL_STATES: readonly KycState[] = ['VERIFIED', 'REJECTED', 'REVIEW_NEEDED'];
-
-export const ROLES = ['admin', 'compliance', 'viewer'] as const;
-export type Role = (typeof ROLES)[number];
+// The product's own vocabulary lives in domain/; re-exported so rows and rules name one type.
+export { FINAL_STATES, KYC_STATES, type KycState } from '../domain/kyc-states.js';
+export { ROLES, type Role } from '../domain/roles.js';
 
 export type CapaSync = 'pending' | 'created' | 'failed';
 export type WebhookStatus = 'received' | 'processed' | 'ignored' | 'rejected' | 'failed';

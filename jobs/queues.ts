@@ -1,6 +1,6 @@
 import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { redisConnection } from './redis.js';
+import { redisConnection } from '../lib/redis.js';
 import { QUEUE_NAMES, type Enqueuer, type JobDefinition, type QueueName } from './types.js';
 
 export type WaitResult =

@@ -9,7 +9,7 @@ import { relayInboxJob } from './definitions/relay-inbox.js';
 import { expireLinksJob } from './definitions/expire-links.js';
 import { refreshRun, refreshWatch } from './definitions/refresh-run.js';
 import { refreshScan } from './definitions/refresh-scan.js';
-import { env as readEnv } from '../server/config.js';
+import { env as readEnv } from '../lib/config.js';
 import { notifySweep } from './definitions/notify-sweep.js';
 import { sendNotification } from './definitions/send-notification.js';
 import { AUDIT_ANCHOR_EVERY_MS, auditAnchor } from './definitions/audit-anchor.js';

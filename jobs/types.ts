@@ -3,8 +3,8 @@ import type { ZodType } from 'zod';
 import type { CapaClient } from '../capa/client.js';
 import type { Db } from '../db/client.js';
 import type { DataKey } from '../db/encryption.js';
-import type { Env } from '../server/config.js';
-import type { Logger } from '../server/logger.js';
+import type { Env } from '../lib/config.js';
+import type { Logger } from '../lib/logger.js';
 
 export const QUEUE_NAMES = ['webhooks', 'capa', 'maintenance', 'notifications'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];

@@ -5,14 +5,14 @@ import { CapaClient, CapaError } from '../capa/client.js';
 import { createDb, migrateToLatest, type Db } from '../db/client.js';
 import { parseDataKeys, type DataKey } from '../db/encryption.js';
 import { recordJobEnd, recordJobStart } from '../db/repositories/job-runs.js';
-import { env as readEnv, type Env } from '../server/config.js';
-import { logger as rootLogger, type Logger } from '../server/logger.js';
+import { env as readEnv, type Env } from '../lib/config.js';
+import { logger as rootLogger, type Logger } from '../lib/logger.js';
 import { CapaCallStats } from './capa-metrics.js';
 import { Queues } from './queues.js';
-import { redisConnection } from './redis.js';
+import { redisConnection } from '../lib/redis.js';
 import { JOBS, SCHEDULES, jobsByName, jobsForQueue } from './registry.js';
 import { QUEUE_NAMES, type JobContext, type QueueName } from './types.js';
-import { selfCheck } from '../server/self-check.js';
+import { selfCheck } from './self-check.js';
 
 export interface WorkerDeps {
   env: Env;

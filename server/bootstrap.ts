@@ -1,7 +1,7 @@
 import type { Db } from '../db/client.js';
 import { appendAudit } from '../db/repositories/audit.js';
 import { countOperators, createOperator, createSetupToken, findOperatorByEmail } from '../db/repositories/operators.js';
-import type { Env } from './config.js';
+import type { Env } from '../lib/config.js';
 
 /** How long the printed first-admin setup link stays valid. */
 export const SETUP_TOKEN_TTL_MS = 24 * 3_600_000;

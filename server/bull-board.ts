@@ -4,7 +4,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import type { Express, NextFunction, Request as ExpressRequest, RequestHandler, Response as ExpressResponse } from 'express';
 import { auditAction, requireOperator, sameOrigin, type SignedIn } from '../app/auth.server.js';
 import { services } from '../app/services.server.js';
-import { logger } from './logger.js';
+import { logger } from '../lib/logger.js';
 
 /**
  * bull-board (the job-level queue UI) under /admin/queues, for admins only. We do not rewrite a

@@ -5,7 +5,7 @@ import { appendAudit } from '../db/repositories/audit.js';
 import { countOperators, createOperator, findOperatorByEmail, listOperators, setOperatorDisabled, setOperatorPassword } from '../db/repositories/operators.js';
 import { revokeOperatorSessions } from '../db/repositories/sessions.js';
 import { ROLES, type Role } from '../db/schema.js';
-import { env as readEnv } from './config.js';
+import { env as readEnv } from '../lib/config.js';
 
 const USAGE = `Manage KYC Desk operators.
 

@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { LauncherChild, LauncherReport } from '../app/health.server.js';
 import { createDb, migrateToLatest } from '../db/client.js';
-import { env as readEnv } from './config.js';
-import { logger } from './logger.js';
+import { env as readEnv } from '../lib/config.js';
+import { logger } from '../lib/logger.js';
 import { ensureRedis } from './redis-bootstrap.js';
 import { bootstrapOperators } from './bootstrap.js';
 

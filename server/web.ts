@@ -4,13 +4,13 @@ import { createRequestHandler } from '@remix-run/express';
 import type { ServerBuild } from '@remix-run/node';
 import compression from 'compression';
 import express, { type Express } from 'express';
-import { env as readEnv } from './config.js';
-import { logger } from './logger.js';
+import { env as readEnv } from '../lib/config.js';
+import { logger } from '../lib/logger.js';
 import { mountBullBoard } from './bull-board.js';
 import { securityHeaders } from './security-headers.js';
-import { stampClientAddress } from './client-address.js';
+import { stampClientAddress } from '../lib/client-address.js';
 import { capaWebhookRouter } from './webhook-http.js';
-import type { IntakeDeps } from './webhook-intake.js';
+import type { IntakeDeps } from '../app/webhook-intake.server.js';
 
 export interface WebOptions {
   build?: ServerBuild;

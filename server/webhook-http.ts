@@ -1,6 +1,6 @@
 import express, { type RequestHandler, type Router } from 'express';
-import { logger } from './logger.js';
-import { MAX_WEBHOOK_BYTES, receiveWebhook, type IntakeDeps } from './webhook-intake.js';
+import { logger } from '../lib/logger.js';
+import { MAX_WEBHOOK_BYTES, receiveWebhook, type IntakeDeps } from '../app/webhook-intake.server.js';
 
 /**
  * POST /webhooks/capa served straight from express, ahead of the Remix handler and of every

@@ -1,6 +1,6 @@
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { waitFor } from '../test-support';
+import { waitFor } from '../../test/support/capa';
 import { decodeWords, parseMessage, type MailMessage } from './mail';
 import { createSandbox, type Sandbox } from './server';
 

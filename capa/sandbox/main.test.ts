@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CapaClient } from '../client';
 import { verifySignature } from '../signature';
-import { startReceiver, waitFor, type Receiver } from '../test-support';
+import { startReceiver, waitFor, type Receiver } from '../../test/support/capa';
 
 // The CLI as `npm run sandbox` runs it (tsx capa/sandbox/main.ts), as a separate process.
 

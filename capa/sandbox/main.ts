@@ -1,7 +1,7 @@
 /**
  * `npm run sandbox` — the local Capa on SANDBOX_PORT.
  *
- * Env (validated through the one schema in server/config.ts):
+ * Env (validated through the one schema in lib/config.ts):
  *   SANDBOX_PORT          listening port (0 = any free port)
  *   CAPA_API_KEY          the partner key the sandbox accepts (a second, foreign partner
  *                         "sandbox-other-partner-key" always exists for the 401-ownership quirk)
@@ -15,12 +15,12 @@
  *                         localhost, else 2525; "off" disables it
  *   SANDBOX_HOST          bind address (default 127.0.0.1)
  */
-import { env } from '../../server/config';
+import { env } from '../../lib/config';
 import { createSandbox } from './server';
 
 function fail(message: string): never {
   console.error(`Invalid configuration:\n  - ${message}`);
-  process.exit(78); // EX_CONFIG, like server/config.ts
+  process.exit(78); // EX_CONFIG, like lib/config.ts
 }
 
 function optionalNumber(name: string, check: (n: number) => boolean, what: string): number | undefined {

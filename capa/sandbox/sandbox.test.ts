@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CapaClient, CapaError } from '../client';
 import { verifySignature } from '../signature';
-import { startReceiver, waitFor, type Receiver } from '../test-support';
+import { startReceiver, waitFor, type Receiver } from '../../test/support/capa';
 import type { CapaWebhookEvent } from '../types';
 import { createSandbox, type Sandbox } from './server';
 

@@ -3,7 +3,7 @@ import { sql, type Transaction } from 'kysely';
 import { kindOf } from '../client.js';
 import type { Database } from '../schema.js';
 import type { AuditAnchor, AuditEntry } from '../schema.js';
-import { nowIso } from '../time.js';
+import { nowIso } from '../../lib/time.js';
 import type { Executor } from './users.js';
 import type { Kysely } from 'kysely';
 

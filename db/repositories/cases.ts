@@ -11,7 +11,7 @@ import {
   type ReviewCase,
   type Role,
 } from '../schema.js';
-import { nowIso } from '../time.js';
+import { nowIso } from '../../lib/time.js';
 import type { Executor } from './users.js';
 
 /**

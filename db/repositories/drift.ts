@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { DriftEvent, KycState, StateChange } from '../schema.js';
-import { nowIso } from '../time.js';
+import { nowIso } from '../../lib/time.js';
 import type { Executor } from './users.js';
 
 /**

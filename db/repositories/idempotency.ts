@@ -1,4 +1,4 @@
-import { nowIso } from '../time.js';
+import { nowIso } from '../../lib/time.js';
 import type { Executor } from './users.js';
 
 export type Claim =

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Import, ImportRow, ImportRowStatus, ImportStatus, NewImportRow, NotificationStatus } from '../schema.js';
-import { isoAgo, nowIso } from '../time.js';
+import { isoAgo, nowIso } from '../../lib/time.js';
 import type { Executor } from './users.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { NewWebhookDelivery, WebhookDelivery, WebhookStatus } from '../schema.js';
-import { isoAgo, nowIso } from '../time.js';
+import { isoAgo, nowIso } from '../../lib/time.js';
 import type { Executor } from './users.js';
 
 /** Capa retries a failed delivery for ~31 minutes; a same-body delivery inside this window is a duplicate. */

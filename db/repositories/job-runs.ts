@@ -1,5 +1,5 @@
 import type { JobRun } from '../schema.js';
-import { nowIso } from '../time.js';
+import { nowIso } from '../../lib/time.js';
 import type { Executor } from './users.js';
 
 export async function recordJobStart(db: Executor, input: { userId: string | null; jobName: string; jobId: string; attempt: number }): Promise<number> {

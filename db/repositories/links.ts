@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Transaction } from 'kysely';
 import { FINAL_STATES, type Database, type KycLink } from '../schema.js';
-import type { Reinvitation } from '../../jobs/state-machine.js';
-import { nowIso } from '../time.js';
+import type { Reinvitation } from '../../domain/state-machine.js';
+import { nowIso } from '../../lib/time.js';
 import type { Executor } from './users.js';
 
 /** Records a new active link and supersedes the user's previous active ones (one transaction). */

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { Operator, Role } from '../schema.js';
-import { isoIn, nowIso } from '../time.js';
+import { isoIn, nowIso } from '../../lib/time.js';
 import { normalizeEmail, type Executor } from './users.js';
 
 /**

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database, KycState, RefreshRun, RefreshRunKind, RefreshRunStatus } from '../schema.js';
-import { nowIso } from '../time.js';
+import { nowIso } from '../../lib/time.js';
 import type { Executor } from './users.js';
 
 /**

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Operator, Session } from '../schema.js';
-import { isoAgo, isoIn, nowIso } from '../time.js';
+import { isoAgo, isoIn, nowIso } from '../../lib/time.js';
 import { sha256 } from './operators.js';
 import type { Executor } from './users.js';
 

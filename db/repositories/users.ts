@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, KycState, NewUser, User } from '../schema.js';
-import { decide, type Decision, type KycSignal } from '../../jobs/state-machine.js';
+import { decide, type Decision, type KycSignal } from '../../domain/state-machine.js';
 import { normalizeEmail } from '../../domain/email.js';
-import { nowIso } from '../time.js';
+import { nowIso } from '../../lib/time.js';
 import { kindOf } from '../client.js';
 import { lastReinvitation } from './links.js';
 

@@ -6,8 +6,8 @@ import { insertDetailsSnapshot } from '../../db/repositories/details.js';
 import { resolveConflictChecks } from '../../db/repositories/inbox.js';
 import { lastReinvitation } from '../../db/repositories/links.js';
 import { applySignal, findUserById, pollAnswerSuperseded } from '../../db/repositories/users.js';
-import { nowIso } from '../../db/time.js';
-import { mapVerificationResult, predatesReinvitation } from '../state-machine.js';
+import { nowIso } from '../../lib/time.js';
+import { mapVerificationResult, predatesReinvitation } from '../../domain/state-machine.js';
 import { defineJob } from '../types.js';
 import { afterStateChanged } from '../hooks.js';
 

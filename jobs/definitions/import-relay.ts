@@ -14,7 +14,7 @@ import {
   staleInFlightRows,
   touchEnqueued,
 } from '../../db/repositories/imports.js';
-import type { Env } from '../../server/config.js';
+import type { Env } from '../../lib/config.js';
 import type { Enqueuer } from '../types.js';
 import { defineJob } from '../types.js';
 import { importLink } from './import-link.js';

@@ -5,7 +5,7 @@ import { claim, settle } from '../../db/repositories/idempotency.js';
 import { capaSucceeded, findImport, finishRow, getRow, releaseRow, updateRowIf } from '../../db/repositories/imports.js';
 import { findUserByEmail, findUserByExternalId, findUserById, insertUser, markCapaCreated, markCapaSyncFailed } from '../../db/repositories/users.js';
 import type { ImportRow } from '../../db/schema.js';
-import { nowIso } from '../../db/time.js';
+import { nowIso } from '../../lib/time.js';
 import { failRowOnLastAttempt, handleRowCapaFailure } from '../imports/capa-failure.js';
 import { defineJob, type JobContext } from '../types.js';
 import { importLink } from './import-link.js';

@@ -3,7 +3,7 @@ import { getDelivery, settleDelivery } from '../../db/repositories/inbox.js';
 import { applySignal, findUserByExternalId } from '../../db/repositories/users.js';
 import { groupCommit } from '../../db/group-commit.js';
 import { defineJob } from '../types.js';
-import { KYC_EVENT_NAMES, type KycEventName } from '../webhook-events.js';
+import { KYC_EVENT_NAMES, type KycEventName } from '../../domain/webhook-events.js';
 import { fetchDetails } from './fetch-details.js';
 import { afterStateChanged } from '../hooks.js';
 

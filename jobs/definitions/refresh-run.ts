@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import { z } from 'zod';
 import { addRunUsers, findStaleUsers, getRun, runUserIds, settleRun, thresholdsFromEnv, updateRun } from '../../db/repositories/refresh.js';
 import type { RefreshRun } from '../../db/schema.js';
-import { nowIso } from '../../db/time.js';
+import { nowIso } from '../../lib/time.js';
 import { Queues } from '../queues.js';
 import { defineJob, type JobContext } from '../types.js';
 import { fetchDetails } from './fetch-details.js';

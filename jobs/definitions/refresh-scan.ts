@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { backfillDrift } from '../../db/repositories/drift.js';
 import { addRunUsers, createRun, findStaleUsers, openRuns, pruneScheduledRunUsers, settleRun, thresholdsFromEnv } from '../../db/repositories/refresh.js';
-import { isoAgo } from '../../db/time.js';
+import { isoAgo } from '../../lib/time.js';
 import { onStateChanged } from '../hooks.js';
 import { defineJob } from '../types.js';
 import { capaBacklog, enqueueRunFetches, estimateSeconds, refreshRun } from './refresh-run.js';

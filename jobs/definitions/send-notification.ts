@@ -15,7 +15,7 @@ import {
   stopProgramme,
 } from '../../db/repositories/notifications.js';
 import { findUserById } from '../../db/repositories/users.js';
-import { nowIso } from '../../db/time.js';
+import { nowIso } from '../../lib/time.js';
 import { ChannelError, channelsFor } from '../notifications/channel.js';
 import { markProgrammeReinvited, PROGRESSED, registerSendJob, type NotifyDeps } from '../notifications/programme.js';
 import { render, TemplateError } from '../notifications/templates.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Db } from '../../db/client.js';
 import { createImport, existingUsers, finishStaging, findSameFile, insertImportRows } from '../../db/repositories/imports.js';
 import type { Import, NewImportRow } from '../../db/schema.js';
-import { nowIso } from '../../db/time.js';
+import { nowIso } from '../../lib/time.js';
 import { ImportCsvReader, type ReadLimits } from './parser.js';
 import { DuplicateTracker, checkRow, markExisting, type ReasonCode } from './validator.js';
 

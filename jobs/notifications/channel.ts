@@ -1,6 +1,6 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { NotificationChannelName, User } from '../../db/schema.js';
-import type { Env } from '../../server/config.js';
+import type { Env } from '../../lib/config.js';
 import { checkEmail, describeEmailProblem, needsSmtpUtf8 } from '../../domain/email.js';
 import type { Rendered } from './templates.js';
 

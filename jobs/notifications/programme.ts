@@ -29,10 +29,10 @@ import { latestDetails } from '../../db/repositories/details.js';
 import type { DataKey } from '../../db/encryption.js';
 import type { KycDetails } from '../../capa/types.js';
 import { findUserById, stateHistory } from '../../db/repositories/users.js';
-import { repeatsReinvitedRejection } from '../state-machine.js';
+import { repeatsReinvitedRejection } from '../../domain/state-machine.js';
 import type { KycState, Notification, NotificationChannelName, NotificationKind, NotificationLocale, RetryProgramme, User } from '../../db/schema.js';
-import type { Env } from '../../server/config.js';
-import type { Logger } from '../../server/logger.js';
+import type { Env } from '../../lib/config.js';
+import type { Logger } from '../../lib/logger.js';
 import { generateLink } from '../definitions/generate-link.js';
 import type { Enqueuer, JobDefinition } from '../types.js';
 import { channelsFor } from './channel.js';
@@ -266,7 +266,7 @@ export async function stopProgrammesForUser(deps: NotifyDeps, userId: string, re
  * echo): Capa's details keep describing the verification we acted on until the customer submits
  * again, and a late event of it may have shown another state in between. It is a new rejection
  * only if the verification Capa reported (the latest details read) is newer than the latest
- * re-invitation; the rule itself is `repeatsReinvitedRejection` (jobs/state-machine.ts).
+ * re-invitation; the rule itself is `repeatsReinvitedRejection` (domain/state-machine.ts).
  */
 export async function isRejectionEcho(deps: Pick<NotifyDeps, 'db' | 'dataKeys'>, e: { userId: string; from: string; to: string }): Promise<boolean> {
   if (e.to !== 'REJECTED') return false;

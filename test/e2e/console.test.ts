@@ -5,7 +5,7 @@ import { createOperator } from '../../db/repositories/operators.js';
 import { findUserByEmail } from '../../db/repositories/users.js';
 import { activeLink } from '../../db/repositories/links.js';
 import { notificationsForUser } from '../../db/repositories/notifications.js';
-import { startTestSmtp, type TestSmtp } from '../../jobs/notifications/test-smtp.js';
+import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
 import { launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';

@@ -9,7 +9,7 @@ import { findUserById, insertUser } from '../../db/repositories/users.js';
 import { activeLink } from '../../db/repositories/links.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
 import { runNotificationSweep, type NotifyDeps } from '../../jobs/notifications/programme.js';
-import { logger } from '../../server/logger.js';
+import { logger } from '../../lib/logger.js';
 import { launchChromium, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import '../../jobs/registry.js';

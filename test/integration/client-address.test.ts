@@ -1,8 +1,8 @@
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperator } from '../../db/repositories/operators.js';
-import { CLIENT_ADDRESS_HEADER } from '../../server/client-address.js';
-import { parseEnv } from '../../server/config.js';
+import { CLIENT_ADDRESS_HEADER } from '../../lib/client-address.js';
+import { parseEnv } from '../../lib/config.js';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.js';
 import { startBuiltApp } from '../support/web.js';
 

@@ -3,7 +3,7 @@ import { activeLink, linksForUser } from '../../db/repositories/links.js';
 import { getMessage, notificationsForUser } from '../../db/repositories/notifications.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
 import { generateLink } from '../../jobs/definitions/generate-link.js';
-import { startTestSmtp, type TestSmtp } from '../../jobs/notifications/test-smtp.js';
+import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 import { action as newUserAction, loader as newUserLoader } from '../../app/routes/users.new';
 import { action as userAction, loader as userLoader } from '../../app/routes/users.$id';
 import { action as notificationsAction, loader as notificationsLoader } from '../../app/routes/notifications._index';

@@ -3,7 +3,7 @@ import { createImport, emailCounts, failedEmailsByImport, insertImportRows, list
 import { cancelMessage, insertMessage, markFailed, markSent, recordTransientError } from '../../db/repositories/notifications.js';
 import { insertUser } from '../../db/repositories/users.js';
 import type { NewImportRow } from '../../db/schema.js';
-import { nowIso } from '../../db/time.js';
+import { nowIso } from '../../lib/time.js';
 import { createTestDb, postgresAvailable, type TestDb } from '../support/runtime.js';
 
 /**

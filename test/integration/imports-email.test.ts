@@ -12,7 +12,7 @@ import { feedImport } from '../../jobs/definitions/import-relay.js';
 import { stageImport } from '../../jobs/imports/stage.js';
 import { checkRow, DuplicateTracker } from '../../jobs/imports/validator.js';
 import { ChannelError, checkEmailAddress, EmailChannel } from '../../jobs/notifications/channel.js';
-import { startTestSmtp, type TestSmtp } from '../../jobs/notifications/test-smtp.js';
+import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import { call, get, signInAs, type Browser } from './console-helpers.js';
 

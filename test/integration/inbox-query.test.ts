@@ -4,7 +4,7 @@ import { settleDelivery } from '../../db/repositories/inbox.js';
 import { deliveryContext, inboxCounts, inboxEventNames, listInbox } from '../../db/repositories/inbox-query.js';
 import { applySignal, insertUser } from '../../db/repositories/users.js';
 import type { Enqueuer } from '../../jobs/types.js';
-import { receiveWebhook } from '../../server/webhook-intake.js';
+import { receiveWebhook } from '../../app/webhook-intake.server.js';
 import { createTestDb, postgresAvailable, type TestDb } from '../support/runtime.js';
 
 /**

@@ -10,8 +10,8 @@ import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
 import { refreshScan } from '../../jobs/definitions/refresh-scan.js';
 import { stageImport } from '../../jobs/imports/stage.js';
 import { runNotificationSweep, type NotifyDeps } from '../../jobs/notifications/programme.js';
-import { startTestSmtp, type TestSmtp } from '../../jobs/notifications/test-smtp.js';
-import { logger } from '../../server/logger.js';
+import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
+import { logger } from '../../lib/logger.js';
 import { createTestRuntime, postgresAvailable, waitFor, type TestRuntime } from '../support/runtime.js';
 import '../../jobs/registry.js';
 

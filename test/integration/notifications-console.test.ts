@@ -17,7 +17,7 @@ import {
 } from '../../db/repositories/notifications.js';
 import { activeLink } from '../../db/repositories/links.js';
 import { findUserById, insertUser } from '../../db/repositories/users.js';
-import { startTestSmtp, type TestSmtp } from '../../jobs/notifications/test-smtp.js';
+import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 import { createTestDb, createTestRuntime, postgresAvailable, waitFor, type TestRuntime } from '../support/runtime.js';
 import '../../jobs/registry.js';
 

@@ -6,10 +6,10 @@ import { activeLink } from '../../db/repositories/links.js';
 import { applySignal, findUserById, insertUser } from '../../db/repositories/users.js';
 import type { KycLink, User } from '../../db/schema.js';
 import { cadenceFrom, followupDueAt, runNotificationSweep, stopProgrammesForUser, type NotifyDeps } from '../../jobs/notifications/programme.js';
-import { startTestSmtp, type TestSmtp } from '../../jobs/notifications/test-smtp.js';
+import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 import { generateLink } from '../../jobs/definitions/generate-link.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
-import { logger } from '../../server/logger.js';
+import { logger } from '../../lib/logger.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import '../../jobs/registry.js';
 

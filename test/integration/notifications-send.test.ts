@@ -8,8 +8,8 @@ import { activeLink } from '../../db/repositories/links.js';
 import { findUserById, insertUser } from '../../db/repositories/users.js';
 import type { User } from '../../db/schema.js';
 import { queueMessage, type NotifyDeps } from '../../jobs/notifications/programme.js';
-import { startTestSmtp, type TestSmtp } from '../../jobs/notifications/test-smtp.js';
-import { logger } from '../../server/logger.js';
+import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
+import { logger } from '../../lib/logger.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import '../../jobs/registry.js';
 

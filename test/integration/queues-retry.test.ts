@@ -4,7 +4,7 @@ import type { SignedIn } from '../../app/auth.server.js';
 import { queueAction, queuesData } from '../../app/ops.server.js';
 import { insertMessage } from '../../db/repositories/notifications.js';
 import { insertUser } from '../../db/repositories/users.js';
-import { redisConnection } from '../../jobs/redis.js';
+import { redisConnection } from '../../lib/redis.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import { signedInOperator } from './ops-support.js';
 

@@ -7,7 +7,7 @@ import { insertUser, stateHistory } from '../../db/repositories/users.js';
 import { FINAL_STATES, type KycState } from '../../db/schema.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
 import { refreshScan } from '../../jobs/definitions/refresh-scan.js';
-import { decide, mapVerificationResult } from '../../jobs/state-machine.js';
+import { decide, mapVerificationResult } from '../../domain/state-machine.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 
 /**

@@ -8,11 +8,11 @@ import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
 import { Worker } from 'bullmq';
 import { expireLinksJob } from '../../jobs/definitions/expire-links.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
-import { redisConnection } from '../../jobs/redis.js';
+import { redisConnection } from '../../lib/redis.js';
 import { refreshScan } from '../../jobs/definitions/refresh-scan.js';
 import { startWorkers, type RunningWorkers } from '../../jobs/worker.js';
-import { resetEnvCache } from '../../server/config.js';
-import { logger } from '../../server/logger.js';
+import { resetEnvCache } from '../../lib/config.js';
+import { logger } from '../../lib/logger.js';
 import { createTestRuntime, postgresAvailable, waitFor, type TestRuntime } from '../support/runtime.js';
 
 describe('the refresh schedule: one schedule however many workers', () => {

@@ -8,7 +8,7 @@ import { stateHistory } from '../../db/repositories/users.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
 import { sendNotification } from '../../jobs/definitions/send-notification.js';
 import { refreshScan } from '../../jobs/definitions/refresh-scan.js';
-import { startTestSmtp } from '../../jobs/notifications/test-smtp.js';
+import { startTestSmtp } from '../support/smtp.js';
 import { insertMessage } from '../../db/repositories/notifications.js';
 import { insertLink } from '../../db/repositories/links.js';
 import { insertUser } from '../../db/repositories/users.js';

@@ -1,8 +1,8 @@
 import { CapaClient } from '../../capa/client.js';
 import { createDb } from '../../db/client.js';
 import { startWorkers } from '../../jobs/worker.js';
-import { parseEnv } from '../../server/config.js';
-import { logger } from '../../server/logger.js';
+import { parseEnv } from '../../lib/config.js';
+import { logger } from '../../lib/logger.js';
 
 /**
  * A real, separate worker process for crash tests: `node --import tsx test/support/worker-process.ts`

@@ -5,10 +5,10 @@ import { groupCommit } from '../db/group-commit.js';
 import { findOriginal, insertDelivery } from '../db/repositories/inbox.js';
 import type { NewWebhookDelivery } from '../db/schema.js';
 import type { SignatureVerdict, WebhookStatus } from '../db/schema.js';
-import { nowIso } from '../db/time.js';
+import { nowIso } from '../lib/time.js';
 import { processWebhook } from '../jobs/definitions/process-webhook.js';
 import type { Enqueuer } from '../jobs/types.js';
-import { KYC_EVENT_NAMES } from '../jobs/webhook-events.js';
+import { KYC_EVENT_NAMES } from '../domain/webhook-events.js';
 
 export const MAX_WEBHOOK_BYTES = 256 * 1024;
 
@@ -165,28 +165,6 @@ function queueAfterAnswer(enqueue: IntakeDeps['enqueue'], inboxId: number): void
   }).finally(() => pending.delete(seq));
 }
 
-/** Reads a request body up to `limit` bytes; returns null when it is larger. */
-export async function readLimitedBody(request: Request, limit = MAX_WEBHOOK_BYTES): Promise<Buffer | null> {
-  const declared = Number(request.headers.get('content-length') ?? '0');
-  if (Number.isFinite(declared) && declared > limit) return null;
-  if (!request.body) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      // Not awaited: on a cloned request (the CSRF guard reads a clone) cancelling one branch of
-      // the tee settles only once the other branch is cancelled too.
-      void reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(Buffer.from(value));
-  }
-  return Buffer.concat(chunks);
-}
 
 /**
  * Stores one delivery through the intake's group commit (db/group-commit.ts): deliveries that

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KYC_STATES, type KycState } from '../db/schema.js';
+import { KYC_STATES, type KycState } from './kyc-states.js';
 import { capaInstant, decide, isFinal, mapVerificationResult, predatesReinvitation, repeatsReinvitedRejection, type KycSignal } from './state-machine.js';
 
 const EVENTS = ['CREATED_KYC', 'VERIFIED_USER', 'REJECTED_KYC', 'REVIEW_NEEDED_KYC'] as const;

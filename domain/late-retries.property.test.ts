@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { KycState } from '../db/schema.js';
+import type { KycState } from './kyc-states.js';
 import { decide, mapVerificationResult, repeatsReinvitedRejection, type Decision, type KycSignal, type Reinvitation } from './state-machine.js';
 
 /**

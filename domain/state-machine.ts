@@ -1,4 +1,4 @@
-import { FINAL_STATES, type KycState } from '../db/schema.js';
+import { FINAL_STATES, type KycState } from './kyc-states.js';
 
 /**
  * The KYC state machine (reference §3.3). Every state change in KYC Desk goes through
