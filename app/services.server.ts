@@ -3,7 +3,7 @@ import { parseDataKeys, type DataKey } from '../db/encryption.js';
 import { Queues } from '../jobs/queues.js';
 import { env as readEnv, type Env } from '../lib/config.js';
 import { logger, type Logger } from '../lib/logger.js';
-import { selfCheck } from '../jobs/self-check.js';
+import { selfCheck } from '../db/self-check.js';
 
 /**
  * The web process's shared services. Routes reach db/ and jobs/ only through app/*.server.ts

@@ -12,7 +12,7 @@ import { Queues } from './queues.js';
 import { redisConnection } from '../lib/redis.js';
 import { JOBS, SCHEDULES, jobsByName, jobsForQueue } from './registry.js';
 import { QUEUE_NAMES, type JobContext, type QueueName } from './types.js';
-import { selfCheck } from './self-check.js';
+import { selfCheck } from '../db/self-check.js';
 
 export interface WorkerDeps {
   env: Env;

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { selfCheck } from '../../jobs/self-check.js';
+import { selfCheck } from '../../db/self-check.js';
 import { freePort } from '../setup/global-setup.js';
 import { createTestDb, waitFor } from '../support/runtime.js';
 

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import { kindOf, type Db } from '../db/client.js';
+import { kindOf, type Db } from './client.js';
 
 /**
  * Startup self-check: the guarantees in ARCHITECTURE.md lean on Redis keeping queued jobs
