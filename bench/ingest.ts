@@ -1,7 +1,6 @@
-import { createHmac } from 'node:crypto';
 import autocannon from 'autocannon';
 import { createDb, migrateToLatest } from '../db/client.js';
-import { freePort, machineInfo, pacedLoad, spawnTs, startRedis, stopChild, tempSqliteUrl, waitForHttp, writeResults } from './lib.js';
+import { freePort, machineInfo, pacedLoad, signedDeliveries, spawnTs, startRedis, stopChild, tempSqliteUrl, waitForHttp, writeResults } from './lib.js';
 
 /**
  * Webhook ingest: signed ~1 KB deliveries against the production build (NODE_ENV=production)
@@ -12,26 +11,17 @@ const SECRET = 'bench-webhook-secret';
 const PHASE_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 5);
 const RATES = (process.env.BENCH_RATES ?? '250,500,1000,1250,1500,1750,2000,2500,3000').split(',').map(Number);
 
-let counter = 0;
-const pad = 'x'.repeat(880); // brings the body to ~1 KB, like a delivery with a few extra fields
+const signedDelivery = signedDeliveries(SECRET);
 
 function request() {
   return {
     method: 'POST' as const,
     path: '/webhooks/capa',
     setupRequest: (req: Record<string, unknown>) => {
-      counter++;
-      const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: `bench-${process.pid}-${counter}`, note: pad });
-      const signature = createHmac('sha256', SECRET).update(body).digest('hex');
-      return { ...req, body, headers: { 'content-type': 'application/json', 'capa-signature': signature } };
+      const { body, headers } = signedDelivery();
+      return { ...req, body, headers };
     },
   };
-}
-
-function signedDelivery() {
-  counter++;
-  const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: `bench-${process.pid}-${counter}`, note: pad });
-  return { path: '/webhooks/capa', body, headers: { 'content-type': 'application/json', 'capa-signature': createHmac('sha256', SECRET).update(body).digest('hex') } };
 }
 
 async function load(url: string, rate: number | undefined, seconds: number) {

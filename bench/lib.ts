@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -30,7 +31,7 @@ export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void
 }
 
 /** A private redis-server for one benchmark (noeviction, no persistence: we measure our code). */
-export async function startRedis(): Promise<{ url: string; stop(): void; version: string }> {
+export async function startRedis(): Promise<{ url: string; stop(): void; version: string; signal(sig: NodeJS.Signals): void }> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kyc-bench-redis-'));
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--dir', dir], { stdio: 'ignore' });
@@ -44,7 +45,7 @@ export async function startRedis(): Promise<{ url: string; stop(): void; version
       const info = await r.info('server');
       r.disconnect();
       const version = /redis_version:(\S+)/.exec(info)?.[1] ?? '?';
-      return { url, version, stop: () => child.kill('SIGTERM') };
+      return { url, version, stop: () => { child.kill('SIGCONT'); child.kill('SIGTERM'); }, signal: (sig) => { child.kill(sig); } };
     } catch {
       r.disconnect();
       if (Date.now() > until) throw new Error('redis-server did not start');
@@ -111,6 +112,20 @@ export function writeResults(name: string, data: { machine: Record<string, strin
   }
   writeFileSync(path.join(dir, `${name}.md`), md.join('\n'));
   console.log(md.join('\n'));
+}
+
+/**
+ * The ingest benches' request: a signed ~1 KB CREATED_KYC delivery (a few extra fields, as Capa
+ * sends) for a new customer id on every call.
+ */
+export function signedDeliveries(secret: string): () => { path: string; body: string; headers: Record<string, string> } {
+  let counter = 0;
+  const pad = 'x'.repeat(880);
+  return () => {
+    counter++;
+    const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: `bench-${process.pid}-${counter}`, note: pad });
+    return { path: '/webhooks/capa', body, headers: { 'content-type': 'application/json', 'capa-signature': createHmac('sha256', secret).update(body).digest('hex') } };
+  };
 }
 
 /**

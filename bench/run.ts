@@ -7,7 +7,7 @@ import path from 'node:path';
  * loop never colour another's), results in bench/results/<name>.{json,md}.
  * `npm run bench -- ingest processing` runs only the named ones.
  */
-const ALL = ['ingest', 'processing', 'processing-postgres', 'users-list', 'users-list-postgres', 'imports', 'refresh', 'notifications'];
+const ALL = ['ingest', 'ingest-redis-frozen', 'processing', 'processing-postgres', 'users-list', 'users-list-postgres', 'imports', 'refresh', 'notifications'];
 // Benchmarks that are another one run with arguments.
 const VARIANTS: Record<string, { file: string; args: string[] }> = {
   'users-list-postgres': { file: 'users-list', args: ['--engine', 'postgres'] },
