@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { AuditEntry } from '../schema.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /**
  * Reading the audit log: filters shared by the /audit page and its CSV export. Rows are

@@ -4,7 +4,7 @@ import { kindOf } from '../client.js';
 import type { Database } from '../schema.js';
 import type { AuditAnchor, AuditEntry } from '../schema.js';
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 import type { Kysely } from 'kysely';
 
 export const GENESIS = 'GENESIS';

@@ -12,7 +12,7 @@ import {
   type Role,
 } from '../schema.js';
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /**
  * Manual-review follow-up: the review queue, SLA clocks split by who we wait on, and case work

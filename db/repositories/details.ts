@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { KycDetailsRow, KycState } from '../schema.js';
 import { decryptJson, encryptJson, type DataKey } from '../encryption.js';
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 export async function insertDetailsSnapshot(
   db: Executor,

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { DriftEvent, KycState, StateChange } from '../schema.js';
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /**
  * The drift log (issue 5): every time Get KYC Details showed a state different from ours and the

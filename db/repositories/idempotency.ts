@@ -1,5 +1,5 @@
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 export type Claim =
   | { fresh: true }

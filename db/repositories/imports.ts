@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Import, ImportRow, ImportRowStatus, ImportStatus, NewImportRow, NotificationStatus } from '../schema.js';
 import { isoAgo, nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /**
  * Bulk CSV imports (issue 4). The rows table is the system of record for the work: rows are

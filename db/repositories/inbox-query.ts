@@ -1,5 +1,5 @@
 import type { SignatureVerdict, WebhookDelivery, WebhookStatus } from '../schema.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /**
  * The webhook inbox as the operations console reads it: server-side filter, sort and paging.

@@ -1,6 +1,6 @@
 import type { NewWebhookDelivery, WebhookDelivery, WebhookStatus } from '../schema.js';
 import { isoAgo, nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /** Capa retries a failed delivery for ~31 minutes; a same-body delivery inside this window is a duplicate. */
 export const DUPLICATE_WINDOW_MS = 35 * 60 * 1000;

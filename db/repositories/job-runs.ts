@@ -1,6 +1,6 @@
 import type { JobRun } from '../schema.js';
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 export async function recordJobStart(db: Executor, input: { userId: string | null; jobName: string; jobId: string; attempt: number }): Promise<number> {
   const r = await db

@@ -3,7 +3,7 @@ import type { Transaction } from 'kysely';
 import { FINAL_STATES, type Database, type KycLink } from '../schema.js';
 import type { Reinvitation } from '../../domain/state-machine.js';
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /** Records a new active link and supersedes the user's previous active ones (one transaction). */
 export async function insertLink(

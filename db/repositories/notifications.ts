@@ -12,7 +12,7 @@ import type {
   RetryProgramme,
 } from '../schema.js';
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /**
  * The notification ledger and the retry programmes. Every message KYC Desk means to send is a

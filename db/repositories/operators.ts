@@ -1,7 +1,8 @@
 import { createHash, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { Operator, Role } from '../schema.js';
 import { isoIn, nowIso } from '../../lib/time.js';
-import { normalizeEmail, type Executor } from './users.js';
+import type { Executor } from '../client.js';
+import { normalizeEmail } from './users.js';
 
 /**
  * Operators (console staff), their passwords and the one-time setup tokens that create the

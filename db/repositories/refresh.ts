@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database, KycState, RefreshRun, RefreshRunKind, RefreshRunStatus } from '../schema.js';
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /**
  * Stale-status refresh (issue 5). A customer is stale when it waits in a state Capa can still move

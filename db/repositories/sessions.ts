@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Operator, Session } from '../schema.js';
 import { isoAgo, isoIn, nowIso } from '../../lib/time.js';
 import { sha256 } from './operators.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /**
  * Console sessions. The cookie carries a random 256-bit id; the table stores only its sha256, so

@@ -1,5 +1,5 @@
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /**
  * Small operator-written settings, one JSON value per key. Used for what Capa cannot tell us back

@@ -1,7 +1,7 @@
 import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { kindOf } from '../client.js';
 import { KYC_STATES, type Database, type KycState } from '../schema.js';
-import type { Executor } from './users.js';
+import type { Executor } from '../client.js';
 
 /**
  * The users list (server-side filter, sort, paging) and the home page's aggregates. Every

@@ -1,13 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { Database, KycState, NewUser, User } from '../schema.js';
 import { decide, type Decision, type KycSignal } from '../../domain/state-machine.js';
 import { normalizeEmail } from '../../domain/email.js';
 import { nowIso } from '../../lib/time.js';
-import { kindOf } from '../client.js';
+import { kindOf, type Executor } from '../client.js';
 import { lastReinvitation } from './links.js';
 
-export type Executor = Kysely<Database> | Transaction<Database>;
+// Kept for importers outside db/repositories; the type lives with the client.
+export type { Executor };
 
 export function generateExternalUserId(): string {
   return `kyc-${randomBytes(6).toString('hex')}`;
