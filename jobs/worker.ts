@@ -219,8 +219,11 @@ export class ScheduleWatchdog {
     const q = this.queues.queue(s.queue);
     const scheduler = await q.getJobScheduler(s.id);
     if (!scheduler) return 'was missing';
-    if (scheduler.next != null && !(await q.getJob(`repeat:${s.id}:${scheduler.next}`))) return 'had no next run';
-    return null;
+    if (scheduler.next == null || (await q.getJob(`repeat:${s.id}:${scheduler.next}`))) return null;
+    // That run may just have started (creating the next one) and finished in between.
+    const again = await q.getJobScheduler(s.id);
+    if (again?.next != null && again.next !== scheduler.next) return null;
+    return 'had no next run';
   }
 
   private async upsert(s: Schedule): Promise<void> {
