@@ -60,7 +60,7 @@ export function tempSqliteUrl(name: string): string {
 }
 
 export function spawnTs(file: string, env: Record<string, string>, opts: { inherit?: boolean } = {}): ChildProcess {
-  // BENCH_CPU_PROF_DIR=/some/dir writes a V8 CPU profile of each spawned process (issue 10: profile, then fix).
+  // BENCH_CPU_PROF_DIR=/some/dir writes a V8 CPU profile of each spawned process (profile first, then fix).
   const prof = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
   return spawn(process.execPath, [...prof, '--import', 'tsx', path.resolve(file)], { env: { ...process.env, ...env }, stdio: opts.inherit ? 'inherit' : ['ignore', 'ignore', 'inherit'] });
 }

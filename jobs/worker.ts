@@ -253,7 +253,7 @@ async function main(): Promise<void> {
   // Worker writes are derived from rows already stored durably: see docs/decisions/003.
   const db = createDb(e.DATABASE_URL, { durability: 'normal' });
   await migrateToLatest(db);
-  // Capa call counts/latency go to Redis, where the web process's /metrics reads them (issue 8).
+  // Capa call counts/latency go to Redis, where the web process's /metrics reads them.
   const capaStats = new CapaCallStats(redisConnection(e.REDIS_URL, 'producer'), e.QUEUE_PREFIX);
   const running = await startWorkers({ env: e, db, capa: capaClientFromEnv(e, capaStats.record), logger: log, dataKeys: parseDataKeys(e.KYC_DETAILS_KEY), redisUrl: e.REDIS_URL, prefix: e.QUEUE_PREFIX });
   log.info({ queues: running.workers.map((w) => w.name) }, 'worker started');
