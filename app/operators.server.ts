@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { countOperators, createOperator, findOperatorByEmail, findOperatorById, listOperators, setOperatorDisabled, setOperatorPassword, setOperatorRole } from '../db/repositories/operators.js';
+import { countOperators, findOperatorByEmail, findOperatorById, listOperators, setOperatorDisabled, setOperatorRole } from '../db/repositories/operators.js';
+import { createOperator, setOperatorPassword } from './operator-accounts.server';
 import { revokeOperatorSessions } from '../db/repositories/sessions.js';
 import { auditAction, type SignedIn } from './auth.server';
 import { fieldErrors, formToObject, OperatorCreateSchema } from './schemas';

@@ -1,5 +1,6 @@
 import { appendAudit } from '../db/repositories/audit.js';
-import { consumeSetupToken, countOperators, createOperator, setupTokenValid } from '../db/repositories/operators.js';
+import { consumeSetupToken, countOperators, setupTokenValid } from '../db/repositories/operators.js';
+import { createOperator } from './operator-accounts.server';
 import { clientIp } from './auth.server';
 import { services } from './services.server';
 

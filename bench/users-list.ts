@@ -13,7 +13,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
 import { createDb, migrateToLatest } from '../db/client.js';
-import { createOperator } from '../db/repositories/operators.js';
+import { createOperator } from '../app/operator-accounts.server.js';
 import { KYC_STATES, type NewUser } from '../db/schema.js';
 import type { Queues } from '../jobs/queues.js';
 import { parseEnv } from '../lib/config.js';

@@ -1,6 +1,7 @@
 import type { Db } from '../db/client.js';
 import { appendAudit } from '../db/repositories/audit.js';
-import { countOperators, createOperator, createSetupToken, findOperatorByEmail } from '../db/repositories/operators.js';
+import { countOperators, createSetupToken, findOperatorByEmail } from '../db/repositories/operators.js';
+import { createOperator } from '../app/operator-accounts.server.js';
 import type { Env } from '../lib/config.js';
 
 /** How long the printed first-admin setup link stays valid. */

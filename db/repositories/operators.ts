@@ -1,53 +1,24 @@
-import { createHash, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Executor } from '../client.js';
 import type { Operator, Role } from '../schema.js';
 import { isoIn, nowIso } from '../../lib/time.js';
-import type { Executor } from '../client.js';
 import { normalizeEmail } from './users.js';
 
 /**
- * Operators (console staff), their passwords and the one-time setup tokens that create the
- * first admin. Passwords are hashed with scrypt (memory-hard): N=2^15, r=8 → 32 MiB per hash.
+ * Operators (console staff) and the one-time setup tokens that create the first admin. Passwords
+ * arrive hashed: hashing and the password rules belong to the operators feature.
  */
-const SCRYPT = { N: 1 << 15, r: 8, p: 1, keyLen: 32 } as const;
-
-function scrypt(password: string, salt: Buffer, keyLen: number, opts: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => scryptCb(password, salt, keyLen, opts, (err, key) => (err ? reject(err) : resolve(key))));
-}
-
-export const MIN_PASSWORD_LENGTH = 10;
-
-export async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await scrypt(password.normalize('NFKC'), salt, SCRYPT.keyLen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: 64 * 1024 * 1024 });
-  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
-}
-
-/** A hash of a random password, compared against when the e-mail is unknown (same timing). */
-let decoy: Promise<string> | undefined;
-
-export async function verifyPassword(password: string, stored: string | null): Promise<boolean> {
-  const target = stored ?? (await (decoy ??= hashPassword(randomBytes(16).toString('hex'))));
-  const parts = target.split('$');
-  if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
-  const [, n, r, p, saltB64, keyB64] = parts;
-  const expected = Buffer.from(keyB64, 'base64');
-  const key = await scrypt(password.normalize('NFKC'), Buffer.from(saltB64, 'base64'), expected.length, {
-    N: Number(n), r: Number(r), p: Number(p), maxmem: 64 * 1024 * 1024,
-  });
-  return stored !== null && key.length === expected.length && timingSafeEqual(key, expected);
-}
 
 export type PublicOperator = Pick<Operator, 'id' | 'email' | 'name' | 'role' | 'disabled' | 'lastLoginAt' | 'createdAt'>;
 
-export async function createOperator(db: Executor, input: { email: string; name: string; role: Role; password: string }): Promise<Operator> {
-  if (input.password.length < MIN_PASSWORD_LENGTH) throw new Error(`the password needs at least ${MIN_PASSWORD_LENGTH} characters`);
+export async function insertOperator(db: Executor, input: { email: string; name: string; role: Role; passwordHash: string }): Promise<Operator> {
   const now = nowIso();
   const row: Operator = {
     id: randomUUID(),
     email: normalizeEmail(input.email),
-    name: input.name.trim() || normalizeEmail(input.email),
+    name: input.name,
     role: input.role,
-    passwordHash: await hashPassword(input.password),
+    passwordHash: input.passwordHash,
     disabled: 0,
     failedLogins: 0,
     lastFailedLoginAt: null,
@@ -92,9 +63,8 @@ export async function setOperatorRole(db: Executor, id: string, role: Role): Pro
   return Number(r.numUpdatedRows) > 0;
 }
 
-export async function setOperatorPassword(db: Executor, id: string, password: string): Promise<boolean> {
-  if (password.length < MIN_PASSWORD_LENGTH) throw new Error(`the password needs at least ${MIN_PASSWORD_LENGTH} characters`);
-  const passwordHash = await hashPassword(password);
+/** Stores a new password hash and clears the failed sign-in count. */
+export async function setOperatorPasswordHash(db: Executor, id: string, passwordHash: string): Promise<boolean> {
   const r = await db
     .updateTable('operators')
     .set({ passwordHash, failedLogins: 0, lastFailedLoginAt: null, updatedAt: nowIso() })

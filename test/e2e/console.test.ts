@@ -1,7 +1,7 @@
 import http, { type Server } from 'node:http';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOperator } from '../../db/repositories/operators.js';
+import { createOperator } from '../../app/operator-accounts.server.js';
 import { findUserByEmail } from '../../db/repositories/users.js';
 import { activeLink } from '../../db/repositories/links.js';
 import { notificationsForUser } from '../../db/repositories/notifications.js';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOperator } from '../../db/repositories/operators.js';
+import { createOperator } from '../../app/operator-accounts.server.js';
 import { insertUser } from '../../db/repositories/users.js';
 import type { User } from '../../db/schema.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSandbox, type Sandbox } from '../../capa/sandbox/server.js';
-import { createOperator } from '../../db/repositories/operators.js';
+import { createOperator } from '../../app/operator-accounts.server.js';
 import { notificationsForUser, programmesForUser } from '../../db/repositories/notifications.js';
 import { findUserById, insertUser } from '../../db/repositories/users.js';
 import { activeLink } from '../../db/repositories/links.js';

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOperator } from '../../db/repositories/operators.js';
+import { createOperator } from '../../app/operator-accounts.server.js';
 import { CLIENT_ADDRESS_HEADER } from '../../lib/client-address.js';
 import { parseEnv } from '../../lib/config.js';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../../db/client.js';
-import { createOperator } from '../../db/repositories/operators.js';
+import { createOperator } from '../../app/operator-accounts.server.js';
 import type { Role } from '../../db/schema.js';
 import { action as loginAction } from '../../app/routes/login';
 import { loader as rootLoader } from '../../app/root';

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ServerBuild } from '@remix-run/node';
-import { createOperator } from '../../db/repositories/operators.js';
+import { createOperator } from '../../app/operator-accounts.server.js';
 import { createSession } from '../../db/repositories/sessions.js';
 import type { Db } from '../../db/client.js';
 import type { Role } from '../../db/schema.js';

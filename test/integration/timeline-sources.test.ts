@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertMessage } from '../../db/repositories/notifications.js';
 import { randomUUID } from 'node:crypto';
-import { createOperator } from '../../db/repositories/operators.js';
+import { createOperator } from '../../app/operator-accounts.server.js';
 import { applySignal, insertUser, markCapaCreated } from '../../db/repositories/users.js';
 import { loader as userPage } from '../../app/routes/users.$id';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.js';

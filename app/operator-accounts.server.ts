@@ -1,0 +1,33 @@
+import type { Executor } from '../db/client.js';
+import { insertOperator, setOperatorPasswordHash } from '../db/repositories/operators.js';
+import type { Operator, Role } from '../db/schema.js';
+import { normalizeEmail } from '../domain/email.js';
+import { hashPassword } from '../lib/password.js';
+
+/**
+ * Operator accounts and their passwords, for the operators page, first-admin setup and the
+ * process hosts (the ADMIN_EMAIL bootstrap of `npm start`, `npm run operators`). Apart from
+ * operators.server.ts so the launcher and the CLI load no web code (sessions, Remix, queues).
+ */
+
+export const MIN_PASSWORD_LENGTH = 10;
+
+function checkPassword(password: string): void {
+  if (password.length < MIN_PASSWORD_LENGTH) throw new Error(`the password needs at least ${MIN_PASSWORD_LENGTH} characters`);
+}
+
+/** Adds an operator; without a name, the console shows their e-mail. */
+export async function createOperator(db: Executor, input: { email: string; name: string; role: Role; password: string }): Promise<Operator> {
+  checkPassword(input.password);
+  return insertOperator(db, {
+    email: input.email,
+    name: input.name.trim() || normalizeEmail(input.email),
+    role: input.role,
+    passwordHash: await hashPassword(input.password),
+  });
+}
+
+export async function setOperatorPassword(db: Executor, id: string, password: string): Promise<boolean> {
+  checkPassword(password);
+  return setOperatorPasswordHash(db, id, await hashPassword(password));
+}
