@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { pingRedis } from '../lib/redis.js';
-import { jobsForQueue } from '../jobs/registry.js';
+import { jobsForQueue } from '../jobs/catalog.js';
 import type { QueueName } from '../jobs/types.js';
 import { services } from './services.server';
 

@@ -20,7 +20,7 @@ import {
   type RowFilter,
 } from '../db/repositories/imports.js';
 import { IMPORT_ROW_STATUSES, IMPORT_STATUSES, type ImportRow, type ImportStatus } from '../db/schema.js';
-import { drainImport, feedImport } from '../jobs/definitions/import-relay.js';
+import { drainImport, feedImport } from '../jobs/imports/orchestration.js';
 import { IMPORT_FIELDS, ImportFileError, TEMPLATE_CSV } from '../jobs/imports/parser.js';
 import { stageImport } from '../jobs/imports/stage.js';
 import { REASON_LABELS } from '../jobs/imports/validator.js';

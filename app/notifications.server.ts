@@ -4,8 +4,6 @@ import { activeLink } from '../db/repositories/links.js';
 import { conversion, countsByStatus, getMessage, getProgramme, listMessages, notificationsForUser, type MessageListQuery } from '../db/repositories/notifications.js';
 import { findUserById } from '../db/repositories/users.js';
 import { NOTIFICATION_CHANNELS, NOTIFICATION_KINDS, NOTIFICATION_STATUSES, type Notification, type NotificationKind, type NotificationLocale } from '../db/schema.js';
-// The send job registers itself with the programme module (queueMessage needs it).
-import '../jobs/definitions/send-notification.js';
 import { queueMessage, stopProgrammesForUser, type NotifyDeps } from '../jobs/notifications/programme.js';
 import { defaultLocale, LOCALES, render, SAMPLE_VARS, TemplateError } from '../jobs/notifications/templates.js';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';

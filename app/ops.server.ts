@@ -12,7 +12,7 @@ import type { SignatureVerdict, WebhookStatus } from '../db/schema.js';
 import { isoAgo, nowIso } from '../lib/time.js';
 import { processWebhook } from '../jobs/definitions/process-webhook.js';
 import { sendNotification } from '../jobs/definitions/send-notification.js';
-import { jobsByName } from '../jobs/registry.js';
+import { jobsByName } from '../jobs/catalog.js';
 import { QUEUE_NAMES, type QueueName } from '../jobs/types.js';
 import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
 import { queueHealth, type QueueHealth } from './health.server';

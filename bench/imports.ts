@@ -16,7 +16,7 @@ import { createSandbox } from '../capa/sandbox/server.js';
 import { createDb, migrateToLatest } from '../db/client.js';
 import { commitImport, findImport, importProgress } from '../db/repositories/imports.js';
 import { insertUser } from '../db/repositories/users.js';
-import { feedImport } from '../jobs/definitions/import-relay.js';
+import { feedImport } from '../jobs/imports/orchestration.js';
 import { stageImport } from '../jobs/imports/stage.js';
 import { Queues } from '../jobs/queues.js';
 import { startWorkers } from '../jobs/worker.js';

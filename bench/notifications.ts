@@ -4,7 +4,6 @@ import { createDb, migrateToLatest } from '../db/client.js';
 import { insertMessage, insertProgramme } from '../db/repositories/notifications.js';
 import { Queues } from '../jobs/queues.js';
 import { startWorkers } from '../jobs/worker.js';
-import '../jobs/registry.js';
 import { enqueueSend, runNotificationSweep, type NotifyDeps } from '../jobs/notifications/programme.js';
 import { startTestSmtp } from '../test/support/smtp.js';
 import { parseEnv } from '../lib/config.js';

@@ -1,25 +1,32 @@
-import type { NotificationLocale } from '../db/schema.js';
-import type { JobContext } from './types.js';
+import { backfillDrift } from '../db/repositories/drift.js';
+import { notifyOnLinkIssued, notifyOnStateChanged } from './notifications/hooks.js';
+import type { JobContext, LinkIssuedEvent, StateChangedEvent } from './types.js';
 
 /**
- * Extension points where later features attach (notifications send the link by e-mail).
- * Kept as plain functions so a job never imports a feature it does not need.
+ * What happens after a link is issued or a customer's state changes, listed here and nowhere
+ * else (no registration by import). Hooks run in order once the change is committed; each one
+ * catches its own failures (the change stands, and the sweeps repair what a hook left undone).
+ * Only jobs/state-change.ts and the link handler emit them.
  */
-type LinkIssuedHook = (ctx: JobContext, e: { userId: string; linkId: string; notify: boolean; locale?: NotificationLocale | null }) => Promise<void>;
-type StateChangedHook = (ctx: JobContext, e: { userId: string; from: string; to: string; cause: string }) => Promise<void>;
 
-const linkIssued: LinkIssuedHook[] = [];
-const stateChanged: StateChangedHook[] = [];
+/** A poll that moved a customer's state is drift: its entry is recorded right away (the refresh scan's backfill catches any this misses). */
+async function recordPollDrift(ctx: JobContext, e: StateChangedEvent): Promise<void> {
+  if (!e.cause.startsWith('poll:')) return;
+  try {
+    await backfillDrift(ctx.db, { userId: e.userId, limit: 50 });
+  } catch (err) {
+    ctx.logger.warn({ userId: e.userId, err: (err as Error).message }, 'could not record drift entry (the next scan will)');
+  }
+}
 
-export function onLinkIssued(h: LinkIssuedHook): void {
-  linkIssued.push(h);
+const LINK_ISSUED_HOOKS: ReadonlyArray<(ctx: JobContext, e: LinkIssuedEvent) => Promise<void>> = [notifyOnLinkIssued];
+
+const STATE_CHANGED_HOOKS: ReadonlyArray<(ctx: JobContext, e: StateChangedEvent) => Promise<void>> = [recordPollDrift, notifyOnStateChanged];
+
+export async function emitLinkIssued(ctx: JobContext, e: LinkIssuedEvent): Promise<void> {
+  for (const h of LINK_ISSUED_HOOKS) await h(ctx, e);
 }
-export function onStateChanged(h: StateChangedHook): void {
-  stateChanged.push(h);
-}
-export async function afterLinkIssued(ctx: JobContext, e: Parameters<LinkIssuedHook>[1]): Promise<void> {
-  for (const h of linkIssued) await h(ctx, e);
-}
-export async function afterStateChanged(ctx: JobContext, e: Parameters<StateChangedHook>[1]): Promise<void> {
-  for (const h of stateChanged) await h(ctx, e);
+
+export async function emitStateChanged(ctx: JobContext, e: StateChangedEvent): Promise<void> {
+  for (const h of STATE_CHANGED_HOOKS) await h(ctx, e);
 }

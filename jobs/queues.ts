@@ -1,7 +1,7 @@
 import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { redisConnection } from '../lib/redis.js';
-import { QUEUE_NAMES, type Enqueuer, type JobDefinition, type QueueName } from './types.js';
+import { QUEUE_NAMES, type Enqueuer, type JobDeclaration, type QueueName } from './types.js';
 
 export type WaitResult =
   | { state: 'completed'; jobId: string; result: unknown }
@@ -68,7 +68,7 @@ export class Queues implements Enqueuer {
     return QUEUE_NAMES.map((n) => this.queue(n));
   }
 
-  async add<P>(def: JobDefinition<P>, payload: P, opts: JobsOptions = {}): Promise<string> {
+  async add<P>(def: JobDeclaration<P>, payload: P, opts: JobsOptions = {}): Promise<string> {
     const data = def.schema.parse(payload);
     const jobId = opts.jobId ?? def.jobId?.(data);
     await this.ready();
@@ -116,7 +116,7 @@ export class Queues implements Enqueuer {
    * Adds a job again whose earlier run finished without doing its work (the job id is
    * deterministic, so a plain add would be ignored while the finished job is kept).
    */
-  async requeue<P>(def: JobDefinition<P>, payload: P): Promise<string> {
+  async requeue<P>(def: JobDeclaration<P>, payload: P): Promise<string> {
     const data = def.schema.parse(payload);
     const jobId = def.jobId?.(data);
     if (!jobId) return this.add(def, data);
@@ -126,7 +126,7 @@ export class Queues implements Enqueuer {
   }
 
   /** Enqueue, then wait up to `timeoutMs` for the job's result. Never throws. */
-  async addAndWait<P>(def: JobDefinition<P>, payload: P, timeoutMs: number, opts: JobsOptions = {}): Promise<WaitResult> {
+  async addAndWait<P>(def: JobDeclaration<P>, payload: P, timeoutMs: number, opts: JobsOptions = {}): Promise<WaitResult> {
     let jobId: string;
     try {
       // Listen before adding: a job finishing between the add and the first listen would

@@ -1,36 +1,64 @@
+import { env as readEnv } from '../lib/config.js';
+import { AUDIT_ANCHOR_EVERY_MS, auditAnchor } from './definitions/audit-anchor.js';
 import { createCapaUser } from './definitions/create-capa-user.js';
+import { expireLinksJob } from './definitions/expire-links.js';
 import { fetchDetails } from './definitions/fetch-details.js';
 import { generateLink } from './definitions/generate-link.js';
 import { importLink } from './definitions/import-link.js';
 import { importRelay } from './definitions/import-relay.js';
 import { importRow } from './definitions/import-row.js';
+import { notifySweep } from './definitions/notify-sweep.js';
 import { processWebhook } from './definitions/process-webhook.js';
-import { relayInboxJob } from './definitions/relay-inbox.js';
-import { expireLinksJob } from './definitions/expire-links.js';
 import { refreshRun, refreshWatch } from './definitions/refresh-run.js';
 import { refreshScan } from './definitions/refresh-scan.js';
-import { env as readEnv } from '../lib/config.js';
-import { notifySweep } from './definitions/notify-sweep.js';
+import { relayInboxJob } from './definitions/relay-inbox.js';
 import { sendNotification } from './definitions/send-notification.js';
-import { AUDIT_ANCHOR_EVERY_MS, auditAnchor } from './definitions/audit-anchor.js';
-// Registers the notification hooks (link issued, state changed) in every process that runs jobs.
-import './notifications/register.js';
-import type { JobDefinition, QueueName } from './types.js';
+import type { JobDeclaration, JobHandler, QueueName } from './types.js';
 
-/** Every job, declared once. The worker refuses to start if a queue has a job without handler. */
-export const JOBS = [processWebhook, createCapaUser, generateLink, fetchDetails, relayInboxJob, sendNotification, notifySweep, importRow, importLink, importRelay, refreshScan, refreshRun, refreshWatch, expireLinksJob, auditAnchor] as const satisfies readonly JobDefinition[];
+/**
+ * The one place that maps a job to its handler, loaded with import() when a worker starts the
+ * job's queue. Only jobs/worker.ts imports this module: whoever enqueues imports declarations
+ * (jobs/definitions/), so handlers, the Capa calls and the mail transport stay out of the web
+ * process. The worker refuses to start if a declared job (jobs/catalog.ts) has no handler here.
+ */
+type Loader = () => Promise<JobHandler>;
 
-export const jobsByName: ReadonlyMap<string, JobDefinition> = new Map(JOBS.map((j) => [j.name, j as JobDefinition]));
+function lazy<P>(job: JobDeclaration<P>, load: () => Promise<{ default: JobHandler<P> }>): [string, Loader] {
+  return [job.name, async () => (await load()).default as JobHandler];
+}
 
-export function jobsForQueue(q: QueueName): JobDefinition[] {
-  return JOBS.filter((j) => j.queue === q) as JobDefinition[];
+const HANDLERS: ReadonlyMap<string, Loader> = new Map([
+  lazy(processWebhook, () => import('./handlers/process-webhook.handler.js')),
+  lazy(createCapaUser, () => import('./handlers/create-capa-user.handler.js')),
+  lazy(generateLink, () => import('./handlers/generate-link.handler.js')),
+  lazy(fetchDetails, () => import('./handlers/fetch-details.handler.js')),
+  lazy(relayInboxJob, () => import('./handlers/relay-inbox.handler.js')),
+  lazy(sendNotification, () => import('./handlers/send-notification.handler.js')),
+  lazy(notifySweep, () => import('./handlers/notify-sweep.handler.js')),
+  lazy(importRow, () => import('./handlers/import-row.handler.js')),
+  lazy(importLink, () => import('./handlers/import-link.handler.js')),
+  lazy(importRelay, () => import('./handlers/import-relay.handler.js')),
+  lazy(refreshScan, () => import('./handlers/refresh-scan.handler.js')),
+  lazy(refreshRun, () => import('./handlers/refresh-run.handler.js')),
+  lazy(refreshWatch, () => import('./handlers/refresh-watch.handler.js')),
+  lazy(expireLinksJob, () => import('./handlers/expire-links.handler.js')),
+  lazy(auditAnchor, () => import('./handlers/audit-anchor.handler.js')),
+]);
+
+/** The job's handler, or undefined when none is registered. */
+export async function loadHandler(name: string): Promise<JobHandler | undefined> {
+  return HANDLERS.get(name)?.();
+}
+
+export function hasHandler(name: string): boolean {
+  return HANDLERS.has(name);
 }
 
 /** Repeating jobs: one schedule in Redis however many workers run (BullMQ job schedulers). */
 export const SCHEDULES: Array<{ id: string; queue: QueueName; job: string; everyMs: number }> = [
   { id: 'relay-inbox', queue: 'maintenance', job: relayInboxJob.name, everyMs: 5_000 },
-  // Issue 5. The cadence is configuration (REFRESH_SCAN_EVERY_SECONDS), read when the worker
-  // upserts the schedule; the worker validated the environment before that.
+  // The cadence is configuration (REFRESH_SCAN_EVERY_SECONDS), read when the worker upserts the
+  // schedule; the worker validated the environment before that.
   { id: 'refresh-scan', queue: 'maintenance', job: refreshScan.name, get everyMs() { return readEnv().REFRESH_SCAN_EVERY_SECONDS * 1000; } },
   { id: 'expire-links', queue: 'maintenance', job: expireLinksJob.name, everyMs: 300_000 },
   { id: 'notify-sweep', queue: 'notifications', job: notifySweep.name, everyMs: 60_000 },

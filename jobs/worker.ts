@@ -10,8 +10,9 @@ import { logger as rootLogger, type Logger } from '../lib/logger.js';
 import { CapaCallStats } from './capa-metrics.js';
 import { Queues } from './queues.js';
 import { redisConnection } from '../lib/redis.js';
-import { JOBS, SCHEDULES, jobsByName, jobsForQueue } from './registry.js';
-import { QUEUE_NAMES, type JobContext, type QueueName } from './types.js';
+import { JOBS, jobsByName, jobsForQueue } from './catalog.js';
+import { SCHEDULES, hasHandler, loadHandler } from './registry.js';
+import { QUEUE_NAMES, type JobContext, type JobHandler, type QueueName } from './types.js';
 import { selfCheck } from '../db/self-check.js';
 
 export interface WorkerDeps {
@@ -38,13 +39,22 @@ function describeError(err: unknown): string {
 /** Starts one BullMQ worker per queue (or the given ones) in this process. */
 export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[]; concurrency?: number; schedules?: boolean; scheduleWatchdogMs?: number } = {}): Promise<RunningWorkers> {
   const log = deps.logger ?? rootLogger;
-  const queues = new Queues({ redisUrl: deps.redisUrl, prefix: deps.prefix });
   const names = opts.queues ?? [...QUEUE_NAMES];
 
-  // Refuse to start with a job nobody can run: every declared job must have a handler.
+  // Refuse to start with a job nobody can run: every declared job must have a handler, and the
+  // handlers of the queues this worker runs are loaded (and so checked) before any job is taken.
   for (const j of JOBS) {
-    if (typeof j.handler !== 'function') throw new Error(`job ${j.name} has no handler`);
+    if (!hasHandler(j.name)) throw new Error(`job ${j.name} has no handler`);
   }
+  const handlers = new Map<string, JobHandler>();
+  for (const qn of names) {
+    for (const j of jobsForQueue(qn)) {
+      const h = await loadHandler(j.name);
+      if (typeof h?.handler !== 'function') throw new Error(`job ${j.name} has no handler`);
+      handlers.set(j.name, h);
+    }
+  }
+  const queues = new Queues({ redisUrl: deps.redisUrl, prefix: deps.prefix });
 
   const connections: Redis[] = [];
   const workers: Worker[] = [];
@@ -57,7 +67,8 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
       qn,
       async (job: Job) => {
         const def = jobsByName.get(job.name);
-        if (!def || def.queue !== qn) throw new UnrecoverableError(`no handler for job ${job.name} on queue ${qn}`);
+        const run = handlers.get(job.name);
+        if (!def || !run || def.queue !== qn) throw new UnrecoverableError(`no handler for job ${job.name} on queue ${qn}`);
         const parsed = def.schema.safeParse(job.data);
         if (!parsed.success) throw new UnrecoverableError(`invalid payload for ${job.name}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
         let userId = def.userOf?.(parsed.data) ?? null;
@@ -79,7 +90,7 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
           setUser: (id) => { userId = id; },
         };
         try {
-          const result = await def.handler(parsed.data, ctx);
+          const result = await run.handler(parsed.data, ctx);
           await end(deps.db, runId, 'completed', { result, userId });
           return result;
         } catch (err) {
@@ -93,8 +104,8 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
           }
           const final = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
           await end(deps.db, runId, final ? 'failed' : 'retrying', { error: describeError(err), userId });
-          if (final && def.onFinalFailure) {
-            await def.onFinalFailure(parsed.data, describeError(err), ctx).catch((e) => log.error({ job: job.name, err: describeError(e) }, 'onFinalFailure failed'));
+          if (final && run.onFinalFailure) {
+            await run.onFinalFailure(parsed.data, describeError(err), ctx).catch((e) => log.error({ job: job.name, err: describeError(e) }, 'onFinalFailure failed'));
           }
           throw err;
         }

@@ -58,12 +58,14 @@ export async function insertImportRows(db: Executor, rows: NewImportRow[]): Prom
 export async function finishStaging(
   db: Executor,
   id: string,
-  s: { fileSha256: string; fileBytes: number; totalRows: number; validRows: number; invalidRows: number; unknownColumns: string[]; byReason: Record<string, number> },
+  s: { fileSha256: string; fileBytes: number; delimiter: string; totalRows: number; validRows: number; invalidRows: number; unknownColumns: string[]; byReason: Record<string, number> },
 ): Promise<void> {
   await db
     .updateTable('imports')
     .set({
       fileSha256: s.fileSha256,
+      // Known only once the header was read: the import row is created before.
+      delimiter: s.delimiter,
       fileBytes: s.fileBytes,
       totalRows: s.totalRows,
       validRows: s.validRows,
@@ -406,6 +408,11 @@ export async function inFlightCount(db: Executor, importId: string): Promise<num
     .where('status', 'in', ['queued', 'linking'])
     .executeTakeFirstOrThrow();
   return Number(r.n);
+}
+
+/** The rows whose job is queued or running (a pause or cancel takes their waiting jobs out). */
+export async function inFlightRows(db: Executor, importId: string): Promise<Array<Pick<ImportRow, 'rowNo' | 'gen' | 'status'>>> {
+  return db.selectFrom('importRows').select(['rowNo', 'gen', 'status']).where('importId', '=', importId).where('status', 'in', ['queued', 'linking']).execute();
 }
 
 /** pending → queued for up to `limit` rows in file order; each claimed row's generation goes up by one. */

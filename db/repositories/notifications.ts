@@ -341,6 +341,11 @@ export async function markReinvited(db: Executor, programmeId: string, at = nowI
   await db.updateTable('retryProgrammes').set({ reinvitedAt: at, updatedAt: at }).where('id', '=', programmeId).where('reinvitedAt', 'is', null).execute();
 }
 
+/** Whether the customer ever had a retry programme (one indexed read; most customers never do). */
+export async function hasRetryProgramme(db: Executor, userId: string): Promise<boolean> {
+  return Boolean(await db.selectFrom('retryProgrammes').select('id').where('userId', '=', userId).limit(1).executeTakeFirst());
+}
+
 /** The latest programme's outcome columns follow the customer after a re-invitation. */
 export async function recordProgrammeOutcome(db: Executor, userId: string, to: KycState, at = nowIso()): Promise<void> {
   const latest = await db.selectFrom('retryProgrammes').select(['id', 'resubmittedAt', 'verifiedAt', 'reinvitedAt']).where('userId', '=', userId).orderBy('createdAt', 'desc').limit(1).executeTakeFirst();

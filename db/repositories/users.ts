@@ -78,6 +78,19 @@ export async function markCapaSyncFailed(db: Executor, id: string, error: string
   await db.updateTable('users').set({ capaSync: 'failed', capaSyncError: error, updatedAt: nowIso() }).where('id', '=', id).execute();
 }
 
+/**
+ * A Get KYC Details answer whose verification result maps to no state: kept raw for a human (the
+ * state is left alone), and it still counts as Capa confirming the customer.
+ */
+export async function markUnmappedResult(db: Executor, id: string, raw: string): Promise<void> {
+  await db.updateTable('users').set({ unmappedResult: raw, capaConfirmedAt: nowIso() }).where('id', '=', id).execute();
+}
+
+/** A mappable answer clears an earlier unmapped one. */
+export async function clearUnmappedResult(db: Executor, id: string): Promise<void> {
+  await db.updateTable('users').set({ unmappedResult: null }).where('id', '=', id).execute();
+}
+
 export interface SignalCause {
   type: 'webhook' | 'poll' | 'operator' | 'job' | 'import' | 'system';
   id?: string | null;

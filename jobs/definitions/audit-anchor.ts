@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { recordAuditAnchor } from '../../db/repositories/audit.js';
 import { defineJob } from '../types.js';
 
 /** How often the audit chain is anchored (one schedule for all workers; "at least daily" with room). */
@@ -19,9 +18,4 @@ export const auditAnchor = defineJob({
   options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000 }, removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } },
   // Not about a customer, and the anchor rows already say when each run happened.
   trackRuns: false,
-  handler: async (_p, ctx) => {
-    const a = await recordAuditAnchor(ctx.db);
-    ctx.logger.info({ head: a.headHash, count: a.rowCount, at: a.at }, 'audit chain anchor');
-    return { anchorId: a.id, count: a.rowCount };
-  },
 });

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { expireLinks } from '../../db/repositories/refresh.js';
 import { defineJob } from '../types.js';
 
 /**
@@ -12,9 +11,4 @@ export const expireLinksJob = defineJob({
   queue: 'maintenance',
   schema: z.object({}).passthrough(),
   options: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } },
-  handler: async (_p, ctx) => {
-    const r = await expireLinks(ctx.db, ctx.env.KYC_LINK_LIFETIME_HOURS * 3_600_000);
-    if (r.linksExpired) ctx.logger.info({ linksExpired: r.linksExpired, usersFlagged: r.usersFlagged }, 'KYC links expired');
-    return { linksExpired: r.linksExpired, usersFlagged: r.usersFlagged };
-  },
 });

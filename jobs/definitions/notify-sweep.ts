@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { runNotificationSweep } from '../notifications/programme.js';
 import { defineJob } from '../types.js';
 
 /**
@@ -13,5 +12,4 @@ export const notifySweep = defineJob({
   // Runs every minute with no customer: job_runs (the per-user timeline) would only fill up.
   trackRuns: false,
   options: { removeOnComplete: true, removeOnFail: { count: 100 } },
-  handler: async (_p, ctx) => runNotificationSweep(ctx, new Date()),
 });

@@ -1,13 +1,13 @@
-import nodemailer, { type Transporter } from 'nodemailer';
 import type { NotificationChannelName, User } from '../../db/schema.js';
 import type { Env } from '../../lib/config.js';
-import { checkEmail, describeEmailProblem, needsSmtpUtf8 } from '../../domain/email.js';
+import { checkEmail, describeEmailProblem } from '../../domain/email.js';
 import type { Rendered } from './templates.js';
 
 /**
  * Delivery channels. Callers (the send job, the programme, the console) only know this
  * interface: a channel says which address of a customer it uses, checks it, and delivers a
- * rendered message. Adding SMS means one more implementation registered in `createChannels`.
+ * rendered message. Adding SMS means one more implementation registered in `createChannels`
+ * (transports.ts, where the mail transport lives: only the send job loads it).
  */
 export interface OutboundMessage {
   /** Ledger row id: becomes the Message-ID so a message is recognisable wherever it lands. */
@@ -82,83 +82,6 @@ export function classifySmtpError(err: unknown): ChannelError {
   return new ChannelError(`SMTP unreachable or failed: ${what}`, false, e?.code ?? null);
 }
 
-export interface EmailChannelOptions {
-  /** smtp://, smtps:// URL (nodemailer syntax; credentials allowed). */
-  url: string;
-  from: string;
-  /** Pooled connections (the worker); off for one-off sends. */
-  pool?: boolean;
-  timeoutMs?: number;
-}
-
-export class EmailChannel implements Channel {
-  readonly name = 'email' as const;
-  private readonly transport: Transporter;
-  private readonly domain: string;
-
-  constructor(private readonly opts: EmailChannelOptions) {
-    const timeout = opts.timeoutMs ?? 15_000;
-    this.transport = nodemailer.createTransport({
-      url: opts.url,
-      pool: opts.pool ?? true,
-      maxConnections: 4,
-      connectionTimeout: timeout,
-      greetingTimeout: timeout,
-      socketTimeout: timeout * 2,
-    } as nodemailer.TransportOptions);
-    const m = /@([^>\s]+)>?\s*$/.exec(opts.from);
-    this.domain = m?.[1] ?? 'kyc-desk.local';
-  }
-
-  addressOf(user: Pick<User, 'email'>): string | null {
-    return user.email?.trim() || null;
-  }
-
-  checkAddress(address: string): string | null {
-    return checkEmailAddress(address);
-  }
-
-  async send(msg: OutboundMessage): Promise<DeliveryReceipt> {
-    const problem = this.checkAddress(msg.to);
-    if (problem) throw new ChannelError(problem, true, 'bad-address');
-    const messageId = `<${msg.id}@${this.domain}>`;
-    try {
-      const info = await this.transport.sendMail({
-        from: this.opts.from,
-        to: msg.to,
-        subject: msg.rendered.subject,
-        text: msg.rendered.text,
-        html: msg.rendered.html,
-        messageId,
-        headers: {
-          'Content-Language': msg.locale,
-          // Machine-sent: auto-responders must not answer (RFC 3834).
-          'Auto-Submitted': 'auto-generated',
-          ...msg.tags,
-        },
-      });
-      if (Array.isArray(info.rejected) && info.rejected.length > 0) {
-        throw new ChannelError(`recipient refused: ${info.rejected.map(String).join(', ')}`, true, 'rejected');
-      }
-      return { providerMessageId: info.messageId ?? messageId, response: typeof info.response === 'string' ? info.response.slice(0, 300) : null };
-    } catch (err) {
-      if (err instanceof ChannelError) throw err;
-      const ce = classifySmtpError(err);
-      // nodemailer asks for SMTPUTF8 whenever the server offers it. A syntax-class refusal (501,
-      // 553, 555) of a UTF-8 address means the server, or the next hop, does not speak it — the
-      // SMTP text rarely says so, and the operator must know the address itself is fine.
-      if (ce.permanent && needsSmtpUtf8(msg.to) && /^smtp-(501|553|555)$/.test(ce.code ?? '')) {
-        throw new ChannelError(`${ce.message} (an internationalised address: this mail server does not accept SMTPUTF8)`, true, ce.code);
-      }
-      throw ce;
-    }
-  }
-
-  async close(): Promise<void> {
-    this.transport.close();
-  }
-}
-
 /** A channel that is configured off: every send fails permanently with the reason. */
 export class UnavailableChannel implements Channel {
   constructor(
@@ -184,31 +107,16 @@ export function smtpTarget(env: Pick<Env, 'SMTP_URL' | 'usingSandbox' | 'SANDBOX
   return { unavailable: 'e-mail is not configured: set SMTP_URL' };
 }
 
-export type Channels = ReadonlyMap<NotificationChannelName, Channel>;
-
-export function createChannels(env: Pick<Env, 'SMTP_URL' | 'usingSandbox' | 'SANDBOX_SMTP_PORT' | 'MAIL_FROM'>, opts: { pool?: boolean } = {}): Channels {
-  const target = smtpTarget(env);
-  const email: Channel = 'url' in target ? new EmailChannel({ url: target.url, from: env.MAIL_FROM, pool: opts.pool ?? true }) : new UnavailableChannel('email', target.unavailable);
-  return new Map<NotificationChannelName, Channel>([
-    ['email', email],
-    ['sms', new UnavailableChannel('sms', 'SMS is not available yet')],
-  ]);
+/** The address an e-mail channel uses. */
+export function emailAddressOf(user: Pick<User, 'email'>): string | null {
+  return user.email?.trim() || null;
 }
 
-// One set of channels per environment object (per process; tests create several).
-const cache = new WeakMap<object, Channels>();
-
-export function channelsFor(env: Env): Channels {
-  let c = cache.get(env);
-  if (!c) {
-    c = createChannels(env);
-    cache.set(env, c);
-  }
-  return c;
-}
-
-export async function closeChannelsFor(env: Env): Promise<void> {
-  const c = cache.get(env);
-  cache.delete(env);
-  if (c) await Promise.all([...c.values()].map((ch) => ch.close()));
+/**
+ * The customer's address on a channel, as that channel's `addressOf` gives it, without building
+ * the channel (recording a message does not need the mail transport): the e-mail address while
+ * e-mail is configured (smtpTarget), none on a channel that cannot deliver.
+ */
+export function addressOn(env: Pick<Env, 'SMTP_URL' | 'usingSandbox' | 'SANDBOX_SMTP_PORT'>, channel: NotificationChannelName, user: Pick<User, 'email'>): string | null {
+  return channel === 'email' && 'url' in smtpTarget(env) ? emailAddressOf(user) : null;
 }

@@ -23,6 +23,7 @@ import {
   lastProgrammeMessage,
   queuedMessagesForUser,
   notificationsForUser,
+  hasRetryProgramme,
 } from '../../db/repositories/notifications.js';
 import { activeLink, lastReinvitation, linksForUser } from '../../db/repositories/links.js';
 import { latestDetails } from '../../db/repositories/details.js';
@@ -34,8 +35,9 @@ import type { KycState, Notification, NotificationChannelName, NotificationKind,
 import type { Env } from '../../lib/config.js';
 import type { Logger } from '../../lib/logger.js';
 import { generateLink } from '../definitions/generate-link.js';
-import type { Enqueuer, JobDefinition } from '../types.js';
-import { channelsFor } from './channel.js';
+import { sendNotification } from '../definitions/send-notification.js';
+import type { Enqueuer } from '../types.js';
+import { addressOn } from './channel.js';
 import { defaultLocale } from './templates.js';
 
 /**
@@ -91,20 +93,13 @@ export function sendOptions(env: Pick<Env, 'NOTIFY_SEND_ATTEMPTS' | 'NOTIFY_BACK
   return { attempts: env.NOTIFY_SEND_ATTEMPTS, backoff: { type: 'exponential', delay: env.NOTIFY_BACKOFF_MS } };
 }
 
-// The send job is looked up lazily: it imports this module (and so would a static import cycle).
-let sendJob: JobDefinition<{ notificationId: string }> | undefined;
-export function registerSendJob(def: JobDefinition<{ notificationId: string }>): void {
-  sendJob = def;
-}
-
 /** Queues the send job for a ledger row. A failed add (Redis down) is left to the sweep's relay. */
 export async function enqueueSend(deps: NotifyDeps, row: Pick<Notification, 'id'>, opts: { relay?: boolean } = {}): Promise<boolean> {
-  if (!sendJob) throw new Error('send-notification job is not registered (import jobs/registry.ts)');
   try {
     // A relay gets its own job id: the original job may sit in the failed set, where a second
     // add with the same id would be ignored. Running twice is safe (row status + claim).
     const jobId = opts.relay ? `notify-${row.id}-relay-${Date.now()}` : undefined;
-    await deps.enqueue.add(sendJob, { notificationId: row.id }, { ...sendOptions(deps.env), ...(jobId ? { jobId } : {}) });
+    await deps.enqueue.add(sendNotification, { notificationId: row.id }, { ...sendOptions(deps.env), ...(jobId ? { jobId } : {}) });
     await markEnqueued(deps.db, row.id);
     return true;
   } catch (err) {
@@ -143,8 +138,7 @@ export interface QueueMessageInput {
  */
 export async function queueMessage(deps: NotifyDeps, input: QueueMessageInput): Promise<{ row: Notification; created: boolean }> {
   const channelName = input.channel ?? 'email';
-  const channel = channelsFor(deps.env).get(channelName);
-  const address = channel?.addressOf(input.user) ?? '';
+  const address = addressOn(deps.env, channelName, input.user) ?? '';
   const fresh = 'fresh' in input.link ? input.link.fresh : null;
   const noCountry = fresh && input.user.country !== 'MX' && input.user.country !== 'DO';
   const { row, created } = await insertMessage(deps.db, {
@@ -291,7 +285,7 @@ export async function onStateChangedNotify(deps: NotifyDeps, e: { userId: string
   }
   // Most state changes concern customers who never had a retry programme (first-time KYC):
   // one indexed read spares them the programme bookkeeping below.
-  const hasProgramme = Boolean(await deps.db.selectFrom('retryProgrammes').select('id').where('userId', '=', e.userId).limit(1).executeTakeFirst());
+  const hasProgramme = await hasRetryProgramme(deps.db, e.userId);
   if (hasProgramme) await recordProgrammeOutcome(deps.db, e.userId, to, now.toISOString());
   if (PROGRESSED.includes(to)) {
     if (hasProgramme) await stopProgrammesForUser(deps, e.userId, STOP_REASON[to]!, null, now);

@@ -12,7 +12,6 @@ import { runNotificationSweep, type NotifyDeps } from '../../jobs/notifications/
 import { logger } from '../../lib/logger.js';
 import { launchChromium, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
-import '../../jobs/registry.js';
 
 /**
  * The retry loop as a customer and an operator live it, in a real browser: the customer is

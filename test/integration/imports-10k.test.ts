@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commitImport, findImport, importProgress } from '../../db/repositories/imports.js';
-import { feedImport } from '../../jobs/definitions/import-relay.js';
+import { feedImport } from '../../jobs/imports/orchestration.js';
 import { stageImport } from '../../jobs/imports/stage.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commitImport, findImport, importProgress } from '../../db/repositories/imports.js';
-import { feedImport } from '../../jobs/definitions/import-relay.js';
+import { feedImport } from '../../jobs/imports/orchestration.js';
 import { stageImport } from '../../jobs/imports/stage.js';
 import { API_KEY, createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cancelImport, commitImport, findImport, importProgress, pauseImport, resumeImport, retryFailedRows } from '../../db/repositories/imports.js';
-import { drainImport, feedImport } from '../../jobs/definitions/import-relay.js';
+import { drainImport, feedImport } from '../../jobs/imports/orchestration.js';
 import { stageImport } from '../../jobs/imports/stage.js';
 import { insertUser } from '../../db/repositories/users.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';

@@ -5,7 +5,7 @@ import { notificationsForUser, programmesForUser } from '../../db/repositories/n
 import { activeLink, linksForUser } from '../../db/repositories/links.js';
 import { findUserByExternalId, stateHistory } from '../../db/repositories/users.js';
 import type { User, WebhookDelivery } from '../../db/schema.js';
-import { feedImport } from '../../jobs/definitions/import-relay.js';
+import { feedImport } from '../../jobs/imports/orchestration.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
 import { refreshScan } from '../../jobs/definitions/refresh-scan.js';
 import { stageImport } from '../../jobs/imports/stage.js';
@@ -13,7 +13,6 @@ import { runNotificationSweep, type NotifyDeps } from '../../jobs/notifications/
 import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 import { logger } from '../../lib/logger.js';
 import { createTestRuntime, postgresAvailable, waitFor, type TestRuntime } from '../support/runtime.js';
-import '../../jobs/registry.js';
 
 /**
  * Capa retries an undelivered webhook for about 31 minutes (and a failed one can be retried by

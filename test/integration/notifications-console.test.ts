@@ -19,7 +19,6 @@ import { activeLink } from '../../db/repositories/links.js';
 import { findUserById, insertUser } from '../../db/repositories/users.js';
 import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 import { createTestDb, createTestRuntime, postgresAvailable, waitFor, type TestRuntime } from '../support/runtime.js';
-import '../../jobs/registry.js';
 
 const compliance: SignedIn = { operator: { id: 'op-compliance', email: 'c@desk.example', name: 'Carla', role: 'compliance' }, session: { csrfToken: 'x' } };
 const viewer: SignedIn = { operator: { id: 'op-viewer', email: 'v@desk.example', name: 'Vic', role: 'viewer' }, session: { csrfToken: 'x' } };

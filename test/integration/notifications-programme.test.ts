@@ -11,7 +11,6 @@ import { generateLink } from '../../jobs/definitions/generate-link.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
 import { logger } from '../../lib/logger.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
-import '../../jobs/registry.js';
 
 let rt: TestRuntime;
 let smtp: TestSmtp;

@@ -11,7 +11,6 @@ import { queueMessage, type NotifyDeps } from '../../jobs/notifications/programm
 import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 import { logger } from '../../lib/logger.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
-import '../../jobs/registry.js';
 
 let rt: TestRuntime;
 let smtp: TestSmtp;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signBody } from '../../capa/signature.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
-import { relayInbox } from '../../jobs/definitions/relay-inbox.js';
+import { relayInbox } from '../../jobs/handlers/relay-inbox.handler.js';
 import { Queues } from '../../jobs/queues.js';
 import { findUserById, insertUser, stateHistory } from '../../db/repositories/users.js';
 import { createTestRuntime, waitFor, WEBHOOK_SECRET, type TestRuntime } from '../support/runtime.js';

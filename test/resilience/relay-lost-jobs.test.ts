@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signBody } from '../../capa/signature.js';
 import { insertUser } from '../../db/repositories/users.js';
 import { isoAgo } from '../../lib/time.js';
-import { relayInbox, QUEUED_RECHECK_MS } from '../../jobs/definitions/relay-inbox.js';
+import { relayInbox, QUEUED_RECHECK_MS } from '../../jobs/handlers/relay-inbox.handler.js';
 import { redisConnection } from '../../lib/redis.js';
 import { SCHEDULES } from '../../jobs/registry.js';
 import { createTestRuntime, waitFor, WEBHOOK_SECRET, type TestRuntime } from '../support/runtime.js';
