@@ -1,6 +1,6 @@
 import { redirect } from '@remix-run/node';
 import type { KycDetails } from '../capa/types.js';
-import { claim, forget, settle } from '../db/repositories/idempotency.js';
+import { claim, forget, peekClaim, settle } from '../db/repositories/idempotency.js';
 import { activeLink, linksForUser } from '../db/repositories/links.js';
 import { latestDetails } from '../db/repositories/details.js';
 import { notificationsForUser } from '../db/repositories/notifications.js';
@@ -19,11 +19,6 @@ import { maskDeep, maskEmail, maskUrl } from './pii';
 import { CreateUserSchema, fieldErrors, formToObject, UserActionSchema } from './schemas';
 import { services } from './services.server';
 import { buildTimeline } from './timeline.server';
-// The features that add entries to the user's timeline register their sources when loaded;
-// load them wherever the timeline is built, not only when their own pages happen to be.
-import './notifications.server';
-import './review.server';
-import './refresh.server';
 
 /** How long an action waits for its job before saying "queued" (tests shorten it). */
 export const actionWait = { ms: 4_000 };
@@ -116,9 +111,9 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
   const claimKey = `console-create:${input.requestId}`;
 
   // A double click or a resubmitted form carries the same request id: show the first result.
-  const prior = await db.selectFrom('idempotency').select(['status', 'result']).where('key', '=', claimKey).executeTakeFirst();
+  const prior = await peekClaim(db, claimKey);
   if (prior?.status === 'done' && prior.result) {
-    const { userId } = JSON.parse(prior.result) as { userId: string };
+    const { userId } = prior.result as { userId: string };
     return { ok: true, response: redirect(`/users/${userId}`) };
   }
 
@@ -144,8 +139,8 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
     });
   } catch (err) {
     if ((err as Error).message === 'duplicate-submit') {
-      const again = await db.selectFrom('idempotency').select(['result']).where('key', '=', claimKey).executeTakeFirst();
-      const userId = again?.result ? (JSON.parse(again.result) as { userId: string }).userId : null;
+      const again = await peekClaim(db, claimKey);
+      const userId = again?.result ? (again.result as { userId: string }).userId : null;
       if (userId) return { ok: true, response: redirect(`/users/${userId}`) };
       return { ok: false, errors: { form: 'This form was already submitted; check the Users list.' }, values };
     }

@@ -9,7 +9,7 @@ import { defaultLocale, LOCALES, render, SAMPLE_VARS, TemplateError } from '../j
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { maskEmail, maskUrl } from './pii';
 import { services } from './services.server';
-import { registerTimelineSource, type TimelineEntry, type TimelineSource } from './timeline.server';
+import type { TimelineEntry, TimelineSource } from './timeline-entry';
 
 /** The notifications screens' facade: list + filters, preview, resend, stop, conversion. */
 
@@ -199,10 +199,7 @@ export function newRequestId(): string {
 
 // ------------------------------------------------------------------ user timeline
 
-/**
- * Timeline source for the user page (owned by the console): register with
- * `registerTimelineSource('messages', messagesTimelineSource)`. Addresses masked for viewers.
- */
+/** Messages sent (or not) to the customer, on the user page's timeline. Addresses masked for viewers. */
 export const messagesTimelineSource: TimelineSource = async ({ db, user, canSeePii: pii }) => {
   const rows = await notificationsForUser(db, user.id);
   return rows.map((m): TimelineEntry => {
@@ -226,6 +223,3 @@ export const messagesTimelineSource: TimelineSource = async ({ db, user, canSeeP
     };
   });
 };
-
-// Messages sent (or not) to the customer appear on the user page's one timeline.
-registerTimelineSource('messages', messagesTimelineSource);

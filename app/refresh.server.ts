@@ -1,10 +1,13 @@
 import { z } from 'zod';
-import { DRIFT_SORTABLE, driftCountsPerDay, driftForUser, driftTransitions, listDrift, type DriftSort } from '../db/repositories/drift.js';
+import { DRIFT_SORTABLE, driftCountsPerDay, driftForRun, driftForUser, driftTransitions, listDrift, type DriftSort } from '../db/repositories/drift.js';
+import { expiredLinksForUser } from '../db/repositories/links.js';
+import { findOperatorById } from '../db/repositories/operators.js';
 import {
   addRunUsers,
   countLinkExpired,
   countStale,
   createRun,
+  findRunByRequestId,
   getRun,
   linkExpiredUsers,
   listRuns,
@@ -23,11 +26,11 @@ import { estimateSeconds, MAX_RUN_SIZE, refreshRun } from '../jobs/definitions/r
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { maskEmail } from './pii';
 import { services } from './services.server';
-import { registerTimelineSource, type TimelineEntry } from './timeline.server';
+import type { TimelineEntry, TimelineSource } from './timeline-entry';
 
 /**
- * Console facade for issue 5: the Drift page (/drift), the refresh control (/refresh) and the run
- * progress page (/refresh/:id). Routes reach db/ and jobs/ only through here.
+ * Drift and refresh: the Drift page (/drift), the refresh control (/refresh), the run progress
+ * page (/refresh/:id) and the drift entries on a customer's timeline.
  */
 
 const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
@@ -263,7 +266,7 @@ export async function runRefreshAction(request: Request, who: SignedIn, form: Fo
     });
   } catch (err) {
     // Two submits of one form raced on the request id: the other one started the run.
-    const existing = await db.selectFrom('refreshRuns').selectAll().where('requestId', '=', requestId).executeTakeFirst();
+    const existing = await findRunByRequestId(db, requestId);
     if (!existing) throw err;
     outcome = { run: existing, created: false };
   }
@@ -297,24 +300,18 @@ export async function refreshRunData(runId: number) {
   const run = await getRun(db, runId);
   if (!run) return null;
   const view = await withProgress(run);
-  const drift = await db
-    .selectFrom('driftEvents as d')
-    .innerJoin('users as u', 'u.id', 'd.userId')
-    .select(['d.id', 'd.userId', 'u.externalUserId', 'd.wasState', 'd.nowState', 'd.missedEvents', 'd.detectedAt'])
-    .where('d.runId', '=', runId)
-    .orderBy('d.id', 'desc')
-    .limit(100)
-    .execute();
-  const requestedBy = run.requestedBy ? await db.selectFrom('operators').select(['name', 'email']).where('id', '=', run.requestedBy).executeTakeFirst() : undefined;
+  const drift = await driftForRun(db, runId, 100);
+  const requestedBy = run.requestedBy ? await findOperatorById(db, run.requestedBy) : undefined;
   return { run: view, drift, requestedBy: requestedBy?.name ?? null };
 }
 
 // ------------------------------------------------------------------ the customer's timeline
 
-registerTimelineSource('drift', async ({ db, user }) => {
+/** Drift found for the customer and links of theirs that expired, on the customer's timeline. */
+export const driftTimelineSource: TimelineSource = async ({ db, user }) => {
   const [drift, expired] = await Promise.all([
     driftForUser(db, user.id),
-    db.selectFrom('kycLinks').select(['id', 'endedAt', 'createdAt']).where('userId', '=', user.id).where('status', '=', 'expired').execute(),
+    expiredLinksForUser(db, user.id),
   ]);
   const entries: TimelineEntry[] = drift.map((d) => ({
     key: `drift:${d.id}`,
@@ -340,4 +337,4 @@ registerTimelineSource('drift', async ({ db, user }) => {
     });
   }
   return entries;
-});
+};

@@ -1,30 +1,16 @@
 import { redirect } from '@remix-run/node';
 import { z } from 'zod';
 import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
-import {
-  addNote,
-  addTask,
-  assignCase,
-  CAN_WORK_CASES,
-  CaseError,
-  caseEventsForUser,
-  caseView,
-  claimNext,
-  completeTask,
-  reviewQueue,
-  setCaseStatus,
-  slaTargetsFromHours,
-  type CaseActor,
-  type QueueFilters,
-  type SlaTargets,
-} from '../db/repositories/cases.js';
+import { claimNext, type CaseActor, type QueueFilters } from '../db/repositories/cases.js';
 import { listOperators } from '../db/repositories/operators.js';
+import { findUserById } from '../db/repositories/users.js';
 import { CASE_STATUSES, KYC_STATES, RESOLUTION_REASONS, type KycState } from '../db/schema.js';
 import type { Env } from '../lib/config.js';
 import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
 import { maskEmail } from './pii';
+import { addNote, addTask, assignCase, CAN_WORK_CASES, CaseError, caseView, completeTask, reviewQueue, setCaseStatus, type ReviewQueueFilters } from './review/cases.server';
+import { slaTargetsFromHours, type SlaTargets } from './review/sla';
 import { services } from './services.server';
-import { registerTimelineSource } from './timeline.server';
 
 /** Review queue and case work for the /review routes. */
 
@@ -35,7 +21,7 @@ const actorOf = (who: SignedIn): CaseActor & { id: string } => ({ id: who.operat
 
 // ------------------------------------------------------------------ queue
 
-export interface QueueParams extends QueueFilters {
+export interface QueueParams extends ReviewQueueFilters {
   page: number;
 }
 
@@ -151,8 +137,7 @@ export async function runCaseAction(request: Request, who: SignedIn, userId: str
   const actor = actorOf(who);
   const audit = (action: string, outcome: 'ok' | 'error', detail: Record<string, unknown> | null) =>
     auditAction(request, who, { action, targetType: 'user', targetId: userId, outcome, detail });
-  const exists = await db.selectFrom('users').select('id').where('id', '=', userId).executeTakeFirst();
-  if (!exists) throw new Response('No customer with this id.', { status: 404 });
+  if (!(await findUserById(db, userId))) throw new Response('No customer with this id.', { status: 404 });
 
   const ACTION = {
     assign: AUDIT_ACTIONS.caseAssign,
@@ -200,18 +185,3 @@ export async function runCaseAction(request: Request, who: SignedIn, userId: str
     throw err;
   }
 }
-
-// ------------------------------------------------------------------ the customer's timeline
-
-registerTimelineSource('cases', async ({ db, user, canSeePii: pii }) => {
-  const entries = await caseEventsForUser(db, user.id);
-  return entries.map((e) => ({
-    key: e.key,
-    at: e.at,
-    kind: `case.${e.kind}`,
-    title: e.title,
-    detail: e.kind === 'note' && !pii ? '(note hidden for your role)' : e.detail,
-    tone: e.kind === 'status' && /resolved/.test(e.title) ? 'ok' : 'info',
-    facts: [['by', e.actor]],
-  }));
-});

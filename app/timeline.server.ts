@@ -1,41 +1,17 @@
-import type { Db } from '../db/client.js';
-import type { User } from '../db/schema.js';
 import { auditForTarget } from '../db/repositories/audit.js';
 import { deliveriesForUser } from '../db/repositories/inbox.js';
 import { jobRunsForUser } from '../db/repositories/job-runs.js';
 import { listOperators } from '../db/repositories/operators.js';
 import { stateHistory } from '../db/repositories/users.js';
+import { messagesTimelineSource } from './notifications.server';
+import { driftTimelineSource } from './refresh.server';
+import { casesTimelineSource } from './review/cases.server';
+import type { TimelineContext, TimelineEntry, TimelineFact, TimelineSource } from './timeline-entry';
 
 /**
  * One timeline per customer: typed entries from several sources merged by time. A source is a
- * function (user → entries); to add one (e-mail notifications, imports…) append it to SOURCES.
- * Sources must not put personal data in `title`/`detail` unless they mask it for `canSeePii`.
+ * function (user → entries); to add one, write it beside its feature and list it in SOURCES.
  */
-export type TimelineKind = 'webhook' | 'job' | 'state' | 'operator' | 'message' | (string & {});
-export type Tone = 'ok' | 'error' | 'warn' | 'info';
-
-export interface TimelineEntry {
-  /** Unique across sources: `<kind>:<source id>`. */
-  key: string;
-  at: string;
-  kind: TimelineKind;
-  title: string;
-  detail?: string | null;
-  tone?: Tone;
-  /** Small facts shown as label: value pairs; with a third element, the value links there. */
-  facts?: TimelineFact[];
-}
-
-export type TimelineFact = [label: string, value: string, href?: string];
-
-export interface TimelineContext {
-  db: Db;
-  user: User;
-  canSeePii: boolean;
-}
-
-export type TimelineSource = (ctx: TimelineContext) => Promise<TimelineEntry[]>;
-
 const webhookSource: TimelineSource = async ({ db, user }) => {
   const rows = await deliveriesForUser(db, user.id, user.externalUserId);
   return rows.map((d) => {
@@ -128,17 +104,16 @@ const operatorSource: TimelineSource = async ({ db, user }) => {
   });
 };
 
-export const SOURCES: Array<{ name: string; load: TimelineSource }> = [
+/** Every source of the timeline, the features' own included. */
+const SOURCES: ReadonlyArray<{ name: string; load: TimelineSource }> = [
   { name: 'webhooks', load: webhookSource },
   { name: 'jobs', load: jobSource },
   { name: 'state', load: stateSource },
   { name: 'operator', load: operatorSource },
+  { name: 'messages', load: messagesTimelineSource },
+  { name: 'cases', load: casesTimelineSource },
+  { name: 'drift', load: driftTimelineSource },
 ];
-
-/** Lets a feature add its entries (e.g. messages sent) without editing this file's callers. */
-export function registerTimelineSource(name: string, load: TimelineSource): void {
-  if (!SOURCES.some((s) => s.name === name)) SOURCES.push({ name, load });
-}
 
 /** Newest first; a failing source shows as one entry instead of breaking the page. */
 export async function buildTimeline(ctx: TimelineContext, limit = 300): Promise<TimelineEntry[]> {

@@ -1,22 +1,14 @@
 import { sql } from 'kysely';
-import {
-  CASE_STATUSES,
-  RESOLUTION_REASONS,
-  type CaseEventKind,
-  type CaseNote,
-  type CaseStatus,
-  type CaseTask,
-  type KycState,
-  type ResolutionReason,
-  type ReviewCase,
-  type Role,
-} from '../schema.js';
+import type { Kysely } from 'kysely';
+import type { CaseEvent, CaseEventKind, CaseNote, CaseStatus, CaseTask, Database, KycState, ResolutionReason, ReviewCase } from '../schema.js';
 import { nowIso } from '../../lib/time.js';
 import type { Executor } from '../client.js';
 
 /**
- * Manual-review follow-up: the review queue, SLA clocks split by who we wait on, and case work
- * (assignment, claim-next, append-only notes, follow-up tasks, case status and resolution).
+ * Manual-review follow-up, as stored: the review queue's rows, case work (assignment, claim-next,
+ * append-only notes, follow-up tasks, case status and resolution) and the case history. The rules
+ * (SLA clocks, who may take a case, what a note or task must look like, the words on the
+ * timeline) are the review feature's: app/review/.
  *
  * Queue membership is derived, so customers that reached REVIEW_NEEDED/REJECTED before anyone
  * touched them are in the queue without a case row:
@@ -30,8 +22,6 @@ import type { Executor } from '../client.js';
  */
 
 export const QUEUE_STATES: readonly KycState[] = ['REVIEW_NEEDED', 'REJECTED'];
-export const WAITING_ON = ['customer', 'capa', 'us'] as const;
-export type WaitingOn = (typeof WAITING_ON)[number];
 
 export interface CaseActor {
   id: string | null;
@@ -39,116 +29,25 @@ export interface CaseActor {
   label: string;
 }
 
-export class CaseError extends Error {
-  constructor(message: string, readonly status = 400) {
-    super(message);
-    this.name = 'CaseError';
+/** The customer (or the task) a case action names does not exist. */
+export class CaseNotFound extends Error {
+  constructor(readonly what: 'customer' | 'task') {
+    super(what === 'customer' ? 'no such customer' : 'no such task on this case');
+    this.name = 'CaseNotFound';
   }
-}
-
-// ------------------------------------------------------------------ SLA clocks (pure)
-
-export interface SlaTargets {
-  customerMs: number;
-  capaMs: number;
-  usMs: number;
-}
-
-export const slaTargetsFromHours = (h: { customer: number; capa: number; us: number }): SlaTargets => ({
-  customerMs: h.customer * 3_600_000,
-  capaMs: h.capa * 3_600_000,
-  usMs: h.us * 3_600_000,
-});
-
-export interface SlaInput {
-  /** When the current case began (the customer entered review, or an operator opened it). */
-  openedAt: string;
-  currentState: KycState;
-  currentStateAt: string;
-  /** The customer's state history (any order; all of it — the state at openedAt is read from it). */
-  stateChanges: Array<{ at: string; toState: KycState }>;
-  /** Case status changes since openedAt (the case is `open` at openedAt). */
-  statusChanges: Array<{ at: string; status: CaseStatus }>;
-}
-
-export interface SlaClock {
-  waitingOn: WaitingOn | null;
-  /** When the current wait began. */
-  since: string | null;
-  currentMs: number;
-  targetMs: number | null;
-  breached: boolean;
-  /** Time attributed to each party since the case opened. */
-  totals: Record<WaitingOn, number>;
-}
-
-/**
- * Who we are waiting on at one moment. The customer's state speaks first (a link sent but not
- * started waits on the customer; a submission without a result waits on Capa); in a final state
- * the operator's "waiting on …" status counts only if it was set after the state last changed —
- * an answer that arrived since means the case is back with us.
- */
-export function waitingOnAt(state: KycState, stateAt: string, status: CaseStatus, statusAt: string): WaitingOn | null {
-  if (status === 'resolved') return null;
-  if (state === 'NOT_STARTED' || state === 'LINK_ISSUED') return 'customer';
-  if (state === 'IN_PROGRESS') return 'capa';
-  if (status === 'waiting_customer' && statusAt >= stateAt) return 'customer';
-  if (status === 'waiting_capa' && statusAt >= stateAt) return 'capa';
-  return 'us';
-}
-
-export function slaClock(input: SlaInput, now: number, targets: SlaTargets): SlaClock {
-  const states = [...input.stateChanges].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  // Rows written straight into a state (imports, fixtures) have no history: the current state counts from currentStateAt.
-  const last = states[states.length - 1];
-  if (!last || last.toState !== input.currentState) states.push({ at: input.currentStateAt, toState: input.currentState });
-  const statuses = input.statusChanges.filter((s) => s.at >= input.openedAt).sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-
-  const points = [...new Set([input.openedAt, ...states.map((s) => s.at).filter((a) => a > input.openedAt), ...statuses.map((s) => s.at)])]
-    .filter((a) => Date.parse(a) <= now)
-    .sort();
-  const stateAt = (t: string) => {
-    let cur: { at: string; toState: KycState } = { at: input.openedAt, toState: states[0]?.toState ?? input.currentState };
-    for (const s of states) if (s.at <= t) cur = s;
-    return cur;
-  };
-  const statusAt = (t: string) => {
-    let cur: { at: string; status: CaseStatus } = { at: input.openedAt, status: 'open' };
-    for (const s of statuses) if (s.at <= t) cur = s;
-    return cur;
-  };
-
-  const totals: Record<WaitingOn, number> = { customer: 0, capa: 0, us: 0 };
-  let current: WaitingOn | null = null;
-  let since: string | null = null;
-  for (let i = 0; i < points.length; i++) {
-    const t = points[i]!;
-    const st = stateAt(t);
-    const cs = statusAt(t);
-    const party = waitingOnAt(st.toState, st.at, cs.status, cs.at);
-    const end = i + 1 < points.length ? Date.parse(points[i + 1]!) : now;
-    if (party) totals[party] += Math.max(0, end - Date.parse(t));
-    if (party !== current) {
-      current = party;
-      since = party ? t : null;
-    }
-  }
-  const targetMs = current ? { customer: targets.customerMs, capa: targets.capaMs, us: targets.usMs }[current] : null;
-  const currentMs = since ? Math.max(0, now - Date.parse(since)) : 0;
-  return { waitingOn: current, since, currentMs, targetMs, breached: targetMs !== null && currentMs > targetMs, totals };
 }
 
 // ------------------------------------------------------------------ the queue
 
+/** What the queue's SQL filters on (the SLA-based "breached" filter is the review feature's). */
 export interface QueueFilters {
   mine?: boolean;
   unassigned?: boolean;
-  breached?: boolean;
   states?: KycState[];
   country?: 'MX' | 'DO' | null;
 }
 
-export interface QueueRow {
+export interface QueueCandidate {
   userId: string;
   externalUserId: string;
   email: string;
@@ -158,11 +57,15 @@ export interface QueueRow {
   kycStateChangedAt: string;
   assigneeId: string | null;
   assigneeName: string | null;
-  caseStatus: CaseStatus;
+  /** The case row's status; null without a row. */
+  caseStatus: CaseStatus | null;
   queuedAt: string;
-  openTasks: number;
-  nextDue: string | null;
-  sla: SlaClock;
+}
+
+/** Each customer's state changes and case status changes, oldest first (what an SLA clock reads). */
+export interface CaseHistories {
+  states: Map<string, Array<{ at: string; toState: KycState }>>;
+  statuses: Map<string, Array<{ at: string; status: CaseStatus }>>;
 }
 
 /** Reading more than this many open cases at once means the queue itself is the incident. */
@@ -187,7 +90,7 @@ function queueBase(db: Executor, f: QueueFilters, operatorId: string | null) {
   return q;
 }
 
-async function historyFor(db: Executor, userIds: string[]) {
+async function historyFor(db: Executor, userIds: string[]): Promise<CaseHistories> {
   const states = new Map<string, Array<{ at: string; toState: KycState }>>();
   const statuses = new Map<string, Array<{ at: string; status: CaseStatus }>>();
   for (let i = 0; i < userIds.length; i += 500) {
@@ -206,13 +109,14 @@ async function historyFor(db: Executor, userIds: string[]) {
 }
 
 /**
- * The review queue, oldest first, with SLA clocks. The SLA needs each case's history, so the
- * (bounded) set of matching cases is read and the `breached` filter and paging apply after.
+ * The review queue's rows matching the SQL filters (mine, unassigned, states, country), oldest
+ * first, at most QUEUE_CAP of them, with what their SLA clocks need: the histories and each
+ * customer's open tasks (count and next due day).
  */
-export async function reviewQueue(
+export async function reviewQueueRows(
   db: Executor,
-  opts: { filters: QueueFilters; operatorId: string | null; now: number; targets: SlaTargets; page?: number; pageSize?: number },
-): Promise<{ rows: QueueRow[]; total: number; truncated: boolean; breachedCount: number }> {
+  opts: { filters: QueueFilters; operatorId: string | null },
+): Promise<{ rows: QueueCandidate[]; truncated: boolean; history: CaseHistories; openTasks: Map<string, { n: number; next: string | null }> }> {
   const raw = await queueBase(db, opts.filters, opts.operatorId)
     .leftJoin('operators', 'operators.id', 'users.assigneeId')
     .select([
@@ -225,12 +129,12 @@ export async function reviewQueue(
     .limit(QUEUE_CAP + 1)
     .execute();
   const truncated = raw.length > QUEUE_CAP;
-  const base = raw.slice(0, QUEUE_CAP);
-  const ids = base.map((r) => r.userId);
-  const { states, statuses } = await historyFor(db, ids);
-  const tasks = new Map<string, { n: number; next: string | null }>();
+  const rows = raw.slice(0, QUEUE_CAP).map(({ resolvedAt: _r, ...r }) => ({ ...r, assigneeName: r.assigneeName ?? null, caseStatus: (r.caseStatus as CaseStatus | null) ?? null }));
+  const ids = rows.map((r) => r.userId);
+  const history = await historyFor(db, ids);
+  const openTasks = new Map<string, { n: number; next: string | null }>();
   for (let i = 0; i < ids.length; i += 500) {
-    const rows = await db
+    const found = await db
       .selectFrom('caseTasks')
       .select(['userId'])
       .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('dueOn').as('next')])
@@ -238,29 +142,9 @@ export async function reviewQueue(
       .where('doneAt', 'is', null)
       .groupBy('userId')
       .execute();
-    for (const r of rows) tasks.set(r.userId, { n: Number(r.n), next: (r.next as string | null) ?? null });
+    for (const r of found) openTasks.set(r.userId, { n: Number(r.n), next: (r.next as string | null) ?? null });
   }
-  let rows: QueueRow[] = base.map((r) => {
-    // An implicit case (no row, or a stale resolved one) is open since the customer entered the state.
-    const live = r.caseStatus !== null && r.caseStatus !== 'resolved';
-    const caseStatus: CaseStatus = live ? (r.caseStatus as CaseStatus) : 'open';
-    const sla = slaClock(
-      { openedAt: r.queuedAt, currentState: r.kycState, currentStateAt: r.kycStateChangedAt, stateChanges: states.get(r.userId) ?? [], statusChanges: live ? statuses.get(r.userId) ?? [] : [] },
-      opts.now,
-      opts.targets,
-    );
-    const t = tasks.get(r.userId);
-    return {
-      userId: r.userId, externalUserId: r.externalUserId, email: r.email, alias: r.alias, country: r.country, kycState: r.kycState,
-      kycStateChangedAt: r.kycStateChangedAt, assigneeId: r.assigneeId, assigneeName: r.assigneeName ?? null, caseStatus, queuedAt: r.queuedAt,
-      openTasks: live ? t?.n ?? 0 : 0, nextDue: live ? t?.next ?? null : null, sla,
-    };
-  });
-  const breachedCount = rows.filter((r) => r.sla.breached).length;
-  if (opts.filters.breached) rows = rows.filter((r) => r.sla.breached);
-  const pageSize = opts.pageSize ?? 50;
-  const page = Math.max(0, opts.page ?? 0);
-  return { rows: rows.slice(page * pageSize, page * pageSize + pageSize), total: rows.length, truncated, breachedCount };
+  return { rows, truncated, history, openTasks };
 }
 
 // ------------------------------------------------------------------ case rows
@@ -275,7 +159,7 @@ async function insertEvent(db: Executor, userId: string, actor: CaseActor, kind:
  */
 export async function ensureCase(db: Executor, userId: string, actor: CaseActor): Promise<ReviewCase> {
   const user = await db.selectFrom('users').select(['kycState', 'kycStateChangedAt']).where('id', '=', userId).executeTakeFirst();
-  if (!user) throw new CaseError('No customer with this id.', 404);
+  if (!user) throw new CaseNotFound('customer');
   const now = nowIso();
   const inState = QUEUE_STATES.includes(user.kycState);
   const openedAt = inState ? user.kycStateChangedAt : now;
@@ -349,24 +233,17 @@ export async function claimNext(db: Executor, actor: CaseActor & { id: string },
 
 async function runInTransaction<T>(db: Executor, fn: (trx: Executor) => Promise<T>): Promise<T> {
   if (db.isTransaction) return fn(db);
-  return (db as import('kysely').Kysely<import('../schema.js').Database>).transaction().execute(fn);
+  return (db as Kysely<Database>).transaction().execute(fn);
 }
 
-export const CAN_WORK_CASES: readonly Role[] = ['compliance', 'admin'];
-
-/** Assigns (or, with null, unassigns) a case. Only active operators who can work cases qualify. */
-export async function assignCase(db: Executor, userId: string, assigneeId: string | null, actor: CaseActor): Promise<{ from: string | null; to: string | null; changed: boolean }> {
-  let toLabel: string | null = null;
-  if (assigneeId) {
-    const op = await db.selectFrom('operators').select(['id', 'email', 'role', 'disabled']).where('id', '=', assigneeId).executeTakeFirst();
-    if (!op) throw new CaseError('That operator does not exist.');
-    if (op.disabled) throw new CaseError(`${op.email} is disabled and cannot take cases.`);
-    if (!CAN_WORK_CASES.includes(op.role)) throw new CaseError(`${op.email} is a viewer and cannot work cases; choose a compliance operator or an admin.`);
-    toLabel = op.email;
-  }
+/**
+ * Sets (or, with null, clears) the customer's assignee and records it on the case. The caller has
+ * checked that the assignee may work cases; `toLabel` is what the history shows for them.
+ */
+export async function setAssignee(db: Executor, userId: string, assigneeId: string | null, actor: CaseActor, toLabel: string | null): Promise<{ from: string | null; to: string | null; changed: boolean }> {
   return runInTransaction(db, async (trx) => {
     const before = await trx.selectFrom('users').select(['assigneeId']).where('id', '=', userId).executeTakeFirst();
-    if (!before) throw new CaseError('No customer with this id.', 404);
+    if (!before) throw new CaseNotFound('customer');
     if (before.assigneeId === assigneeId) return { from: before.assigneeId, to: assigneeId, changed: false };
     await trx.updateTable('users').set({ assigneeId, updatedAt: nowIso() }).where('id', '=', userId).execute();
     await ensureCase(trx, userId, actor);
@@ -377,12 +254,8 @@ export async function assignCase(db: Executor, userId: string, assigneeId: strin
 
 // ------------------------------------------------------------------ notes and tasks
 
-export const NOTE_MAX = 5000;
-
-export async function addNote(db: Executor, userId: string, actor: CaseActor, bodyRaw: string): Promise<CaseNote> {
-  const body = bodyRaw.replace(/\r\n/g, '\n').trim();
-  if (!body) throw new CaseError('Write the note before saving it.');
-  if (body.length > NOTE_MAX) throw new CaseError(`Notes are limited to ${NOTE_MAX} characters (this one has ${body.length}).`);
+/** Appends a note (its text already checked) to the customer's case. */
+export async function insertNote(db: Executor, userId: string, actor: CaseActor, body: string): Promise<CaseNote> {
   return runInTransaction(db, async (trx) => {
     await ensureCase(trx, userId, actor);
     const at = nowIso();
@@ -395,15 +268,9 @@ export async function notesForUser(db: Executor, userId: string): Promise<CaseNo
   return db.selectFrom('caseNotes').selectAll().where('userId', '=', userId).orderBy('id', 'desc').execute();
 }
 
-const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
-
-export async function addTask(db: Executor, userId: string, actor: CaseActor, input: { title: string; dueOn: string }): Promise<CaseTask> {
-  const title = input.title.trim();
-  if (!title) throw new CaseError('Describe the follow-up task.');
-  if (title.length > 300) throw new CaseError('Keep the task title under 300 characters.');
-  if (!ISO_DAY.test(input.dueOn) || Number.isNaN(Date.parse(`${input.dueOn}T00:00:00Z`)) || new Date(`${input.dueOn}T00:00:00Z`).toISOString().slice(0, 10) !== input.dueOn) {
-    throw new CaseError('Give the due date as a real date (YYYY-MM-DD).');
-  }
+/** Adds a follow-up task (title and due day already checked) to the customer's case. */
+export async function insertTask(db: Executor, userId: string, actor: CaseActor, input: { title: string; dueOn: string }): Promise<CaseTask> {
+  const { title } = input;
   return runInTransaction(db, async (trx) => {
     await ensureCase(trx, userId, actor);
     const createdAt = nowIso();
@@ -417,7 +284,7 @@ export async function addTask(db: Executor, userId: string, actor: CaseActor, in
 export async function completeTask(db: Executor, userId: string, taskId: number, actor: CaseActor): Promise<{ changed: boolean; task: CaseTask }> {
   return runInTransaction(db, async (trx) => {
     const task = await trx.selectFrom('caseTasks').selectAll().where('id', '=', taskId).where('userId', '=', userId).executeTakeFirst();
-    if (!task) throw new CaseError('No such task on this case.', 404);
+    if (!task) throw new CaseNotFound('task');
     const at = nowIso();
     const r = await trx.updateTable('caseTasks').set({ doneAt: at, doneBy: actor.id }).where('id', '=', taskId).where('doneAt', 'is', null).executeTakeFirst();
     if (Number(r.numUpdatedRows) === 0) return { changed: false, task };
@@ -432,21 +299,14 @@ export async function tasksForUser(db: Executor, userId: string): Promise<CaseTa
 
 // ------------------------------------------------------------------ status
 
-export const isCaseStatus = (s: string): s is CaseStatus => (CASE_STATUSES as readonly string[]).includes(s);
-export const isResolutionReason = (s: string): s is ResolutionReason => (RESOLUTION_REASONS as readonly string[]).includes(s);
-
-export async function setCaseStatus(
+/** Moves the case to a status (a resolution's reason and comment already checked). */
+export async function updateCaseStatus(
   db: Executor,
   userId: string,
   actor: CaseActor,
-  input: { status: CaseStatus; reason?: ResolutionReason | null; comment?: string | null },
+  input: { status: CaseStatus; reason: ResolutionReason | null; comment: string | null },
 ): Promise<{ from: CaseStatus; to: CaseStatus; changed: boolean }> {
-  const comment = input.comment?.trim() || null;
-  if (input.status === 'resolved') {
-    if (!input.reason) throw new CaseError('Choose a resolution reason to resolve the case.');
-    if (input.reason === 'other' && !comment) throw new CaseError('Explain the resolution when the reason is “other”.');
-  }
-  if (comment && comment.length > 1000) throw new CaseError('Keep the resolution comment under 1000 characters.');
+  const { comment } = input;
   return runInTransaction(db, async (trx) => {
     const c = await ensureCase(trx, userId, actor);
     if (c.status === input.status) return { from: c.status, to: c.status, changed: false };
@@ -473,9 +333,10 @@ export async function setCaseStatus(
   });
 }
 
-// ------------------------------------------------------------------ case page and timeline
+// ------------------------------------------------------------------ case page and history
 
-export async function caseView(db: Executor, userId: string, now: number, targets: SlaTargets) {
+/** One customer with their case, its notes and tasks, and the history an SLA clock reads. */
+export async function caseRecord(db: Executor, userId: string) {
   const user = await db
     .selectFrom('users')
     .leftJoin('operators', 'operators.id', 'users.assigneeId')
@@ -488,80 +349,22 @@ export async function caseView(db: Executor, userId: string, now: number, target
     .where('users.id', '=', userId)
     .executeTakeFirst();
   if (!user) return null;
-  const c = await getCase(db, userId);
-  const live = !!c && c.status !== 'resolved';
-  const queued = Boolean(Number(user.inQueue));
-  const openedAt = live ? c!.openedAt : user.kycStateChangedAt;
-  const { states, statuses } = await historyFor(db, [userId]);
-  const sla = queued || live
-    ? slaClock({ openedAt, currentState: user.kycState, currentStateAt: user.kycStateChangedAt, stateChanges: states.get(userId) ?? [], statusChanges: live ? statuses.get(userId) ?? [] : [] }, now, targets)
-    : null;
-  const [notes, tasks] = await Promise.all([notesForUser(db, userId), tasksForUser(db, userId)]);
-  return { user: { ...user, inQueue: queued }, case: c ?? null, caseStatus: (live ? c!.status : queued ? 'open' : c?.status ?? null) as CaseStatus | null, sla, notes, tasks };
+  const [c, history, notes, tasks] = await Promise.all([getCase(db, userId), historyFor(db, [userId]), notesForUser(db, userId), tasksForUser(db, userId)]);
+  return {
+    user: { ...user, inQueue: Boolean(Number(user.inQueue)) },
+    case: c ?? null,
+    stateChanges: history.states.get(userId) ?? [],
+    statusChanges: history.statuses.get(userId) ?? [],
+    notes,
+    tasks,
+  };
 }
 
-export type CaseTimelineKind = 'note' | 'task' | 'assignment' | 'status';
-
-export interface CaseTimelineEntry {
-  /** Unique: `case-note:<id>` or `case-event:<id>`. */
-  key: string;
-  at: string;
-  kind: CaseTimelineKind;
-  title: string;
-  detail: string | null;
-  actor: string;
-}
-
-const STATUS_LABEL: Record<CaseStatus, string> = { open: 'open', waiting_customer: 'waiting on customer', waiting_capa: 'waiting on Capa', resolved: 'resolved' };
-export const statusLabel = (s: CaseStatus) => STATUS_LABEL[s];
-export const REASON_LABEL: Record<ResolutionReason, string> = {
-  verified_by_capa: 'Capa verified the customer',
-  rejection_confirmed: 'Rejection confirmed',
-  customer_retried: 'Customer verified again',
-  customer_unreachable: 'Customer unreachable',
-  duplicate: 'Duplicate customer',
-  other: 'Other',
-};
-
-/** Notes, tasks, assignment and status changes of a customer's case, newest first. */
-export async function caseEventsForUser(db: Executor, userId: string): Promise<CaseTimelineEntry[]> {
+/** A customer's case notes and case events (the newest 500), newest first. */
+export async function caseHistoryForUser(db: Executor, userId: string): Promise<{ notes: CaseNote[]; events: CaseEvent[] }> {
   const [notes, events] = await Promise.all([
     notesForUser(db, userId),
     db.selectFrom('caseEvents').selectAll().where('userId', '=', userId).orderBy('id', 'desc').limit(500).execute(),
   ]);
-  const out: CaseTimelineEntry[] = notes.map((n) => ({ key: `case-note:${n.id}`, at: n.at, kind: 'note', title: `Note by ${n.author}`, detail: n.body, actor: n.author }));
-  for (const e of events) {
-    const d = (e.detail ? JSON.parse(e.detail) : {}) as Record<string, string | number | null | undefined>;
-    const base = { key: `case-event:${e.id}`, at: e.at, actor: e.actor };
-    switch (e.kind) {
-      case 'opened':
-        out.push({ ...base, kind: 'status', title: 'Review case opened', detail: d.state ? `customer in ${d.state}` : null });
-        break;
-      case 'reopened':
-        out.push({ ...base, kind: 'status', title: 'Review case reopened', detail: d.state ? `customer back in ${d.state}` : null });
-        break;
-      case 'claimed':
-        out.push({ ...base, kind: 'assignment', title: `Case claimed by ${d.toLabel ?? e.actor}`, detail: null });
-        break;
-      case 'assigned':
-        out.push({ ...base, kind: 'assignment', title: `Case assigned to ${d.toLabel ?? d.to}`, detail: null });
-        break;
-      case 'unassigned':
-        out.push({ ...base, kind: 'assignment', title: 'Case unassigned', detail: null });
-        break;
-      case 'status': {
-        const to = d.to as CaseStatus;
-        const reason = d.reason ? REASON_LABEL[d.reason as ResolutionReason] ?? String(d.reason) : null;
-        out.push({ ...base, kind: 'status', title: `Case ${STATUS_LABEL[to] ?? to}`, detail: [reason, d.comment].filter(Boolean).join(' — ') || null });
-        break;
-      }
-      case 'task_added':
-        out.push({ ...base, kind: 'task', title: `Follow-up task: ${d.title}`, detail: `due ${d.dueOn}` });
-        break;
-      case 'task_done':
-        out.push({ ...base, kind: 'task', title: `Task done: ${d.title}`, detail: null });
-        break;
-    }
-  }
-  return out.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : a.key < b.key ? 1 : -1));
+  return { notes, events };
 }

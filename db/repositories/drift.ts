@@ -173,6 +173,18 @@ export async function driftForUser(db: Executor, userId: string): Promise<DriftE
   return db.selectFrom('driftEvents').selectAll().where('userId', '=', userId).orderBy('id', 'desc').limit(200).execute();
 }
 
+/** The drift a refresh run found, newest first, with each customer's external id. */
+export async function driftForRun(db: Executor, runId: number, limit = 100) {
+  return db
+    .selectFrom('driftEvents as d')
+    .innerJoin('users as u', 'u.id', 'd.userId')
+    .select(['d.id', 'd.userId', 'u.externalUserId', 'd.wasState', 'd.nowState', 'd.missedEvents', 'd.detectedAt'])
+    .where('d.runId', '=', runId)
+    .orderBy('d.id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
 export async function countDriftSince(db: Executor, since: string = nowIso().slice(0, 10)): Promise<number> {
   const r = await db.selectFrom('driftEvents').select((eb) => eb.fn.countAll().as('n')).where('detectedAt', '>=', since).executeTakeFirst();
   return Number(r?.n ?? 0);

@@ -26,6 +26,19 @@ export async function settle(db: Executor, key: string, status: 'done' | 'failed
   await db.updateTable('idempotency').set({ status, result: JSON.stringify(result ?? null), updatedAt: nowIso() }).where('key', '=', key).execute();
 }
 
+/** Reads a claim without taking it (its result parsed); null when nobody claimed the key. */
+export async function peekClaim(db: Executor, key: string): Promise<{ status: 'started' | 'done' | 'failed'; result: unknown; updatedAt: string } | null> {
+  const r = await db.selectFrom('idempotency').select(['status', 'result', 'updatedAt']).where('key', '=', key).executeTakeFirst();
+  if (!r) return null;
+  return { status: r.status, result: r.result ? JSON.parse(r.result) : null, updatedAt: r.updatedAt };
+}
+
+/** The claim's last touch (to tell a live attempt from an interrupted one). */
+export async function claimTouchedAt(db: Executor, key: string): Promise<string | null> {
+  const r = await db.selectFrom('idempotency').select('updatedAt').where('key', '=', key).executeTakeFirst();
+  return r?.updatedAt ?? null;
+}
+
 /** Re-opens a failed effect for another attempt (failed = known not to have happened). */
 export async function reopen(db: Executor, key: string): Promise<boolean> {
   const r = await db.updateTable('idempotency').set({ status: 'started', updatedAt: nowIso() }).where('key', '=', key).where('status', '=', 'failed').executeTakeFirst();

@@ -22,6 +22,11 @@ export async function linksForUser(db: Executor, userId: string): Promise<KycLin
   return db.selectFrom('kycLinks').selectAll().where('userId', '=', userId).orderBy('createdAt', 'desc').execute();
 }
 
+/** The customer's links that expired unused (the link lifetime passed). */
+export async function expiredLinksForUser(db: Executor, userId: string): Promise<Array<Pick<KycLink, 'id' | 'endedAt' | 'createdAt'>>> {
+  return db.selectFrom('kycLinks').select(['id', 'endedAt', 'createdAt']).where('userId', '=', userId).where('status', '=', 'expired').execute();
+}
+
 export async function activeLink(db: Executor, userId: string): Promise<KycLink | undefined> {
   return db.selectFrom('kycLinks').selectAll().where('userId', '=', userId).where('status', '=', 'active').orderBy('createdAt', 'desc').executeTakeFirst();
 }

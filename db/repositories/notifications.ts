@@ -168,18 +168,8 @@ export async function cancelProgrammeMessages(db: Executor, programmeId: string,
   return Number(r.numUpdatedRows);
 }
 
-/** The idempotency claim's last touch (to tell a live attempt from an interrupted one). */
-export async function claimTouchedAt(db: Executor, key: string): Promise<string | null> {
-  const r = await db.selectFrom('idempotency').select('updatedAt').where('key', '=', key).executeTakeFirst();
-  return r?.updatedAt ?? null;
-}
-
-/** Reads an idempotency claim without taking it. */
-export async function peekClaim(db: Executor, key: string): Promise<{ status: 'started' | 'done' | 'failed'; result: unknown; updatedAt: string } | null> {
-  const r = await db.selectFrom('idempotency').select(['status', 'result', 'updatedAt']).where('key', '=', key).executeTakeFirst();
-  if (!r) return null;
-  return { status: r.status, result: r.result ? JSON.parse(r.result) : null, updatedAt: r.updatedAt };
-}
+// Idempotency claims are read in idempotency.ts; these names stay for the notification jobs.
+export { claimTouchedAt, peekClaim } from './idempotency.js';
 
 export async function lastProgrammeMessage(db: Executor, programmeId: string): Promise<Notification | undefined> {
   return db.selectFrom('notifications').selectAll().where('programmeId', '=', programmeId).orderBy('step', 'desc').orderBy('createdAt', 'desc').limit(1).executeTakeFirst();

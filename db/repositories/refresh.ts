@@ -195,6 +195,11 @@ export async function getRun(db: Executor, id: number): Promise<RefreshRun | und
   return db.selectFrom('refreshRuns').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** The run a form's request id started, if any (a form sent twice starts one run). */
+export async function findRunByRequestId(db: Executor, requestId: string): Promise<RefreshRun | undefined> {
+  return db.selectFrom('refreshRuns').selectAll().where('requestId', '=', requestId).executeTakeFirst();
+}
+
 export async function updateRun(
   db: Executor,
   id: number,

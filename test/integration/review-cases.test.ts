@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { action as caseAction, loader as caseLoader } from '../../app/routes/review.$userId';
 import { action as queueAction, loader as queueLoader } from '../../app/routes/review._index';
 import { buildTimeline } from '../../app/timeline.server';
-import { caseEventsForUser } from '../../db/repositories/cases.js';
+import { caseEventsForUser } from '../../app/review/cases.server.js';
 import { findUserById, insertUser } from '../../db/repositories/users.js';
 import { createTestDb, createTestRuntime, postgresAvailable, type TestDb, type TestRuntime } from '../support/runtime.js';
 import { call, get, post, signInAs, type Browser } from './console-helpers.js';

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reviewQueue, setCaseStatus, slaClock, slaTargetsFromHours, waitingOnAt } from '../../db/repositories/cases.js';
+import { reviewQueue, setCaseStatus } from '../../app/review/cases.server.js';
+import { slaClock, slaTargetsFromHours, waitingOnAt } from '../../app/review/sla.js';
 import { insertUser } from '../../db/repositories/users.js';
 import type { KycState } from '../../db/schema.js';
 import { createTestDb, type TestDb } from '../support/runtime.js';
