@@ -6,6 +6,13 @@ import { isbot } from 'isbot';
 import { renderToPipeableStream } from 'react-dom/server';
 import { NonceContext } from './nonce';
 
+/**
+ * The web host's pieces of the app (services, the webhook fast path, bull-board's guard): the
+ * build's entry module is how server/web.ts reaches them, so it never loads app/ source beside
+ * the build.
+ */
+export { host } from './host.server';
+
 const ABORT_DELAY = 5_000;
 
 /**

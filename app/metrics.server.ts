@@ -11,10 +11,9 @@ import { services } from './services.server';
  * systems of record — the database (webhooks by verdict, inbox by status, imports, notifications)
  * and Redis (jobs by state, workers, Capa calls from every process) — so every web process
  * reports the same numbers and nothing is lost on restart. Only what never reaches a store (a
- * body refused as too large) is an in-process counter.
- *
- * The state lives on globalThis: the Remix build and server/*.ts each load their own copy of this
- * module, and both must feed one registry.
+ * body refused as too large) is an in-process counter, fed by both intakes: the Remix route and
+ * the express fast path, which reaches this module through the build's entry (app/host.server.ts)
+ * so the web process has one copy of it and one registry.
  */
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused', 'completed', 'failed'] as const;
 
@@ -34,16 +33,14 @@ interface State {
   workers: Gauge<'queue'>;
   up: Gauge<'component'>;
   statusTables: Map<string, Gauge<'status'>>;
-  capaStats: CapaCallStats | null;
   capaSnapshot: Awaited<ReturnType<typeof readCapaCallStats>>;
   tablesSeen: { at: number; names: Set<string> } | null;
 }
 
-const KEY = Symbol.for('kyc-desk.metrics');
-const holder = globalThis as unknown as { [KEY]?: State };
+let current: State | undefined;
 
 function state(): State {
-  if (holder[KEY]) return holder[KEY]!;
+  if (current) return current;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'kyc_web_' });
   const s: State = {
@@ -56,7 +53,6 @@ function state(): State {
     workers: new Gauge({ name: 'kyc_queue_workers', help: 'Workers connected to each queue (BullMQ getWorkers).', labelNames: ['queue'], registers: [registry] }),
     up: new Gauge({ name: 'kyc_up', help: '1 when the component answered during this scrape.', labelNames: ['component'], registers: [registry] }),
     statusTables: new Map(),
-    capaStats: null,
     capaSnapshot: { calls: [], latency: [] },
     tablesSeen: null,
   };
@@ -96,8 +92,16 @@ function state(): State {
     }),
     reset: () => {},
   } as never);
-  holder[KEY] = s;
+  current = s;
   return s;
+}
+
+/**
+ * Starts the process's own figures (event-loop delay is sampled from then on), so the first
+ * scrape already has them; the web host calls it at start.
+ */
+export function startProcessMetrics(): void {
+  state();
 }
 
 export const metrics = {
@@ -110,13 +114,14 @@ export const metrics = {
   },
 };
 
-/** The web process's own Capa calls (delivery log, settings) feed the same Redis figures. */
+/**
+ * The web process's own Capa calls (delivery log, settings) feed the same Redis figures. The
+ * buffer belongs to the services (it writes through their Redis connection, and a scrape flushes
+ * it first), so whoever holds those services records into, and flushes, the same one.
+ */
 export async function webCapaStats(): Promise<CapaCallStats> {
-  const s = state();
-  if (!s.capaStats) {
-    const { queues } = await services();
-    s.capaStats = new CapaCallStats(queues.connection, queues.prefix);
-  }
+  const s = await services();
+  s.capaStats ??= new CapaCallStats(s.queues.connection, s.queues.prefix);
   return s.capaStats;
 }
 
@@ -131,7 +136,7 @@ async function existingTables(): Promise<Set<string>> {
 
 async function collect(): Promise<void> {
   const s = state();
-  const { db, queues } = await services();
+  const { db, queues, capaStats } = await services();
 
   try {
     const { byVerdict, byStatus } = await inboxCounts(db);
@@ -155,7 +160,7 @@ async function collect(): Promise<void> {
   if (await pingRedis(queues.connection, 1000)) {
     s.up.set({ component: 'redis' }, 1);
     try {
-      await s.capaStats?.flush();
+      await capaStats?.flush();
       s.jobs.reset();
       s.workers.reset();
       await Promise.all(

@@ -1,5 +1,6 @@
 import { createDb, migrateToLatest, type Db } from '../db/client.js';
 import { parseDataKeys, type DataKey } from '../db/encryption.js';
+import type { CapaCallStats } from '../jobs/capa-metrics.js';
 import { Queues } from '../jobs/queues.js';
 import { env as readEnv, type Env } from '../lib/config.js';
 import { logger, type Logger } from '../lib/logger.js';
@@ -15,14 +16,19 @@ export interface Services {
   queues: Queues;
   dataKeys: DataKey[];
   logger: Logger;
+  /** The web process's own Capa call figures, created on first use (metrics.server.ts). */
+  capaStats?: CapaCallStats;
 }
 
-const KEY = Symbol.for('kyc-desk.services');
-type Holder = { [KEY]?: Promise<Services> };
-const holder = globalThis as unknown as Holder;
+/**
+ * One per module instance, and the web process loads this module once: inside the Remix build,
+ * which server/web.ts serves and takes its host pieces from (app/host.server.ts through the
+ * build's entry module) instead of importing app/ source beside it.
+ */
+let current: Promise<Services> | undefined;
 
 export function services(): Promise<Services> {
-  holder[KEY] ??= (async () => {
+  current ??= (async () => {
     const env = readEnv();
     const db = createDb(env.DATABASE_URL);
     await migrateToLatest(db);
@@ -33,11 +39,14 @@ export function services(): Promise<Services> {
     else queues.connection.once('ready', report);
     return { env, db, queues, dataKeys: parseDataKeys(env.KYC_DETAILS_KEY), logger };
   })();
-  return holder[KEY]!;
+  return current;
 }
 
-/** Tests (and the bench) install their own services: real SQLite/PostgreSQL and Redis. */
+/**
+ * Tests (and the bench) install their own services: real SQLite/PostgreSQL and Redis. Into this
+ * module instance only: a test serving a Remix build installs them into the build's copy too
+ * (test/support/runtime.ts).
+ */
 export function setServices(s: Services | undefined): void {
-  if (s) holder[KEY] = Promise.resolve(s);
-  else delete holder[KEY];
+  current = s ? Promise.resolve(s) : undefined;
 }

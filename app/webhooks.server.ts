@@ -1,7 +1,13 @@
 import { readLimitedBody } from '../lib/body.js';
-import { MAX_WEBHOOK_BYTES, receiveWebhook } from './webhook-intake.server.js';
+import { MAX_WEBHOOK_BYTES, receiveWebhook, type IntakeDeps } from './webhook-intake.server.js';
 import { services } from './services.server';
 import { metrics } from './metrics.server';
+
+/** The intake's dependencies in this process: its services, with refusals counted in /metrics. */
+export async function intakeDeps(): Promise<IntakeDeps> {
+  const s = await services();
+  return { db: s.db, enqueue: s.queues, secrets: s.env.CAPA_WEBHOOK_SECRET, onOutcome: (verdict) => metrics.webhook(verdict) };
+}
 
 export async function handleCapaWebhook(request: Request): Promise<Response> {
   if (request.method !== 'POST') return Response.json({ ok: false, error: 'use POST' }, { status: 405, headers: { Allow: 'POST' } });
@@ -12,12 +18,7 @@ export async function handleCapaWebhook(request: Request): Promise<Response> {
   }
   const s = await services();
   try {
-    const r = await receiveWebhook(raw, request.headers, {
-      db: s.db,
-      enqueue: s.queues,
-      secrets: s.env.CAPA_WEBHOOK_SECRET,
-      onOutcome: (verdict) => metrics.webhook(verdict),
-    });
+    const r = await receiveWebhook(raw, request.headers, await intakeDeps());
     return Response.json(r.body, { status: r.status });
   } catch (err) {
     // The database refused the write: nothing was accepted, so Capa must retry (5xx).

@@ -2,16 +2,17 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Express, NextFunction, Request as ExpressRequest, RequestHandler, Response as ExpressResponse } from 'express';
-import { auditAction, requireOperator, sameOrigin, type SignedIn } from '../app/auth.server.js';
-import { services } from '../app/services.server.js';
+import type { QueueBoard } from '../app/host.server.js';
+import type { SignedIn } from '../app/auth.server.js';
 import { logger } from '../lib/logger.js';
 
 /**
  * bull-board (the job-level queue UI) under /admin/queues, for admins only. We do not rewrite a
  * queue UI; our /queues page summarises and links here. The guard reuses the console's own session
- * check (app/auth.server.ts requireOperator): the same cookie, the sessions/operators tables, the
- * same idle and absolute timeouts, the same audited denial — so there is one definition of
- * "signed in as admin". Signed out → redirect to /login; not an admin → 403.
+ * check (app/auth.server.ts requireOperator, reached through the build's QueueBoard): the same
+ * cookie, the sessions/operators tables, the same idle and absolute timeouts, the same audited
+ * denial — so there is one definition of "signed in as admin". Signed out → redirect to /login;
+ * not an admin → 403.
  */
 export const BULL_BOARD_PATH = '/admin/queues';
 
@@ -35,12 +36,12 @@ async function sendWebResponse(res: ExpressResponse, r: Response): Promise<void>
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Express guard: admin session required; state-changing calls must come from our own pages and are audited. */
-export function adminOnly(): RequestHandler {
+export function adminOnly(guard: QueueBoard): RequestHandler {
   return async (req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
     const request = toWebRequest(req);
     let who: SignedIn;
     try {
-      who = await requireOperator(request, 'admin');
+      who = await guard.requireAdmin(request);
     } catch (thrown) {
       if (thrown instanceof Response) return sendWebResponse(res, thrown).catch(next);
       return next(thrown);
@@ -48,13 +49,13 @@ export function adminOnly(): RequestHandler {
     try {
       if (!READ_METHODS.has(req.method)) {
         // bull-board's API is cookie-authenticated: refuse cross-site writes (CSRF) like every console action.
-        if (!(await sameOrigin(request))) {
-          await auditAction(request, who, { action: 'queues.board', targetType: 'route', targetId: `${req.method} ${req.originalUrl}`.slice(0, 300), outcome: 'denied', detail: { reason: 'cross-site request' } });
+        if (!(await guard.sameOrigin(request))) {
+          await guard.audit(request, who, { action: 'queues.board', targetType: 'route', targetId: `${req.method} ${req.originalUrl}`.slice(0, 300), outcome: 'denied', detail: { reason: 'cross-site request' } });
           res.status(403).type('text/plain').send('This request came from another site and was refused.');
           return;
         }
         res.on('finish', () => {
-          auditAction(request, who, {
+          guard.audit(request, who, {
             action: 'queues.board',
             targetType: 'route',
             targetId: `${req.method} ${req.originalUrl}`.slice(0, 300),
@@ -73,12 +74,12 @@ export function adminOnly(): RequestHandler {
 
 type Board = (req: ExpressRequest, res: ExpressResponse, next: NextFunction) => void;
 
-async function createBoard(): Promise<Board> {
-  const { queues } = await services();
+async function createBoard(board: QueueBoard): Promise<Board> {
+  const queues = await board.queues();
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath(BULL_BOARD_PATH);
   createBullBoard({
-    queues: queues.allQueues().map((q) => new BullMQAdapter(q)),
+    queues: queues.map((q) => new BullMQAdapter(q)),
     // @bull-board/express pins its own copy of @bull-board/api for types only; the interface is the same.
     serverAdapter: serverAdapter as never,
     options: { uiConfig: { boardTitle: 'KYC Desk queues' } },
@@ -93,10 +94,10 @@ async function createBoard(): Promise<Board> {
  * function (not mounted as a sub-app) so express 4 does not re-parent it, and the request/response
  * prototypes it swaps in are restored if it ever hands a request back.
  */
-export function mountBullBoard(app: Express): void {
+export function mountBullBoard(app: Express, queueBoard: QueueBoard): void {
   let board: Promise<Board> | undefined;
-  app.use(BULL_BOARD_PATH, adminOnly(), (req, res, next) => {
-    board ??= createBoard().catch((err) => {
+  app.use(BULL_BOARD_PATH, adminOnly(queueBoard), (req, res, next) => {
+    board ??= createBoard(queueBoard).catch((err) => {
       board = undefined;
       throw err;
     });

@@ -10,13 +10,11 @@ import { mountBullBoard } from './bull-board.js';
 import { securityHeaders } from './security-headers.js';
 import { stampClientAddress } from '../lib/client-address.js';
 import { capaWebhookRouter } from './webhook-http.js';
-import type { IntakeDeps } from '../app/webhook-intake.server.js';
+import type { WebHost } from '../app/host.server.js';
 
 export interface WebOptions {
   build?: ServerBuild;
   production?: boolean;
-  /** Dependencies of the Capa webhook fast path (defaults to the web process's services). */
-  intake?: () => Promise<IntakeDeps>;
   /** Extra express mounts (the operations views mount bull-board here). */
   mount?: (app: Express, build: ServerBuild) => void | Promise<void>;
   /** express "trust proxy" (env TRUST_PROXY); default `loopback`. */
@@ -33,11 +31,22 @@ export async function loadBuild(): Promise<ServerBuild> {
 }
 
 /**
+ * The app's pieces this host needs, from the build's own entry module (app/entry.server.tsx
+ * exports `host`). Taking them from the build rather than importing app/ source keeps one copy
+ * of the app in the process: one set of services, one metrics registry, one intake group commit.
+ */
+export function hostOf(build: ServerBuild): WebHost {
+  const host = (build.entry.module as { host?: WebHost }).host;
+  if (!host) throw new Error('the web build has no host exports (app/entry.server.tsx exports `host`); rebuild it with `npm run build`');
+  return host;
+}
+
+/**
  * Defence in depth against cross-site form posts: a state-changing request whose Origin names
  * another site is refused here with a clear 403 (the session-bound CSRF token is still checked by
  * every action). Capa's webhook is served earlier and carries its own signature.
  */
-const refuseCrossSite: express.RequestHandler = (req, res, next) => {
+const refuseCrossSite = (host: WebHost): express.RequestHandler => (req, res, next) => {
   if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
   if (req.path.startsWith('/admin/queues')) return next(); // bull-board's guard checks and audits
   const origin = req.get('origin');
@@ -50,40 +59,27 @@ const refuseCrossSite: express.RequestHandler = (req, res, next) => {
   }
   if (sameSite) return next();
   res.status(403).type('text/plain').send('Refused: this form was sent from another site. Open KYC Desk and try again.');
-  void auditRefusal(req.path, origin, req.ip ?? null);
-};
-
-async function auditRefusal(path: string, origin: string, ip: string | null): Promise<void> {
-  try {
-    const [{ services }, { appendAudit }] = await Promise.all([import('../app/services.server.js'), import('../db/repositories/audit.js')]);
-    const s = await services();
-    await appendAudit(s.db, { actor: 'anonymous', action: 'csrf.refused', targetType: 'route', targetId: path.slice(0, 200), outcome: 'denied', detail: { origin: origin.slice(0, 200) }, ip });
-  } catch (err) {
+  host.auditCrossSiteRefusal(req.path, origin, req.ip ?? null).catch((err) => {
     logger.warn({ err: (err as Error).message }, 'could not audit a refused cross-site request');
-  }
-}
-
-/** The web process's services (shared with the Remix build through a global holder). */
-async function defaultIntakeDeps(): Promise<IntakeDeps> {
-  const { services } = await import('../app/services.server.js');
-  const s = await services();
-  return { db: s.db, enqueue: s.queues, secrets: s.env.CAPA_WEBHOOK_SECRET };
-}
+  });
+};
 
 export async function createWebApp(opts: WebOptions = {}): Promise<Express> {
   const build = opts.build ?? (await loadBuild());
+  const host = hostOf(build);
+  host.startMetrics();
   const app = express();
   app.disable('x-powered-by');
   // Who may set X-Forwarded-For: the client address for the audit log and /metrics come from it.
   app.set('trust proxy', opts.trustProxy ?? 'loopback');
-  app.use(capaWebhookRouter(opts.intake ?? defaultIntakeDeps));
+  app.use(capaWebhookRouter(host.webhookIntake));
   app.use(securityHeaders({ production: opts.production ?? process.env.NODE_ENV === 'production' }));
-  app.use(refuseCrossSite);
+  app.use(refuseCrossSite(host));
   app.use(compression({ filter: (req, res) => !req.path.startsWith('/webhooks') && compression.filter(req, res) }));
   app.use('/build', express.static('public/build', { immutable: true, maxAge: '1y' }));
   app.use(express.static('public', { maxAge: '1h', index: false }));
-  // Operations (issue 8): bull-board for admins, behind the console's own session check.
-  mountBullBoard(app);
+  // bull-board for admins, behind the console's own session check.
+  mountBullBoard(app, host.queueBoard);
   await opts.mount?.(app, build);
   app.use(stampClientAddress());
   app.all(

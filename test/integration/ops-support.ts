@@ -9,7 +9,8 @@ import { createOperator } from '../../app/operator-accounts.server.js';
 import { createSession } from '../../db/repositories/sessions.js';
 import type { Db } from '../../db/client.js';
 import type { Role } from '../../db/schema.js';
-import { createWebApp } from '../../server/web.js';
+import { createWebApp, hostOf } from '../../server/web.js';
+import { serveServicesTo } from '../support/runtime.js';
 
 /**
  * Test support for the operations views: a real Remix build of the root and the operations
@@ -54,6 +55,7 @@ export interface Served {
 }
 
 export async function serveWebApp(build: ServerBuild): Promise<Served> {
+  serveServicesTo(hostOf(build));
   const app = await createWebApp({ build, production: false });
   const server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -12,7 +12,8 @@ import { Queues } from '../../jobs/queues.js';
 import { startWorkers, type RunningWorkers } from '../../jobs/worker.js';
 import { parseEnv, type Env } from '../../lib/config.js';
 import { logger } from '../../lib/logger.js';
-import { setServices, type Services } from '../../app/services.server.js';
+import { webhookIntake, type WebHost } from '../../app/host.server.js';
+import { setServices as setSourceServices, type Services } from '../../app/services.server.js';
 import express from 'express';
 import { capaWebhookRouter } from '../../server/webhook-http.js';
 
@@ -40,6 +41,28 @@ export async function postgresAvailable(): Promise<boolean> {
   } finally {
     await db.destroy();
   }
+}
+
+/**
+ * The services a test installed, and the Remix builds it serves. A test reaches the app two ways:
+ * facades and routes imported from source (app/services.server.ts here), and a loaded build
+ * served over HTTP, which holds its own copy of every app module (server/web.ts takes its
+ * services from the build). Both must see the same services.
+ */
+let installed: Services | undefined;
+const servedBuilds = new Set<WebHost>();
+
+/** Installs `s` (or clears) for source imports and for every build this test file serves. */
+export function setServices(s: Services | undefined): void {
+  installed = s;
+  setSourceServices(s);
+  for (const host of servedBuilds) host.setServices(s);
+}
+
+/** A build about to be served (test/support/web.ts): it gets the installed services, now and later. */
+export function serveServicesTo(host: WebHost): void {
+  servedBuilds.add(host);
+  if (installed) host.setServices(installed);
 }
 
 export interface TestDb {
@@ -129,7 +152,7 @@ export async function createTestRuntime(opts: { dbKind?: 'sqlite' | 'postgres'; 
 
   // The production intake: the express fast path of server/web.ts, over the same services.
   const app = express();
-  app.use(capaWebhookRouter(async () => ({ db: services.db, enqueue: services.queues, secrets: services.env.CAPA_WEBHOOK_SECRET })));
+  app.use(capaWebhookRouter(webhookIntake(async () => ({ db: services.db, enqueue: services.queues, secrets: services.env.CAPA_WEBHOOK_SECRET }))));
   handler = app;
 
   const rt: TestRuntime = {

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ServerBuild } from '@remix-run/node';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { createWebApp, type WebOptions } from '../../server/web.js';
+import { createWebApp, hostOf, type WebOptions } from '../../server/web.js';
+import { serveServicesTo } from './runtime.js';
 
 /** Debian's Chromium, headless, with the flags this machine's closed network needs. */
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -14,11 +15,13 @@ export function launchChromium(): Promise<Browser> {
 
 /**
  * The real web app (server/web.ts) over the Remix build the test run made (global setup), on a
- * free port; services come from whatever the test installed with setServices.
+ * free port; services come from whatever the test installed with setServices (./runtime.ts),
+ * which installs them into this build's own copy of the app too.
  */
 export async function startBuiltApp(opts: Omit<WebOptions, 'build'> = {}): Promise<{ server: Server; base: string }> {
   const root = path.resolve(import.meta.dirname, '../..');
   const build = (await import(`${pathToFileURL(path.join(root, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;
+  serveServicesTo(hostOf(build));
   const app = await createWebApp({ build, production: false, ...opts });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
