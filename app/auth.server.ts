@@ -1,11 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createCookie, redirect } from '@remix-run/node';
 import type { Role } from '../db/schema.js';
-import { appendAudit } from '../db/repositories/audit.js';
+import { appendAudit, auditOutcomesForTarget } from '../db/repositories/audit.js';
 import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { findOperatorByEmail, recordLoginFailure, recordLoginSuccess } from '../db/repositories/operators.js';
 import { createSession, findLiveSession, revokeSession, type LiveSession, type SessionPolicy } from '../db/repositories/sessions.js';
-import { normalizeEmail } from '../db/repositories/users.js';
+import { normalizeEmail } from '../domain/email.js';
 import { verifyPassword } from '../lib/password.js';
 import { isoAgo } from '../lib/time.js';
 import { services } from './services.server';
@@ -243,15 +243,7 @@ const MAX_WAIT_MS = 15 * 60_000;
 /** How long the next attempt for this e-mail must wait (0 = allowed now), from the audit log. */
 export async function loginWaitMs(email: string, now = Date.now()): Promise<number> {
   const { db } = await services();
-  const rows = await db
-    .selectFrom('auditLog')
-    .select(['at', 'outcome'])
-    .where('targetType', '=', 'login')
-    .where('targetId', '=', normalizeEmail(email))
-    .where('at', '>=', isoAgo(THROTTLE_WINDOW_MS, now))
-    .orderBy('id', 'desc')
-    .limit(50)
-    .execute();
+  const rows = await auditOutcomesForTarget(db, { targetType: 'login', targetId: normalizeEmail(email), since: isoAgo(THROTTLE_WINDOW_MS, now), limit: 50 });
   let failures = 0;
   for (const r of rows) {
     if (r.outcome === 'ok') break; // a success resets the count

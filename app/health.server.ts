@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { pingDb } from '../db/client.js';
 import { pingRedis } from '../lib/redis.js';
+import { withTimeout } from '../lib/time.js';
 import { jobsForQueue } from '../jobs/catalog.js';
 import type { QueueName } from '../jobs/types.js';
 import { services } from './services.server';
@@ -116,11 +117,6 @@ export function processesCheck(report = launcherHolder[LAUNCHER]): Check | undef
   };
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, rej) => { t = setTimeout(() => rej(new Error(`${what} did not answer within ${ms} ms`)), ms); })]).finally(() => clearTimeout(t));
-}
-
 /**
  * /readyz. Database and Redis decide readiness (a load balancer should stop sending traffic when
  * either is gone). Workers and backlog are reported but do not take the web process out: with
@@ -130,7 +126,7 @@ export async function readiness(): Promise<Readiness> {
   const s = await services();
   const checks = {} as Readiness['checks'];
   try {
-    await withTimeout(sql`select 1`.execute(s.db), 2000, 'the database');
+    await withTimeout(pingDb(s.db), 2000, 'the database');
     checks.db = { ok: true };
   } catch (err) {
     checks.db = { ok: false, detail: (err as Error).message };

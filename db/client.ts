@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { CamelCasePlugin, CompiledQuery, Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type MigrationProvider, type Transaction } from 'kysely';
+import { CamelCasePlugin, CompiledQuery, Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type Driver, type MigrationProvider, type Transaction } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
@@ -146,6 +146,11 @@ let shared: Db | undefined;
 let sharedUrl: string | undefined;
 
 /** The process-wide database handle (web and worker each open one). */
+/** Answers when the database does (a readiness probe's round trip). */
+export async function pingDb(db: Kysely<any>): Promise<void> {
+  await sql`select 1`.execute(db);
+}
+
 export function getDb(url: string): Db {
   if (!shared || sharedUrl !== url) {
     shared = createDb(url);

@@ -3,7 +3,7 @@ import { Form, useActionData, useLoaderData, useNavigation } from '@remix-run/re
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
 import { ActionToast, OpsNav, Time } from '~/components/ops';
-import { saveWebhookSettings, settingsData } from '~/ops.server';
+import { saveWebhookSettings, settingsData } from '~/settings.server';
 
 export const meta: MetaFunction = () => [{ title: 'Webhook settings · KYC Desk' }];
 

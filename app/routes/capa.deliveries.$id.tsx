@@ -4,7 +4,7 @@ import { useMemo } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
 import { ActionToast, OpsNav, Time } from '~/components/ops';
-import { capaDeliveryDetail, NOTIFICATION_STATUS_WORDS, retryCapaDelivery } from '~/ops.server';
+import { capaDeliveryDetail, NOTIFICATION_STATUS_WORDS, retryCapaDelivery } from '~/capa-log.server';
 import { newRequestId } from '~/schemas';
 
 export const meta: MetaFunction = () => [{ title: 'Capa delivery · KYC Desk' }];

@@ -5,7 +5,7 @@ import { useMemo } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
 import { ActionToast, OpsNav, Pager, ServerTable, Time, withParams } from '~/components/ops';
-import { capaDeliveriesData, retryCapaDelivery } from '~/ops.server';
+import { capaDeliveriesData, retryCapaDelivery } from '~/capa-log.server';
 import { newRequestId } from '~/schemas';
 
 export const meta: MetaFunction = () => [{ title: 'Capa delivery log · KYC Desk' }];

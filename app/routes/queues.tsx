@@ -3,7 +3,7 @@ import { Form, Link, useActionData, useLoaderData, useNavigation } from '@remix-
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
 import { ActionToast, OpsNav, Time } from '~/components/ops';
-import { queueAction, queuesData } from '~/ops.server';
+import { queueAction, queuesData } from '~/queues.server';
 
 export const meta: MetaFunction = () => [{ title: 'Queues · KYC Desk' }];
 

@@ -5,7 +5,7 @@ import { useMemo } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
 import { ActionToast, OpsNav, Time } from '~/components/ops';
-import { inboxDetailData, reprocessDelivery } from '~/ops.server';
+import { inboxDetailData, reprocessDelivery } from '~/inbox.server';
 import { newRequestId } from '~/schemas';
 
 export const meta: MetaFunction = ({ params }) => [{ title: `Webhook #${params.id} · KYC Desk` }];

@@ -4,7 +4,7 @@ import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import { requireOperator } from '~/auth.server';
 import { OpsNav, Pager, ServerTable, Time, withParams } from '~/components/ops';
-import { inboxListData } from '~/ops.server';
+import { inboxListData } from '~/inbox.server';
 
 export const meta: MetaFunction = () => [{ title: 'Webhook inbox · KYC Desk' }];
 

@@ -166,3 +166,24 @@ export async function checkAuditAnchor(db: Executor, anchor: { head: string; cou
 export async function auditForTarget(db: Executor, targetType: string, targetId: string, limit = 200): Promise<AuditEntry[]> {
   return db.selectFrom('auditLog').selectAll().where('targetType', '=', targetType).where('targetId', '=', targetId).orderBy('id', 'desc').limit(limit).execute();
 }
+
+/** Entries of one action since `since`, oldest first. */
+export async function auditByActionSince(db: Executor, action: string, since: string): Promise<Array<Pick<AuditEntry, 'at' | 'outcome' | 'detail'>>> {
+  return db.selectFrom('auditLog').select(['at', 'outcome', 'detail']).where('action', '=', action).where('at', '>=', since).orderBy('id', 'asc').execute();
+}
+
+/** The outcomes recorded against one target since `since`, newest first. */
+export async function auditOutcomesForTarget(
+  db: Executor,
+  q: { targetType: string; targetId: string; since: string; limit: number },
+): Promise<Array<Pick<AuditEntry, 'at' | 'outcome'>>> {
+  return db
+    .selectFrom('auditLog')
+    .select(['at', 'outcome'])
+    .where('targetType', '=', q.targetType)
+    .where('targetId', '=', q.targetId)
+    .where('at', '>=', q.since)
+    .orderBy('id', 'desc')
+    .limit(q.limit)
+    .execute();
+}

@@ -160,3 +160,40 @@ export async function deliveriesForUser(db: Executor, userId: string, externalUs
     .limit(limit)
     .execute();
 }
+
+// ---- operations views (queues, Capa's delivery log, settings)
+
+/** The customer behind each delivery: its own user id, else the user with its external id. */
+export async function customersOfDeliveries(db: Executor, ids: number[]): Promise<Array<{ id: number; externalUserId: string | null; userId: string | null }>> {
+  if (ids.length === 0) return [];
+  return db
+    .selectFrom('webhookInbox as w')
+    .leftJoin('users as u', 'u.externalUserId', 'w.externalUserId')
+    .select(['w.id', 'w.externalUserId', (eb) => eb.fn.coalesce('w.userId', 'u.id').as('userId')])
+    .where('w.id', 'in', ids)
+    .execute();
+}
+
+/** What we received for one customer and event, newest first. */
+export async function deliveriesForEvent(db: Executor, externalUserId: string, eventName: string, limit = 20) {
+  return db
+    .selectFrom('webhookInbox')
+    .select(['id', 'receivedAt', 'status', 'signatureVerdict', 'duplicateOf', 'stateFrom', 'stateTo', 'effect'])
+    .where('externalUserId', '=', externalUserId)
+    .where('eventName', '=', eventName)
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
+/** Per webhook secret (its index in the configured list): deliveries it verified since `since`, and the last one. */
+export async function secretUsageSince(db: Executor, since: string): Promise<Array<{ secretIndex: number; lastAt: string | null; count: number }>> {
+  const rows = await db
+    .selectFrom('webhookInbox')
+    .select(['secretIndex', (eb) => eb.fn.max('receivedAt').as('lastAt'), (eb) => eb.fn.countAll<number>().as('n')])
+    .where('receivedAt', '>=', since)
+    .where('secretIndex', 'is not', null)
+    .groupBy('secretIndex')
+    .execute();
+  return rows.map((u) => ({ secretIndex: Number(u.secretIndex), lastAt: (u.lastAt as string | null) ?? null, count: Number(u.n) }));
+}

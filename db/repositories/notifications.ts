@@ -82,6 +82,12 @@ export async function getMessage(db: Executor, id: string): Promise<Notification
   return db.selectFrom('notifications').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** The customer of each message named (messages that do not exist are left out). */
+export async function usersOfMessages(db: Executor, ids: string[]): Promise<Array<Pick<Notification, 'id' | 'userId'>>> {
+  if (ids.length === 0) return [];
+  return db.selectFrom('notifications').select(['id', 'userId']).where('id', 'in', ids).execute();
+}
+
 /** Every message for one customer, newest first (the user page's timeline reads this). */
 export async function notificationsForUser(db: Executor, userId: string, limit = 200): Promise<Notification[]> {
   return db.selectFrom('notifications').selectAll().where('userId', '=', userId).orderBy('createdAt', 'desc').orderBy('id', 'desc').limit(limit).execute();

@@ -65,6 +65,17 @@ export async function findUserByEmail(db: Executor, email: string): Promise<User
   return db.selectFrom('users').selectAll().where('email', '=', normalizeEmail(email)).executeTakeFirst();
 }
 
+/** Id and external id of each customer named, by id (customers that do not exist are left out). */
+export async function externalIdsOf(db: Executor, ids: string[]): Promise<Array<Pick<User, 'id' | 'externalUserId'>>> {
+  if (ids.length === 0) return [];
+  return db.selectFrom('users').select(['id', 'externalUserId']).where('id', 'in', ids).execute();
+}
+
+/** Id and external id of the customer with this external id, if any (no personal data). */
+export async function customerRefByExternalId(db: Executor, externalUserId: string): Promise<Pick<User, 'id' | 'externalUserId'> | undefined> {
+  return db.selectFrom('users').select(['id', 'externalUserId']).where('externalUserId', '=', externalUserId).executeTakeFirst();
+}
+
 export async function markCapaCreated(db: Executor, id: string, capaUserId: string): Promise<void> {
   const now = nowIso();
   await db

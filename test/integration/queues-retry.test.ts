@@ -1,7 +1,7 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignedIn } from '../../app/auth.server.js';
-import { queueAction, queuesData } from '../../app/ops.server.js';
+import { queueAction, queuesData } from '../../app/queues.server.js';
 import { insertMessage } from '../../db/repositories/notifications.js';
 import { insertUser } from '../../db/repositories/users.js';
 import { redisConnection } from '../../lib/redis.js';

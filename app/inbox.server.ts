@@ -1,0 +1,181 @@
+import { z } from 'zod';
+import { auditForTarget } from '../db/repositories/audit.js';
+import { claim, forget, settle } from '../db/repositories/idempotency.js';
+import { getDelivery, markEnqueued, resetForReprocess } from '../db/repositories/inbox.js';
+import { deliveryContext, inboxEventNames, INBOX_SORTABLE, INBOX_STATUSES, listInbox, VERDICTS, type InboxQuery, type InboxSort } from '../db/repositories/inbox-query.js';
+import type { SignatureVerdict, WebhookStatus } from '../db/schema.js';
+import { processWebhook } from '../jobs/definitions/process-webhook.js';
+import { withTimeout } from '../lib/time.js';
+import { RequestIdSchema, type ActionResult } from './action-result';
+import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
+import { dayEnd, dayStart, isoDay, parsePaging, parseSorting } from './list-params.server';
+import { maskDeep } from './pii';
+import { services } from './services.server';
+
+/**
+ * The webhook inbox (/webhooks, /webhooks/:id): every delivery Capa sent us as stored, what it
+ * did, and re-processing one through the worker.
+ */
+
+export interface InboxParams extends InboxQuery {
+  sort: InboxSort;
+  dir: 'asc' | 'desc';
+  page: number;
+  pageSize: number;
+  from: string;
+  to: string;
+}
+
+/** URL → query. Unknown or malformed values are dropped, never an error: a shared link always opens. */
+export function parseInboxParams(sp: URLSearchParams): InboxParams {
+  const verdict = sp.get('verdict');
+  const status = sp.get('status');
+  const dup = sp.get('dup');
+  const from = sp.get('from') ?? '';
+  const to = sp.get('to') ?? '';
+  return {
+    customer: sp.get('customer')?.trim().slice(0, 200) || null,
+    event: sp.get('event')?.trim().slice(0, 64) || null,
+    verdict: (VERDICTS as readonly string[]).includes(verdict ?? '') ? (verdict as SignatureVerdict) : null,
+    status: (INBOX_STATUSES as readonly string[]).includes(status ?? '') ? (status as WebhookStatus) : null,
+    duplicate: dup === 'duplicate' || dup === 'new' ? dup : null,
+    changedOnly: sp.get('changed') === '1',
+    errorsOnly: sp.get('errors') === '1',
+    receivedFrom: dayStart(from),
+    receivedTo: dayEnd(to),
+    from: isoDay(from) ?? '',
+    to: isoDay(to) ?? '',
+    ...parseSorting(sp, INBOX_SORTABLE, 'id'),
+    ...parsePaging(sp, { sizes: [25, 50, 100, 200], defaultSize: 50 }),
+  };
+}
+
+export async function inboxListData(who: SignedIn, sp: URLSearchParams) {
+  const { db } = await services();
+  const params = parseInboxParams(sp);
+  const [page, events] = await Promise.all([listInbox(db, params), inboxEventNames(db)]);
+  return {
+    ...page,
+    params,
+    events,
+    verdicts: VERDICTS,
+    statuses: INBOX_STATUSES,
+    canReprocess: roleAtLeast(who.operator.role, 'admin'),
+  };
+}
+
+function maskHeaders(headersJson: string, pii: boolean): Record<string, string> {
+  let h: Record<string, string> = {};
+  try {
+    h = JSON.parse(headersJson) as Record<string, string>;
+  } catch {
+    return {};
+  }
+  if (!pii && h['x-forwarded-for']) h['x-forwarded-for'] = '(hidden for your role)';
+  return h;
+}
+
+/** The stored body as shown: pretty JSON; for viewers, personal data masked (unparseable bodies hidden). */
+export function displayBody(raw: string, pii: boolean): { text: string; masked: boolean; json: boolean } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return pii ? { text: raw, masked: false, json: false } : { text: `(${Buffer.byteLength(raw)} bytes that are not valid JSON — hidden for your role)`, masked: true, json: false };
+  }
+  return { text: JSON.stringify(pii ? parsed : maskDeep(parsed), null, 2), masked: !pii, json: true };
+}
+
+export async function inboxDetailData(who: SignedIn, id: number) {
+  const { db } = await services();
+  const d = await getDelivery(db, id);
+  if (!d) return null;
+  const pii = canSeePii(who.operator.role);
+  const [context, audit] = await Promise.all([deliveryContext(db, d), auditForTarget(db, 'webhook', String(id), 50)]);
+  const { rawBody, headers, dedupeKey: _k, ...rest } = d;
+  return {
+    delivery: rest,
+    body: displayBody(rawBody, pii),
+    headers: maskHeaders(headers, pii),
+    context,
+    audit: audit.map((a) => ({ id: a.id, at: a.at, actor: a.actor, action: a.action, outcome: a.outcome, detail: a.detail })),
+    reprocess: reprocessEligibility(d.signatureVerdict, d.status),
+    canReprocess: roleAtLeast(who.operator.role, 'admin'),
+  };
+}
+
+export function reprocessEligibility(verdict: SignatureVerdict, status: WebhookStatus): { ok: boolean; reason?: string } {
+  if (verdict !== 'valid') return { ok: false, reason: 'Its signature did not verify, so it is not trusted and cannot be processed.' };
+  if (status === 'rejected') return { ok: false, reason: 'It was rejected at intake (not a usable event), so there is nothing to process.' };
+  if (status === 'received') return { ok: false, reason: 'It is already waiting for the worker.' };
+  return { ok: true };
+}
+
+const ReprocessSchema = z.object({ intent: z.literal('reprocess'), requestId: RequestIdSchema });
+
+/**
+ * Re-process one stored delivery through the normal worker path: reset it to `received`, free its
+ * deterministic job id and queue process-webhook again. Idempotent: the same form twice (same
+ * request id) queues once; a delivery already waiting is left alone; the state machine turns a
+ * repeated event into a no-op.
+ */
+export async function reprocessDelivery(request: Request, who: SignedIn, id: number, form: FormData): Promise<ActionResult> {
+  const { db, queues } = await services();
+  const parsed = ReprocessSchema.safeParse(Object.fromEntries(form));
+  if (!parsed.success) return { tone: 'error', message: 'This form is incomplete; reload the page and try again.' };
+  const audit = (outcome: 'queued' | 'denied' | 'error', detail: Record<string, unknown>) =>
+    auditAction(request, who, { action: 'webhook.reprocess', targetType: 'webhook', targetId: String(id), outcome, detail });
+
+  const d = await getDelivery(db, id);
+  if (!d) return { tone: 'error', message: `There is no delivery #${id}.` };
+  const eligible = reprocessEligibility(d.signatureVerdict, d.status);
+  if (!eligible.ok) {
+    await audit('denied', { reason: eligible.reason });
+    return { tone: d.status === 'received' ? 'info' : 'error', message: `Delivery #${id} was not re-processed: ${eligible.reason}` };
+  }
+
+  const key = `webhook-reprocess:${parsed.data.requestId}`;
+  const c = await claim(db, key, 'webhook-reprocess');
+  if (!c.fresh) return { tone: 'info', message: `This re-process request for delivery #${id} was already submitted; nothing more was queued.` };
+
+  // BullMQ ignores an add whose job id already exists, and process-webhook's id is deterministic
+  // (wh-<id>): the finished job from the first run must go first. Doing this before touching the
+  // row means a Redis outage leaves the delivery exactly as it was.
+  const q = queues.queue(processWebhook.queue);
+  try {
+    const old = await withTimeout(q.getJob(`wh-${id}`), 2000, 'Redis');
+    if (old) {
+      const st = await withTimeout(old.getState(), 2000, 'Redis');
+      if (st === 'active' || st === 'waiting' || st === 'delayed' || st === 'prioritized') {
+        await forget(db, key);
+        await audit('denied', { reason: `job is ${st}` });
+        return { tone: 'info', message: `Delivery #${id} is being processed right now (job ${st}); look again in a moment.` };
+      }
+      await withTimeout(old.remove(), 2000, 'Redis');
+    }
+  } catch (err) {
+    await forget(db, key);
+    await audit('error', { reason: (err as Error).message });
+    return { tone: 'error', message: `The job queue (Redis) is not answering, so nothing was changed. Try again when Queues shows Redis healthy. (${(err as Error).message})` };
+  }
+
+  const reset = await resetForReprocess(db, id);
+  if (!reset) {
+    await settle(db, key, 'done', { reset: false });
+    await audit('denied', { reason: 'already reset by someone else' });
+    return { tone: 'info', message: `Delivery #${id} is already waiting for the worker.` };
+  }
+  let queuedLater = false;
+  try {
+    await queues.add(processWebhook, { inboxId: id });
+    await markEnqueued(db, [id]);
+  } catch {
+    // Stored as `received` with no enqueue time: the inbox relay queues it when Redis is back.
+    queuedLater = true;
+  }
+  await settle(db, key, 'done', { reset: true, queuedLater });
+  await audit('queued', { previousStatus: d.status, previousEffect: d.effect, queuedLater });
+  return queuedLater
+    ? { tone: 'info', message: `Delivery #${id} will be re-processed: Redis did not take the job just now, so the relay will queue it within seconds.` }
+    : { tone: 'ok', message: `Delivery #${id} was queued for re-processing. This page shows the outcome when the worker is done.` };
+}
