@@ -9,7 +9,7 @@ import { isoAgo } from '../lib/time.js';
 import { RequestIdSchema, type ActionResult } from './action-result';
 import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
 import { opsCapa } from './capa-client.server';
-import { parsePaging } from './list-params.server';
+import { pageCount, parsePaging } from './list-params.server';
 import { maskDeep } from './pii';
 import { services } from './services.server';
 
@@ -88,7 +88,7 @@ export async function capaDeliveriesData(who: SignedIn, sp: URLSearchParams) {
     const capa = await opsCapa();
     const list = await capa.listWebhookNotifications({ status: p.status, skip: (p.page - 1) * p.size, limit: p.size });
     const rows = list.data.map((n) => ({ ...n, blocked: retryBlockReason(n, budget) }));
-    return { ok: true as const, rows, total: list.total, page: p.page, pageSize: p.size, pageCount: Math.max(1, Math.ceil(list.total / p.size)), status: p.status ?? null, budget, canRetry, limits: CAPA_RETRY_LIMITS };
+    return { ok: true as const, rows, total: list.total, page: p.page, pageSize: p.size, pageCount: pageCount(list.total, p.size), status: p.status ?? null, budget, canRetry, limits: CAPA_RETRY_LIMITS };
   } catch (err) {
     return { ok: false as const, error: describeCapaError(err), rows: [], total: 0, page: p.page, pageSize: p.size, pageCount: 1, status: p.status ?? null, budget, canRetry, limits: CAPA_RETRY_LIMITS };
   }

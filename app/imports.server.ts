@@ -25,6 +25,7 @@ import { IMPORT_FIELDS, ImportFileError, TEMPLATE_CSV } from '../jobs/imports/pa
 import { stageImport } from '../jobs/imports/stage.js';
 import { REASON_LABELS } from '../jobs/imports/validator.js';
 import { auditAction, type SignedIn } from './auth.server';
+import { pageNumber, parsePaging } from './list-params.server';
 import { services } from './services.server';
 
 /** Facade for the /imports routes: db/ and jobs/ are reached only from here. */
@@ -79,7 +80,7 @@ export async function stageUpload(request: Request, who: SignedIn & { form: Form
 export async function importsListData(sp: URLSearchParams) {
   const { db } = await services();
   const status = sp.get('status');
-  const page = Math.max(1, Number(sp.get('page')) || 1);
+  const page = pageNumber(sp.get('page'));
   const pageSize = 25;
   const st = (IMPORT_STATUSES as readonly string[]).includes(status ?? '') ? (status as ImportStatus) : null;
   const r = await listImports(db, { page, pageSize, status: st });
@@ -115,8 +116,7 @@ export async function importDetailData(id: string, sp: URLSearchParams) {
   // Problems first: at the dry run that is what the operator has to read.
   const filterRaw = sp.get('rows') ?? (imp.invalidRows > 0 || imp.status !== 'staged' ? 'problems' : 'all');
   const filter = ((FILTERS as readonly string[]).includes(filterRaw) ? filterRaw : 'all') as RowFilter;
-  const page = Math.max(1, Number(sp.get('page')) || 1);
-  const pageSize = [25, 50, 100].includes(Number(sp.get('size'))) ? Number(sp.get('size')) : 50;
+  const { page, pageSize } = parsePaging(sp, { sizes: [25, 50, 100], defaultSize: 50 });
   const [progress, rows, sameFile, emails] = await Promise.all([
     importProgress(db, id),
     listImportRows(db, id, { filter, page, pageSize }),

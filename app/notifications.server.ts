@@ -7,6 +7,7 @@ import { NOTIFICATION_CHANNELS, NOTIFICATION_KINDS, NOTIFICATION_STATUSES, type 
 import { queueMessage, stopProgrammesForUser, type NotifyDeps } from '../jobs/notifications/programme.js';
 import { defaultLocale, LOCALES, render, SAMPLE_VARS, TemplateError } from '../jobs/notifications/templates.js';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
+import { dayEnd, dayStart, pageCount, parsePaging, parseSorting } from './list-params.server';
 import { maskEmail, maskUrl } from './pii';
 import { services } from './services.server';
 import type { TimelineEntry, TimelineSource } from './timeline-entry';
@@ -24,28 +25,21 @@ export const KIND_LABEL: Record<NotificationKind, string> = {
   kyc_retry_reminder: 'Reminder — try again',
 };
 
-const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
 const SORTS = ['createdAt', 'status', 'kind', 'attempts'] as const;
 
 /** URL → query; anything malformed is dropped (a shared link always opens). */
 export function parseMessageParams(sp: URLSearchParams): MessageListQuery {
   const pick = <T extends string>(v: string | null, allowed: readonly T[]): T | null => ((allowed as readonly string[]).includes(v ?? '') ? (v as T) : null);
-  const from = sp.get('from');
-  const to = sp.get('to');
-  const n = (v: string | null, d: number) => (v && /^\d{1,6}$/.test(v) ? Number(v) : d);
-  const size = n(sp.get('size'), 25);
   return {
     status: pick(sp.get('status'), NOTIFICATION_STATUSES),
     kind: pick(sp.get('kind'), NOTIFICATION_KINDS),
     channel: pick(sp.get('channel'), NOTIFICATION_CHANNELS),
     userId: sp.get('user')?.slice(0, 100) || null,
     q: sp.get('q')?.slice(0, 200) || null,
-    from: from && ISO_DAY.test(from) ? `${from}T00:00:00.000Z` : null,
-    to: to && ISO_DAY.test(to) ? `${to}T23:59:59.999Z` : null,
-    sort: pick(sp.get('sort'), SORTS) ?? 'createdAt',
-    dir: sp.get('dir') === 'asc' ? 'asc' : 'desc',
-    page: Math.max(1, n(sp.get('page'), 1)),
-    pageSize: [10, 25, 50, 100].includes(size) ? size : 25,
+    from: dayStart(sp.get('from')),
+    to: dayEnd(sp.get('to')),
+    ...parseSorting(sp, SORTS, 'createdAt'),
+    ...parsePaging(sp, { sizes: [10, 25, 50, 100], defaultSize: 25 }),
   };
 }
 
@@ -84,7 +78,7 @@ export async function notificationsListData(who: SignedIn, sp: URLSearchParams) 
   const [list, counts, conv] = await Promise.all([
     listMessages(db, q),
     countsByStatus(db),
-    conversion(db, { from: convFrom && ISO_DAY.test(convFrom) ? `${convFrom}T00:00:00.000Z` : null, to: convTo && ISO_DAY.test(convTo) ? `${convTo}T23:59:59.999Z` : null }),
+    conversion(db, { from: dayStart(convFrom), to: dayEnd(convTo) }),
   ]);
   const pii = canSeePii(who.operator.role);
   return {
@@ -92,7 +86,7 @@ export async function notificationsListData(who: SignedIn, sp: URLSearchParams) 
     total: list.total,
     page: q.page,
     pageSize: q.pageSize,
-    pageCount: Math.max(1, Math.ceil(list.total / q.pageSize)),
+    pageCount: pageCount(list.total, q.pageSize),
     counts,
     conversion: conv,
     params: { ...q, from: sp.get('from') ?? '', to: sp.get('to') ?? '', cfrom: convFrom ?? '', cto: convTo ?? '' },

@@ -24,6 +24,7 @@ import {
 import { KYC_STATES, type KycState, type RefreshRun } from '../db/schema.js';
 import { estimateSeconds, MAX_RUN_SIZE, refreshRun } from '../jobs/definitions/refresh-run.js';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
+import { isoDay, pageCount, parsePaging, parseSorting } from './list-params.server';
 import { maskEmail } from './pii';
 import { services } from './services.server';
 import type { TimelineEntry, TimelineSource } from './timeline-entry';
@@ -33,12 +34,7 @@ import type { TimelineEntry, TimelineSource } from './timeline-entry';
  * page (/refresh/:id) and the drift entries on a customer's timeline.
  */
 
-const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
-const num = (v: string | null, d: number, max = 1_000_000) => (v && /^\d{1,7}$/.test(v) ? Math.min(max, Math.max(1, Number(v))) : d);
-const pageSizeOf = (v: string | null) => {
-  const n = num(v, 25);
-  return [10, 25, 50, 100].includes(n) ? n : 25;
-};
+const PAGE_SIZES = { sizes: [10, 25, 50, 100], defaultSize: 25 };
 
 /** "about 3 min" — what the operator needs from an ETA. */
 export function formatEta(seconds: number): string {
@@ -52,15 +48,11 @@ export function formatEta(seconds: number): string {
 
 export async function driftPageData(who: SignedIn, sp: URLSearchParams) {
   const { db } = await services();
-  const dayParam = sp.get('day');
-  const day = dayParam && ISO_DAY.test(dayParam) ? dayParam : null;
+  const day = isoDay(sp.get('day'));
   const nowParam = sp.get('now');
   const nowState = nowParam && (KYC_STATES as readonly string[]).includes(nowParam) ? (nowParam as KycState) : null;
-  const sortParam = sp.get('sort');
-  const sort: DriftSort = (DRIFT_SORTABLE as readonly string[]).includes(sortParam ?? '') ? (sortParam as DriftSort) : 'detectedAt';
-  const dir: 'asc' | 'desc' = sp.get('dir') === 'asc' ? 'asc' : 'desc';
-  const page = num(sp.get('page'), 1);
-  const pageSize = pageSizeOf(sp.get('size'));
+  const { sort, dir } = parseSorting<DriftSort>(sp, DRIFT_SORTABLE, 'detectedAt');
+  const { page, pageSize } = parsePaging(sp, PAGE_SIZES);
   const since30 = new Date(Date.now() - 30 * 86_400_000).toISOString();
   const [perDay, transitions, list, unmapped, linkExpired] = await Promise.all([
     driftCountsPerDay(db, { days: 30 }),
@@ -92,7 +84,7 @@ export async function driftPageData(who: SignedIn, sp: URLSearchParams) {
     total: list.total,
     page,
     pageSize,
-    pageCount: Math.max(1, Math.ceil(list.total / pageSize)),
+    pageCount: pageCount(list.total, pageSize),
     params: { day, now: nowState, sort, dir },
     unmapped,
     linkExpired,
@@ -135,11 +127,8 @@ export async function refreshPageData(who: SignedIn, sp: URLSearchParams) {
   const thresholds = thresholdsFromEnv(env);
   const stateParam = sp.get('state');
   const state = (REFRESHABLE_STATES as readonly string[]).includes(stateParam ?? '') ? (stateParam as RefreshableState) : null;
-  const sortParam = sp.get('sort');
-  const sort: StaleSort = (STALE_SORTABLE as readonly string[]).includes(sortParam ?? '') ? (sortParam as StaleSort) : 'capaConfirmedAt';
-  const dir: 'asc' | 'desc' = sp.get('dir') === 'desc' ? 'desc' : 'asc';
-  const page = num(sp.get('page'), 1);
-  const pageSize = pageSizeOf(sp.get('size'));
+  const { sort, dir } = parseSorting<StaleSort>(sp, STALE_SORTABLE, 'capaConfirmedAt', 'asc');
+  const { page, pageSize } = parsePaging(sp, PAGE_SIZES);
   const [stale, list, runs, queue, linkExpired] = await Promise.all([
     countStale(db, thresholds),
     listStale(db, thresholds, { state, sort, dir, page, pageSize }),
@@ -161,7 +150,7 @@ export async function refreshPageData(who: SignedIn, sp: URLSearchParams) {
     total: list.total,
     page,
     pageSize,
-    pageCount: Math.max(1, Math.ceil(list.total / pageSize)),
+    pageCount: pageCount(list.total, pageSize),
     params: { state, sort, dir },
     runs: await Promise.all(runs.map(withProgress)),
     queue,

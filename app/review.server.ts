@@ -7,6 +7,7 @@ import { findUserById } from '../db/repositories/users.js';
 import { CASE_STATUSES, KYC_STATES, RESOLUTION_REASONS, type KycState } from '../db/schema.js';
 import type { Env } from '../lib/config.js';
 import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
+import { pageCount, pageNumber } from './list-params.server';
 import { maskEmail } from './pii';
 import { addNote, addTask, assignCase, CAN_WORK_CASES, CaseError, caseView, completeTask, reviewQueue, setCaseStatus, type ReviewQueueFilters } from './review/cases.server';
 import { slaTargetsFromHours, type SlaTargets } from './review/sla';
@@ -29,7 +30,6 @@ export interface QueueParams extends ReviewQueueFilters {
 export function parseQueueParams(sp: URLSearchParams): QueueParams {
   const states = sp.getAll('state').flatMap((s) => s.split(',')).filter((s): s is KycState => (KYC_STATES as readonly string[]).includes(s));
   const country = sp.get('country');
-  const page = sp.get('page');
   const on = (k: string) => sp.get(k) === '1' || sp.get(k) === 'on';
   return {
     mine: on('mine'),
@@ -37,7 +37,7 @@ export function parseQueueParams(sp: URLSearchParams): QueueParams {
     breached: on('breached'),
     states,
     country: country === 'MX' || country === 'DO' ? country : null,
-    page: page && /^\d{1,5}$/.test(page) ? Math.max(1, Number(page)) : 1,
+    page: pageNumber(sp.get('page')),
   };
 }
 
@@ -55,7 +55,7 @@ export async function reviewQueueData(who: SignedIn, sp: URLSearchParams, now = 
     truncated: q.truncated,
     breachedCount: q.breachedCount,
     params,
-    pageCount: Math.max(1, Math.ceil(q.total / QUEUE_PAGE_SIZE)),
+    pageCount: pageCount(q.total, QUEUE_PAGE_SIZE),
     targets,
     now,
     canWork: roleAtLeast(who.operator.role, 'compliance'),

@@ -1,7 +1,7 @@
 import type { LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Link, useLoaderData } from '@remix-run/react';
 import { requireOperator } from '~/auth.server';
-import { homeData } from '~/console.server';
+import { homeData } from '~/users.server';
 import { FlashToast } from '~/components/toast';
 import { StateBadge, TimeAgo } from '~/components/ui';
 

@@ -3,7 +3,7 @@ import { data } from '@remix-run/node';
 import { Form, Link, isRouteErrorResponse, useActionData, useLoaderData, useNavigation, useRevalidator, useRouteError } from '@remix-run/react';
 import { useEffect, useState } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
-import { runUserAction, userPageData } from '~/console.server';
+import { runUserAction, userPageData } from '~/users.server';
 import { CsrfInput } from '~/components/csrf';
 import { FlashToast, Toast } from '~/components/toast';
 import { CopyButton, StateBadge, TimeAgo } from '~/components/ui';

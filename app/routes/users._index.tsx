@@ -3,7 +3,7 @@ import { Form, Link, useLoaderData, useLocation, useNavigation } from '@remix-ru
 import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import { requireOperator } from '~/auth.server';
-import { usersListData } from '~/console.server';
+import { usersListData } from '~/users.server';
 import { useRootData } from '~/components/csrf';
 import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { StateBadge, TimeAgo } from '~/components/ui';

@@ -3,7 +3,7 @@ import { data } from '@remix-run/node';
 import { Form, Link, useActionData, useLoaderData, useNavigation } from '@remix-run/react';
 import { useState } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
-import { createUserFromForm, linkLocaleDefaults } from '~/console.server';
+import { createUserFromForm, linkLocaleDefaults } from '~/users.server';
 import { CsrfInput } from '~/components/csrf';
 import { CreateUserSchema, fieldErrors, formToObject, newRequestId } from '~/schemas';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findUserByEmail, insertUser } from '../../db/repositories/users.js';
 import { verifyAuditChain } from '../../db/repositories/audit.js';
-import { actionWait } from '../../app/console.server';
+import { actionWait } from '../../app/users.server';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
 import { action as newUserAction, loader as newUserLoader } from '../../app/routes/users.new';
 import { action as userAction, loader as userLoader } from '../../app/routes/users.$id';

@@ -6,7 +6,7 @@ import { Queues } from '../../jobs/queues.js';
 import { parseEnv } from '../../lib/config.js';
 import { logger } from '../../lib/logger.js';
 import { setServices } from '../../app/services.server';
-import { parseListParams } from '../../app/console.server';
+import { parseListParams } from '../../app/users.server';
 import { loader as listLoader } from '../../app/routes/users._index';
 import { loader as homeLoader } from '../../app/routes/_index';
 import { createTestDb, redisUrl, type TestDb } from '../support/runtime.js';

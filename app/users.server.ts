@@ -15,6 +15,7 @@ import { generateLink } from '../jobs/definitions/generate-link.js';
 import { defaultLocale } from '../jobs/notifications/templates.js';
 import type { WaitResult } from '../jobs/queues.js';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
+import { dayEnd, dayStart, parsePaging, parseSorting } from './list-params.server';
 import { maskDeep, maskEmail, maskUrl } from './pii';
 import { CreateUserSchema, fieldErrors, formToObject, UserActionSchema } from './schemas';
 import { services } from './services.server';
@@ -32,30 +33,21 @@ export interface ListParams extends UsersListQuery {
   pageSize: number;
 }
 
-const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
-
 /** URL → query. Unknown or malformed values are dropped, never an error: a shared link always opens. */
 export function parseListParams(sp: URLSearchParams): ListParams {
   const states = sp.getAll('state').flatMap((s) => s.split(',')).filter((s): s is KycState => (KYC_STATES as readonly string[]).includes(s));
   const type = sp.get('type');
   const country = sp.get('country');
-  const from = sp.get('from');
-  const to = sp.get('to');
-  const sort = sp.get('sort');
-  const n = (v: string | null, d: number) => (v && /^\d{1,6}$/.test(v) ? Number(v) : d);
-  const pageSize = n(sp.get('size'), 25);
   return {
     states,
     type: type === 'INDIVIDUAL' || type === 'BUSINESS' ? type : null,
     country: country === 'MX' || country === 'DO' ? country : null,
-    createdFrom: from && ISO_DAY.test(from) ? `${from}T00:00:00.000Z` : null,
-    createdTo: to && ISO_DAY.test(to) ? `${to}T23:59:59.999Z` : null,
+    createdFrom: dayStart(sp.get('from')),
+    createdTo: dayEnd(sp.get('to')),
     assignee: sp.get('assignee')?.slice(0, 100) || null,
     q: sp.get('q')?.slice(0, 200) || null,
-    sort: (SORTABLE as readonly string[]).includes(sort ?? '') ? (sort as SortColumn) : 'createdAt',
-    dir: sp.get('dir') === 'asc' ? 'asc' : 'desc',
-    page: Math.max(1, n(sp.get('page'), 1)),
-    pageSize: [10, 25, 50, 100].includes(pageSize) ? pageSize : 25,
+    ...parseSorting(sp, SORTABLE, 'createdAt'),
+    ...parsePaging(sp, { sizes: [10, 25, 50, 100], defaultSize: 25 }),
   };
 }
 
