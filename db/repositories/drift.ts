@@ -4,7 +4,7 @@ import { nowIso } from '../../lib/time.js';
 import type { Executor } from '../client.js';
 
 /**
- * The drift log (issue 5): every time Get KYC Details showed a state different from ours and the
+ * The drift log: every time Get KYC Details showed a state different from ours and the
  * state machine applied it. The source of truth is state_changes.drift = 1 (written in the same
  * transaction as the change); this table adds what an operator needs to judge it — was, now, the
  * job that noticed, what asked for the poll, and which webhook we most likely missed.

@@ -5,7 +5,7 @@ import { isoAgo, nowIso } from '../../lib/time.js';
 import type { Executor } from '../client.js';
 
 /**
- * Bulk CSV imports (issue 4). The rows table is the system of record for the work: rows are
+ * Bulk CSV imports. The rows table is the system of record for the work: rows are
  * stored at the dry run, claimed (pending → queued, generation + 1) before a job is added, and
  * every job checks the row's generation, so a stale or duplicated job never acts twice.
  */

@@ -4,7 +4,7 @@ import { nowIso } from '../../lib/time.js';
 import type { Executor } from '../client.js';
 
 /**
- * Stale-status refresh (issue 5). A customer is stale when it waits in a state Capa can still move
+ * Stale-status refresh. A customer is stale when it waits in a state Capa can still move
  * (link sent, in progress, review needed) and Capa last confirmed our state longer ago than that
  * state's threshold. Runs record which customers a cycle asked about; progress is derived from the
  * customers' own `capaConfirmedAt` (every answer of Get KYC Details stamps it, 404 included) so no

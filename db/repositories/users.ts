@@ -140,7 +140,7 @@ export async function applySignal(trx: Transaction<Database>, userId: string, si
     decision = decide(user.kycState, signal);
   }
   const polled = signal.kind === 'POLLED';
-  // One UPDATE per signal (issue 10: each one rewrites the row and, for a change, its state indexes).
+  // One UPDATE per signal (each one rewrites the row and, for a change, its state indexes).
   const touched = { updatedAt: now, ...(polled ? { capaConfirmedAt: now } : {}) };
   if (decision.effect !== 'apply') {
     await trx.updateTable('users').set(touched).where('id', '=', userId).execute();
