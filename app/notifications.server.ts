@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { activeLink } from '../db/repositories/links.js';
 import { conversion, countsByStatus, getMessage, getProgramme, listMessages, notificationsForUser, type MessageListQuery } from '../db/repositories/notifications.js';
@@ -185,10 +184,6 @@ export async function stopProgrammeAction(request: Request, who: SignedIn, progr
   const n = await stopProgrammesForUser(d, p.userId, 'operator', who.operator.id);
   await auditAction(request, who, { action: 'notification.programme.stop', targetType: 'user', targetId: p.userId, outcome: n > 0 ? 'ok' : 'error', detail: { programme: p.id } });
   return n > 0 ? { ok: true, message: 'Follow-ups stopped; unsent reminders were cancelled.' } : { ok: false, message: 'This programme had already ended.' };
-}
-
-export function newRequestId(): string {
-  return randomUUID().replace(/-/g, '');
 }
 
 // ------------------------------------------------------------------ user timeline

@@ -8,7 +8,8 @@ import { CsrfInput, useRootData } from '~/components/csrf';
 import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { Toast } from '~/components/toast';
 import { TimeAgo } from '~/components/ui';
-import { NotificationActionSchema, newRequestId, notificationsListData, resendMessage, stopProgrammeAction } from '~/notifications.server';
+import { NotificationActionSchema, notificationsListData, resendMessage, stopProgrammeAction } from '~/notifications.server';
+import { newRequestId } from '~/schemas';
 
 export const meta: MetaFunction = () => [{ title: 'Notifications — KYC Desk' }];
 
