@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
-import { sql } from 'kysely';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { inboxCounts } from '../db/repositories/inbox-query.js';
+import { statusCounts, type StatusTable } from '../db/repositories/status-counts.js';
 import { CAPA_LATENCY_BUCKETS_S, CapaCallStats, readCapaCallStats } from '../jobs/capa-metrics.js';
 import { pingRedis } from '../lib/redis.js';
 import { services } from './services.server';
@@ -17,12 +17,12 @@ import { services } from './services.server';
  */
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused', 'completed', 'failed'] as const;
 
-/** Tables owned by other features, counted by status when present (they arrive by migration). */
+/** Tables owned by other features, counted by status. */
 const STATUS_TABLES = [
   { table: 'imports', metric: 'kyc_imports', help: 'CSV imports by status.' },
   { table: 'import_rows', metric: 'kyc_import_rows', help: 'Import rows by status.' },
   { table: 'notifications', metric: 'kyc_notifications', help: 'Customer notifications (e-mail) by status.' },
-] as const;
+] as const satisfies ReadonlyArray<{ table: StatusTable; metric: string; help: string }>;
 
 interface State {
   registry: Registry;
@@ -34,7 +34,6 @@ interface State {
   up: Gauge<'component'>;
   statusTables: Map<string, Gauge<'status'>>;
   capaSnapshot: Awaited<ReturnType<typeof readCapaCallStats>>;
-  tablesSeen: { at: number; names: Set<string> } | null;
 }
 
 let current: State | undefined;
@@ -54,7 +53,6 @@ function state(): State {
     up: new Gauge({ name: 'kyc_up', help: '1 when the component answered during this scrape.', labelNames: ['component'], registers: [registry] }),
     statusTables: new Map(),
     capaSnapshot: { calls: [], latency: [] },
-    tablesSeen: null,
   };
   for (const t of STATUS_TABLES) {
     s.statusTables.set(t.table, new Gauge({ name: t.metric, help: t.help, labelNames: ['status'], registers: [registry] }));
@@ -125,15 +123,6 @@ export async function webCapaStats(): Promise<CapaCallStats> {
   return s.capaStats;
 }
 
-async function existingTables(): Promise<Set<string>> {
-  const s = state();
-  if (s.tablesSeen && Date.now() - s.tablesSeen.at < 60_000) return s.tablesSeen.names;
-  const { db } = await services();
-  const tables = await db.introspection.getTables();
-  s.tablesSeen = { at: Date.now(), names: new Set(tables.map((t) => t.name)) };
-  return s.tablesSeen.names;
-}
-
 async function collect(): Promise<void> {
   const s = state();
   const { db, queues, capaStats } = await services();
@@ -144,13 +133,10 @@ async function collect(): Promise<void> {
     s.inbox.reset();
     for (const [k, n] of Object.entries(byVerdict)) s.deliveries.set({ verdict: k }, n);
     for (const [k, n] of Object.entries(byStatus)) s.inbox.set({ status: k }, n);
-    const present = await existingTables();
     for (const t of STATUS_TABLES) {
       const g = s.statusTables.get(t.table)!;
       g.reset();
-      if (!present.has(t.table)) continue;
-      const rows = await sql<{ status: string; n: number | string }>`select status, count(*) as n from ${sql.table(t.table)} group by status`.execute(db);
-      for (const r of rows.rows) g.set({ status: r.status }, Number(r.n));
+      for (const r of await statusCounts(db, t.table)) g.set({ status: r.status }, r.n);
     }
     s.up.set({ component: 'db' }, 1);
   } catch {

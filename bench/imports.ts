@@ -1,5 +1,5 @@
 /**
- * Bulk import benchmarks (issue 4).
+ * Bulk import benchmarks.
  *  A. Staging 100k rows (parse + validate + store, one transaction): seconds and peak RSS growth.
  *     Goal ≤ 3 s and ≤ 150 MB.
  *  B. 10k rows end to end against the sandbox with 50 ms latency and a sandbox rate limit R equal

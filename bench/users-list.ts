@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
 import { createDb, migrateToLatest } from '../db/client.js';
 import { createOperator } from '../app/operator-accounts.server.js';
-import { KYC_STATES, type NewUser } from '../db/schema.js';
+import type { NewUser } from '../db/schema.js';
 import type { Queues } from '../jobs/queues.js';
 import { parseEnv } from '../lib/config.js';
 import { logger } from '../lib/logger.js';

@@ -10,7 +10,7 @@ interface Pending {
 }
 
 /**
- * Group commit for worker transactions (issue 10). On SQLite most of a short job's cost is its
+ * Group commit for worker transactions. On SQLite most of a short job's cost is its
  * COMMIT: every dirty page (the customer's row, its eight state indexes, the history and inbox
  * pages) is written to the WAL once per transaction. Callers that arrive while a commit is under
  * way share the next transaction; each runs inside its own SAVEPOINT, so one caller's error rolls

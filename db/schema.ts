@@ -183,7 +183,7 @@ export interface AuditAnchorsTable {
   headHash: string;
 }
 
-// ---- manual-review cases (issue 7; db/repositories/cases.ts)
+// ---- manual-review cases (db/repositories/cases.ts)
 export const CASE_STATUSES = ['open', 'waiting_customer', 'waiting_capa', 'resolved'] as const;
 export type CaseStatus = (typeof CASE_STATUSES)[number];
 export const RESOLUTION_REASONS = ['verified_by_capa', 'rejection_confirmed', 'customer_retried', 'customer_unreachable', 'duplicate', 'other'] as const;
@@ -236,7 +236,7 @@ export interface CaseEventsTable {
   detail: string | null;
 }
 
-// ---- notifications (issue 6; db/repositories/notifications.ts)
+// ---- notifications (db/repositories/notifications.ts)
 export const NOTIFICATION_KINDS = ['kyc_link', 'kyc_retry', 'kyc_retry_reminder'] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 export const NOTIFICATION_STATUSES = ['queued', 'sent', 'failed', 'cancelled'] as const;
@@ -303,7 +303,7 @@ export interface RetryProgrammesTable {
   updatedAt: string;
 }
 
-// ---- operations (issue 8; db/repositories/settings.ts)
+// ---- operations (db/repositories/settings.ts)
 /** Key/value settings written by operators (e.g. the webhook URL we last registered at Capa). JSON value. */
 export interface SettingsTable {
   key: string;
@@ -312,7 +312,7 @@ export interface SettingsTable {
   updatedBy: string | null;
 }
 
-// ---- bulk CSV imports (issue 4; db/repositories/imports.ts)
+// ---- bulk CSV imports (db/repositories/imports.ts)
 export const IMPORT_STATUSES = ['staged', 'discarded', 'running', 'paused', 'cancelled', 'completed'] as const;
 export type ImportStatus = (typeof IMPORT_STATUSES)[number];
 export const IMPORT_ROW_STATUSES = ['invalid', 'pending', 'queued', 'linking', 'done', 'failed', 'cancelled'] as const;
@@ -375,7 +375,7 @@ export interface ImportRowsTable {
   updatedAt: string;
 }
 
-// ---- stale-status refresh and drift (issue 5; db/repositories/refresh.ts, drift.ts)
+// ---- stale-status refresh and drift (db/repositories/refresh.ts, drift.ts)
 export type RefreshRunKind = 'scheduled' | 'all_stale' | 'selected';
 export type RefreshRunStatus = 'queued' | 'enqueuing' | 'running' | 'done' | 'failed';
 

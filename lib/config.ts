@@ -54,7 +54,7 @@ export const EnvSchema = z
     WEBHOOK_CONCURRENCY: z.coerce.number().int().positive().default(32),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     REDIS_AUTOSTART: bool.default('true'),
-    /** Stale-status refresh (issue 5): how often the scheduled scan runs (one schedule for all workers). */
+    /** Stale-status refresh: how often the scheduled scan runs (one schedule for all workers). */
     REFRESH_SCAN_EVERY_SECONDS: z.coerce.number().int().min(1).default(300),
     /** A customer is stale when Capa last confirmed its state longer ago than this, per state (minutes). */
     REFRESH_STALE_LINK_ISSUED_MINUTES: z.coerce.number().min(0).default(360),

@@ -2,7 +2,7 @@ import { NavLink } from '@remix-run/react';
 import { useRootData } from './csrf';
 import { Toast } from './toast';
 
-/** Shared bits of the operations views (issue 8): sub-navigation, action toast, time. */
+/** Shared bits of the operations views: sub-navigation, action toast, time. */
 
 // The table pieces live in ./server-table (shared by every list page); re-exported for the ops views.
 export { Pager, ServerTable, withParams } from './server-table';

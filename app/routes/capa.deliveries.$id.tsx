@@ -26,6 +26,8 @@ export default function CapaDelivery() {
   const result = useActionData<typeof action>();
   const navigation = useNavigation();
   const n = d.found ? d.notification : null;
+  // A new request id each time the row changes: the id is what makes a double click one action.
+  // eslint-disable-next-line react-hooks/exhaustive-deps
   const requestId = useMemo(() => newRequestId(), [n?.manualRetryCount, n?.status]);
 
   return (

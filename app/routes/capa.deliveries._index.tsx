@@ -25,6 +25,8 @@ const col = createColumnHelper<Row>();
 const STATUSES = ['PENDING', 'SENT', 'FAILED', 'NOT_SENT'] as const;
 
 function RetryButton({ row, canRetry, busy }: { row: Row; canRetry: boolean; busy: boolean }) {
+  // A new request id each time the row changes: the id is what makes a double click one action.
+  // eslint-disable-next-line react-hooks/exhaustive-deps
   const requestId = useMemo(() => newRequestId(), [row.id, row.manualRetryCount, row.status]);
   if (!canRetry) return null;
   return (

@@ -33,6 +33,8 @@ export default function WebhookDetail() {
   const d = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const navigation = useNavigation();
+  // A new request id each time the row changes: the id is what makes a double click one action.
+  // eslint-disable-next-line react-hooks/exhaustive-deps
   const requestId = useMemo(() => newRequestId(), [d.delivery.status, d.delivery.attempts]);
   const w = d.delivery;
   const busy = navigation.state === 'submitting';

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { withSerialId } from '../migration-helpers.js';
 
 /**
- * Stale-status refresh and reconciliation (issue 5): refresh runs (scheduled cycles and operator
+ * Stale-status refresh and reconciliation: refresh runs (scheduled cycles and operator
  * requests, tracked with progress), the customers each run asked Capa about, and the drift log
  * (every time Capa's polled truth differed from what we showed).
  */

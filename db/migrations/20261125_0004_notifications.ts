@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 
 /**
- * Notifications (issue 6): the ledger of every message sent to a customer, and the retry
+ * Notifications: the ledger of every message sent to a customer, and the retry
  * programme that follows a rejected customer up. Snake_case: migrations run without the
  * CamelCasePlugin. Portable across SQLite and PostgreSQL (text timestamps, integer counters).
  */

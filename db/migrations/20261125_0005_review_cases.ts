@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { makeAppendOnly, withSerialId } from '../migration-helpers.js';
 
 /**
- * Manual-review follow-up (issue 7): one case row per customer, append-only notes and case
+ * Manual-review follow-up: one case row per customer, append-only notes and case
  * history, follow-up tasks. The assignee stays on users.assignee_id (claim-next is one
  * conditional UPDATE on that column).
  */

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 
 /**
- * Operations views (issue 8): a small key/value settings table (what we last registered at Capa —
+ * Operations views: a small key/value settings table (what we last registered at Capa —
  * Capa offers no GET for its webhook settings) and indexes behind the webhook inbox's filters.
  * Each filter index ends in `id`, the inbox's default sort and paging tie-breaker, so a filtered
  * page is read in index order.

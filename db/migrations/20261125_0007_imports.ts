@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 
 /**
- * Bulk CSV onboarding (issue 4). An import is staged (dry run) with every row stored and
+ * Bulk CSV onboarding. An import is staged (dry run) with every row stored and
  * validated, then committed; rows are the system of record for the work — the relay queues
  * stored-but-unqueued rows, so Redis can be rebuilt from here.
  */

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 
 /**
- * Issue 10: three indexes from the first migration are exact prefixes of the console's indexes
+ * Three indexes from the first migration are exact prefixes of the console's indexes
  * (20261126_0300), so every query they served is served by the longer one. They only cost
  * writes: each KYC state change updated users_state_created besides the six other state indexes.
  */

@@ -14,7 +14,7 @@ import { createTestDb, redisUrl, type TestDb } from '../support/runtime.js';
 import { call, get, makeOperator, ORIGIN, post, type Browser } from './console-helpers.js';
 
 /**
- * Issue 9.5 for forms: every action of every route, signed in as an admin with a valid CSRF
+ * Fuzzing forms: every action of every route, signed in as an admin with a valid CSRF
  * token, fed random field sets (the field names our forms use, with empty, huge, unicode and
  * hostile values). The answer is always a page, a redirect or a 4xx — never a 500 or a crash.
  */

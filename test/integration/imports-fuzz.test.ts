@@ -5,7 +5,7 @@ import { stageImport } from '../../jobs/imports/stage.js';
 import { createTestDb, type TestDb } from '../support/runtime.js';
 
 /**
- * Issue 9.5 for the CSV path: whatever bytes arrive, staging either stores a consistent dry run
+ * Fuzzing the CSV path: whatever bytes arrive, staging either stores a consistent dry run
  * or refuses the file with a clear ImportFileError and stores nothing — never another error,
  * never a half-written import.
  */

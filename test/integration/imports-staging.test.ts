@@ -98,7 +98,7 @@ describe('import staging (dry run): parse + validate + store', () => {
     ['UTF-16', Buffer.from('\ufeffemail\n', 'utf16le'), 'encoding', /UTF-16/],
     ['ragged row', 'ragged.csv', 'ragged', /Line 3: this row has 2 fields but the header has 3/],
     ['unclosed quote', 'unclosed-quote.csv', 'quoting', /never closed/],
-    ['stray quote', 'stray-quote.csv', 'quoting', /Line 2: a double quote \(\"\) is misplaced/],
+    ['stray quote', 'stray-quote.csv', 'quoting', /Line 2: a double quote \("\) is misplaced/],
     ['Excel workbook', Buffer.concat([Buffer.from('PK\u0003\u0004'), Buffer.alloc(64, 1)]), 'binary', /Excel workbook/],
     ['binary with NUL bytes', Buffer.concat([Buffer.from('email\nab'), Buffer.alloc(10, 0), Buffer.from('\n')]), 'binary', /binary data/],
     ['duplicate header', 'email,Email\na@example.mx,b@example.mx\n', 'header', /names the column "email" twice/],

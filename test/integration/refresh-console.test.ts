@@ -13,7 +13,7 @@ import { setServices } from '../../app/services.server.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import { call, get, post, signInAs, type Browser } from './console-helpers.js';
 
-/** The operator side of issue 5 through the real route modules, auth and CSRF guards. */
+/** The operator side of stale-status refresh through the real route modules, auth and CSRF guards. */
 describe('refresh and drift in the console', () => {
   let rt: TestRuntime;
   let compliance: Browser & { operatorId: string };

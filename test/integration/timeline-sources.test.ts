@@ -7,7 +7,7 @@ import { loader as userPage } from '../../app/routes/users.$id';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.js';
 import { call, get, signInAs } from './console-helpers.js';
 
-/** The user page's one timeline includes the messages ledger (issue 3 × issue 6). */
+/** The user page's one timeline includes the messages ledger. */
 describe('user timeline sources', () => {
   let rt: TestRuntime;
   beforeAll(async () => { rt = await createTestRuntime({ worker: false }); });

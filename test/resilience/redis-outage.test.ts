@@ -11,7 +11,7 @@ import { ownRedis, startProc, waitHttp, type Proc } from '../support/processes.j
 import { createTestDb, waitFor, type TestDb } from '../support/runtime.js';
 
 /**
- * Issue 9.1: stop Redis for OUTAGE_SECONDS (60 by default) while webhooks keep arriving. The
+ * Stop Redis for OUTAGE_SECONDS (60 by default) while webhooks keep arriving. The
  * intake keeps answering 2xx within 1 s (the inbox is the database), enqueueing reports
  * "unavailable" instead of hanging, the relay queues everything once Redis is back, the same
  * worker process resumes by itself, and every acknowledged delivery takes effect exactly once.

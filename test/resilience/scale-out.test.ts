@@ -12,7 +12,7 @@ import { startProc, waitHttp, type Proc } from '../support/processes.js';
 import { createTestDb, POSTGRES_URL, postgresAvailable, redisUrl, waitFor, type TestDb } from '../support/runtime.js';
 
 /**
- * Issue 9.7 (scale-out) and 9.6 (no PII in logs, job payloads or Redis): the same code on
+ * Scale-out, and no PII in logs, job payloads or Redis: the same code on
  * PostgreSQL with two web processes and two worker processes. Webhooks — each sent twice, to
  * both web processes at once — are applied exactly once in effect; the relay schedule fires once
  * per period however many workers run; and unique markers seeded in customers' e-mails and
