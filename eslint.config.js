@@ -30,7 +30,10 @@ export default tseslint.config(
       ...reactHooks.configs.recommended.rules,
       'house/no-ticket-comments': 'error',
       '@typescript-eslint/no-explicit-any': 'off',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true },
+      ],
       'no-empty': ['error', { allowEmptyCatch: true }],
       // Input checks look for control characters on purpose (e-mail rule, header and CSV sanitising).
       'no-control-regex': 'off',

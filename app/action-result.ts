@@ -11,4 +11,9 @@ export interface ActionResult {
 }
 
 /** The id a form carries so that submitting it twice acts once. */
-export const RequestIdSchema = z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/);
+export const RequestIdSchema = z
+  .string()
+  .trim()
+  .min(8)
+  .max(100)
+  .regex(/^[A-Za-z0-9_-]+$/);

@@ -1,7 +1,22 @@
 import { AUDIT_ACTION_GROUPS, AUDIT_ACTION_LIST, AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
-import { AUDIT_CSV_COLUMNS, auditCsvRow, countAudit, iterateAudit, listAudit, validDay, type AuditFilters } from '../db/repositories/audit-query.js';
+import {
+  AUDIT_CSV_COLUMNS,
+  auditCsvRow,
+  countAudit,
+  iterateAudit,
+  listAudit,
+  validDay,
+  type AuditFilters,
+} from '../db/repositories/audit-query.js';
 import { z } from 'zod';
-import { auditChainHead, checkAuditAnchor, GENESIS, listAuditAnchors, verifyAuditChain, type AnchorCheck } from '../db/repositories/audit.js';
+import {
+  auditChainHead,
+  checkAuditAnchor,
+  GENESIS,
+  listAuditAnchors,
+  verifyAuditChain,
+  type AnchorCheck,
+} from '../db/repositories/audit.js';
 import { listOperators } from '../db/repositories/operators.js';
 import { auditAction, roleAtLeast, type SignedIn } from './auth.server';
 import { services } from './services.server';
@@ -40,7 +55,13 @@ export function parseAuditParams(sp: URLSearchParams): { filters: AuditFilters; 
 export async function auditPageData(who: SignedIn, sp: URLSearchParams) {
   const { db } = await services();
   const { filters, before, problems } = parseAuditParams(sp);
-  const [page, total, operators, chain, anchors] = await Promise.all([listAudit(db, filters, { before, limit: 100 }), countAudit(db, filters), listOperators(db), auditChainHead(db), listAuditAnchors(db, 10)]);
+  const [page, total, operators, chain, anchors] = await Promise.all([
+    listAudit(db, filters, { before, limit: 100 }),
+    countAudit(db, filters),
+    listOperators(db),
+    auditChainHead(db),
+    listAuditAnchors(db, 10),
+  ]);
   return {
     rows: page.rows,
     nextBefore: page.nextBefore,
@@ -63,7 +84,13 @@ export async function auditPageData(who: SignedIn, sp: URLSearchParams) {
 export async function auditCsvResponse(request: Request, who: SignedIn, sp: URLSearchParams): Promise<Response> {
   const { db } = await services();
   const { filters } = parseAuditParams(sp);
-  await auditAction(request, who, { action: AUDIT_ACTIONS.auditExport, targetType: 'audit_log', targetId: null, outcome: 'ok', detail: { filters } });
+  await auditAction(request, who, {
+    action: AUDIT_ACTIONS.auditExport,
+    targetType: 'audit_log',
+    targetId: null,
+    outcome: 'ok',
+    detail: { filters },
+  });
   const rows = iterateAudit(db, filters);
   const enc = new TextEncoder();
   let headerSent = false;
@@ -104,7 +131,9 @@ export async function auditCsvResponse(request: Request, who: SignedIn, sp: URLS
   });
 }
 
-export type VerifyResult = { kind: 'verify'; checkedAt: string } & ({ ok: true; rows: number } | { ok: false; rows: number; brokenAtId: number; reason: string });
+export type VerifyResult = { kind: 'verify'; checkedAt: string } & (
+  { ok: true; rows: number } | { ok: false; rows: number; brokenAtId: number; reason: string }
+);
 
 /** Walks the hash chain (admin). The check is audited with its result. */
 export async function verifyChain(request: Request, who: SignedIn): Promise<VerifyResult> {
@@ -123,8 +152,17 @@ export async function verifyChain(request: Request, who: SignedIn): Promise<Veri
 
 const AnchorSchema = z.object({
   // A sha256 in hex, as the anchor line and /audit print it (or GENESIS for an empty log).
-  head: z.string().trim().toLowerCase().refine((v) => /^[0-9a-f]{64}$/.test(v) || v === GENESIS.toLowerCase()).transform((v) => (v === GENESIS.toLowerCase() ? GENESIS : v)),
-  count: z.string().trim().regex(/^\d{1,12}$/).transform(Number),
+  head: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .refine((v) => /^[0-9a-f]{64}$/.test(v) || v === GENESIS.toLowerCase())
+    .transform((v) => (v === GENESIS.toLowerCase() ? GENESIS : v)),
+  count: z
+    .string()
+    .trim()
+    .regex(/^\d{1,12}$/)
+    .transform(Number),
 });
 
 export type CompareResult = { kind: 'compare'; checkedAt: string } & ({ code: 'invalid' } | AnchorCheck);

@@ -112,7 +112,11 @@ async function deny(request: Request, who: SignedIn | null, action: string, reas
     detail: { reason },
     ip: clientIp(request),
   });
-  return new Response(reason, { status, statusText: status === 403 ? 'Forbidden' : undefined, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+  return new Response(reason, {
+    status,
+    statusText: status === 403 ? 'Forbidden' : undefined,
+    headers: { 'content-type': 'text/plain; charset=utf-8' },
+  });
 }
 
 export async function requireOperator(request: Request, minRole: Role): Promise<SignedIn> {
@@ -120,7 +124,12 @@ export async function requireOperator(request: Request, minRole: Role): Promise<
   if (!live) throw loginRedirect(request);
   const who = toSignedIn(live);
   if (!roleAtLeast(who.operator.role, minRole)) {
-    throw await deny(request, who, 'access.denied', `Your role (${who.operator.role}) cannot do this; it needs ${minRole}. Ask an admin if you need access.`);
+    throw await deny(
+      request,
+      who,
+      'access.denied',
+      `Your role (${who.operator.role}) cannot do this; it needs ${minRole}. Ask an admin if you need access.`,
+    );
   }
   return who;
 }
@@ -169,7 +178,10 @@ async function readLimitedForm(request: Request, limit: number): Promise<{ form:
 }
 
 /** The CSRF token sent with a form, read from a clone so the action can still read the body. */
-async function submittedToken(request: Request, limit: number): Promise<{ token: string | null; form: FormData | null; tooLarge: boolean }> {
+async function submittedToken(
+  request: Request,
+  limit: number,
+): Promise<{ token: string | null; form: FormData | null; tooLarge: boolean }> {
   const header = request.headers.get('x-csrf-token');
   const { form, tooLarge } = await readLimitedForm(request.clone(), limit);
   if (tooLarge) return { token: header, form: null, tooLarge };
@@ -202,7 +214,11 @@ export async function readPublicForm(request: Request): Promise<{ ok: true; form
     detail: { limit: PUBLIC_FORM_MAX_BYTES },
     ip: clientIp(request),
   });
-  return { ok: false, status: 413, error: `This form is larger than ${PUBLIC_FORM_MAX_BYTES / 1024} KB and was refused before it was read. Reload the page and try again.` };
+  return {
+    ok: false,
+    status: 413,
+    error: `This form is larger than ${PUBLIC_FORM_MAX_BYTES / 1024} KB and was refused before it was read. Reload the page and try again.`,
+  };
 }
 
 /**
@@ -215,20 +231,41 @@ export async function requireMutation(request: Request, minRole: Role): Promise<
   if (!live) throw loginRedirect(request);
   const who = toSignedIn(live);
   if (!(await sameOrigin(request))) {
-    throw await deny(request, who, 'csrf.refused', 'This form was sent from another site (or without an Origin header) and was refused. Reload the page and try again.');
+    throw await deny(
+      request,
+      who,
+      'csrf.refused',
+      'This form was sent from another site (or without an Origin header) and was refused. Reload the page and try again.',
+    );
   }
   const { env } = await services();
   // The largest form any page sends is a CSV upload; allow its limit plus room for the fields.
   const limit = env.IMPORT_MAX_BYTES + 1024 * 1024;
   const { token, form, tooLarge } = await submittedToken(request, limit);
   if (tooLarge) {
-    throw await deny(request, who, AUDIT_ACTIONS.requestTooLarge, `This form is larger than ${Math.floor(limit / 1024 / 1024)} MB and was refused before it was read. To import more customers, split the CSV file and upload the parts one by one.`, 413);
+    throw await deny(
+      request,
+      who,
+      AUDIT_ACTIONS.requestTooLarge,
+      `This form is larger than ${Math.floor(limit / 1024 / 1024)} MB and was refused before it was read. To import more customers, split the CSV file and upload the parts one by one.`,
+      413,
+    );
   }
   if (!token || !tokensEqual(token, who.session.csrfToken)) {
-    throw await deny(request, who, 'csrf.refused', 'This form is out of date (its security token does not match your session). Reload the page and try again.');
+    throw await deny(
+      request,
+      who,
+      'csrf.refused',
+      'This form is out of date (its security token does not match your session). Reload the page and try again.',
+    );
   }
   if (!roleAtLeast(who.operator.role, minRole)) {
-    throw await deny(request, who, 'access.denied', `Your role (${who.operator.role}) cannot do this; it needs ${minRole}. Ask an admin if you need access.`);
+    throw await deny(
+      request,
+      who,
+      'access.denied',
+      `Your role (${who.operator.role}) cannot do this; it needs ${minRole}. Ask an admin if you need access.`,
+    );
   }
   return { ...who, form: form ?? new FormData() };
 }
@@ -243,7 +280,12 @@ const MAX_WAIT_MS = 15 * 60_000;
 /** How long the next attempt for this e-mail must wait (0 = allowed now), from the audit log. */
 export async function loginWaitMs(email: string, now = Date.now()): Promise<number> {
   const { db } = await services();
-  const rows = await auditOutcomesForTarget(db, { targetType: 'login', targetId: normalizeEmail(email), since: isoAgo(THROTTLE_WINDOW_MS, now), limit: 50 });
+  const rows = await auditOutcomesForTarget(db, {
+    targetType: 'login',
+    targetId: normalizeEmail(email),
+    since: isoAgo(THROTTLE_WINDOW_MS, now),
+    limit: 50,
+  });
   let failures = 0;
   for (const r of rows) {
     if (r.outcome === 'ok') break; // a success resets the count
@@ -264,12 +306,25 @@ export async function signIn(request: Request, emailRaw: string, password: strin
   // Throttled attempts are audited under their own target type so they do not extend the wait
   // (otherwise anyone could keep an operator locked out by hammering the form).
   const audit = (outcome: 'ok' | 'denied', reason: string | null, operatorId: string | null, targetType = 'login') =>
-    appendAudit(db, { operatorId, actor: email || 'anonymous', action: 'auth.login', targetType, targetId: email, outcome, detail: reason ? { reason } : null, ip });
+    appendAudit(db, {
+      operatorId,
+      actor: email || 'anonymous',
+      action: 'auth.login',
+      targetType,
+      targetId: email,
+      outcome,
+      detail: reason ? { reason } : null,
+      ip,
+    });
 
   const wait = await loginWaitMs(email);
   if (wait > 0) {
     await audit('denied', 'throttled', null, 'login-throttled');
-    return { ok: false, status: 429, error: `Too many failed sign-ins for this e-mail. Wait ${Math.ceil(wait / 1000)} seconds and try again.` };
+    return {
+      ok: false,
+      status: 429,
+      error: `Too many failed sign-ins for this e-mail. Wait ${Math.ceil(wait / 1000)} seconds and try again.`,
+    };
   }
   const op = await findOperatorByEmail(db, email);
   // verifyPassword always runs scrypt (against a decoy for unknown e-mails): same timing either way.
@@ -296,7 +351,15 @@ export async function signOut(request: Request, who: SignedIn | null): Promise<H
   const id = await cookieSessionId(request);
   if (id) await revokeSession(db, id);
   if (who) {
-    await appendAudit(db, { operatorId: who.operator.id, actor: who.operator.email, action: 'auth.logout', targetType: 'operator', targetId: who.operator.id, outcome: 'ok', ip: clientIp(request) });
+    await appendAudit(db, {
+      operatorId: who.operator.id,
+      actor: who.operator.email,
+      action: 'auth.logout',
+      targetType: 'operator',
+      targetId: who.operator.id,
+      outcome: 'ok',
+      ip: clientIp(request),
+    });
   }
   return new Headers({ 'Set-Cookie': await (await sessionCookie()).serialize('', { maxAge: 0, expires: new Date(0) }) });
 }
@@ -312,7 +375,13 @@ export async function sessionHeadersFor(request: Request, operatorId: string): P
 export async function auditAction(
   request: Request,
   who: SignedIn,
-  entry: { action: string; targetType: string; targetId: string | null; outcome: 'ok' | 'error' | 'denied' | 'queued'; detail?: Record<string, unknown> | null },
+  entry: {
+    action: string;
+    targetType: string;
+    targetId: string | null;
+    outcome: 'ok' | 'error' | 'denied' | 'queued';
+    detail?: Record<string, unknown> | null;
+  },
 ): Promise<void> {
   const { db } = await services();
   await appendAudit(db, { operatorId: who.operator.id, actor: who.operator.email, ip: clientIp(request), ...entry });

@@ -13,7 +13,16 @@ export async function opsCapa(): Promise<CapaClient> {
   const key = `${env.capaBaseUrl}|${env.CAPA_API_KEY}|${env.CAPA_TIMEOUT_MS}`;
   if (capaCache?.key !== key) {
     const stats = await webCapaStats();
-    capaCache = { key, client: new CapaClient({ baseUrl: env.capaBaseUrl, apiKey: env.CAPA_API_KEY, timeoutMs: Math.min(env.CAPA_TIMEOUT_MS, 8000), maxRetries: 0, onCall: stats.record }) };
+    capaCache = {
+      key,
+      client: new CapaClient({
+        baseUrl: env.capaBaseUrl,
+        apiKey: env.CAPA_API_KEY,
+        timeoutMs: Math.min(env.CAPA_TIMEOUT_MS, 8000),
+        maxRetries: 0,
+        onCall: stats.record,
+      }),
+    };
   }
   return capaCache.client;
 }

@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { CapaError, describeCapaError } from '../capa/client.js';
-import { WEBHOOK_NOTIFICATION_STATUSES, type WebhookNotificationDetail, type WebhookNotificationListItem, type WebhookNotificationStatus } from '../capa/types.js';
+import {
+  WEBHOOK_NOTIFICATION_STATUSES,
+  type WebhookNotificationDetail,
+  type WebhookNotificationListItem,
+  type WebhookNotificationStatus,
+} from '../capa/types.js';
 import { auditByActionSince } from '../db/repositories/audit.js';
 import { claim, settle } from '../db/repositories/idempotency.js';
 import { deliveriesForEvent } from '../db/repositories/inbox.js';
@@ -40,7 +45,9 @@ export async function capaRetryBudget(now = Date.now()): Promise<RetryBudget> {
     let detail: { sent?: boolean; blockedUntil?: string } = {};
     try {
       detail = r.detail ? JSON.parse(r.detail) : {};
-    } catch { /* old row */ }
+    } catch {
+      /* old row */
+    }
     if (detail.sent) used++;
     if (detail.blockedUntil) blockedUntil = Math.max(blockedUntil ?? 0, Date.parse(detail.blockedUntil));
   }
@@ -51,13 +58,19 @@ export async function capaRetryBudget(now = Date.now()): Promise<RetryBudget> {
     const oldest = Date.parse(sent[sent.length - CAPA_RETRY_LIMITS.perMinute]!.at);
     blockedUntil = Math.max(blockedUntil ?? 0, oldest + 60_000);
   }
-  return { limit: CAPA_RETRY_LIMITS.perMinute, used, blockedUntil: blockedUntil && blockedUntil > now ? new Date(blockedUntil).toISOString() : null };
+  return {
+    limit: CAPA_RETRY_LIMITS.perMinute,
+    used,
+    blockedUntil: blockedUntil && blockedUntil > now ? new Date(blockedUntil).toISOString() : null,
+  };
 }
 
 export function retryBlockReason(n: Pick<WebhookNotificationListItem, 'status' | 'manualRetryCount'>, budget: RetryBudget): string | null {
   if (n.status !== 'FAILED') return `Only FAILED deliveries can be retried (this one is ${n.status}).`;
-  if (n.manualRetryCount >= CAPA_RETRY_LIMITS.perNotification) return `Capa allows ${CAPA_RETRY_LIMITS.perNotification} manual retries per delivery; all have been used.`;
-  if (budget.blockedUntil) return `Capa allows ${CAPA_RETRY_LIMITS.perMinute} manual retries per minute; wait until ${budget.blockedUntil.slice(11, 19)} UTC.`;
+  if (n.manualRetryCount >= CAPA_RETRY_LIMITS.perNotification)
+    return `Capa allows ${CAPA_RETRY_LIMITS.perNotification} manual retries per delivery; all have been used.`;
+  if (budget.blockedUntil)
+    return `Capa allows ${CAPA_RETRY_LIMITS.perMinute} manual retries per minute; wait until ${budget.blockedUntil.slice(11, 19)} UTC.`;
   return null;
 }
 
@@ -67,7 +80,8 @@ export function describeRetryError(err: unknown): string {
     if (err.status === 409 && /maximum number of manual retries/i.test(err.capaMessage)) {
       return `Capa refused: this delivery has already been retried manually ${CAPA_RETRY_LIMITS.perNotification} times, the most Capa allows. Use Get KYC Details on the customer instead.`;
     }
-    if (err.status === 409) return 'Capa refused: this delivery is no longer FAILED (it may have been retried already or delivered meanwhile). Reload to see its current status.';
+    if (err.status === 409)
+      return 'Capa refused: this delivery is no longer FAILED (it may have been retried already or delivered meanwhile). Reload to see its current status.';
     if (err.status === 429) {
       const s = err.retryAfterMs !== undefined ? Math.max(1, Math.ceil(err.retryAfterMs / 1000)) : 60;
       return `Capa refused: its limit of ${CAPA_RETRY_LIMITS.perMinute} manual retries per minute is used up. Try again in ${s} s.`;
@@ -88,9 +102,32 @@ export async function capaDeliveriesData(who: SignedIn, sp: URLSearchParams) {
     const capa = await opsCapa();
     const list = await capa.listWebhookNotifications({ status: p.status, skip: (p.page - 1) * p.size, limit: p.size });
     const rows = list.data.map((n) => ({ ...n, blocked: retryBlockReason(n, budget) }));
-    return { ok: true as const, rows, total: list.total, page: p.page, pageSize: p.size, pageCount: pageCount(list.total, p.size), status: p.status ?? null, budget, canRetry, limits: CAPA_RETRY_LIMITS };
+    return {
+      ok: true as const,
+      rows,
+      total: list.total,
+      page: p.page,
+      pageSize: p.size,
+      pageCount: pageCount(list.total, p.size),
+      status: p.status ?? null,
+      budget,
+      canRetry,
+      limits: CAPA_RETRY_LIMITS,
+    };
   } catch (err) {
-    return { ok: false as const, error: describeCapaError(err), rows: [], total: 0, page: p.page, pageSize: p.size, pageCount: 1, status: p.status ?? null, budget, canRetry, limits: CAPA_RETRY_LIMITS };
+    return {
+      ok: false as const,
+      error: describeCapaError(err),
+      rows: [],
+      total: 0,
+      page: p.page,
+      pageSize: p.size,
+      pageCount: 1,
+      status: p.status ?? null,
+      budget,
+      canRetry,
+      limits: CAPA_RETRY_LIMITS,
+    };
   }
 }
 
@@ -145,7 +182,10 @@ export async function retryCapaDelivery(request: Request, who: SignedIn, form: F
   }
   const budget = await capaRetryBudget();
   if (budget.blockedUntil) {
-    const r: ActionResult = { tone: 'error', message: `Not sent: Capa allows ${CAPA_RETRY_LIMITS.perMinute} manual retries per minute and they are used up until ${budget.blockedUntil.slice(11, 19)} UTC.` };
+    const r: ActionResult = {
+      tone: 'error',
+      message: `Not sent: Capa allows ${CAPA_RETRY_LIMITS.perMinute} manual retries per minute and they are used up until ${budget.blockedUntil.slice(11, 19)} UTC.`,
+    };
     await audit('denied', { sent: false, reason: 'per-minute limit reached (ours)' });
     await settle(db, key, 'done', r);
     return r;
@@ -153,14 +193,22 @@ export async function retryCapaDelivery(request: Request, who: SignedIn, form: F
   let result: ActionResult;
   try {
     const n = await (await opsCapa()).retryWebhookNotification(id);
-    result = { tone: 'ok', message: `Capa is sending delivery ${id} again${typeof n?.manualRetryCount === 'number' ? ` (manual retry ${n.manualRetryCount} of ${CAPA_RETRY_LIMITS.perNotification})` : ''}.` };
+    result = {
+      tone: 'ok',
+      message: `Capa is sending delivery ${id} again${typeof n?.manualRetryCount === 'number' ? ` (manual retry ${n.manualRetryCount} of ${CAPA_RETRY_LIMITS.perNotification})` : ''}.`,
+    };
     await audit('ok', { sent: true });
   } catch (err) {
     const capaErr = err instanceof CapaError ? err : null;
     const reachedCapa = capaErr?.kind === 'http';
     const blockedUntil = capaErr?.status === 429 ? new Date(Date.now() + (capaErr.retryAfterMs ?? 60_000)).toISOString() : undefined;
     result = { tone: 'error', message: describeRetryError(err) };
-    await audit('error', { sent: reachedCapa, status: capaErr?.status ?? null, code: capaErr?.code ?? null, ...(blockedUntil ? { blockedUntil } : {}) });
+    await audit('error', {
+      sent: reachedCapa,
+      status: capaErr?.status ?? null,
+      code: capaErr?.code ?? null,
+      ...(blockedUntil ? { blockedUntil } : {}),
+    });
   }
   await settle(db, key, 'done', result);
   return result;

@@ -104,14 +104,19 @@ export function processesCheck(report = launcherHolder[LAUNCHER]): Check | undef
   if (!report) return undefined;
   const down = report.children.filter((c) => !c.up);
   const restarted = report.children.filter((c) => c.recentCrashes > 0);
-  const exitWords = (c: LauncherChild) => (c.lastExit ? (c.lastExit.signal ? `killed by ${c.lastExit.signal}` : `exit code ${c.lastExit.code}`) + ` at ${c.lastExit.at}` : '');
+  const exitWords = (c: LauncherChild) =>
+    c.lastExit ? (c.lastExit.signal ? `killed by ${c.lastExit.signal}` : `exit code ${c.lastExit.code}`) + ` at ${c.lastExit.at}` : '';
   const detail = [
     ...down.map((c) => `${c.name} is down (${exitWords(c)}), restarting`),
-    ...restarted.filter((c) => c.up).map((c) => `${c.name} restarted ${c.recentCrashes}× in the last ${report.crashLoop.windowMinutes} minutes (last ${exitWords(c)})`),
+    ...restarted
+      .filter((c) => c.up)
+      .map((c) => `${c.name} restarted ${c.recentCrashes}× in the last ${report.crashLoop.windowMinutes} minutes (last ${exitWords(c)})`),
   ];
   return {
     ok: down.length === 0 && restarted.length === 0,
-    perProcess: Object.fromEntries(report.children.map((c) => [c.name, { up: c.up, pid: c.pid, startedAt: c.startedAt, restarts: c.restarts, lastExit: c.lastExit }])),
+    perProcess: Object.fromEntries(
+      report.children.map((c) => [c.name, { up: c.up, pid: c.pid, startedAt: c.startedAt, restarts: c.restarts, lastExit: c.lastExit }]),
+    ),
     crashLoop: report.crashLoop,
     ...(detail.length ? { detail: detail.join('; ') } : {}),
   };
@@ -148,7 +153,18 @@ export async function readiness(): Promise<Readiness> {
       checks.backlog = {
         ok: over.length === 0,
         limit,
-        perQueue: Object.fromEntries(qs.map((q) => [q.name, { waiting: q.backlog, active: q.counts.active, delayed: q.counts.delayed, failed: q.counts.failed, oldestWaitingAt: q.oldestWaitingAt }])),
+        perQueue: Object.fromEntries(
+          qs.map((q) => [
+            q.name,
+            {
+              waiting: q.backlog,
+              active: q.counts.active,
+              delayed: q.counts.delayed,
+              failed: q.counts.failed,
+              oldestWaitingAt: q.oldestWaitingAt,
+            },
+          ]),
+        ),
         ...(over.length ? { detail: `more than ${limit} jobs waiting in: ${over.map((q) => q.name).join(', ')}` } : {}),
       };
     } catch (err) {

@@ -63,6 +63,14 @@ export const host: WebHost = {
   },
   async auditCrossSiteRefusal(path, origin, ip) {
     const { db } = await services();
-    await appendAudit(db, { actor: 'anonymous', action: 'csrf.refused', targetType: 'route', targetId: path.slice(0, 200), outcome: 'denied', detail: { origin: origin.slice(0, 200) }, ip });
+    await appendAudit(db, {
+      actor: 'anonymous',
+      action: 'csrf.refused',
+      targetType: 'route',
+      targetId: path.slice(0, 200),
+      outcome: 'denied',
+      detail: { origin: origin.slice(0, 200) },
+      ip,
+    });
   },
 };

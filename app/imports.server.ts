@@ -41,14 +41,20 @@ export async function stageUpload(request: Request, who: SignedIn & { form: Form
   let file = who.form.get('file');
   if (!(file instanceof File)) {
     // The guard did not hand over the form (e.g. the token came as a header): parse it here, bounded.
-    const form = await unstable_parseMultipartFormData(request, unstable_createMemoryUploadHandler({ maxPartSize: env.IMPORT_MAX_BYTES + 1 })).catch(() => null);
+    const form = await unstable_parseMultipartFormData(
+      request,
+      unstable_createMemoryUploadHandler({ maxPartSize: env.IMPORT_MAX_BYTES + 1 }),
+    ).catch(() => null);
     file = form?.get('file') ?? null;
   }
   if (!(file instanceof File) || (file.size === 0 && !file.name)) {
     return { ok: false, status: 400, error: 'Choose a CSV file to upload.' };
   }
   if (file.size > env.IMPORT_MAX_BYTES) {
-    const limit = env.IMPORT_MAX_BYTES >= 1024 * 1024 ? `${Math.floor(env.IMPORT_MAX_BYTES / 1024 / 1024)} MB` : `${Math.floor(env.IMPORT_MAX_BYTES / 1024)} KB`;
+    const limit =
+      env.IMPORT_MAX_BYTES >= 1024 * 1024
+        ? `${Math.floor(env.IMPORT_MAX_BYTES / 1024 / 1024)} MB`
+        : `${Math.floor(env.IMPORT_MAX_BYTES / 1024)} KB`;
     return { ok: false, status: 413, error: `The file is larger than ${limit}. Split it into smaller files and import them one by one.` };
   }
   try {
@@ -68,7 +74,13 @@ export async function stageUpload(request: Request, who: SignedIn & { form: Form
     return { ok: true, importId: r.importId };
   } catch (err) {
     if (err instanceof ImportFileError) {
-      await auditAction(request, who, { action: 'import.stage', targetType: 'import', targetId: null, outcome: 'error', detail: { fileName: file.name, code: err.code } });
+      await auditAction(request, who, {
+        action: 'import.stage',
+        targetType: 'import',
+        targetId: null,
+        outcome: 'error',
+        detail: { fileName: file.name, code: err.code },
+      });
       return { ok: false, status: 422, error: err.message };
     }
     throw err;
@@ -84,7 +96,10 @@ export async function importsListData(sp: URLSearchParams) {
   const pageSize = 25;
   const st = (IMPORT_STATUSES as readonly string[]).includes(status ?? '') ? (status as ImportStatus) : null;
   const r = await listImports(db, { page, pageSize, status: st });
-  const failedEmails = await failedEmailsByImport(db, r.rows.filter((i) => i.committedAt).map((i) => i.id));
+  const failedEmails = await failedEmailsByImport(
+    db,
+    r.rows.filter((i) => i.committedAt).map((i) => i.id),
+  );
   return {
     rows: r.rows.map((i) => ({
       id: i.id,
@@ -123,7 +138,13 @@ export async function importDetailData(id: string, sp: URLSearchParams) {
     imp.status === 'staged' ? findSameFile(db, imp.fileSha256, id) : Promise.resolve(undefined),
     imp.status === 'staged' || imp.status === 'discarded' ? Promise.resolve(null) : emailCounts(db, id),
   ]);
-  const mails = emails ? await rowEmails(db, id, rows.rows.filter((r) => r.linkId).map((r) => r.rowNo)) : new Map<number, RowEmail>();
+  const mails = emails
+    ? await rowEmails(
+        db,
+        id,
+        rows.rows.filter((r) => r.linkId).map((r) => r.rowNo),
+      )
+    : new Map<number, RowEmail>();
   const summary = safeJson<{ byReason?: Record<string, number> }>(imp.summary, {});
   return {
     import: {
@@ -138,7 +159,11 @@ export async function importDetailData(id: string, sp: URLSearchParams) {
       delimiter: imp.delimiter,
       fileBytes: imp.fileBytes,
       unknownColumns: safeJson<string[]>(imp.unknownColumns, []),
-      byReason: Object.entries(summary.byReason ?? {}).map(([code, n]) => ({ code, label: (REASON_LABELS as Record<string, string>)[code] ?? code, n })),
+      byReason: Object.entries(summary.byReason ?? {}).map(([code, n]) => ({
+        code,
+        label: (REASON_LABELS as Record<string, string>)[code] ?? code,
+        n,
+      })),
       createdAt: imp.createdAt,
       committedAt: imp.committedAt,
       finishedAt: imp.finishedAt,
@@ -159,7 +184,10 @@ export async function importProgressData(id: string) {
   const { db } = await services();
   const imp = await findImport(db, id);
   if (!imp) throw new Response('No such import.', { status: 404 });
-  const [progress, emails] = await Promise.all([importProgress(db, id), imp.status === 'staged' || imp.status === 'discarded' ? Promise.resolve(null) : emailCounts(db, id)]);
+  const [progress, emails] = await Promise.all([
+    importProgress(db, id),
+    imp.status === 'staged' || imp.status === 'discarded' ? Promise.resolve(null) : emailCounts(db, id),
+  ]);
   return { status: imp.status, pauseKind: imp.pauseKind, statusReason: imp.statusReason, progress, emails };
 }
 
@@ -251,7 +279,9 @@ export async function importAction(request: Request, who: SignedIn & { form: For
     case 'retry_failed': {
       const n = await retryFailedRows(db, id);
       ok = n > 0;
-      message = ok ? `${n} failed row${n === 1 ? '' : 's'} queued again.` : 'There are no failed rows to retry (or the import is paused or cancelled).';
+      message = ok
+        ? `${n} failed row${n === 1 ? '' : 's'} queued again.`
+        : 'There are no failed rows to retry (or the import is paused or cancelled).';
       detail = { ...detail, rows: n };
       break;
     }
@@ -264,7 +294,10 @@ export async function importAction(request: Request, who: SignedIn & { form: For
     if (intent === 'commit' || intent === 'resume' || intent === 'retry_failed') await feedImport(deps, id);
     if (intent === 'pause' || intent === 'cancel') await drainImport(deps, id);
   } catch (err) {
-    (await services()).logger.warn({ importId: id, err: (err as Error).message }, 'import: immediate feed/drain failed; the relay will catch up');
+    (await services()).logger.warn(
+      { importId: id, err: (err as Error).message },
+      'import: immediate feed/drain failed; the relay will catch up',
+    );
   }
   return { ok: true, message };
 }
@@ -287,7 +320,13 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
   const { db, env } = await services();
   const imp = await findImport(db, id);
   if (!imp) throw new Response('No such import.', { status: 404 });
-  await auditAction(request, who, { action: `import.download_${kind}`, targetType: 'import', targetId: id, outcome: 'ok', detail: { fileName: imp.fileName } });
+  await auditAction(request, who, {
+    action: `import.download_${kind}`,
+    targetType: 'import',
+    targetId: id,
+    outcome: 'ok',
+    detail: { fileName: imp.fileName },
+  });
   const base = env.publicUrl;
   let after = 0;
   let headerSent = false;
@@ -305,7 +344,14 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
         return;
       }
       after = rows[rows.length - 1]!.rowNo;
-      const mails = kind === 'results' ? await rowEmails(db, id, rows.filter((r) => r.linkId).map((r) => r.rowNo)) : null;
+      const mails =
+        kind === 'results'
+          ? await rowEmails(
+              db,
+              id,
+              rows.filter((r) => r.linkId).map((r) => r.rowNo),
+            )
+          : null;
       const text = rows
         .map((r) =>
           [
@@ -330,7 +376,12 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
       controller.enqueue(enc.encode(`${text}\r\n`));
     },
   });
-  const name = `${imp.fileName.replace(/\.csv$/i, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80) || 'import'}-${kind}.csv`;
+  const name = `${
+    imp.fileName
+      .replace(/\.csv$/i, '')
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .slice(0, 80) || 'import'
+  }-${kind}.csv`;
   return new Response(stream, {
     headers: {
       'content-type': 'text/csv; charset=utf-8',
@@ -347,6 +398,10 @@ function emailCells(r: ImportRow, mail: RowEmail | undefined): [string, string] 
 
 export function templateResponse(): Response {
   return new Response(`\uFEFF${TEMPLATE_CSV}`, {
-    headers: { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="kyc-desk-import-template.csv"', 'cache-control': 'no-store' },
+    headers: {
+      'content-type': 'text/csv; charset=utf-8',
+      'content-disposition': 'attachment; filename="kyc-desk-import-template.csv"',
+      'cache-control': 'no-store',
+    },
   });
 }

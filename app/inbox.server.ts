@@ -2,7 +2,16 @@ import { z } from 'zod';
 import { auditForTarget } from '../db/repositories/audit.js';
 import { claim, forget, settle } from '../db/repositories/idempotency.js';
 import { getDelivery, markEnqueued, resetForReprocess } from '../db/repositories/inbox.js';
-import { deliveryContext, inboxEventNames, INBOX_SORTABLE, INBOX_STATUSES, listInbox, VERDICTS, type InboxQuery, type InboxSort } from '../db/repositories/inbox-query.js';
+import {
+  deliveryContext,
+  inboxEventNames,
+  INBOX_SORTABLE,
+  INBOX_STATUSES,
+  listInbox,
+  VERDICTS,
+  type InboxQuery,
+  type InboxSort,
+} from '../db/repositories/inbox-query.js';
 import type { SignatureVerdict, WebhookStatus } from '../db/schema.js';
 import { processWebhook } from '../jobs/definitions/process-webhook.js';
 import { withTimeout } from '../lib/time.js';
@@ -81,7 +90,9 @@ export function displayBody(raw: string, pii: boolean): { text: string; masked: 
   try {
     parsed = JSON.parse(raw);
   } catch {
-    return pii ? { text: raw, masked: false, json: false } : { text: `(${Buffer.byteLength(raw)} bytes that are not valid JSON — hidden for your role)`, masked: true, json: false };
+    return pii
+      ? { text: raw, masked: false, json: false }
+      : { text: `(${Buffer.byteLength(raw)} bytes that are not valid JSON — hidden for your role)`, masked: true, json: false };
   }
   return { text: JSON.stringify(pii ? parsed : maskDeep(parsed), null, 2), masked: !pii, json: true };
 }
@@ -106,7 +117,8 @@ export async function inboxDetailData(who: SignedIn, id: number) {
 
 export function reprocessEligibility(verdict: SignatureVerdict, status: WebhookStatus): { ok: boolean; reason?: string } {
   if (verdict !== 'valid') return { ok: false, reason: 'Its signature did not verify, so it is not trusted and cannot be processed.' };
-  if (status === 'rejected') return { ok: false, reason: 'It was rejected at intake (not a usable event), so there is nothing to process.' };
+  if (status === 'rejected')
+    return { ok: false, reason: 'It was rejected at intake (not a usable event), so there is nothing to process.' };
   if (status === 'received') return { ok: false, reason: 'It is already waiting for the worker.' };
   return { ok: true };
 }
@@ -136,7 +148,8 @@ export async function reprocessDelivery(request: Request, who: SignedIn, id: num
 
   const key = `webhook-reprocess:${parsed.data.requestId}`;
   const c = await claim(db, key, 'webhook-reprocess');
-  if (!c.fresh) return { tone: 'info', message: `This re-process request for delivery #${id} was already submitted; nothing more was queued.` };
+  if (!c.fresh)
+    return { tone: 'info', message: `This re-process request for delivery #${id} was already submitted; nothing more was queued.` };
 
   // BullMQ ignores an add whose job id already exists, and process-webhook's id is deterministic
   // (wh-<id>): the finished job from the first run must go first. Doing this before touching the
@@ -156,7 +169,10 @@ export async function reprocessDelivery(request: Request, who: SignedIn, id: num
   } catch (err) {
     await forget(db, key);
     await audit('error', { reason: (err as Error).message });
-    return { tone: 'error', message: `The job queue (Redis) is not answering, so nothing was changed. Try again when Queues shows Redis healthy. (${(err as Error).message})` };
+    return {
+      tone: 'error',
+      message: `The job queue (Redis) is not answering, so nothing was changed. Try again when Queues shows Redis healthy. (${(err as Error).message})`,
+    };
   }
 
   const reset = await resetForReprocess(db, id);
@@ -176,6 +192,9 @@ export async function reprocessDelivery(request: Request, who: SignedIn, id: num
   await settle(db, key, 'done', { reset: true, queuedLater });
   await audit('queued', { previousStatus: d.status, previousEffect: d.effect, queuedLater });
   return queuedLater
-    ? { tone: 'info', message: `Delivery #${id} will be re-processed: Redis did not take the job just now, so the relay will queue it within seconds.` }
+    ? {
+        tone: 'info',
+        message: `Delivery #${id} will be re-processed: Redis did not take the job just now, so the relay will queue it within seconds.`,
+      }
     : { tone: 'ok', message: `Delivery #${id} was queued for re-processing. This page shows the outcome when the worker is done.` };
 }

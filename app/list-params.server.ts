@@ -28,7 +28,12 @@ export function parsePaging(sp: URLSearchParams, opts: { sizes: readonly number[
 }
 
 /** `sort` (one of `columns`, else `defaultSort`) and `dir` (asc or desc, else `defaultDir`). */
-export function parseSorting<S extends string>(sp: URLSearchParams, columns: readonly S[], defaultSort: S, defaultDir: SortDir = 'desc'): Sorting<S> {
+export function parseSorting<S extends string>(
+  sp: URLSearchParams,
+  columns: readonly S[],
+  defaultSort: S,
+  defaultDir: SortDir = 'desc',
+): Sorting<S> {
   const sort = sp.get('sort');
   const dir = sp.get('dir');
   return {

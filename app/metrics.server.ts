@@ -44,13 +44,38 @@ function state(): State {
   collectDefaultMetrics({ register: registry, prefix: 'kyc_web_' });
   const s: State = {
     registry,
-    refused: new Counter({ name: 'kyc_webhooks_refused_total', help: 'Webhook requests refused before they could be stored (e.g. body too large).', labelNames: ['reason'], registers: [registry] }),
+    refused: new Counter({
+      name: 'kyc_webhooks_refused_total',
+      help: 'Webhook requests refused before they could be stored (e.g. body too large).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     // A counter in meaning (rows only grow, unless an operator purges the inbox); read from the inbox.
-    deliveries: new Gauge({ name: 'kyc_webhooks_received', help: 'Webhook deliveries stored in the inbox, by signature verdict (monotonic unless the inbox is purged).', labelNames: ['verdict'], registers: [registry] }),
-    inbox: new Gauge({ name: 'kyc_webhook_inbox', help: 'Webhook inbox rows by processing status.', labelNames: ['status'], registers: [registry] }),
+    deliveries: new Gauge({
+      name: 'kyc_webhooks_received',
+      help: 'Webhook deliveries stored in the inbox, by signature verdict (monotonic unless the inbox is purged).',
+      labelNames: ['verdict'],
+      registers: [registry],
+    }),
+    inbox: new Gauge({
+      name: 'kyc_webhook_inbox',
+      help: 'Webhook inbox rows by processing status.',
+      labelNames: ['status'],
+      registers: [registry],
+    }),
     jobs: new Gauge({ name: 'kyc_jobs', help: 'BullMQ jobs by queue and state.', labelNames: ['queue', 'state'], registers: [registry] }),
-    workers: new Gauge({ name: 'kyc_queue_workers', help: 'Workers connected to each queue (BullMQ getWorkers).', labelNames: ['queue'], registers: [registry] }),
-    up: new Gauge({ name: 'kyc_up', help: '1 when the component answered during this scrape.', labelNames: ['component'], registers: [registry] }),
+    workers: new Gauge({
+      name: 'kyc_queue_workers',
+      help: 'Workers connected to each queue (BullMQ getWorkers).',
+      labelNames: ['queue'],
+      registers: [registry],
+    }),
+    up: new Gauge({
+      name: 'kyc_up',
+      help: '1 when the component answered during this scrape.',
+      labelNames: ['component'],
+      registers: [registry],
+    }),
     statusTables: new Map(),
     capaSnapshot: { calls: [], latency: [] },
   };
@@ -64,7 +89,10 @@ function state(): State {
     help: 'Capa API calls (each attempt) by operation, outcome and HTTP status, from all processes.',
     type: 'counter',
     get: async () => ({
-      name: 'kyc_capa_calls_total', help: '', type: 'counter', aggregator: 'sum',
+      name: 'kyc_capa_calls_total',
+      help: '',
+      type: 'counter',
+      aggregator: 'sum',
       values: s.capaSnapshot.calls.map((c) => ({ value: c.count, labels: { op: c.op, outcome: c.outcome, status: c.status } })),
     }),
     reset: () => {},
@@ -74,12 +102,19 @@ function state(): State {
     help: 'Capa API call latency (each attempt), from all processes.',
     type: 'histogram',
     get: async () => ({
-      name: 'kyc_capa_call_duration_seconds', help: '', type: 'histogram', aggregator: 'sum',
+      name: 'kyc_capa_call_duration_seconds',
+      help: '',
+      type: 'histogram',
+      aggregator: 'sum',
       values: s.capaSnapshot.latency.flatMap((l) => {
         let cum = 0;
         const bucketLines = [...CAPA_LATENCY_BUCKETS_S, Infinity].map((le, i) => {
           cum += l.buckets[i] ?? 0;
-          return { metricName: 'kyc_capa_call_duration_seconds_bucket', value: cum, labels: { op: l.op, le: le === Infinity ? '+Inf' : String(le) } };
+          return {
+            metricName: 'kyc_capa_call_duration_seconds_bucket',
+            value: cum,
+            labels: { op: l.op, le: le === Infinity ? '+Inf' : String(le) },
+          };
         });
         return [
           ...bucketLines,
@@ -187,7 +222,10 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
  * it, only loopback clients (a scraper on the same host). `clientAddress` is express's req.ip, which
  * honours X-Forwarded-For only from a loopback proxy — so a proxied outside caller is not local.
  */
-export async function metricsAccess(request: Request, clientAddress: string | undefined): Promise<{ ok: true } | { ok: false; status: 401 | 403; message: string }> {
+export async function metricsAccess(
+  request: Request,
+  clientAddress: string | undefined,
+): Promise<{ ok: true } | { ok: false; status: 401 | 403; message: string }> {
   const { env } = await services();
   const token = env.METRICS_TOKEN;
   if (token) {

@@ -1,8 +1,23 @@
 import { z } from 'zod';
 import { activeLink } from '../db/repositories/links.js';
-import { conversion, countsByStatus, getMessage, getProgramme, listMessages, notificationsForUser, type MessageListQuery } from '../db/repositories/notifications.js';
+import {
+  conversion,
+  countsByStatus,
+  getMessage,
+  getProgramme,
+  listMessages,
+  notificationsForUser,
+  type MessageListQuery,
+} from '../db/repositories/notifications.js';
 import { findUserById } from '../db/repositories/users.js';
-import { NOTIFICATION_CHANNELS, NOTIFICATION_KINDS, NOTIFICATION_STATUSES, type Notification, type NotificationKind, type NotificationLocale } from '../db/schema.js';
+import {
+  NOTIFICATION_CHANNELS,
+  NOTIFICATION_KINDS,
+  NOTIFICATION_STATUSES,
+  type Notification,
+  type NotificationKind,
+  type NotificationLocale,
+} from '../db/schema.js';
 import { queueMessage, stopProgrammesForUser, type NotifyDeps } from '../jobs/notifications/programme.js';
 import { defaultLocale, LOCALES, render, SAMPLE_VARS, TemplateError } from '../jobs/notifications/templates.js';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
@@ -28,7 +43,8 @@ const SORTS = ['createdAt', 'status', 'kind', 'attempts'] as const;
 
 /** URL → query; anything malformed is dropped (a shared link always opens). */
 export function parseMessageParams(sp: URLSearchParams): MessageListQuery {
-  const pick = <T extends string>(v: string | null, allowed: readonly T[]): T | null => ((allowed as readonly string[]).includes(v ?? '') ? (v as T) : null);
+  const pick = <T extends string>(v: string | null, allowed: readonly T[]): T | null =>
+    (allowed as readonly string[]).includes(v ?? '') ? (v as T) : null;
   return {
     status: pick(sp.get('status'), NOTIFICATION_STATUSES),
     kind: pick(sp.get('kind'), NOTIFICATION_KINDS),
@@ -111,14 +127,32 @@ export async function previewData(who: SignedIn, sp: URLSearchParams) {
     // Viewers see the template with sample data, not the customer's name and link.
     const vars = pii ? { name: user?.alias ?? null, linkUrl: m.linkUrl ?? SAMPLE_VARS[m.locale].linkUrl } : SAMPLE_VARS[m.locale];
     try {
-      return { ok: true as const, kind: m.kind, locale: m.locale, message: present(m, pii), rendered: render(m.kind, m.locale, vars), kinds: NOTIFICATION_KINDS, locales: LOCALES, labels: KIND_LABEL };
+      return {
+        ok: true as const,
+        kind: m.kind,
+        locale: m.locale,
+        message: present(m, pii),
+        rendered: render(m.kind, m.locale, vars),
+        kinds: NOTIFICATION_KINDS,
+        locales: LOCALES,
+        labels: KIND_LABEL,
+      };
     } catch (err) {
       return { ok: false as const, error: err instanceof TemplateError ? err.message : 'This message cannot be rendered.' };
     }
   }
   const parsed = PreviewSchema.safeParse({ kind: sp.get('kind') ?? undefined, locale: sp.get('locale') ?? undefined });
   const { kind, locale } = parsed.success ? parsed.data : { kind: 'kyc_link' as const, locale: 'es' as const };
-  return { ok: true as const, kind, locale, message: null, rendered: render(kind, locale, SAMPLE_VARS[locale]), kinds: NOTIFICATION_KINDS, locales: LOCALES, labels: KIND_LABEL };
+  return {
+    ok: true as const,
+    kind,
+    locale,
+    message: null,
+    rendered: render(kind, locale, SAMPLE_VARS[locale]),
+    kinds: NOTIFICATION_KINDS,
+    locales: LOCALES,
+    labels: KIND_LABEL,
+  };
 }
 
 // ------------------------------------------------------------------ operator actions
@@ -128,7 +162,12 @@ export const NotificationActionSchema = z.discriminatedUnion('intent', [
     intent: z.literal('resend'),
     messageId: z.string().trim().min(1).max(100),
     locale: z.enum(['es', 'en', '']).optional(),
-    requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/),
+    requestId: z
+      .string()
+      .trim()
+      .min(8)
+      .max(100)
+      .regex(/^[A-Za-z0-9_-]+$/),
   }),
   z.object({
     intent: z.literal('stop'),
@@ -143,7 +182,11 @@ export type ActionResult = { ok: true; message: string } | { ok: false; message:
  * customer's current address, with the active link or — without one — a fresh link. Keyed by
  * the form's request id: a double click sends once. Audited.
  */
-export async function resendMessage(request: Request, who: SignedIn, input: { messageId: string; locale?: string; requestId: string }): Promise<ActionResult> {
+export async function resendMessage(
+  request: Request,
+  who: SignedIn,
+  input: { messageId: string; locale?: string; requestId: string },
+): Promise<ActionResult> {
   const d = await deps();
   const original = await getMessage(d.db, input.messageId);
   if (!original) return { ok: false, message: 'That message no longer exists.' };
@@ -154,7 +197,9 @@ export async function resendMessage(request: Request, who: SignedIn, input: { me
   const link = await activeLink(d.db, user.id);
   const usable = link && !user.linkExpired ? { id: link.id, url: link.url } : null;
   const kind: NotificationKind = original.kind === 'kyc_link' ? 'kyc_link' : 'kyc_retry';
-  const locale = (input.locale === 'es' || input.locale === 'en' ? input.locale : original.locale ?? defaultLocale(user.country)) as NotificationLocale;
+  const locale = (
+    input.locale === 'es' || input.locale === 'en' ? input.locale : (original.locale ?? defaultLocale(user.country))
+  ) as NotificationLocale;
   const { row, created } = await queueMessage(d, {
     user,
     kind,
@@ -169,21 +214,43 @@ export async function resendMessage(request: Request, who: SignedIn, input: { me
     targetType: 'user',
     targetId: user.id,
     outcome: row.status === 'failed' ? 'error' : 'queued',
-    detail: { original: original.id, message: row.id, kind, locale, freshLink: !usable, duplicate: !created, ...(row.failureReason ? { reason: row.failureReason } : {}) },
+    detail: {
+      original: original.id,
+      message: row.id,
+      kind,
+      locale,
+      freshLink: !usable,
+      duplicate: !created,
+      ...(row.failureReason ? { reason: row.failureReason } : {}),
+    },
   });
   if (row.status === 'failed') return { ok: false, message: `Not sent: ${row.failureReason}` };
   if (!created) return { ok: true, message: 'Already queued (this form was submitted before).' };
-  return { ok: true, message: usable ? 'Queued: the customer will get the message with their current link.' : 'Queued: a new link is being generated and will be e-mailed.' };
+  return {
+    ok: true,
+    message: usable
+      ? 'Queued: the customer will get the message with their current link.'
+      : 'Queued: a new link is being generated and will be e-mailed.',
+  };
 }
 
 export async function stopProgrammeAction(request: Request, who: SignedIn, programmeId: string): Promise<ActionResult> {
   const d = await deps();
   const p = await getProgramme(d.db, programmeId);
   if (!p) return { ok: false, message: 'That follow-up programme does not exist.' };
-  if (p.status !== 'active') return { ok: false, message: `This programme is already ${p.status}${p.stopReason ? ` (${p.stopReason})` : ''}.` };
+  if (p.status !== 'active')
+    return { ok: false, message: `This programme is already ${p.status}${p.stopReason ? ` (${p.stopReason})` : ''}.` };
   const n = await stopProgrammesForUser(d, p.userId, 'operator', who.operator.id);
-  await auditAction(request, who, { action: 'notification.programme.stop', targetType: 'user', targetId: p.userId, outcome: n > 0 ? 'ok' : 'error', detail: { programme: p.id } });
-  return n > 0 ? { ok: true, message: 'Follow-ups stopped; unsent reminders were cancelled.' } : { ok: false, message: 'This programme had already ended.' };
+  await auditAction(request, who, {
+    action: 'notification.programme.stop',
+    targetType: 'user',
+    targetId: p.userId,
+    outcome: n > 0 ? 'ok' : 'error',
+    detail: { programme: p.id },
+  });
+  return n > 0
+    ? { ok: true, message: 'Follow-ups stopped; unsent reminders were cancelled.' }
+    : { ok: false, message: 'This programme had already ended.' };
 }
 
 // ------------------------------------------------------------------ user timeline

@@ -17,7 +17,10 @@ function checkPassword(password: string): void {
 }
 
 /** Adds an operator; without a name, the console shows their e-mail. */
-export async function createOperator(db: Executor, input: { email: string; name: string; role: Role; password: string }): Promise<Operator> {
+export async function createOperator(
+  db: Executor,
+  input: { email: string; name: string; role: Role; password: string },
+): Promise<Operator> {
   checkPassword(input.password);
   return insertOperator(db, {
     email: input.email,

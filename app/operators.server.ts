@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { countOperators, findOperatorByEmail, findOperatorById, listOperators, setOperatorDisabled, setOperatorRole } from '../db/repositories/operators.js';
+import {
+  countOperators,
+  findOperatorByEmail,
+  findOperatorById,
+  listOperators,
+  setOperatorDisabled,
+  setOperatorRole,
+} from '../db/repositories/operators.js';
 import { createOperator, setOperatorPassword } from './operator-accounts.server';
 import { revokeOperatorSessions } from '../db/repositories/sessions.js';
 import { auditAction, type SignedIn } from './auth.server';
@@ -16,7 +23,11 @@ const ManageSchema = z.discriminatedUnion('intent', [
   z.object({ intent: z.literal('disable'), id: z.string().min(1) }),
   z.object({ intent: z.literal('enable'), id: z.string().min(1) }),
   z.object({ intent: z.literal('role'), id: z.string().min(1), role: z.enum(['viewer', 'compliance', 'admin']) }),
-  z.object({ intent: z.literal('reset-password'), id: z.string().min(1), password: z.string().min(10, 'At least 10 characters.').max(200) }),
+  z.object({
+    intent: z.literal('reset-password'),
+    id: z.string().min(1),
+    password: z.string().min(10, 'At least 10 characters.').max(200),
+  }),
 ]);
 
 export type ManageResult = { tone: 'ok' | 'error'; text: string; errors?: Record<string, string> };
@@ -42,7 +53,8 @@ export async function manageOperator(request: Request, who: SignedIn, form: Form
   const target = await findOperatorById(db, a.id);
   if (!target) return { tone: 'error', text: 'No such operator.' };
   // Never leave the console without an active admin (and never lock yourself out by accident).
-  const removesAdmin = target.role === 'admin' && !target.disabled && (a.intent === 'disable' || (a.intent === 'role' && a.role !== 'admin'));
+  const removesAdmin =
+    target.role === 'admin' && !target.disabled && (a.intent === 'disable' || (a.intent === 'role' && a.role !== 'admin'));
   if (removesAdmin && (await countOperators(db, { activeAdminsOnly: true })) <= 1) {
     await audit(`operator.${a.intent}`, target.id, 'error', { reason: 'last admin' });
     return { tone: 'error', text: 'This is the last active admin; add another admin first.' };

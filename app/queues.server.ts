@@ -27,18 +27,24 @@ export function plainJobError(reason: string | undefined | null): string {
   if (capa) {
     const [, op, status, kind, code, msg] = capa;
     const err = new CapaError({
-      status: status ? Number(status) : null, code: code!, capaMessage: msg!, op: op!,
-      kind: status ? 'http' : (kind as 'timeout' | 'network'), retryable: false,
+      status: status ? Number(status) : null,
+      code: code!,
+      capaMessage: msg!,
+      op: op!,
+      kind: status ? 'http' : (kind as 'timeout' | 'network'),
+      retryable: false,
     });
     const words = describeCapaError(err);
     // "will be retried" is not true any more for a job that has failed for good.
     return words.replace(/; the request will be retried\.$/, '.').replace(/; retrying (after \d+ s|shortly)\.$/, '.');
   }
-  if (/^invalid payload for/.test(r)) return 'The job’s data was invalid (an old or broken job); retrying will not help — tell the on-call engineer.';
+  if (/^invalid payload for/.test(r))
+    return 'The job’s data was invalid (an old or broken job); retrying will not help — tell the on-call engineer.';
   if (/^no handler for job/.test(r)) return 'No worker knows this kind of job (a version mismatch between web and worker).';
   if (/stalled more than allowable limit/i.test(r)) return 'The worker stopped while running this job (crash or restart) too many times.';
   if (/SQLITE_BUSY|database is locked/i.test(r)) return 'The database was busy; a retry usually works.';
-  if (/ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.test(r)) return 'A service did not answer (connection refused or timed out); a retry usually works once it is back.';
+  if (/ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.test(r))
+    return 'A service did not answer (connection refused or timed out); a retry usually works once it is back.';
   if (/timed out|timeout/i.test(r)) return 'It took too long and was stopped; a retry usually works.';
   const first = r.split('\n')[0]!;
   return first.length > 240 ? `${first.slice(0, 240)}…` : first;
@@ -72,9 +78,16 @@ async function describeFailed(jobs: Job[], queue: QueueName, admin: boolean): Pr
     }
     const inboxId = j.name === processWebhook.name && typeof j.data?.inboxId === 'number' ? (j.data.inboxId as number) : null;
     return {
-      queue, id: String(j.id), name: j.name, failedAt: j.finishedOn ? new Date(j.finishedOn).toISOString() : null,
-      attempts: j.attemptsMade, plain: plainJobError(j.failedReason), raw: admin ? (j.failedReason ?? null) : null,
-      userId, externalUserId: null, inboxId,
+      queue,
+      id: String(j.id),
+      name: j.name,
+      failedAt: j.finishedOn ? new Date(j.finishedOn).toISOString() : null,
+      attempts: j.attemptsMade,
+      plain: plainJobError(j.failedReason),
+      raw: admin ? (j.failedReason ?? null) : null,
+      userId,
+      externalUserId: null,
+      inboxId,
     };
   });
   // Webhook jobs carry an inbox id, not a user: the customer comes from the delivery.
@@ -93,7 +106,8 @@ async function describeFailed(jobs: Job[], queue: QueueName, admin: boolean): Pr
   // Message jobs carry the ledger row's id, not a user: the customer comes from the message.
   const messageOf = new Map<FailedJobView, string>();
   jobs.forEach((j, i) => {
-    if (j.name === sendNotification.name && typeof j.data?.notificationId === 'string') messageOf.set(views[i]!, j.data.notificationId as string);
+    if (j.name === sendNotification.name && typeof j.data?.notificationId === 'string')
+      messageOf.set(views[i]!, j.data.notificationId as string);
   });
   if (messageOf.size) {
     const rows = await usersOfMessages(db, [...new Set(messageOf.values())]);
@@ -134,7 +148,11 @@ export async function queuesData(who: SignedIn) {
   }
   const noWorker = health?.filter((q) => q.needsWorker && q.workers === 0).map((q) => q.name) ?? [];
   return {
-    health, redisError, failed, failedKinds, noWorker,
+    health,
+    redisError,
+    failed,
+    failedKinds,
+    noWorker,
     backlogLimit: env.OPS_BACKLOG_WARN,
     canRetry: admin,
     boardUrl: '/admin/queues',
@@ -161,17 +179,35 @@ export async function queueAction(request: Request, who: SignedIn, form: FormDat
       const job = await withTimeout(q.getJob(a.jobId), 2000, 'Redis');
       const target = `${a.queue}:${a.jobId}`;
       if (!job) {
-        await auditAction(request, who, { action: 'queues.retry', targetType: 'job', targetId: target, outcome: 'error', detail: { reason: 'job not found' } });
+        await auditAction(request, who, {
+          action: 'queues.retry',
+          targetType: 'job',
+          targetId: target,
+          outcome: 'error',
+          detail: { reason: 'job not found' },
+        });
         return { tone: 'error', message: `Job ${a.jobId} no longer exists (failed jobs are kept 7 days, or someone removed it).` };
       }
       const st = await job.getState();
       if (st !== 'failed') {
-        await auditAction(request, who, { action: 'queues.retry', targetType: 'job', targetId: target, outcome: 'denied', detail: { reason: `state ${st}` } });
+        await auditAction(request, who, {
+          action: 'queues.retry',
+          targetType: 'job',
+          targetId: target,
+          outcome: 'denied',
+          detail: { reason: `state ${st}` },
+        });
         return { tone: 'info', message: `Job ${a.jobId} is not failed any more (it is ${st}); nothing to retry.` };
       }
       // A fresh set of attempts: the job's own backoff applies again instead of one last try.
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-      await auditAction(request, who, { action: 'queues.retry', targetType: 'job', targetId: target, outcome: 'queued', detail: { name: job.name } });
+      await auditAction(request, who, {
+        action: 'queues.retry',
+        targetType: 'job',
+        targetId: target,
+        outcome: 'queued',
+        detail: { name: job.name },
+      });
       return { tone: 'ok', message: `Job ${a.jobId} (${job.name}) is queued again.` };
     }
     let moved = 0;
@@ -199,11 +235,26 @@ export async function queueAction(request: Request, who: SignedIn, form: FormDat
       }
       if (!progressed && page.length < 200) break;
     }
-    await auditAction(request, who, { action: 'queues.retry-all', targetType: 'queue', targetId: a.queue, outcome: moved > 0 ? 'queued' : 'ok', detail: { name: a.name, moved, seen } });
+    await auditAction(request, who, {
+      action: 'queues.retry-all',
+      targetType: 'queue',
+      targetId: a.queue,
+      outcome: moved > 0 ? 'queued' : 'ok',
+      detail: { name: a.name, moved, seen },
+    });
     if (moved === 0) return { tone: 'info', message: `No failed ${a.name} jobs to retry in ${a.queue}.` };
-    return { tone: 'ok', message: `${moved} failed ${a.name} job${moved === 1 ? '' : 's'} queued again${moved >= RETRY_ALL_LIMIT ? ` (the first ${RETRY_ALL_LIMIT}; click again for more)` : ''}.` };
+    return {
+      tone: 'ok',
+      message: `${moved} failed ${a.name} job${moved === 1 ? '' : 's'} queued again${moved >= RETRY_ALL_LIMIT ? ` (the first ${RETRY_ALL_LIMIT}; click again for more)` : ''}.`,
+    };
   } catch (err) {
-    await auditAction(request, who, { action: a.intent === 'retry-one' ? 'queues.retry' : 'queues.retry-all', targetType: 'queue', targetId: a.queue, outcome: 'error', detail: { reason: (err as Error).message } });
+    await auditAction(request, who, {
+      action: a.intent === 'retry-one' ? 'queues.retry' : 'queues.retry-all',
+      targetType: 'queue',
+      targetId: a.queue,
+      outcome: 'error',
+      detail: { reason: (err as Error).message },
+    });
     return { tone: 'error', message: `The job queue (Redis) did not answer, so nothing was retried. (${(err as Error).message})` };
   }
 }

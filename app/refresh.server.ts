@@ -1,5 +1,13 @@
 import { z } from 'zod';
-import { DRIFT_SORTABLE, driftCountsPerDay, driftForRun, driftForUser, driftTransitions, listDrift, type DriftSort } from '../db/repositories/drift.js';
+import {
+  DRIFT_SORTABLE,
+  driftCountsPerDay,
+  driftForRun,
+  driftForUser,
+  driftTransitions,
+  listDrift,
+  type DriftSort,
+} from '../db/repositories/drift.js';
 import { expiredLinksForUser } from '../db/repositories/links.js';
 import { findOperatorById } from '../db/repositories/operators.js';
 import {
@@ -101,7 +109,12 @@ async function capaQueueState() {
     if (queues.connection.status === 'end') throw new Error('Redis connection closed');
     const q = queues.queue('capa');
     const read = Promise.all([q.getJobCounts('waiting', 'prioritized', 'delayed', 'paused'), q.getRateLimitTtl()]);
-    const [counts, ttl] = await Promise.race([read, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('Redis did not answer')), 1_000); })]);
+    const [counts, ttl] = await Promise.race([
+      read,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('Redis did not answer')), 1_000);
+      }),
+    ]);
     return { backlog: Object.values(counts).reduce((a, b) => a + b, 0), rateLimitedForMs: Math.max(0, ttl), available: true };
   } catch {
     return { backlog: 0, rateLimitedForMs: 0, available: false };
@@ -117,7 +130,17 @@ export interface RunView extends RefreshRun {
 async function withProgress(run: RefreshRun): Promise<RunView> {
   const { db } = await services();
   if (run.status === 'done' || run.status === 'failed') {
-    return { ...run, progress: { total: run.total, answered: run.answered, failed: run.failed, pending: Math.max(0, run.total - run.answered - run.failed), drift: run.drift, settled: true } };
+    return {
+      ...run,
+      progress: {
+        total: run.total,
+        answered: run.answered,
+        failed: run.failed,
+        pending: Math.max(0, run.total - run.answered - run.failed),
+        drift: run.drift,
+        settled: true,
+      },
+    };
   }
   return { ...run, progress: await runProgress(db, run) };
 }
@@ -163,8 +186,16 @@ const MAX_SELECTED = 1000;
 export const RefreshFormSchema = z.object({
   intent: z.enum(['preview', 'start'], { errorMap: () => ({ message: 'Choose Preview or Start.' }) }),
   scope: z.enum(['all', 'selected'], { errorMap: () => ({ message: 'Choose “all stale” or “selected”.' }) }),
-  userIds: z.array(z.string().trim().min(1).max(100)).max(MAX_SELECTED, `Select at most ${MAX_SELECTED} customers at a time (or refresh all stale).`),
-  requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/).optional(),
+  userIds: z
+    .array(z.string().trim().min(1).max(100))
+    .max(MAX_SELECTED, `Select at most ${MAX_SELECTED} customers at a time (or refresh all stale).`),
+  requestId: z
+    .string()
+    .trim()
+    .min(8)
+    .max(100)
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .optional(),
 });
 
 export interface RefreshPreview {
@@ -201,10 +232,24 @@ export async function previewRefresh(scope: 'all' | 'selected', userIds: string[
     unknown = split.unknown.length;
     ids = split.eligible;
   }
-  const etaSeconds = estimateSeconds(calls, { ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC, backlog: queue.backlog, rateLimitedForMs: queue.rateLimitedForMs });
+  const etaSeconds = estimateSeconds(calls, {
+    ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
+    backlog: queue.backlog,
+    rateLimitedForMs: queue.rateLimitedForMs,
+  });
   return {
-    scope, calls, notInCapa, unknown, byState, backlog: queue.backlog, rateLimitedForMs: queue.rateLimitedForMs, ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
-    etaSeconds, eta: formatEta(etaSeconds), queueAvailable: queue.available, userIds: ids,
+    scope,
+    calls,
+    notInCapa,
+    unknown,
+    byState,
+    backlog: queue.backlog,
+    rateLimitedForMs: queue.rateLimitedForMs,
+    ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
+    etaSeconds,
+    eta: formatEta(etaSeconds),
+    queueAvailable: queue.available,
+    userIds: ids,
   };
 }
 
@@ -227,13 +272,22 @@ export async function runRefreshAction(request: Request, who: SignedIn, form: Fo
     return { ok: false, errors };
   }
   const p = parsed.data;
-  if (p.scope === 'selected' && p.userIds.length === 0) return { ok: false, errors: { userIds: 'Select at least one customer to refresh.' } };
+  if (p.scope === 'selected' && p.userIds.length === 0)
+    return { ok: false, errors: { userIds: 'Select at least one customer to refresh.' } };
   const preview = await previewRefresh(p.scope, p.userIds);
   if (p.intent === 'preview') return { ok: true, preview };
 
   if (!p.requestId) return { ok: false, errors: { form: 'This form is missing its request id. Reload the page and try again.' } };
   if (preview.calls === 0) {
-    return { ok: false, errors: { form: p.scope === 'all' ? 'No customer is stale right now: nothing to refresh.' : 'None of the selected customers is in Capa yet: nothing to ask Capa.' } };
+    return {
+      ok: false,
+      errors: {
+        form:
+          p.scope === 'all'
+            ? 'No customer is stale right now: nothing to refresh.'
+            : 'None of the selected customers is in Capa yet: nothing to ask Capa.',
+      },
+    };
   }
   const { db, env, queues } = await services();
   const requestId = p.requestId;
@@ -272,7 +326,13 @@ export async function runRefreshAction(request: Request, who: SignedIn, form: Fo
     targetType: 'refresh_run',
     targetId: String(run.id),
     outcome: 'queued',
-    detail: { calls: preview.calls, notInCapa: preview.notInCapa, etaSeconds: preview.etaSeconds, ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC, ...(queued ? {} : { redis: 'unavailable' }) },
+    detail: {
+      calls: preview.calls,
+      notInCapa: preview.notInCapa,
+      etaSeconds: preview.etaSeconds,
+      ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
+      ...(queued ? {} : { redis: 'unavailable' }),
+    },
   });
   return {
     ok: true,
@@ -298,10 +358,7 @@ export async function refreshRunData(runId: number) {
 
 /** Drift found for the customer and links of theirs that expired, on the customer's timeline. */
 export const driftTimelineSource: TimelineSource = async ({ db, user }) => {
-  const [drift, expired] = await Promise.all([
-    driftForUser(db, user.id),
-    expiredLinksForUser(db, user.id),
-  ]);
+  const [drift, expired] = await Promise.all([driftForUser(db, user.id), expiredLinksForUser(db, user.id)]);
   const entries: TimelineEntry[] = drift.map((d) => ({
     key: `drift:${d.id}`,
     at: d.detectedAt,

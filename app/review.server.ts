@@ -9,7 +9,18 @@ import type { Env } from '../lib/config.js';
 import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
 import { pageCount, pageNumber } from './list-params.server';
 import { maskEmail } from './pii';
-import { addNote, addTask, assignCase, CAN_WORK_CASES, CaseError, caseView, completeTask, reviewQueue, setCaseStatus, type ReviewQueueFilters } from './review/cases.server';
+import {
+  addNote,
+  addTask,
+  assignCase,
+  CAN_WORK_CASES,
+  CaseError,
+  caseView,
+  completeTask,
+  reviewQueue,
+  setCaseStatus,
+  type ReviewQueueFilters,
+} from './review/cases.server';
 import { slaTargetsFromHours, type SlaTargets } from './review/sla';
 import { services } from './services.server';
 
@@ -28,7 +39,10 @@ export interface QueueParams extends ReviewQueueFilters {
 
 /** URL → filters. Unknown values are dropped (a shared link always opens). */
 export function parseQueueParams(sp: URLSearchParams): QueueParams {
-  const states = sp.getAll('state').flatMap((s) => s.split(',')).filter((s): s is KycState => (KYC_STATES as readonly string[]).includes(s));
+  const states = sp
+    .getAll('state')
+    .flatMap((s) => s.split(','))
+    .filter((s): s is KycState => (KYC_STATES as readonly string[]).includes(s));
   const country = sp.get('country');
   const on = (k: string) => sp.get(k) === '1' || sp.get(k) === 'on';
   return {
@@ -47,7 +61,14 @@ export async function reviewQueueData(who: SignedIn, sp: URLSearchParams, now = 
   const { db, env } = await services();
   const params = parseQueueParams(sp);
   const targets = slaTargets(env);
-  const q = await reviewQueue(db, { filters: params, operatorId: who.operator.id, now, targets, page: params.page - 1, pageSize: QUEUE_PAGE_SIZE });
+  const q = await reviewQueue(db, {
+    filters: params,
+    operatorId: who.operator.id,
+    now,
+    targets,
+    page: params.page - 1,
+    pageSize: QUEUE_PAGE_SIZE,
+  });
   const pii = canSeePii(who.operator.role);
   return {
     rows: q.rows.map((r) => ({ ...r, email: pii ? r.email : maskEmail(r.email) })),
@@ -72,7 +93,13 @@ export async function claimNextCase(request: Request, who: SignedIn, form?: Form
   if (country === 'MX' || country === 'DO') filters.country = country;
   const r = await claimNext(db, actorOf(who), filters);
   if (!r) return { tone: 'info', text: 'Nothing to claim: every case in the queue already has an assignee.' };
-  await auditAction(request, who, { action: AUDIT_ACTIONS.caseClaim, targetType: 'user', targetId: r.userId, outcome: 'ok', detail: r.lostRaces ? { lostRaces: r.lostRaces } : null });
+  await auditAction(request, who, {
+    action: AUDIT_ACTIONS.caseClaim,
+    targetType: 'user',
+    targetId: r.userId,
+    outcome: 'ok',
+    detail: r.lostRaces ? { lostRaces: r.lostRaces } : null,
+  });
   return redirect(`/review/${r.userId}?flash=claimed`);
 }
 
@@ -83,7 +110,9 @@ export async function reviewCaseData(who: SignedIn, userId: string, now = Date.n
   const v = await caseView(db, userId, now, slaTargets(env));
   if (!v) throw new Response('No customer with this id. It may have been typed wrong; search the Users list.', { status: 404 });
   const pii = canSeePii(who.operator.role);
-  const operators = (await listOperators(db)).filter((o) => !o.disabled && CAN_WORK_CASES.includes(o.role)).map((o) => ({ id: o.id, name: o.name, email: o.email }));
+  const operators = (await listOperators(db))
+    .filter((o) => !o.disabled && CAN_WORK_CASES.includes(o.role))
+    .map((o) => ({ id: o.id, name: o.name, email: o.email }));
   return {
     user: { ...v.user, email: pii ? v.user.email : maskEmail(v.user.email) },
     case: v.case,
@@ -112,7 +141,10 @@ export const CaseActionSchema = z.discriminatedUnion('intent', [
   z.object({
     intent: z.literal('status'),
     status: z.enum(CASE_STATUSES, { errorMap: () => ({ message: 'Choose a case status.' }) }),
-    reason: z.preprocess((v) => (v === '' ? undefined : v), z.enum(RESOLUTION_REASONS, { errorMap: () => ({ message: 'Choose a resolution reason.' }) }).optional()),
+    reason: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z.enum(RESOLUTION_REASONS, { errorMap: () => ({ message: 'Choose a resolution reason.' }) }).optional(),
+    ),
     comment: z.string().max(1000, 'Keep the comment under 1000 characters.').optional(),
   }),
 ]);
@@ -123,7 +155,12 @@ export type CaseActionResult = ActionMessage & { intent?: string; field?: string
  * One case action. Bad input is a message for the operator (status 400), a missing customer a
  * 404; every attempt that reaches the database is audited, refused ones included.
  */
-export async function runCaseAction(request: Request, who: SignedIn, userId: string, form: FormData): Promise<{ status: number; result: CaseActionResult }> {
+export async function runCaseAction(
+  request: Request,
+  who: SignedIn,
+  userId: string,
+  form: FormData,
+): Promise<{ status: number; result: CaseActionResult }> {
   const { db } = await services();
   const values: Record<string, string> = {};
   for (const [k, v] of form.entries()) if (typeof v === 'string' && k !== 'csrf') values[k] = v;
@@ -152,7 +189,20 @@ export async function runCaseAction(request: Request, who: SignedIn, userId: str
         const to = a.assignee === 'me' ? who.operator.id : a.assignee || null;
         const r = await assignCase(db, userId, to, actor);
         await audit(to ? AUDIT_ACTIONS.caseAssign : AUDIT_ACTIONS.caseUnassign, 'ok', { from: r.from, to: r.to, changed: r.changed });
-        return { status: 200, result: { tone: r.changed ? 'ok' : 'info', text: !r.changed ? 'Nothing changed: that is already the assignee.' : to === who.operator.id ? 'The case is yours.' : to ? 'Case assigned.' : 'Case unassigned.', intent: a.intent } };
+        return {
+          status: 200,
+          result: {
+            tone: r.changed ? 'ok' : 'info',
+            text: !r.changed
+              ? 'Nothing changed: that is already the assignee.'
+              : to === who.operator.id
+                ? 'The case is yours.'
+                : to
+                  ? 'Case assigned.'
+                  : 'Case unassigned.',
+            intent: a.intent,
+          },
+        };
       }
       case 'note': {
         const n = await addNote(db, userId, actor, a.body);
@@ -168,12 +218,26 @@ export async function runCaseAction(request: Request, who: SignedIn, userId: str
       case 'task_done': {
         const r = await completeTask(db, userId, a.taskId, actor);
         await audit(AUDIT_ACTIONS.caseTaskDone, 'ok', { taskId: a.taskId, changed: r.changed });
-        return { status: 200, result: { tone: r.changed ? 'ok' : 'info', text: r.changed ? 'Task done.' : 'That task was already done.', intent: a.intent } };
+        return {
+          status: 200,
+          result: { tone: r.changed ? 'ok' : 'info', text: r.changed ? 'Task done.' : 'That task was already done.', intent: a.intent },
+        };
       }
       case 'status': {
         const r = await setCaseStatus(db, userId, actor, { status: a.status, reason: a.reason ?? null, comment: a.comment ?? null });
         await audit(ACTION, 'ok', { from: r.from, to: r.to, changed: r.changed, ...(a.status === 'resolved' ? { reason: a.reason } : {}) });
-        return { status: 200, result: { tone: r.changed ? 'ok' : 'info', text: !r.changed ? 'Nothing changed: the case already has that status.' : a.status === 'resolved' ? 'Case resolved.' : 'Case status updated.', intent: a.intent } };
+        return {
+          status: 200,
+          result: {
+            tone: r.changed ? 'ok' : 'info',
+            text: !r.changed
+              ? 'Nothing changed: the case already has that status.'
+              : a.status === 'resolved'
+                ? 'Case resolved.'
+                : 'Case status updated.',
+            intent: a.intent,
+          },
+        };
       }
     }
   } catch (err) {

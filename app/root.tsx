@@ -1,5 +1,16 @@
 import type { LinksFunction, LoaderFunctionArgs } from '@remix-run/node';
-import { Form, Links, Meta, NavLink, Outlet, Scripts, ScrollRestoration, isRouteErrorResponse, useNavigation, useRouteError } from '@remix-run/react';
+import {
+  Form,
+  Links,
+  Meta,
+  NavLink,
+  Outlet,
+  Scripts,
+  ScrollRestoration,
+  isRouteErrorResponse,
+  useNavigation,
+  useRouteError,
+} from '@remix-run/react';
 import { currentSession } from './auth.server';
 import { CsrfInput, useRootData, type RootData } from './components/csrf';
 import { navFor } from './nav';
@@ -29,13 +40,19 @@ function TopNav() {
         </NavLink>
       ))}
       <span className="spacer" />
-      {navigation.state !== 'idle' ? <span className="muted" aria-live="polite">Loading…</span> : null}
+      {navigation.state !== 'idle' ? (
+        <span className="muted" aria-live="polite">
+          Loading…
+        </span>
+      ) : null}
       <span title={operator.email}>
         {operator.name} · <span className="role">{operator.role}</span>
       </span>
       <Form method="post" action="/logout" className="inline">
         <CsrfInput />
-        <button type="submit" className="secondary small">Sign out</button>
+        <button type="submit" className="secondary small">
+          Sign out
+        </button>
       </Form>
     </nav>
   );
@@ -69,7 +86,11 @@ export default function App() {
 export function ErrorBoundary() {
   const error = useRouteError();
   const status = isRouteErrorResponse(error) ? error.status : 500;
-  const text = isRouteErrorResponse(error) ? (typeof error.data === 'string' && error.data ? error.data : error.statusText) : 'Something went wrong on our side.';
+  const text = isRouteErrorResponse(error)
+    ? typeof error.data === 'string' && error.data
+      ? error.data
+      : error.statusText
+    : 'Something went wrong on our side.';
   const title = status === 404 ? 'Not found' : status === 403 ? 'Not allowed' : status === 429 ? 'Slow down' : 'Something went wrong';
   const advice =
     status === 404

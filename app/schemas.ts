@@ -9,14 +9,21 @@ const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === 
 
 /** The one address rule (domain/email.ts): the form accepts exactly what the CSV import and the mail channel accept. */
 const emailField = (missing: string) =>
-  z.string({ required_error: missing }).pipe(emailSchema({ message: (r) => (r.problem === 'missing' ? missing : `Enter a valid e-mail address: ${describeEmailProblem(r)}.`) }));
+  z
+    .string({ required_error: missing })
+    .pipe(
+      emailSchema({ message: (r) => (r.problem === 'missing' ? missing : `Enter a valid e-mail address: ${describeEmailProblem(r)}.`) }),
+    );
 
 /**
  * A link is e-mailed unless the operator ticks "don't e-mail" (handing it over in person): a
  * form that leaves the box out still sends. The language defaults from the country (server).
  */
 const noEmailField = z.preprocess((v) => v === 'on' || v === 'true' || v === true, z.boolean());
-const localeField = z.preprocess(blankToUndefined, z.enum(['es', 'en'], { errorMap: () => ({ message: 'Choose Spanish or English.' }) }).optional());
+const localeField = z.preprocess(
+  blankToUndefined,
+  z.enum(['es', 'en'], { errorMap: () => ({ message: 'Choose Spanish or English.' }) }).optional(),
+);
 
 export const CreateUserSchema = z
   .object({
@@ -24,14 +31,25 @@ export const CreateUserSchema = z
     type: z.enum(['INDIVIDUAL', 'BUSINESS'], { errorMap: () => ({ message: 'Choose Individual or Business.' }) }),
     externalUserId: z.preprocess(
       blankToUndefined,
-      z.string().trim().min(3, 'At least 3 characters.').max(100, 'At most 100 characters.').regex(/^[A-Za-z0-9._:-]+$/, 'Use letters, digits and . _ : - only.').optional(),
+      z
+        .string()
+        .trim()
+        .min(3, 'At least 3 characters.')
+        .max(100, 'At most 100 characters.')
+        .regex(/^[A-Za-z0-9._:-]+$/, 'Use letters, digits and . _ : - only.')
+        .optional(),
     ),
     alias: z.preprocess(blankToUndefined, z.string().trim().max(100, 'At most 100 characters.').optional()),
     country: z.enum(['MX', 'DO'], { errorMap: () => ({ message: 'Choose Mexico or Dominican Republic.' }) }),
     sendLink: z.preprocess((v) => v === 'on' || v === 'true' || v === true, z.boolean()),
     noEmail: noEmailField,
     locale: localeField,
-    requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/),
+    requestId: z
+      .string()
+      .trim()
+      .min(8)
+      .max(100)
+      .regex(/^[A-Za-z0-9_-]+$/),
   })
   .strip();
 export type CreateUserForm = z.infer<typeof CreateUserSchema>;
@@ -41,12 +59,22 @@ export const LinkActionSchema = z.object({
   country: z.enum(['MX', 'DO'], { errorMap: () => ({ message: 'Choose Mexico or Dominican Republic.' }) }),
   noEmail: noEmailField,
   locale: localeField,
-  requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/),
+  requestId: z
+    .string()
+    .trim()
+    .min(8)
+    .max(100)
+    .regex(/^[A-Za-z0-9_-]+$/),
 });
 
 export const FetchActionSchema = z.object({
   intent: z.literal('fetch'),
-  requestId: z.string().trim().min(8).max(100).regex(/^[A-Za-z0-9_-]+$/),
+  requestId: z
+    .string()
+    .trim()
+    .min(8)
+    .max(100)
+    .regex(/^[A-Za-z0-9_-]+$/),
 });
 
 export const UserActionSchema = z.discriminatedUnion('intent', [LinkActionSchema, FetchActionSchema]);

@@ -34,7 +34,12 @@ export async function settingsData(_who: SignedIn) {
     suggestedUrl: `${env.publicUrl}/webhooks/capa`,
     capaBaseUrl: env.capaBaseUrl,
     usingSandbox: env.usingSandbox,
-    secrets: env.CAPA_WEBHOOK_SECRET.map((s, i) => ({ index: i, ...maskSecret(s), lastVerifiedAt: byIndex.get(i)?.lastAt ?? null, verified30d: byIndex.get(i)?.count ?? 0 })),
+    secrets: env.CAPA_WEBHOOK_SECRET.map((s, i) => ({
+      index: i,
+      ...maskSecret(s),
+      lastVerifiedAt: byIndex.get(i)?.lastAt ?? null,
+      verified30d: byIndex.get(i)?.count ?? 0,
+    })),
     production: env.NODE_ENV === 'production',
   };
 }
@@ -50,7 +55,10 @@ export const WebhookSettingsSchema = z.discriminatedUnion('intent', [
       .url('Enter a full URL, e.g. https://kyc.example.com/webhooks/capa.')
       .refine((u) => /^https?:\/\//i.test(u), 'The URL must start with https:// (or http:// for local testing).'),
   }),
-  z.object({ intent: z.literal('disable'), confirm: z.literal('yes', { errorMap: () => ({ message: 'Tick the box to confirm that Capa should stop sending webhooks.' }) }) }),
+  z.object({
+    intent: z.literal('disable'),
+    confirm: z.literal('yes', { errorMap: () => ({ message: 'Tick the box to confirm that Capa should stop sending webhooks.' }) }),
+  }),
 ]);
 
 export type SettingsOutcome = ActionResult & { errors?: Record<string, string>; values?: Record<string, string> };
@@ -58,7 +66,10 @@ export type SettingsOutcome = ActionResult & { errors?: Record<string, string>; 
 /** Registers the webhook URL at Capa; stores it only once Capa has accepted it. */
 export async function saveWebhookSettings(request: Request, who: SignedIn, form: FormData): Promise<SettingsOutcome> {
   const { db, env } = await services();
-  const values = Object.fromEntries([...form.entries()].filter(([k, v]) => k !== 'csrf' && typeof v === 'string')) as Record<string, string>;
+  const values = Object.fromEntries([...form.entries()].filter(([k, v]) => k !== 'csrf' && typeof v === 'string')) as Record<
+    string,
+    string
+  >;
   const parsed = WebhookSettingsSchema.safeParse(values);
   if (!parsed.success) {
     const errors: Record<string, string> = {};
@@ -67,18 +78,41 @@ export async function saveWebhookSettings(request: Request, who: SignedIn, form:
   }
   const url = parsed.data.intent === 'set-url' ? parsed.data.url : null;
   if (url && env.NODE_ENV === 'production' && !/^https:\/\//i.test(url)) {
-    return { tone: 'error', message: 'Nothing was sent to Capa: check the form.', errors: { url: 'In production the URL must use https://.' }, values };
+    return {
+      tone: 'error',
+      message: 'Nothing was sent to Capa: check the form.',
+      errors: { url: 'In production the URL must use https://.' },
+      values,
+    };
   }
   try {
     const s = await (await opsCapa()).setWebhookSettings(url);
-    const setting: CapaWebhookSetting = { url: s.url ?? url, capaId: s.id, capaUpdatedAt: s.updatedAt ?? null, setAt: nowIso(), setBy: who.operator.email };
+    const setting: CapaWebhookSetting = {
+      url: s.url ?? url,
+      capaId: s.id,
+      capaUpdatedAt: s.updatedAt ?? null,
+      setAt: nowIso(),
+      setBy: who.operator.email,
+    };
     await putSetting(db, SETTING_KEYS.capaWebhook, setting, who.operator.id);
-    await auditAction(request, who, { action: 'settings.capa-webhook', targetType: 'setting', targetId: SETTING_KEYS.capaWebhook, outcome: 'ok', detail: { url: setting.url } });
+    await auditAction(request, who, {
+      action: 'settings.capa-webhook',
+      targetType: 'setting',
+      targetId: SETTING_KEYS.capaWebhook,
+      outcome: 'ok',
+      detail: { url: setting.url },
+    });
     return url
       ? { tone: 'ok', message: `Capa will now send webhooks to ${setting.url}.` }
       : { tone: 'ok', message: 'Capa webhooks are switched off: events are recorded at Capa as NOT_SENT until a URL is set again.' };
   } catch (err) {
-    await auditAction(request, who, { action: 'settings.capa-webhook', targetType: 'setting', targetId: SETTING_KEYS.capaWebhook, outcome: 'error', detail: { url, error: err instanceof CapaError ? `${err.status ?? err.kind} ${err.code}` : String(err) } });
+    await auditAction(request, who, {
+      action: 'settings.capa-webhook',
+      targetType: 'setting',
+      targetId: SETTING_KEYS.capaWebhook,
+      outcome: 'error',
+      detail: { url, error: err instanceof CapaError ? `${err.status ?? err.kind} ${err.code}` : String(err) },
+    });
     return { tone: 'error', message: `Capa did not accept the change, so nothing was saved: ${describeCapaError(err)}`, values };
   }
 }

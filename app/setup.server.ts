@@ -11,14 +11,30 @@ export async function setupAvailable(token: string | null): Promise<boolean> {
   return (await countOperators(db)) === 0 && (await setupTokenValid(db, token));
 }
 
-export async function createFirstAdmin(request: Request, token: string, input: { email: string; name: string; password: string }): Promise<{ ok: true; operatorId: string } | { ok: false; error: string }> {
+export async function createFirstAdmin(
+  request: Request,
+  token: string,
+  input: { email: string; name: string; password: string },
+): Promise<{ ok: true; operatorId: string } | { ok: false; error: string }> {
   const { db } = await services();
   return db.transaction().execute(async (trx) => {
     // Consuming first makes the token single-use even if two submissions race.
-    if (!(await consumeSetupToken(trx, token))) return { ok: false, error: 'This setup link was already used or has expired. Restart the server to print a new one, or use `npm run operators -- add`.' };
+    if (!(await consumeSetupToken(trx, token)))
+      return {
+        ok: false,
+        error: 'This setup link was already used or has expired. Restart the server to print a new one, or use `npm run operators -- add`.',
+      };
     if ((await countOperators(trx)) > 0) return { ok: false, error: 'An operator already exists; sign in instead.' };
     const op = await createOperator(trx, { ...input, role: 'admin' });
-    await appendAudit(trx, { operatorId: op.id, actor: op.email, action: 'operator.setup_first_admin', targetType: 'operator', targetId: op.id, outcome: 'ok', ip: clientIp(request) });
+    await appendAudit(trx, {
+      operatorId: op.id,
+      actor: op.email,
+      action: 'operator.setup_first_admin',
+      targetType: 'operator',
+      targetId: op.id,
+      outcome: 'ok',
+      ip: clientIp(request),
+    });
     return { ok: true, operatorId: op.id };
   });
 }

@@ -88,7 +88,9 @@ const operatorSource: TimelineSource = async ({ db, user }) => {
     if (a.detail) {
       try {
         const d = JSON.parse(a.detail) as Record<string, unknown>;
-        detail = Object.entries(d).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ');
+        detail = Object.entries(d)
+          .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
+          .join(' · ');
       } catch {
         detail = a.detail;
       }
@@ -122,7 +124,16 @@ export async function buildTimeline(ctx: TimelineContext, limit = 300): Promise<
       try {
         return await s.load(ctx);
       } catch (err) {
-        return [{ key: `error:${s.name}`, at: new Date().toISOString(), kind: 'error', title: `Could not load ${s.name} for this timeline`, detail: (err as Error).message, tone: 'error' } satisfies TimelineEntry];
+        return [
+          {
+            key: `error:${s.name}`,
+            at: new Date().toISOString(),
+            kind: 'error',
+            title: `Could not load ${s.name} for this timeline`,
+            detail: (err as Error).message,
+            tone: 'error',
+          } satisfies TimelineEntry,
+        ];
       }
     }),
   );

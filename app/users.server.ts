@@ -5,7 +5,15 @@ import { activeLink, linksForUser } from '../db/repositories/links.js';
 import { latestDetails } from '../db/repositories/details.js';
 import { notificationsForUser } from '../db/repositories/notifications.js';
 import { listOperators } from '../db/repositories/operators.js';
-import { countsByState, funnelFromCounts, listUsers, oldestInState, SORTABLE, type SortColumn, type UsersListQuery } from '../db/repositories/users-list.js';
+import {
+  countsByState,
+  funnelFromCounts,
+  listUsers,
+  oldestInState,
+  SORTABLE,
+  type SortColumn,
+  type UsersListQuery,
+} from '../db/repositories/users-list.js';
 import { findUserByEmail, findUserByExternalId, findUserById, insertUser } from '../db/repositories/users.js';
 import type { Db } from '../db/client.js';
 import { FINAL_STATES, KYC_STATES, type KycState, type NotificationLocale, type User } from '../db/schema.js';
@@ -35,7 +43,10 @@ export interface ListParams extends UsersListQuery {
 
 /** URL → query. Unknown or malformed values are dropped, never an error: a shared link always opens. */
 export function parseListParams(sp: URLSearchParams): ListParams {
-  const states = sp.getAll('state').flatMap((s) => s.split(',')).filter((s): s is KycState => (KYC_STATES as readonly string[]).includes(s));
+  const states = sp
+    .getAll('state')
+    .flatMap((s) => s.split(','))
+    .filter((s): s is KycState => (KYC_STATES as readonly string[]).includes(s));
   const type = sp.get('type');
   const country = sp.get('country');
   return {
@@ -89,8 +100,7 @@ export function linkLocaleDefaults(): Record<'MX' | 'DO', NotificationLocale> {
 }
 
 export type CreateUserOutcome =
-  | { ok: false; errors: Record<string, string>; values: Record<string, string> }
-  | { ok: true; response: Response };
+  { ok: false; errors: Record<string, string>; values: Record<string, string> } | { ok: true; response: Response };
 
 const isUniqueViolation = (err: unknown) => /unique|duplicate key/i.test(String((err as Error)?.message ?? err));
 
@@ -111,12 +121,19 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
 
   const dupe = async (): Promise<Record<string, string> | null> => {
     if (await findUserByEmail(db, input.email)) return { email: 'A customer with this e-mail already exists (Capa needs unique e-mails).' };
-    if (input.externalUserId && (await findUserByExternalId(db, input.externalUserId))) return { externalUserId: 'This external user id is already taken.' };
+    if (input.externalUserId && (await findUserByExternalId(db, input.externalUserId)))
+      return { externalUserId: 'This external user id is already taken.' };
     return null;
   };
   const found = await dupe();
   if (found) {
-    await auditAction(request, who, { action: 'user.create', targetType: 'user', targetId: null, outcome: 'error', detail: { reason: Object.values(found)[0] } });
+    await auditAction(request, who, {
+      action: 'user.create',
+      targetType: 'user',
+      targetId: null,
+      outcome: 'error',
+      detail: { reason: Object.values(found)[0] },
+    });
     return { ok: false, errors: found, values };
   }
 
@@ -125,7 +142,14 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
     user = await db.transaction().execute(async (trx) => {
       const c = await claim(trx, claimKey, 'console-create');
       if (!c.fresh) throw new Error('duplicate-submit');
-      const u = await insertUser(trx, { email: input.email, type: input.type, externalUserId: input.externalUserId ?? null, alias: input.alias ?? null, country: input.country, createdBy: who.operator.id });
+      const u = await insertUser(trx, {
+        email: input.email,
+        type: input.type,
+        externalUserId: input.externalUserId ?? null,
+        alias: input.alias ?? null,
+        country: input.country,
+        createdBy: who.operator.id,
+      });
       await settle(trx, claimKey, 'done', { userId: u.id });
       return u;
     });
@@ -140,7 +164,13 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
     if (isUniqueViolation(err)) {
       // Lost a race with another operator (or an import) between the check and the insert.
       const errors = (await dupe()) ?? { email: 'A customer with this e-mail or external user id already exists.' };
-      await auditAction(request, who, { action: 'user.create', targetType: 'user', targetId: null, outcome: 'error', detail: { reason: Object.values(errors)[0] } });
+      await auditAction(request, who, {
+        action: 'user.create',
+        targetType: 'user',
+        targetId: null,
+        outcome: 'error',
+        detail: { reason: Object.values(errors)[0] },
+      });
       return { ok: false, errors, values };
     }
     throw err;
@@ -152,7 +182,13 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
   const locale = input.locale ?? defaultLocale(input.country);
   const r = await queues.addAndWait(
     createCapaUser,
-    { userId: user.id, requestedBy: who.operator.id, sendLink: input.sendLink ? { country: input.country, redirectUri: null, requestId: input.requestId, notify: emailLink, locale } : null },
+    {
+      userId: user.id,
+      requestedBy: who.operator.id,
+      sendLink: input.sendLink
+        ? { country: input.country, redirectUri: null, requestId: input.requestId, notify: emailLink, locale }
+        : null,
+    },
     actionWait.ms,
   );
   await auditAction(request, who, {
@@ -160,7 +196,14 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
     targetType: 'user',
     targetId: user.id,
     outcome: outcomeOf(r),
-    detail: { type: input.type, country: input.country, sendLink: input.sendLink, ...(input.sendLink ? { emailLink, locale } : {}), job: 'jobId' in r ? r.jobId : null, ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}) },
+    detail: {
+      type: input.type,
+      country: input.country,
+      sendLink: input.sendLink,
+      ...(input.sendLink ? { emailLink, locale } : {}),
+      job: 'jobId' in r ? r.jobId : null,
+      ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}),
+    },
   });
   const flash = r.state === 'completed' ? 'created' : r.state === 'failed' ? 'created-failed' : 'created-queued';
   return { ok: true, response: redirect(`/users/${user.id}?flash=${flash}`) };
@@ -196,36 +239,103 @@ function checkTone(status: unknown, result: unknown): DetailSection['tone'] {
 export function detailSections(raw: KycDetails, pii: boolean): DetailSection[] {
   const d = (pii ? raw : maskDeep(raw)) as KycDetails;
   const sections: DetailSection[] = [];
-  sections.push({ title: 'Summary', rows: [['Verification result', str(d.aipriseSummary?.verificationResult)], ['Session', str(d.verificationSessionId)], ['Created', str(d.createdAt)]] });
+  sections.push({
+    title: 'Summary',
+    rows: [
+      ['Verification result', str(d.aipriseSummary?.verificationResult)],
+      ['Session', str(d.verificationSessionId)],
+      ['Created', str(d.createdAt)],
+    ],
+  });
   const id = d.idInfo;
   if (id) {
     sections.push({
       title: 'ID document',
       tone: checkTone(id.status, id.result),
       rows: [
-        ['Type', str(id.idType)], ['Number', str(id.idNumber)], ['Full name', str(id.fullName ?? [id.firstName, id.lastName].filter(Boolean).join(' '))],
-        ['Birth date', str(id.birthDate)], ['Nationality', str(id.nationality)], ['Issuing country', str(id.issueCountry ?? id.issueCountryCode)],
-        ['Issued', str(id.idIssueDate)], ['Expires', str(id.idExpiryDate)], ['Address', str(id.address?.fullAddress)],
-        ['Status', str(id.status)], ['Result', str(id.result)],
+        ['Type', str(id.idType)],
+        ['Number', str(id.idNumber)],
+        ['Full name', str(id.fullName ?? [id.firstName, id.lastName].filter(Boolean).join(' '))],
+        ['Birth date', str(id.birthDate)],
+        ['Nationality', str(id.nationality)],
+        ['Issuing country', str(id.issueCountry ?? id.issueCountryCode)],
+        ['Issued', str(id.idIssueDate)],
+        ['Expires', str(id.idExpiryDate)],
+        ['Address', str(id.address?.fullAddress)],
+        ['Status', str(id.status)],
+        ['Result', str(id.result)],
         ...((id.statusReasons ?? []).map((r) => ['Reason', `${str(r.code)}: ${str(r.message)}`]) as Array<[string, string]>),
       ],
     });
   }
   const fm = d.faceMatchInfo;
-  if (fm) sections.push({ title: 'Face match', tone: checkTone(fm.status, fm.result), rows: [['Score', str(fm.faceMatchScore)], ['Status', str(fm.status)], ['Result', str(fm.result)]] });
+  if (fm)
+    sections.push({
+      title: 'Face match',
+      tone: checkTone(fm.status, fm.result),
+      rows: [
+        ['Score', str(fm.faceMatchScore)],
+        ['Status', str(fm.status)],
+        ['Result', str(fm.result)],
+      ],
+    });
   const lv = d.faceLivenessInfo;
-  if (lv) sections.push({ title: 'Liveness', tone: checkTone(lv.status, lv.result), rows: [['Status', str(lv.status)], ['Result', str(lv.result)]] });
+  if (lv)
+    sections.push({
+      title: 'Liveness',
+      tone: checkTone(lv.status, lv.result),
+      rows: [
+        ['Status', str(lv.status)],
+        ['Result', str(lv.result)],
+      ],
+    });
   const fr = d.fraudInsights;
-  if (fr) sections.push({ title: 'Fraud', tone: checkTone(fr.status, fr.result), rows: [['Status', str(fr.status)], ['Result', str(fr.result)]] });
+  if (fr)
+    sections.push({
+      title: 'Fraud',
+      tone: checkTone(fr.status, fr.result),
+      rows: [
+        ['Status', str(fr.status)],
+        ['Result', str(fr.result)],
+      ],
+    });
   const aml = d.amlInfo;
   if (aml) {
-    const hits = (aml.entityHits ?? []).map((h) => [`Hit: ${str(h.name)}`, `${str(h.entityType)} · name match ${str(h.nameMatchScore)} · ${str(h.resolutionStatus)}`] as [string, string]);
-    sections.push({ title: 'AML hits', tone: (aml.numHits ?? hits.length) > 0 ? 'warn' : 'ok', rows: [['Hits', str(aml.numHits ?? hits.length)], ...hits] });
+    const hits = (aml.entityHits ?? []).map(
+      (h) =>
+        [`Hit: ${str(h.name)}`, `${str(h.entityType)} · name match ${str(h.nameMatchScore)} · ${str(h.resolutionStatus)}`] as [
+          string,
+          string,
+        ],
+    );
+    sections.push({
+      title: 'AML hits',
+      tone: (aml.numHits ?? hits.length) > 0 ? 'warn' : 'ok',
+      rows: [['Hits', str(aml.numHits ?? hits.length)], ...hits],
+    });
   }
   const pi = d.clientReferenceData?.personalInfo;
-  if (pi) sections.push({ title: 'Personal info', rows: [['Tax id', str(pi.taxId)], ['Phone', str(pi.phoneNumber)], ['Profession', str(pi.profession)], ['Birth country', str(pi.birthCountry)]] });
+  if (pi)
+    sections.push({
+      title: 'Personal info',
+      rows: [
+        ['Tax id', str(pi.taxId)],
+        ['Phone', str(pi.phoneNumber)],
+        ['Profession', str(pi.profession)],
+        ['Birth country', str(pi.birthCountry)],
+      ],
+    });
   const m = d.media;
-  if (m) sections.push({ title: 'Media', rows: [['Front of ID', str(m.frontIdImageUrl)], ['Back of ID', str(m.backIdImageUrl)], ['Selfie', str(m.selfieImageUrl)], ['Selfie video', str(m.selfieVideoUrl)]] });
+  if (m)
+    sections.push({
+      title: 'Media',
+      rows: [
+        ['Front of ID', str(m.frontIdImageUrl)],
+        ['Back of ID', str(m.backIdImageUrl)],
+        ['Selfie', str(m.selfieImageUrl)],
+        ['Selfie video', str(m.selfieVideoUrl)],
+      ],
+    });
   return sections;
 }
 
@@ -242,7 +352,12 @@ export async function userPageData(who: SignedIn, id: string) {
   ]);
   let detailsView: { fetchedAt: string; verificationResult: string | null; sections: DetailSection[] } | { error: string } | null = null;
   if (details && 'error' in details) detailsView = { error: `The stored KYC details cannot be read: ${details.error}` };
-  else if (details) detailsView = { fetchedAt: details.fetchedAt, verificationResult: details.verificationResult, sections: detailSections(details.details, pii) };
+  else if (details)
+    detailsView = {
+      fetchedAt: details.fetchedAt,
+      verificationResult: details.verificationResult,
+      sections: detailSections(details.details, pii),
+    };
   return {
     user: {
       id: user.id,
@@ -264,7 +379,14 @@ export async function userPageData(who: SignedIn, id: string) {
       createdAt: user.createdAt,
     },
     final: FINAL_STATES.includes(user.kycState) && user.capaSync !== 'pending',
-    links: links.map((l) => ({ id: l.id, url: pii ? l.url : maskUrl(l.url), status: l.status, country: l.country, createdAt: l.createdAt, endedAt: l.endedAt })),
+    links: links.map((l) => ({
+      id: l.id,
+      url: pii ? l.url : maskUrl(l.url),
+      status: l.status,
+      country: l.country,
+      createdAt: l.createdAt,
+      endedAt: l.endedAt,
+    })),
     details: detailsView,
     timeline,
     /** Preselected language of the link e-mail on "Resend link". */
@@ -285,7 +407,13 @@ async function customerLocale(db: Db, user: User): Promise<NotificationLocale> {
   return last?.locale ?? defaultLocale(user.country);
 }
 
-export type ActionResult = { tone: 'ok' | 'error' | 'info'; text: string; requestId?: string; link?: string | null; errors?: Record<string, string> };
+export type ActionResult = {
+  tone: 'ok' | 'error' | 'info';
+  text: string;
+  requestId?: string;
+  link?: string | null;
+  errors?: Record<string, string>;
+};
 
 const QUEUED = 'Queued: Capa has not answered yet. This page will show the outcome when it lands.';
 
@@ -298,7 +426,10 @@ function waitMessage(r: WaitResult, done: string): Pick<ActionResult, 'tone' | '
     case 'queued':
       return { tone: 'info', text: QUEUED };
     case 'unavailable':
-      return { tone: 'error', text: 'The job queue is unreachable, so nothing was sent. Try again in a minute; if it persists, tell the on-call engineer (Redis is down).' };
+      return {
+        tone: 'error',
+        text: 'The job queue is unreachable, so nothing was sent. Try again in a minute; if it persists, tell the on-call engineer (Redis is down).',
+      };
   }
 }
 
@@ -310,8 +441,16 @@ export async function runUserAction(request: Request, who: SignedIn, userId: str
   if (values.intent === 'create' && /^[A-Za-z0-9_-]{8,100}$/.test(values.requestId ?? '')) {
     // Retry sending the customer to Capa (after a failure or while the queue was down).
     if (user.capaSync === 'created') return { tone: 'info', text: 'This customer is already in Capa.' };
-    const r = await queues.addAndWait(createCapaUser, { userId, requestedBy: who.operator.id, sendLink: null }, actionWait.ms, { jobId: `create-${userId}-${values.requestId}` });
-    await auditAction(request, who, { action: 'user.capa_create', targetType: 'user', targetId: userId, outcome: outcomeOf(r), detail: { job: 'jobId' in r ? r.jobId : null, ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}) } });
+    const r = await queues.addAndWait(createCapaUser, { userId, requestedBy: who.operator.id, sendLink: null }, actionWait.ms, {
+      jobId: `create-${userId}-${values.requestId}`,
+    });
+    await auditAction(request, who, {
+      action: 'user.capa_create',
+      targetType: 'user',
+      targetId: userId,
+      outcome: outcomeOf(r),
+      detail: { job: 'jobId' in r ? r.jobId : null, ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}) },
+    });
     return { ...waitMessage(r, 'Customer created in Capa.'), requestId: values.requestId };
   }
   const parsed = UserActionSchema.safeParse(values);
@@ -322,25 +461,59 @@ export async function runUserAction(request: Request, who: SignedIn, userId: str
     // Resend means a new link, e-mailed like the first one unless the operator says not to.
     const emailLink = !a.noEmail;
     const locale = a.locale ?? (await customerLocale(db, user));
-    const r = await queues.addAndWait(generateLink, { userId, country: a.country, redirectUri: null, requestId: a.requestId, requestedBy: who.operator.id, notify: emailLink, locale }, actionWait.ms);
+    const r = await queues.addAndWait(
+      generateLink,
+      { userId, country: a.country, redirectUri: null, requestId: a.requestId, requestedBy: who.operator.id, notify: emailLink, locale },
+      actionWait.ms,
+    );
     const res = r.state === 'completed' ? (r.result as { url?: string; linkId?: string } | null) : null;
     await auditAction(request, who, {
       action: before ? 'link.resend' : 'link.generate',
       targetType: 'user',
       targetId: userId,
       outcome: outcomeOf(r),
-      detail: { country: a.country, emailLink, locale, job: 'jobId' in r ? r.jobId : null, ...(res?.linkId ? { linkId: res.linkId } : {}), ...(before ? { supersedes: before.id } : {}), ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}) },
+      detail: {
+        country: a.country,
+        emailLink,
+        locale,
+        job: 'jobId' in r ? r.jobId : null,
+        ...(res?.linkId ? { linkId: res.linkId } : {}),
+        ...(before ? { supersedes: before.id } : {}),
+        ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}),
+      },
     });
     const done = `${before ? 'New link generated; the previous one is superseded.' : 'KYC link generated.'} ${emailLink ? 'It is being e-mailed to the customer.' : 'Not e-mailed.'}`;
     return { ...waitMessage(r, done), requestId: a.requestId, link: res?.url ?? null };
   }
   const r = await queues.addAndWait(fetchDetails, { userId, cause: `operator:${who.operator.id}`, requestId: a.requestId }, actionWait.ms);
-  const res = r.state === 'completed' ? (r.result as { state?: string; changed?: boolean; found?: boolean; skipped?: string; unmapped?: string; verificationResult?: string | null } | null) : null;
-  await auditAction(request, who, { action: 'details.fetch', targetType: 'user', targetId: userId, outcome: outcomeOf(r), detail: { job: 'jobId' in r ? r.jobId : null, ...(res ? { result: res.state ?? res.skipped ?? null } : {}), ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}) } });
+  const res =
+    r.state === 'completed'
+      ? (r.result as {
+          state?: string;
+          changed?: boolean;
+          found?: boolean;
+          skipped?: string;
+          unmapped?: string;
+          verificationResult?: string | null;
+        } | null)
+      : null;
+  await auditAction(request, who, {
+    action: 'details.fetch',
+    targetType: 'user',
+    targetId: userId,
+    outcome: outcomeOf(r),
+    detail: {
+      job: 'jobId' in r ? r.jobId : null,
+      ...(res ? { result: res.state ?? res.skipped ?? null } : {}),
+      ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}),
+    },
+  });
   let done = 'KYC details fetched.';
   if (res?.skipped) done = `Nothing to fetch: ${res.skipped}.`;
-  else if (res?.unmapped) done = `Capa returned a result we do not recognise (“${res.unmapped}”); the state was left as it is for a human to decide.`;
+  else if (res?.unmapped)
+    done = `Capa returned a result we do not recognise (“${res.unmapped}”); the state was left as it is for a human to decide.`;
   else if (res && res.found === false) done = 'Capa has no KYC for this customer yet.';
-  else if (res) done = `Capa says ${res.verificationResult ?? 'no result yet'}; state ${res.changed ? `changed to ${res.state}` : `stays ${res.state}`}.`;
+  else if (res)
+    done = `Capa says ${res.verificationResult ?? 'no result yet'}; state ${res.changed ? `changed to ${res.state}` : `stays ${res.state}`}.`;
   return { ...waitMessage(r, done), requestId: a.requestId };
 }

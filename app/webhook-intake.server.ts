@@ -65,11 +65,24 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
   const sig = verifySignature(raw, headers.get(SIGNATURE_HEADER), deps.secrets);
 
   if (!sig.ok) {
-    const { id } = await storeDelivery(deps.db, {
-      receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: sig.reason, secretIndex: null,
-      eventType: null, eventName: null, externalUserId: null, dedupeKey: null, duplicateOf: null,
-      status: 'rejected', error: `signature ${sig.reason}`,
-    }, false);
+    const { id } = await storeDelivery(
+      deps.db,
+      {
+        receivedAt,
+        rawBody: bodyText(raw),
+        headers: headerJson,
+        signatureVerdict: sig.reason,
+        secretIndex: null,
+        eventType: null,
+        eventName: null,
+        externalUserId: null,
+        dedupeKey: null,
+        duplicateOf: null,
+        status: 'rejected',
+        error: `signature ${sig.reason}`,
+      },
+      false,
+    );
     return done({ status: 401, body: { ok: false, id, error: `invalid signature (${sig.reason})` } }, sig.reason, 'rejected');
   }
 
@@ -81,12 +94,29 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
   }
   const obj = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
   if (!obj || typeof obj.type !== 'string' || typeof obj.event !== 'string') {
-    const { id } = await storeDelivery(deps.db, {
-      receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: 'valid', secretIndex: sig.secretIndex,
-      eventType: null, eventName: null, externalUserId: null, dedupeKey: null, duplicateOf: null,
-      status: 'rejected', error: obj ? 'payload lacks string "type" and "event"' : 'malformed JSON',
-    }, false);
-    return done({ status: 400, body: { ok: false, id, error: obj ? 'payload must have string "type" and "event"' : 'malformed JSON' } }, 'valid', 'rejected');
+    const { id } = await storeDelivery(
+      deps.db,
+      {
+        receivedAt,
+        rawBody: bodyText(raw),
+        headers: headerJson,
+        signatureVerdict: 'valid',
+        secretIndex: sig.secretIndex,
+        eventType: null,
+        eventName: null,
+        externalUserId: null,
+        dedupeKey: null,
+        duplicateOf: null,
+        status: 'rejected',
+        error: obj ? 'payload lacks string "type" and "event"' : 'malformed JSON',
+      },
+      false,
+    );
+    return done(
+      { status: 400, body: { ok: false, id, error: obj ? 'payload must have string "type" and "event"' : 'malformed JSON' } },
+      'valid',
+      'rejected',
+    );
   }
 
   const type = safeText(obj.type.slice(0, 64));
@@ -95,7 +125,9 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
   const isKyc = type === 'KYC' && (KYC_EVENT_NAMES as readonly string[]).includes(event);
   // No event id or timestamp exists: identical (type, event, user[, transaction]) inside Capa's
   // retry window is the same delivery again.
-  const dedupeKey = createHash('sha256').update(JSON.stringify([type, event, externalUserId, obj.transactionId ?? null])).digest('hex');
+  const dedupeKey = createHash('sha256')
+    .update(JSON.stringify([type, event, externalUserId, obj.transactionId ?? null]))
+    .digest('hex');
 
   let status: WebhookStatus = 'received';
   let error: string | null = null;
@@ -110,8 +142,18 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
   const written = await storeDelivery(
     deps.db,
     {
-      receivedAt, rawBody: bodyText(raw), headers: headerJson, signatureVerdict: 'valid', secretIndex: sig.secretIndex,
-      eventType: type, eventName: event, externalUserId, dedupeKey, duplicateOf: null, status, error,
+      receivedAt,
+      rawBody: bodyText(raw),
+      headers: headerJson,
+      signatureVerdict: 'valid',
+      secretIndex: sig.secretIndex,
+      eventType: type,
+      eventName: event,
+      externalUserId,
+      dedupeKey,
+      duplicateOf: null,
+      status,
+      error,
       ...(status === 'ignored' ? { effect: 'ignored', processedAt: receivedAt } : {}),
     },
     status === 'received',
@@ -160,11 +202,12 @@ function queueAfterAnswer(enqueue: IntakeDeps['enqueue'], inboxId: number): void
     pending.delete(seq);
     return;
   }
-  add.catch(() => {
-    // Redis unavailable or slow: the delivery is stored; the relay queues it.
-  }).finally(() => pending.delete(seq));
+  add
+    .catch(() => {
+      // Redis unavailable or slow: the delivery is stored; the relay queues it.
+    })
+    .finally(() => pending.delete(seq));
 }
-
 
 /**
  * Stores one delivery through the intake's group commit (db/group-commit.ts): deliveries that

@@ -15,7 +15,8 @@ const db = new Database(file);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma('busy_timeout = 5000');
-const insert = db.prepare(`insert into webhook_inbox (received_at, raw_body, headers, signature_verdict, secret_index, event_type, event_name, external_user_id, dedupe_key, status)
+const insert =
+  db.prepare(`insert into webhook_inbox (received_at, raw_body, headers, signature_verdict, secret_index, event_type, event_name, external_user_id, dedupe_key, status)
   values (?, ?, ?, 'valid', 0, ?, ?, ?, ?, 'received') returning id`);
 const connection = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
 const queue = new Queue('webhooks', { connection, prefix: process.env.QUEUE_PREFIX });
@@ -33,7 +34,9 @@ http
         return;
       }
       const body = JSON.parse(raw.toString('utf8'));
-      const { id } = insert.get(new Date().toISOString(), raw.toString('utf8'), '{}', body.type, body.event, body.externalUserId, null) as { id: number };
+      const { id } = insert.get(new Date().toISOString(), raw.toString('utf8'), '{}', body.type, body.event, body.externalUserId, null) as {
+        id: number;
+      };
       await queue.add('process-webhook', { inboxId: id }, { jobId: `wh-${id}` });
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, id }));
     });

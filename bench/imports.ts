@@ -44,7 +44,14 @@ async function stagingBench() {
   for (let i = 1; i <= STAGE_ROWS; i++) {
     // ~2% of rows have a problem: bad e-mail, unknown type, duplicates, already here.
     const bad = i % 50 === 0 ? (i % 200 === 0 ? 'dup' : i % 150 === 0 ? 'exists' : 'email') : null;
-    const email = bad === 'email' ? `broken-${i}` : bad === 'dup' ? `row.${i - 1}@example.mx` : bad === 'exists' ? `pre.${i % 2000}@example.mx` : `row.${i}@example.mx`;
+    const email =
+      bad === 'email'
+        ? `broken-${i}`
+        : bad === 'dup'
+          ? `row.${i - 1}@example.mx`
+          : bad === 'exists'
+            ? `pre.${i % 2000}@example.mx`
+            : `row.${i}@example.mx`;
     lines.push(`cust-${i},${email},INDIVIDUAL,Customer ${i},${i % 2 ? 'MX' : 'DO'},${i % 3 ? 'yes' : 'no'},imported by bench`);
   }
   writeFileSync(file, `${lines.join('\n')}\n`);
@@ -52,9 +59,16 @@ async function stagingBench() {
   (globalThis as { gc?: () => void }).gc?.();
   const rss0 = process.memoryUsage().rss;
   let peak = rss0;
-  const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 10);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 10);
   const t0 = performance.now();
-  const r = await stageImport(db, { source: createReadStream(file, { highWaterMark: 256 * 1024 }), fileName: '100k.csv', createdBy: null, limits: { maxBytes: 20 * 2 ** 20, maxRows: 100_000 } });
+  const r = await stageImport(db, {
+    source: createReadStream(file, { highWaterMark: 256 * 1024 }),
+    fileName: '100k.csv',
+    createdBy: null,
+    limits: { maxBytes: 20 * 2 ** 20, maxRows: 100_000 },
+  });
   const secs = (performance.now() - t0) / 1000;
   clearInterval(sampler);
   peak = Math.max(peak, process.memoryUsage().rss);
@@ -76,7 +90,9 @@ async function stagingBench() {
         'goal ≤ 150 MB': peak - rss0 <= 150 * 2 ** 20 ? 'met' : 'missed',
       },
     ],
-    notes: ['One transaction on SQLite (WAL, synchronous=FULL), 1,000-row batches, existing-customer checks batched per 500 keys; RSS sampled every 10 ms in this process.'],
+    notes: [
+      'One transaction on SQLite (WAL, synchronous=FULL), 1,000-row batches, existing-customer checks batched per 500 keys; RSS sampled every 10 ms in this process.',
+    ],
   };
 }
 
@@ -84,13 +100,24 @@ async function endToEndBench() {
   // Link e-mails have no SMTP server here and fail by design; keep their warnings out of the output.
   logger.level = 'error';
   const redis = await startRedis();
-  const sandbox = await createSandbox({ partners: [{ apiKey: 'bench-partner-key', webhookSecret: 'bench-webhook-secret', webhookUrl: null }], seed: 7 });
+  const sandbox = await createSandbox({
+    partners: [{ apiKey: 'bench-partner-key', webhookSecret: 'bench-webhook-secret', webhookUrl: null }],
+    seed: 7,
+  });
   sandbox.setFaults({ latencyMs: 50, rateLimitPerSec: RATE });
   const url = tempSqliteUrl('imports-e2e');
   const env = parseEnv({
-    NODE_ENV: 'production', SESSION_SECRET: 'bench-session-secret-0123456789', DATABASE_URL: url, REDIS_URL: redis.url, QUEUE_PREFIX: 'bench',
-    CAPA_BASE_URL: sandbox.url, CAPA_API_KEY: 'bench-partner-key', CAPA_RATE_LIMIT_PER_SEC: String(RATE),
-    WORKER_CONCURRENCY: String(Math.max(16, Math.ceil(RATE * 0.05 * 3))), LOG_LEVEL: 'silent', PUBLIC_URL: 'http://127.0.0.1:3999',
+    NODE_ENV: 'production',
+    SESSION_SECRET: 'bench-session-secret-0123456789',
+    DATABASE_URL: url,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: 'bench',
+    CAPA_BASE_URL: sandbox.url,
+    CAPA_API_KEY: 'bench-partner-key',
+    CAPA_RATE_LIMIT_PER_SEC: String(RATE),
+    WORKER_CONCURRENCY: String(Math.max(16, Math.ceil(RATE * 0.05 * 3))),
+    LOG_LEVEL: 'silent',
+    PUBLIC_URL: 'http://127.0.0.1:3999',
   });
   const db = createDb(url);
   await migrateToLatest(db);
@@ -99,7 +126,9 @@ async function endToEndBench() {
   const queues = new Queues({ redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX });
   const lines = ['externalUserId,email,country,sendLink'];
   for (let i = 1; i <= E2E_ROWS; i++) lines.push(`e2e-${i},e2e.${i}@example.mx,MX,${LINK_EVERY && i % LINK_EVERY === 0 ? 'yes' : 'no'}`);
-  async function* src() { yield Buffer.from(lines.join('\n')); }
+  async function* src() {
+    yield Buffer.from(lines.join('\n'));
+  }
   const staged = await stageImport(db, { source: src(), fileName: 'e2e.csv', createdBy: null, limits: { maxBytes: 2e7, maxRows: 1e5 } });
   const links = LINK_EVERY ? Math.floor(E2E_ROWS / LINK_EVERY) : 0;
   const calls = E2E_ROWS + links;
@@ -154,5 +183,13 @@ const PARTS = (process.env.BENCH_IMPORT_PARTS ?? 'A,B').split(',');
 const sections = [];
 if (PARTS.includes('A')) sections.push(await stagingBench());
 if (PARTS.includes('B')) sections.push(await endToEndBench());
-writeResults(RATE === 100 && PARTS.length === 2 ? 'imports' : `imports-${PARTS.join('')}-r${RATE}`, { machine: machineInfo({ load: os.loadavg().map((l) => l.toFixed(1)).join(' ') }), sections });
+writeResults(RATE === 100 && PARTS.length === 2 ? 'imports' : `imports-${PARTS.join('')}-r${RATE}`, {
+  machine: machineInfo({
+    load: os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' '),
+  }),
+  sections,
+});
 process.exit(0);

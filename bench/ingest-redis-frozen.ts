@@ -2,7 +2,18 @@ import os from 'node:os';
 import Database from 'better-sqlite3';
 import { createDb, migrateToLatest } from '../db/client.js';
 import { Queues } from '../jobs/queues.js';
-import { freePort, machineInfo, pacedLoad, signedDeliveries, spawnTs, startRedis, stopChild, tempSqliteUrl, waitForHttp, writeResults } from './lib.js';
+import {
+  freePort,
+  machineInfo,
+  pacedLoad,
+  signedDeliveries,
+  spawnTs,
+  startRedis,
+  stopChild,
+  tempSqliteUrl,
+  waitForHttp,
+  writeResults,
+} from './lib.js';
 
 /**
  * Webhook intake while Redis misbehaves: an evenly paced load of signed deliveries against the
@@ -25,7 +36,17 @@ await migrateToLatest(db);
 await db.destroy();
 const checkpointer = spawnTs('bench/checkpointer.ts', { DATABASE_URL: dbUrl, LOG_LEVEL: 'warn' });
 const port = await freePort();
-const web = spawnTs('server/web.ts', { REDIS_URL: redis.url, CAPA_WEBHOOK_SECRET: SECRET, QUEUE_PREFIX: PREFIX, LOG_LEVEL: 'warn', NODE_ENV: 'production', SESSION_SECRET: 'bench-session-secret-0123456789', CAPA_BASE_URL: 'http://127.0.0.1:9', PORT: String(port), DATABASE_URL: dbUrl });
+const web = spawnTs('server/web.ts', {
+  REDIS_URL: redis.url,
+  CAPA_WEBHOOK_SECRET: SECRET,
+  QUEUE_PREFIX: PREFIX,
+  LOG_LEVEL: 'warn',
+  NODE_ENV: 'production',
+  SESSION_SECRET: 'bench-session-secret-0123456789',
+  CAPA_BASE_URL: 'http://127.0.0.1:9',
+  PORT: String(port),
+  DATABASE_URL: dbUrl,
+});
 const url = `http://127.0.0.1:${port}`;
 const sqlite = new Database(dbUrl.replace(/^file:/, ''), { readonly: true });
 const lastId = () => (sqlite.prepare('select coalesce(max(id), 0) as id from webhook_inbox').get() as { id: number }).id;
@@ -62,9 +83,12 @@ try {
   const queues = new Queues({ redisUrl: redis.url, prefix: PREFIX });
   const ids = Array.from({ length: frozenTo - frozenFrom + 1 }, (_, i) => `wh-${frozenFrom + i}`);
   let direct = 0;
-  for (let i = 0; i < ids.length; i += 1000) direct += (await queues.jobPresence('webhooks', ids.slice(i, i + 1000))).filter((p) => p !== 'missing').length;
+  for (let i = 0; i < ids.length; i += 1000)
+    direct += (await queues.jobPresence('webhooks', ids.slice(i, i + 1000))).filter((p) => p !== 'missing').length;
   await queues.close();
-  notes.push(`frozen phase: ${ids.length} deliveries stored and answered; ${direct} added to Redis by the intake itself (late, after SIGCONT), ${ids.length - direct} left to the relay (bounded: an add is skipped while the oldest one in flight has waited > 500 ms)`);
+  notes.push(
+    `frozen phase: ${ids.length} deliveries stored and answered; ${direct} added to Redis by the intake itself (late, after SIGCONT), ${ids.length - direct} left to the relay (bounded: an add is skipped while the oldest one in flight has waited > 500 ms)`,
+  );
 
   redis.stop();
   await new Promise((r) => setTimeout(r, 500));

@@ -1,6 +1,17 @@
 import autocannon from 'autocannon';
 import { createDb, migrateToLatest } from '../db/client.js';
-import { freePort, machineInfo, pacedLoad, signedDeliveries, spawnTs, startRedis, stopChild, tempSqliteUrl, waitForHttp, writeResults } from './lib.js';
+import {
+  freePort,
+  machineInfo,
+  pacedLoad,
+  signedDeliveries,
+  spawnTs,
+  startRedis,
+  stopChild,
+  tempSqliteUrl,
+  waitForHttp,
+  writeResults,
+} from './lib.js';
 
 /**
  * Webhook ingest: signed ~1 KB deliveries against the production build (NODE_ENV=production)
@@ -26,7 +37,13 @@ function request() {
 
 async function load(url: string, rate: number | undefined, seconds: number) {
   if (rate) return pacedLoad({ url, rate, seconds, request: signedDelivery });
-  const r = await autocannon({ url, connections: rate && rate <= 100 ? 5 : 64, duration: seconds, ...(rate ? { overallRate: rate } : {}), requests: [request()] as never });
+  const r = await autocannon({
+    url,
+    connections: rate && rate <= 100 ? 5 : 64,
+    duration: seconds,
+    ...(rate ? { overallRate: rate } : {}),
+    requests: [request()] as never,
+  });
   const ok = r['2xx'];
   return {
     target: rate ?? 'max',
@@ -78,7 +95,9 @@ async function measure(name: string, file: string, env: Record<string, string>, 
     // Sustained: the highest offered (open-loop) rate at which every request got a 2xx and p99
     // stayed ≤ 50 ms. `achieved` divides by the phase plus its last answers' latency, so a fully
     // served 1,500/s phase shows as 1,498 there.
-    const sustained = ramp.filter((r) => r.p99 <= 50 && r.errors === 0 && r.non2xx === 0 && r.achieved >= Number(r.target) * 0.95).map((r) => Number(r.target));
+    const sustained = ramp
+      .filter((r) => r.p99 <= 50 && r.errors === 0 && r.non2xx === 0 && r.achieved >= Number(r.target) * 0.95)
+      .map((r) => Number(r.target));
     return { name, at50, ramp, unbounded, maxSustained: sustained.length ? Math.max(...sustained) : 0 };
   } finally {
     await stopChild(child);
@@ -89,7 +108,12 @@ async function measure(name: string, file: string, env: Record<string, string>, 
 const redis = await startRedis();
 try {
   const common = { REDIS_URL: redis.url, CAPA_WEBHOOK_SECRET: SECRET, QUEUE_PREFIX: 'bench', LOG_LEVEL: 'warn' };
-  const ours = await measure('KYC Desk (production build)', 'server/web.ts', { ...common, NODE_ENV: 'production', SESSION_SECRET: 'bench-session-secret-0123456789', CAPA_BASE_URL: 'http://127.0.0.1:9' }, tempSqliteUrl('ours'));
+  const ours = await measure(
+    'KYC Desk (production build)',
+    'server/web.ts',
+    { ...common, NODE_ENV: 'production', SESSION_SECRET: 'bench-session-secret-0123456789', CAPA_BASE_URL: 'http://127.0.0.1:9' },
+    tempSqliteUrl('ours'),
+  );
   const bare = await measure('bare reference (node:http)', 'bench/bare-receiver.ts', common, tempSqliteUrl('bare'));
   const ratio = bare.maxSustained ? ours.maxSustained / bare.maxSustained : NaN;
   const summary = [ours, bare].map((m) => ({
@@ -103,7 +127,15 @@ try {
   writeResults('ingest', {
     machine: machineInfo({ redis: redis.version }),
     sections: [
-      { title: 'Summary', rows: summary, notes: [`ours / bare = ${ratio.toFixed(2)} (target ≥ 0.6)`, 'targets: ≥ 1,500 req/s at p99 ≤ 50 ms', `phases of ${PHASE_SECONDS} s, each run ${REPEATS}× (the median run by p99 is shown); load generator on the same 2 cores`] },
+      {
+        title: 'Summary',
+        rows: summary,
+        notes: [
+          `ours / bare = ${ratio.toFixed(2)} (target ≥ 0.6)`,
+          'targets: ≥ 1,500 req/s at p99 ≤ 50 ms',
+          `phases of ${PHASE_SECONDS} s, each run ${REPEATS}× (the median run by p99 is shown); load generator on the same 2 cores`,
+        ],
+      },
       { title: 'Ramp — KYC Desk', rows: ours.ramp },
       { title: 'Ramp — bare reference', rows: bare.ramp },
     ],

@@ -24,7 +24,9 @@ export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void
     try {
       const r = await fetch(url);
       if (r.status < 500) return;
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${url} did not answer within ${timeoutMs} ms`);
@@ -34,7 +36,11 @@ export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void
 export async function startRedis(): Promise<{ url: string; stop(): void; version: string; signal(sig: NodeJS.Signals): void }> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kyc-bench-redis-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--dir', dir], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--dir', dir],
+    { stdio: 'ignore' },
+  );
   const url = `redis://127.0.0.1:${port}`;
   const until = Date.now() + 10_000;
   for (;;) {
@@ -45,7 +51,17 @@ export async function startRedis(): Promise<{ url: string; stop(): void; version
       const info = await r.info('server');
       r.disconnect();
       const version = /redis_version:(\S+)/.exec(info)?.[1] ?? '?';
-      return { url, version, stop: () => { child.kill('SIGCONT'); child.kill('SIGTERM'); }, signal: (sig) => { child.kill(sig); } };
+      return {
+        url,
+        version,
+        stop: () => {
+          child.kill('SIGCONT');
+          child.kill('SIGTERM');
+        },
+        signal: (sig) => {
+          child.kill(sig);
+        },
+      };
     } catch {
       r.disconnect();
       if (Date.now() > until) throw new Error('redis-server did not start');
@@ -62,14 +78,23 @@ export function tempSqliteUrl(name: string): string {
 export function spawnTs(file: string, env: Record<string, string>, opts: { inherit?: boolean } = {}): ChildProcess {
   // BENCH_CPU_PROF_DIR=/some/dir writes a V8 CPU profile of each spawned process (profile first, then fix).
   const prof = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
-  return spawn(process.execPath, [...prof, '--import', 'tsx', path.resolve(file)], { env: { ...process.env, ...env }, stdio: opts.inherit ? 'inherit' : ['ignore', 'ignore', 'inherit'] });
+  return spawn(process.execPath, [...prof, '--import', 'tsx', path.resolve(file)], {
+    env: { ...process.env, ...env },
+    stdio: opts.inherit ? 'inherit' : ['ignore', 'ignore', 'inherit'],
+  });
 }
 
 export async function stopChild(c: ChildProcess, timeoutMs = 10_000): Promise<void> {
   if (c.exitCode !== null) return;
   await new Promise<void>((resolve) => {
-    const t = setTimeout(() => { c.kill('SIGKILL'); resolve(); }, timeoutMs);
-    c.once('exit', () => { clearTimeout(t); resolve(); });
+    const t = setTimeout(() => {
+      c.kill('SIGKILL');
+      resolve();
+    }, timeoutMs);
+    c.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
     c.kill('SIGTERM');
   });
 }
@@ -95,11 +120,24 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 /** Writes bench/results/<name>.json and <name>.md (a markdown table per section). */
-export function writeResults(name: string, data: { machine: Record<string, string>; sections: Array<{ title: string; rows: Array<Record<string, string | number>>; notes?: string[] }> }): void {
+export function writeResults(
+  name: string,
+  data: {
+    machine: Record<string, string>;
+    sections: Array<{ title: string; rows: Array<Record<string, string | number>>; notes?: string[] }>;
+  },
+): void {
   const dir = path.resolve('bench/results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(data, null, 2));
-  const md: string[] = [`# ${name}`, '', Object.entries(data.machine).map(([k, v]) => `- ${k}: ${v}`).join('\n'), ''];
+  const md: string[] = [
+    `# ${name}`,
+    '',
+    Object.entries(data.machine)
+      .map(([k, v]) => `- ${k}: ${v}`)
+      .join('\n'),
+    '',
+  ];
   for (const s of data.sections) {
     md.push(`## ${s.title}`, '');
     if (s.rows.length) {
@@ -124,7 +162,11 @@ export function signedDeliveries(secret: string): () => { path: string; body: st
   return () => {
     counter++;
     const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: `bench-${process.pid}-${counter}`, note: pad });
-    return { path: '/webhooks/capa', body, headers: { 'content-type': 'application/json', 'capa-signature': createHmac('sha256', secret).update(body).digest('hex') } };
+    return {
+      path: '/webhooks/capa',
+      body,
+      headers: { 'content-type': 'application/json', 'capa-signature': createHmac('sha256', secret).update(body).digest('hex') },
+    };
   };
 }
 
@@ -134,7 +176,13 @@ export function signedDeliveries(secret: string): () => { path: string; body: st
  * omission). autocannon's rate mode sends each second's requests in a burst, which measures the
  * burst, not the server; it is used only for the unbounded (closed-loop) throughput figure.
  */
-export async function pacedLoad(opts: { url: string; rate: number; seconds: number; request: () => { path: string; body: string; headers: Record<string, string> }; maxSockets?: number }) {
+export async function pacedLoad(opts: {
+  url: string;
+  rate: number;
+  seconds: number;
+  request: () => { path: string; body: string; headers: Record<string, string> };
+  maxSockets?: number;
+}) {
   const { default: http } = await import('node:http');
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 256 });
   const u = new URL(opts.url);
@@ -147,23 +195,39 @@ export async function pacedLoad(opts: { url: string; rate: number; seconds: numb
   let next = 0;
   await new Promise<void>((resolve) => {
     let done = 0;
-    const finish = () => { if (++done === total) resolve(); };
+    const finish = () => {
+      if (++done === total) resolve();
+    };
     const pump = () => {
       const now = performance.now();
       while (next < total && t0 + (next * 1000) / opts.rate <= now) {
         const due = t0 + (next * 1000) / opts.rate;
         next++;
         const r = opts.request();
-        const req = http.request({ host: u.hostname, port: u.port, path: r.path, method: 'POST', agent, headers: { ...r.headers, 'content-length': Buffer.byteLength(r.body) } }, (res) => {
-          res.resume();
-          res.on('end', () => {
-            latencies.push(performance.now() - due);
-            if (res.statusCode && res.statusCode < 300) ok++;
-            else failed++;
-            finish();
-          });
+        const req = http.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path: r.path,
+            method: 'POST',
+            agent,
+            headers: { ...r.headers, 'content-length': Buffer.byteLength(r.body) },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              latencies.push(performance.now() - due);
+              if (res.statusCode && res.statusCode < 300) ok++;
+              else failed++;
+              finish();
+            });
+          },
+        );
+        req.on('error', () => {
+          failed++;
+          latencies.push(performance.now() - due);
+          finish();
         });
-        req.on('error', () => { failed++; latencies.push(performance.now() - due); finish(); });
         req.end(r.body);
       }
       if (next < total) setTimeout(pump, Math.max(0, t0 + (next * 1000) / opts.rate - performance.now()));

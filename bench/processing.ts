@@ -18,7 +18,9 @@ const PG = process.argv.includes('postgres');
 const pgSchema = PG ? `bench_${randomBytes(5).toString('hex')}` : undefined;
 const pgBase = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 // The worker process gets the schema through the URL (libpq `options`), as a deployment could.
-const url = PG ? `${pgBase}${pgBase.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${pgSchema}`)}` : tempSqliteUrl('processing');
+const url = PG
+  ? `${pgBase}${pgBase.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${pgSchema}`)}`
+  : tempSqliteUrl('processing');
 const redis = await startRedis();
 const db = createDb(url, pgSchema ? { schema: pgSchema } : {});
 try {
@@ -29,27 +31,84 @@ try {
   for (let i = 0; i < N; i += CHUNK) {
     const n = Math.min(CHUNK, N - i);
     await db.transaction().execute(async (trx) => {
-      await trx.insertInto('users').values(Array.from({ length: n }, (_, k) => ({
-        id: randomUUID(), externalUserId: `bench-${i + k}`, capaUserId: randomUUID(), type: 'INDIVIDUAL' as const, email: `bench-${i + k}@example.mx`, alias: null, country: 'MX' as const,
-        kycState: 'LINK_ISSUED' as const, kycStateChangedAt: now, kycStateReason: null, kycStateCause: null, capaConfirmedAt: now, capaSync: 'created' as const, capaSyncError: null,
-        unmappedResult: null, assigneeId: null, createdBy: null, createdAt: now, updatedAt: now,
-      }))).execute();
-      await trx.insertInto('webhookInbox').values(Array.from({ length: n }, (_, k) => ({
-        receivedAt: now, rawBody: JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: `bench-${i + k}` }), headers: '{}', signatureVerdict: 'valid' as const, secretIndex: 0,
-        eventType: 'KYC', eventName: 'CREATED_KYC', externalUserId: `bench-${i + k}`, dedupeKey: null, duplicateOf: null, status: 'received' as const, enqueuedAt: now,
-      }))).execute();
+      await trx
+        .insertInto('users')
+        .values(
+          Array.from({ length: n }, (_, k) => ({
+            id: randomUUID(),
+            externalUserId: `bench-${i + k}`,
+            capaUserId: randomUUID(),
+            type: 'INDIVIDUAL' as const,
+            email: `bench-${i + k}@example.mx`,
+            alias: null,
+            country: 'MX' as const,
+            kycState: 'LINK_ISSUED' as const,
+            kycStateChangedAt: now,
+            kycStateReason: null,
+            kycStateCause: null,
+            capaConfirmedAt: now,
+            capaSync: 'created' as const,
+            capaSyncError: null,
+            unmappedResult: null,
+            assigneeId: null,
+            createdBy: null,
+            createdAt: now,
+            updatedAt: now,
+          })),
+        )
+        .execute();
+      await trx
+        .insertInto('webhookInbox')
+        .values(
+          Array.from({ length: n }, (_, k) => ({
+            receivedAt: now,
+            rawBody: JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: `bench-${i + k}` }),
+            headers: '{}',
+            signatureVerdict: 'valid' as const,
+            secretIndex: 0,
+            eventType: 'KYC',
+            eventName: 'CREATED_KYC',
+            externalUserId: `bench-${i + k}`,
+            dedupeKey: null,
+            duplicateOf: null,
+            status: 'received' as const,
+            enqueuedAt: now,
+          })),
+        )
+        .execute();
     });
   }
   const conn = new Redis(redis.url, { maxRetriesPerRequest: null });
   const q = new Queue('webhooks', { connection: conn, prefix: 'bench' });
   const ids = (await db.selectFrom('webhookInbox').select('id').orderBy('id').execute()).map((r) => r.id);
   for (let i = 0; i < ids.length; i += 1000) {
-    await q.addBulk(ids.slice(i, i + 1000).map((id) => ({ name: 'process-webhook', data: { inboxId: id }, opts: { jobId: `wh-${id}`, attempts: 8, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: { age: 3600, count: 10_000 } } })));
+    await q.addBulk(
+      ids
+        .slice(i, i + 1000)
+        .map((id) => ({
+          name: 'process-webhook',
+          data: { inboxId: id },
+          opts: {
+            jobId: `wh-${id}`,
+            attempts: 8,
+            backoff: { type: 'exponential', delay: 500 },
+            removeOnComplete: { age: 3600, count: 10_000 },
+          },
+        })),
+    );
   }
   const seedSeconds = (performance.now() - seedStart) / 1000;
 
   const t0 = performance.now();
-  const worker = spawnTs('jobs/worker.ts', { DATABASE_URL: url, REDIS_URL: redis.url, QUEUE_PREFIX: 'bench', NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(32), LOG_LEVEL: 'warn', CAPA_BASE_URL: 'http://127.0.0.1:9' });
+  const worker = spawnTs('jobs/worker.ts', {
+    DATABASE_URL: url,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: 'bench',
+    NODE_ENV: 'production',
+    SESSION_SECRET: 'x'.repeat(32),
+    LOG_LEVEL: 'warn',
+    CAPA_BASE_URL: 'http://127.0.0.1:9',
+  });
   let done = 0;
   let firstAt = 0;
   const deadline = Date.now() + 30 * 60_000;
@@ -63,23 +122,41 @@ try {
   const end = performance.now();
   await stopChild(worker);
   const failed = Number((await sql<{ n: number }>`select count(*) as n from webhook_inbox where status = 'failed'`.execute(db)).rows[0].n);
-  const inProgress = Number((await sql<{ n: number }>`select count(*) as n from users where kyc_state = 'IN_PROGRESS'`.execute(db)).rows[0].n);
+  const inProgress = Number(
+    (await sql<{ n: number }>`select count(*) as n from users where kyc_state = 'IN_PROGRESS'`.execute(db)).rows[0].n,
+  );
   const total = (end - t0) / 1000;
   const steady = firstAt ? (end - firstAt) / 1000 : NaN;
   await q.close();
   conn.disconnect();
-  const engine = PG ? `PostgreSQL ${(await sql<{ v: string }>`select current_setting('server_version') as v`.execute(db)).rows[0]!.v}` : 'SQLite WAL';
+  const engine = PG
+    ? `PostgreSQL ${(await sql<{ v: string }>`select current_setting('server_version') as v`.execute(db)).rows[0]!.v}`
+    : 'SQLite WAL';
   writeResults(PG ? 'processing-postgres' : 'processing', {
     machine: machineInfo({ redis: redis.version }),
-    sections: [{
-      title: `Webhook processing (one worker process, ${engine})`,
-      rows: [{ deliveries: N, processed: done, failed, 'customers now IN_PROGRESS': inProgress, 'seconds incl. worker start': total.toFixed(1), 'jobs/s incl. start': Math.round(done / total), 'jobs/s after first job': Math.round(done / steady) }],
-      notes: [
-        `seeding ${N} customers + deliveries + jobs took ${seedSeconds.toFixed(1)} s (not measured)`,
-        'target ≥ 1,500 jobs/s',
-        PG ? 'WEBHOOK_CONCURRENCY default (32): one transaction per delivery, pool of 10 connections' : 'WEBHOOK_CONCURRENCY default (32): deliveries in flight share SQLite commits; SQLite WAL',
-      ],
-    }],
+    sections: [
+      {
+        title: `Webhook processing (one worker process, ${engine})`,
+        rows: [
+          {
+            deliveries: N,
+            processed: done,
+            failed,
+            'customers now IN_PROGRESS': inProgress,
+            'seconds incl. worker start': total.toFixed(1),
+            'jobs/s incl. start': Math.round(done / total),
+            'jobs/s after first job': Math.round(done / steady),
+          },
+        ],
+        notes: [
+          `seeding ${N} customers + deliveries + jobs took ${seedSeconds.toFixed(1)} s (not measured)`,
+          'target ≥ 1,500 jobs/s',
+          PG
+            ? 'WEBHOOK_CONCURRENCY default (32): one transaction per delivery, pool of 10 connections'
+            : 'WEBHOOK_CONCURRENCY default (32): deliveries in flight share SQLite commits; SQLite WAL',
+        ],
+      },
+    ],
   });
 } finally {
   if (pgSchema) await db.withoutPlugins().schema.dropSchema(pgSchema).cascade().execute();

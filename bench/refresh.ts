@@ -25,7 +25,10 @@ const RATES = (process.env.BENCH_RATES ?? '100,200').split(',').map(Number);
 const API_KEY = 'bench-partner-key';
 
 async function seed(url: string, n: number) {
-  const sandbox = await createSandbox({ partners: [{ apiKey: API_KEY, webhookSecret: 'bench-webhook-secret', webhookUrl: null }], seed: 7 });
+  const sandbox = await createSandbox({
+    partners: [{ apiKey: API_KEY, webhookSecret: 'bench-webhook-secret', webhookUrl: null }],
+    seed: 7,
+  });
   const capa = new CapaClient({ baseUrl: sandbox.url, apiKey: API_KEY, timeoutMs: 10_000 });
   const db = createDb(url);
   await migrateToLatest(db);
@@ -34,11 +37,29 @@ async function seed(url: string, n: number) {
   const outcomes: Array<KycOutcome | null> = ['VERIFIED', 'REVIEW_NEEDED', 'PENDING', null];
   for (let i = 0; i < n; i += 200) {
     const batch = Array.from({ length: Math.min(200, n - i) }, (_, k) => i + k);
-    const created = await Promise.all(batch.map((k) => capa.createUser({ type: 'INDIVIDUAL', email: `bench-${k}@example.mx`, externalUserId: `bench-${k}` })));
+    const created = await Promise.all(
+      batch.map((k) => capa.createUser({ type: 'INDIVIDUAL', email: `bench-${k}@example.mx`, externalUserId: `bench-${k}` })),
+    );
     const rows: NewUser[] = batch.map((k, j) => ({
-      id: randomUUID(), externalUserId: `bench-${k}`, capaUserId: created[j]!.userId, type: 'INDIVIDUAL', email: `bench-${k}@example.mx`, alias: null, country: 'MX',
-      kycState: k % 3 === 0 ? 'IN_PROGRESS' : 'LINK_ISSUED', kycStateChangedAt: old, kycStateReason: 'seeded', kycStateCause: null, capaConfirmedAt: old,
-      capaSync: 'created', capaSyncError: null, unmappedResult: null, assigneeId: null, createdBy: null, createdAt: old, updatedAt: old,
+      id: randomUUID(),
+      externalUserId: `bench-${k}`,
+      capaUserId: created[j]!.userId,
+      type: 'INDIVIDUAL',
+      email: `bench-${k}@example.mx`,
+      alias: null,
+      country: 'MX',
+      kycState: k % 3 === 0 ? 'IN_PROGRESS' : 'LINK_ISSUED',
+      kycStateChangedAt: old,
+      kycStateReason: 'seeded',
+      kycStateCause: null,
+      capaConfirmedAt: old,
+      capaSync: 'created',
+      capaSyncError: null,
+      unmappedResult: null,
+      assigneeId: null,
+      createdBy: null,
+      createdAt: old,
+      updatedAt: old,
     }));
     await db.insertInto('users').values(rows).execute();
     // Capa knows an outcome for most (no REJECTED: its re-invite would add link calls to the measure).
@@ -85,7 +106,11 @@ async function runAt(rate: number, redisUrl: string) {
     let run;
     for (;;) {
       if (Date.now() > deadline) {
-        const jobs = await db.selectFrom('jobRuns').select(['jobName', 'status', (eb) => eb.fn.countAll().as('n')]).groupBy(['jobName', 'status']).execute();
+        const jobs = await db
+          .selectFrom('jobRuns')
+          .select(['jobName', 'status', (eb) => eb.fn.countAll().as('n')])
+          .groupBy(['jobName', 'status'])
+          .execute();
         const runs = await db.selectFrom('refreshRuns').selectAll().execute();
         throw new Error(`rate ${rate}: the refresh did not finish in time; job runs ${JSON.stringify(jobs)}; runs ${JSON.stringify(runs)}`);
       }
@@ -102,9 +127,22 @@ async function runAt(rate: number, redisUrl: string) {
       .select((eb) => [eb.fn.max('u.capaConfirmedAt').as('last'), eb.fn.min('u.capaConfirmedAt').as('first')])
       .where('ru.runId', '=', run!.id)
       .executeTakeFirstOrThrow();
-    const failed = await db.selectFrom('jobRuns').select((eb) => eb.fn.countAll().as('n')).where('jobName', '=', 'fetch-details').where('status', '=', 'failed').executeTakeFirst();
-    const paused = await db.selectFrom('jobRuns').select((eb) => eb.fn.countAll().as('n')).where('jobName', '=', 'fetch-details').where('error', 'like', 'rate-limited%').executeTakeFirst();
-    const drift = await db.selectFrom('driftEvents').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
+    const failed = await db
+      .selectFrom('jobRuns')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('jobName', '=', 'fetch-details')
+      .where('status', '=', 'failed')
+      .executeTakeFirst();
+    const paused = await db
+      .selectFrom('jobRuns')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('jobName', '=', 'fetch-details')
+      .where('error', 'like', 'rate-limited%')
+      .executeTakeFirst();
+    const drift = await db
+      .selectFrom('driftEvents')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .executeTakeFirst();
     const after = sandbox.stats();
     const calls = detailsCalls(after) - detailsCalls(before);
     const sent429 = after.sent429 - before.sent429;
@@ -124,7 +162,7 @@ async function runAt(rate: number, redisUrl: string) {
       '429 share': `${((100 * sent429) / Math.max(1, calls)).toFixed(2)} %`,
       'queue pauses': Number(paused?.n ?? 0),
       'failed fetches': Number(failed?.n ?? 0),
-      'answered': run!.total,
+      answered: run!.total,
       'drift entries': Number(drift?.n ?? 0),
       goal: elapsedS <= 1.03 * floorS && sent429 <= 0.01 * calls ? 'met' : 'missed',
     };

@@ -7,7 +7,17 @@ import path from 'node:path';
  * loop never colour another's), results in bench/results/<name>.{json,md}.
  * `npm run bench -- ingest processing` runs only the named ones.
  */
-const ALL = ['ingest', 'ingest-redis-frozen', 'processing', 'processing-postgres', 'users-list', 'users-list-postgres', 'imports', 'refresh', 'notifications'];
+const ALL = [
+  'ingest',
+  'ingest-redis-frozen',
+  'processing',
+  'processing-postgres',
+  'users-list',
+  'users-list-postgres',
+  'imports',
+  'refresh',
+  'notifications',
+];
 // Benchmarks that are another one run with arguments.
 const VARIANTS: Record<string, { file: string; args: string[] }> = {
   'users-list-postgres': { file: 'users-list', args: ['--engine', 'postgres'] },
@@ -29,7 +39,10 @@ for (const name of names) {
   }
   console.log(`\n=== bench: ${name} ===`);
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...(variant?.args ?? [])], { stdio: 'inherit', env: { ...process.env, NODE_ENV: 'production', SESSION_SECRET: process.env.SESSION_SECRET || 'bench-session-secret-0123456789' } });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...(variant?.args ?? [])], {
+    stdio: 'inherit',
+    env: { ...process.env, NODE_ENV: 'production', SESSION_SECRET: process.env.SESSION_SECRET || 'bench-session-secret-0123456789' },
+  });
   summary.push({ name, status: r.status === 0 ? 'ok' : `exit ${r.status ?? r.signal}`, seconds: Math.round((Date.now() - t0) / 1000) });
 }
 console.log('\n=== summary ===');

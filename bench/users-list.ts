@@ -23,7 +23,14 @@ import { sessionHeadersFor } from '../app/auth.server';
 import { loader } from '../app/routes/users._index';
 import { tempSqliteUrl } from './lib.js';
 
-const { values } = parseArgs({ options: { users: { type: 'string', default: '100000' }, iterations: { type: 'string', default: '40' }, db: { type: 'string' }, engine: { type: 'string', default: 'sqlite' } } });
+const { values } = parseArgs({
+  options: {
+    users: { type: 'string', default: '100000' },
+    iterations: { type: 'string', default: '40' },
+    db: { type: 'string' },
+    engine: { type: 'string', default: 'sqlite' },
+  },
+});
 const N = Number(values.users);
 const ITER = Number(values.iterations);
 const GOAL_P95_MS = 60;
@@ -36,18 +43,43 @@ const db = createDb(url, pgSchema ? { schema: pgSchema } : {});
 const tm = Date.now();
 await migrateToLatest(db, pgSchema ? { schema: pgSchema } : undefined);
 const migrateMs = Date.now() - tm;
-const env = parseEnv({ NODE_ENV: 'production', SESSION_SECRET: 'bench-session-secret-123456', DATABASE_URL: url, PUBLIC_URL: 'http://127.0.0.1:3000', LOG_LEVEL: 'silent' });
+const env = parseEnv({
+  NODE_ENV: 'production',
+  SESSION_SECRET: 'bench-session-secret-123456',
+  DATABASE_URL: url,
+  PUBLIC_URL: 'http://127.0.0.1:3000',
+  LOG_LEVEL: 'silent',
+});
 setServices({ env, db, queues: {} as Queues, dataKeys: [], logger });
 
 // ---- seed: N users over ~2 years, states skewed like production (most verified), 20 assignees.
 const t0 = Date.now();
-const existing = Number((await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+const existing = Number(
+  (
+    await db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow()
+  ).n,
+);
 const reuse = existing >= N;
 const ops = reuse ? (await db.selectFrom('operators').select('id').orderBy('email').execute()).map((o) => o.id) : ([] as string[]);
-if (!reuse) for (let i = 0; i < 20; i++) ops.push((await createOperator(db, { email: `op${i}@bench.test`, name: `Operator ${i}`, role: 'compliance', password: 'bench-password-1' })).id);
-const weights: Array<[string, number]> = [['NOT_STARTED', 0.08], ['LINK_ISSUED', 0.12], ['IN_PROGRESS', 0.05], ['VERIFIED', 0.6], ['REJECTED', 0.1], ['REVIEW_NEEDED', 0.05]];
+if (!reuse)
+  for (let i = 0; i < 20; i++)
+    ops.push(
+      (await createOperator(db, { email: `op${i}@bench.test`, name: `Operator ${i}`, role: 'compliance', password: 'bench-password-1' }))
+        .id,
+    );
+const weights: Array<[string, number]> = [
+  ['NOT_STARTED', 0.08],
+  ['LINK_ISSUED', 0.12],
+  ['IN_PROGRESS', 0.05],
+  ['VERIFIED', 0.6],
+  ['REJECTED', 0.1],
+  ['REVIEW_NEEDED', 0.05],
+];
 let seed = 42;
-const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 const pickState = () => {
   let x = rnd();
   for (const [s, w] of weights) if ((x -= w) < 0) return s;
@@ -115,7 +147,11 @@ function pct(xs: number[], p: number): number {
 const results: Array<{ scenario: string; query: string; p50: number; p95: number; max: number; total: number }> = [];
 for (const [name, qs] of SCENARIOS) {
   const run = async () => {
-    const r = (await loader({ request: new Request(`http://127.0.0.1:3000/users${qs}`, { headers: { cookie } }), params: {}, context: {} })) as { total: number };
+    const r = (await loader({
+      request: new Request(`http://127.0.0.1:3000/users${qs}`, { headers: { cookie } }),
+      params: {},
+      context: {},
+    })) as { total: number };
     return r.total;
   };
   for (let i = 0; i < 3; i++) await run(); // warm up
@@ -126,8 +162,17 @@ for (const [name, qs] of SCENARIOS) {
     total = await run();
     times.push(Number(process.hrtime.bigint() - s) / 1e6);
   }
-  results.push({ scenario: name, query: qs || '(none)', p50: +pct(times, 50).toFixed(1), p95: +pct(times, 95).toFixed(1), max: +Math.max(...times).toFixed(1), total });
-  console.log(`${name.padEnd(44)} p50 ${pct(times, 50).toFixed(1).padStart(6)} ms  p95 ${pct(times, 95).toFixed(1).padStart(6)} ms  (${total} rows match)`);
+  results.push({
+    scenario: name,
+    query: qs || '(none)',
+    p50: +pct(times, 50).toFixed(1),
+    p95: +pct(times, 95).toFixed(1),
+    max: +Math.max(...times).toFixed(1),
+    total,
+  });
+  console.log(
+    `${name.padEnd(44)} p50 ${pct(times, 50).toFixed(1).padStart(6)} ms  p95 ${pct(times, 95).toFixed(1).padStart(6)} ms  (${total} rows match)`,
+  );
 }
 
 const all = results.map((r) => r.p95);
@@ -135,7 +180,20 @@ const worst = Math.max(...all);
 const engine = PG
   ? `PostgreSQL ${(await sql<{ v: string }>`select current_setting('server_version') as v`.execute(db)).rows[0]!.v}`
   : `SQLite ${(await sql<{ v: string }>`select sqlite_version() as v`.execute(db)).rows[0]!.v}, file on tmpfs/disk, WAL`;
-const meta = { date: new Date().toISOString(), users: N, iterations: ITER, seedMs, migrateMs, loadAverage: os.loadavg().map((x) => +x.toFixed(2)), node: process.version, engine, cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`, goalP95Ms: GOAL_P95_MS, worstP95Ms: worst, pass: worst <= GOAL_P95_MS };
+const meta = {
+  date: new Date().toISOString(),
+  users: N,
+  iterations: ITER,
+  seedMs,
+  migrateMs,
+  loadAverage: os.loadavg().map((x) => +x.toFixed(2)),
+  node: process.version,
+  engine,
+  cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`,
+  goalP95Ms: GOAL_P95_MS,
+  worstP95Ms: worst,
+  pass: worst <= GOAL_P95_MS,
+};
 mkdirSync('bench/results', { recursive: true });
 const out = PG ? 'bench/results/users-list-postgres' : 'bench/results/users-list';
 writeFileSync(`${out}.json`, JSON.stringify({ ...meta, results }, null, 2) + '\n');

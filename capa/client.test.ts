@@ -155,7 +155,9 @@ describe('generateKycLink', () => {
     const c = client();
     const { userId } = await c.createUser(newUser());
     await expect(c.generateKycLink(userId, { country: 'DO', partnerRedirectUri: 'myapp://kyc/done' })).resolves.toHaveProperty('kycLink');
-    await expect(c.generateKycLink(userId, { country: 'DO', partnerRedirectUri: 'http://localhost:3000/back' })).resolves.toHaveProperty('kycLink');
+    await expect(c.generateKycLink(userId, { country: 'DO', partnerRedirectUri: 'http://localhost:3000/back' })).resolves.toHaveProperty(
+      'kycLink',
+    );
     await expect(c.generateKycLink(userId, { country: 'MX' })).resolves.toHaveProperty('kycLink');
   });
 
@@ -212,7 +214,13 @@ describe('getKycDetails', () => {
     const d = await c.getKycDetails(userId);
     expect(d?.aipriseSummary?.verificationResult).toBe('VERIFIED');
     expect(d?.clientReferenceId).toBe(userId);
-    expect(d?.idInfo).toMatchObject({ fullName: 'ANA GARCIA RUIZ', idType: 'INE', status: 'APPROVED', result: 'PASSED', issueCountryCode: 'MX' });
+    expect(d?.idInfo).toMatchObject({
+      fullName: 'ANA GARCIA RUIZ',
+      idType: 'INE',
+      status: 'APPROVED',
+      result: 'PASSED',
+      issueCountryCode: 'MX',
+    });
     expect(d?.clientReferenceData?.personalInfo?.taxId).toMatch(/^[A-Z]{4}\d{6}[A-Z0-9]{3}$/);
     expect(d?.faceMatchInfo?.status).toBe('APPROVED');
     expect(d?.amlInfo?.numHits).toBe(0);
@@ -245,7 +253,7 @@ describe('getKycDetails', () => {
 });
 
 describe('webhook settings and notification log', () => {
-  it('PUT /webhook-settings returns the settings with Capa\'s space-separated timestamps', async () => {
+  it("PUT /webhook-settings returns the settings with Capa's space-separated timestamps", async () => {
     const c = client();
     const s = await c.setWebhookSettings('https://admin.example.com/hooks/capa');
     expect(s).toMatchObject({ url: 'https://admin.example.com/hooks/capa', partnerId: sandbox.partners()[0]!.partnerId });
@@ -272,7 +280,14 @@ describe('webhook settings and notification log', () => {
     const all = await c.listWebhookNotifications();
     expect(all).toMatchObject({ count: 6, total: 6 });
     expect(all.data[0]).toMatchObject({ status: 'NOT_SENT', retryAttempts: 0, manualRetryCount: 0 });
-    expect(all.data.map((n) => n.eventType).sort()).toEqual(['CREATED_KYC', 'CREATED_KYC', 'CREATED_KYC', 'VERIFIED_USER', 'VERIFIED_USER', 'VERIFIED_USER']);
+    expect(all.data.map((n) => n.eventType).sort()).toEqual([
+      'CREATED_KYC',
+      'CREATED_KYC',
+      'CREATED_KYC',
+      'VERIFIED_USER',
+      'VERIFIED_USER',
+      'VERIFIED_USER',
+    ]);
     expect(all.data[0]!.createdAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
 
     const page = await c.listWebhookNotifications({ skip: 4, limit: 5 });
@@ -309,7 +324,7 @@ describe('webhook settings and notification log', () => {
     expect(calls('retryWebhookNotification')).toEqual({ '409': 1 });
   });
 
-  it('an unknown path is a 404 with Capa\'s not-found shape (there is no GET /users)', async () => {
+  it("an unknown path is a 404 with Capa's not-found shape (there is no GET /users)", async () => {
     const res = await fetch(`${sandbox.url}/api/partner/v2/users`, { headers: { 'partner-api-key': KEY } });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ success: false, error: { code: 'NOT_FOUND', message: 'Cannot GET /api/partner/v2/users' } });
@@ -317,7 +332,9 @@ describe('webhook settings and notification log', () => {
 
   it('malformed JSON → 400 INVALID_USER_INPUT_ERROR', async () => {
     const res = await fetch(`${sandbox.url}/api/partner/v2/users`, {
-      method: 'POST', headers: { 'partner-api-key': KEY, 'content-type': 'application/json' }, body: '{"type":',
+      method: 'POST',
+      headers: { 'partner-api-key': KEY, 'content-type': 'application/json' },
+      body: '{"type":',
     });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ success: false, error: { code: 'INVALID_USER_INPUT_ERROR', message: 'Invalid User Input' } });
@@ -337,13 +354,22 @@ describe('retries', () => {
     const { userId } = await c.createUser(newUser());
     expect(userId).toBeTruthy();
     expect(calls('createUser')).toEqual({ '500': 1, '201': 1 });
-    expect(infos.map((i) => [i.attempt, i.status, i.outcome])).toEqual([[1, 500, 'http_error'], [2, 201, 'ok']]);
+    expect(infos.map((i) => [i.attempt, i.status, i.outcome])).toEqual([
+      [1, 500, 'http_error'],
+      [2, 201, 'ok'],
+    ]);
   });
 
   it('gives up after maxRetries on persistent 5xx and says so in plain words', async () => {
     sandbox.setFaults({ errorRate: 1 });
     const err = await capaError(client({ maxRetries: 3 }).createUser(newUser()));
-    expect(err).toMatchObject({ status: 500, code: 'INTERNAL_SERVER_ERROR', capaMessage: 'User creation failed', retryable: true, attempts: 4 });
+    expect(err).toMatchObject({
+      status: 500,
+      code: 'INTERNAL_SERVER_ERROR',
+      capaMessage: 'User creation failed',
+      retryable: true,
+      attempts: 4,
+    });
     expect(describeCapaError(err)).toBe('Capa had an internal error.');
     expect(calls('createUser')).toEqual({ '500': 4 });
     expect(sandbox.stats().injected500).toBe(4);
@@ -410,7 +436,10 @@ describe('retries', () => {
     const err = await capaError(client({ timeoutMs: 100, maxRetries: 1, onCall: (i) => infos.push(i) }).getKycDetails('x'));
     expect(err).toMatchObject({ kind: 'timeout', code: 'TIMEOUT', status: null, retryable: true, attempts: 2 });
     expect(describeCapaError(err)).toBe('Capa did not answer in time; the request will be retried.');
-    expect(infos.map((i) => [i.attempt, i.outcome, i.status])).toEqual([[1, 'timeout', null], [2, 'timeout', null]]);
+    expect(infos.map((i) => [i.attempt, i.outcome, i.status])).toEqual([
+      [1, 'timeout', null],
+      [2, 'timeout', null],
+    ]);
   });
 
   it('network errors are kind "network" and retried', async () => {
@@ -419,7 +448,13 @@ describe('retries', () => {
     const { port } = closed.address() as AddressInfo;
     await new Promise<void>((r) => closed.close(() => r()));
     const infos: CapaCallInfo[] = [];
-    const c = new CapaClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: KEY, baseDelayMs: 1, maxRetries: 2, onCall: (i) => infos.push(i) });
+    const c = new CapaClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      apiKey: KEY,
+      baseDelayMs: 1,
+      maxRetries: 2,
+      onCall: (i) => infos.push(i),
+    });
     const err = await capaError(c.createUser(newUser()));
     expect(err).toMatchObject({ kind: 'network', code: 'NETWORK_ERROR', status: null, retryable: true, attempts: 3 });
     expect(infos.map((i) => i.outcome)).toEqual(['network_error', 'network_error', 'network_error']);
@@ -471,7 +506,12 @@ describe('envelopes and error bodies the sandbox does not produce', () => {
     next = { status: 201, body: '{"success":true,"data":{}}' };
     await expect(c().createUser(newUser())).rejects.toMatchObject({ code: 'INVALID_RESPONSE', retryable: false });
     next = { status: 502, body: '<html>bad gateway</html>' };
-    await expect(c().createUser(newUser())).rejects.toMatchObject({ status: 502, code: 'HTTP_502', capaMessage: '<html>bad gateway</html>', retryable: true });
+    await expect(c().createUser(newUser())).rejects.toMatchObject({
+      status: 502,
+      code: 'HTTP_502',
+      capaMessage: '<html>bad gateway</html>',
+      retryable: true,
+    });
   });
 
   it('a route-less 404 on the notification log reads as "feature not offered"', async () => {

@@ -381,7 +381,15 @@ function requireString(data: unknown, key: string, op: string): string {
 }
 
 function invalidResponse(op: string, why: string, body: unknown): CapaError {
-  return new CapaError({ status: 200, code: 'INVALID_RESPONSE', capaMessage: `Unexpected answer from Capa: ${why}`, kind: 'http', retryable: false, body, op });
+  return new CapaError({
+    status: 200,
+    code: 'INVALID_RESPONSE',
+    capaMessage: `Unexpected answer from Capa: ${why}`,
+    kind: 'http',
+    retryable: false,
+    body,
+    op,
+  });
 }
 
 function describeCause(cause: unknown): string {
@@ -395,7 +403,12 @@ function describeCause(cause: unknown): string {
 
 function isNoKycYet(err: CapaError): boolean {
   // Both "no KYC" and "unknown user" are 404 NOT_FOUND_ERROR; only the message tells them apart.
-  return err.status === 404 && err.code === 'NOT_FOUND_ERROR' && /verification|kyc/i.test(err.capaMessage) && !/user was not found/i.test(err.capaMessage);
+  return (
+    err.status === 404 &&
+    err.code === 'NOT_FOUND_ERROR' &&
+    /verification|kyc/i.test(err.capaMessage) &&
+    !/user was not found/i.test(err.capaMessage)
+  );
 }
 
 const KEY_MESSAGES = /api key/i;
@@ -440,7 +453,8 @@ export function describeCapaError(err: unknown): string {
     return 'Capa answered "not found" for this endpoint; check CAPA_BASE_URL.';
   }
   if (s === 400) {
-    if (err.code === 'INVALID_VERIFICATION_TYPE_FOR_USER') return `This user type cannot do KYC (business users need KYB). Capa says: ${err.capaMessage}`;
+    if (err.code === 'INVALID_VERIFICATION_TYPE_FOR_USER')
+      return `This user type cannot do KYC (business users need KYB). Capa says: ${err.capaMessage}`;
     const details = errorDetails(err.body);
     return `Capa rejected the input: ${err.capaMessage}${details ? ` (${details})` : ''}`;
   }

@@ -11,8 +11,7 @@ export function signBody(body: string | Uint8Array, secret: string): string {
 }
 
 export type VerifyResult =
-  | { ok: true; secretIndex: number; variant: 'raw' | 'restringified' }
-  | { ok: false; reason: 'missing' | 'malformed' | 'mismatch' };
+  { ok: true; secretIndex: number; variant: 'raw' | 'restringified' } | { ok: false; reason: 'missing' | 'malformed' | 'mismatch' };
 
 const HEX_64 = /^[0-9a-fA-F]{64}$/;
 
@@ -23,11 +22,7 @@ const HEX_64 = /^[0-9a-fA-F]{64}$/;
  * JSON.stringify(JSON.parse(body)); the two agree whenever Capa sends compact JSON.stringify
  * output, so the 'restringified' variant is only a fallback for a re-formatted body.
  */
-export function verifySignature(
-  rawBody: Uint8Array | Buffer,
-  header: string | null | undefined,
-  secrets: string[],
-): VerifyResult {
+export function verifySignature(rawBody: Uint8Array | Buffer, header: string | null | undefined, secrets: string[]): VerifyResult {
   if (header === undefined || header === null || header === '') return { ok: false, reason: 'missing' };
   // Checked before decoding: Buffer.from(x, 'hex') silently stops at the first non-hex char, and
   // timingSafeEqual throws on unequal lengths — so only exactly 32 bytes may reach the compare.

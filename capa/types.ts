@@ -155,7 +155,12 @@ export interface WebhookSettings {
 }
 
 export type WebhookNotificationStatus = 'PENDING' | 'SENT' | 'FAILED' | 'NOT_SENT';
-export const WEBHOOK_NOTIFICATION_STATUSES = ['PENDING', 'SENT', 'FAILED', 'NOT_SENT'] as const satisfies readonly WebhookNotificationStatus[];
+export const WEBHOOK_NOTIFICATION_STATUSES = [
+  'PENDING',
+  'SENT',
+  'FAILED',
+  'NOT_SENT',
+] as const satisfies readonly WebhookNotificationStatus[];
 
 /** Item of `GET /webhook-notifications`. Timestamps are ISO-8601 with `Z`. */
 export interface WebhookNotificationListItem {

@@ -26,7 +26,10 @@ export class GroupCommit {
   private readonly batched: boolean;
   private readonly maxBatch: number;
 
-  constructor(private readonly db: Db, opts: { maxBatch?: number; everyEngine?: boolean } = {}) {
+  constructor(
+    private readonly db: Db,
+    opts: { maxBatch?: number; everyEngine?: boolean } = {},
+  ) {
     this.batched = opts.everyEngine === true || kindOf(db) === 'sqlite';
     this.maxBatch = opts.maxBatch ?? 64;
   }
@@ -79,7 +82,10 @@ export class GroupCommit {
       }
       await trx.commit().execute();
     } catch (err) {
-      await trx.rollback().execute().catch(() => {});
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => {});
       for (const p of batch) p.reject(err);
       return;
     }
@@ -99,6 +105,7 @@ const committers = { worker: new WeakMap<Db, GroupCommit>(), intake: new WeakMap
  */
 export function groupCommit(db: Db, role: keyof typeof committers = 'worker'): GroupCommit {
   let g = committers[role].get(db);
-  if (!g) committers[role].set(db, (g = role === 'intake' ? new GroupCommit(db, { maxBatch: 256, everyEngine: true }) : new GroupCommit(db)));
+  if (!g)
+    committers[role].set(db, (g = role === 'intake' ? new GroupCommit(db, { maxBatch: 256, everyEngine: true }) : new GroupCommit(db)));
   return g;
 }

@@ -186,7 +186,14 @@ export interface AuditAnchorsTable {
 // ---- manual-review cases (db/repositories/cases.ts)
 export const CASE_STATUSES = ['open', 'waiting_customer', 'waiting_capa', 'resolved'] as const;
 export type CaseStatus = (typeof CASE_STATUSES)[number];
-export const RESOLUTION_REASONS = ['verified_by_capa', 'rejection_confirmed', 'customer_retried', 'customer_unreachable', 'duplicate', 'other'] as const;
+export const RESOLUTION_REASONS = [
+  'verified_by_capa',
+  'rejection_confirmed',
+  'customer_retried',
+  'customer_unreachable',
+  'duplicate',
+  'other',
+] as const;
 export type ResolutionReason = (typeof RESOLUTION_REASONS)[number];
 export type CaseEventKind = 'opened' | 'reopened' | 'claimed' | 'assigned' | 'unassigned' | 'status' | 'task_added' | 'task_done';
 

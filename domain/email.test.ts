@@ -1,6 +1,16 @@
 import { domainToASCII } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { checkEmail, describeEmailProblem, EMAIL_PROBLEMS, EmailSchema, isValidEmail, needsSmtpUtf8, normalizeEmail, punycodeEncode, type EmailProblem } from './email';
+import {
+  checkEmail,
+  describeEmailProblem,
+  EMAIL_PROBLEMS,
+  EmailSchema,
+  isValidEmail,
+  needsSmtpUtf8,
+  normalizeEmail,
+  punycodeEncode,
+  type EmailProblem,
+} from './email';
 
 const problemOf = (s: string) => {
   const r = checkEmail(s);
@@ -25,8 +35,22 @@ describe('the e-mail address rule', () => {
   });
 
   it('accepts internationalised addresses (RFC 6531): accented and non-Latin local parts need SMTPUTF8', () => {
-    expect(checkEmail('sofía.392@example.mx')).toEqual({ ok: true, email: 'sofía.392@example.mx', smtpUtf8: true, asciiDomain: 'example.mx' });
-    for (const ok of ['josé.núñez@example.do', 'françois@example.fr', 'müller@example.de', 'δοκιμή@example.gr', 'пользователь@example.ru', '用户@example.cn', 'संपर्क@example.in', 'ñandú_2@example.mx']) {
+    expect(checkEmail('sofía.392@example.mx')).toEqual({
+      ok: true,
+      email: 'sofía.392@example.mx',
+      smtpUtf8: true,
+      asciiDomain: 'example.mx',
+    });
+    for (const ok of [
+      'josé.núñez@example.do',
+      'françois@example.fr',
+      'müller@example.de',
+      'δοκιμή@example.gr',
+      'пользователь@example.ru',
+      '用户@example.cn',
+      'संपर्क@example.in',
+      'ñandú_2@example.mx',
+    ]) {
       expect(checkEmail(ok), ok).toMatchObject({ ok: true, smtpUtf8: true });
       expect(needsSmtpUtf8(ok)).toBe(true);
     }
@@ -36,14 +60,32 @@ describe('the e-mail address rule', () => {
   it('accepts IDN domains and gives their A-label form (what DNS and SMTP see)', () => {
     expect(checkEmail('ana@exämple.mx')).toEqual({ ok: true, email: 'ana@exämple.mx', smtpUtf8: false, asciiDomain: 'xn--exmple-cua.mx' });
     expect(checkEmail('info@bücher.de')).toMatchObject({ ok: true, asciiDomain: 'xn--bcher-kva.de' });
-    expect(checkEmail('Ñandú@Peña.Example.MX')).toMatchObject({ ok: true, email: 'ñandú@peña.example.mx', smtpUtf8: true, asciiDomain: 'xn--pea-8ma.example.mx' });
+    expect(checkEmail('Ñandú@Peña.Example.MX')).toMatchObject({
+      ok: true,
+      email: 'ñandú@peña.example.mx',
+      smtpUtf8: true,
+      asciiDomain: 'xn--pea-8ma.example.mx',
+    });
     // IDN top-level domains.
     expect(checkEmail('почта@пример.рф')).toMatchObject({ ok: true, asciiDomain: 'xn--e1afmkfd.xn--p1ai' });
     expect(checkEmail('a@例子.中国')).toMatchObject({ ok: true });
   });
 
   it('punycode matches the platform’s IDNA conversion', () => {
-    for (const d of ['exämple', 'bücher', 'peña', 'пример', 'рф', '例子', '中国', 'ドメイン名例', 'mañana-ñu', 'ελληνικά', 'a-ü-b', 'ünïcödé']) {
+    for (const d of [
+      'exämple',
+      'bücher',
+      'peña',
+      'пример',
+      'рф',
+      '例子',
+      '中国',
+      'ドメイン名例',
+      'mañana-ñu',
+      'ελληνικά',
+      'a-ü-b',
+      'ünïcödé',
+    ]) {
       expect(`xn--${punycodeEncode(d)}`, d).toBe(domainToASCII(`${d}.com`).replace(/\.com$/, ''));
     }
   });
@@ -121,7 +163,9 @@ describe('the e-mail address rule', () => {
 
   it('every refusal has words, naming the offending character where there is one', () => {
     for (const p of EMAIL_PROBLEMS) expect(describeEmailProblem({ problem: p }).length).toBeGreaterThan(5);
-    expect(describeEmailProblem(checkEmail('ana,lopez@example.mx') as { problem: EmailProblem; char?: string })).toBe('the part before the @ contains a character e-mail addresses cannot have: ","');
+    expect(describeEmailProblem(checkEmail('ana,lopez@example.mx') as { problem: EmailProblem; char?: string })).toBe(
+      'the part before the @ contains a character e-mail addresses cannot have: ","',
+    );
     expect(describeEmailProblem(checkEmail('ana\u200B@example.mx') as { problem: EmailProblem; char?: string })).toContain('U+200B');
     // Every code the rule can return is listed (the routes translate by code).
     expect(new Set(refused.map(([, p]) => p))).toEqual(new Set(EMAIL_PROBLEMS));
@@ -145,7 +189,10 @@ describe('the e-mail address rule', () => {
     expect(EmailSchema.parse(' Sofía.392@Example.MX ')).toBe('sofía.392@example.mx');
     const bad = EmailSchema.safeParse('ana@localhost');
     expect(bad.success).toBe(false);
-    expect(bad.error!.issues[0]).toMatchObject({ message: 'Not a valid e-mail address: the domain has no dot (like example.com).', params: { emailProblem: 'domain_no_dot' } });
+    expect(bad.error!.issues[0]).toMatchObject({
+      message: 'Not a valid e-mail address: the domain has no dot (like example.com).',
+      params: { emailProblem: 'domain_no_dot' },
+    });
     expect(EmailSchema.safeParse(42).success).toBe(false);
   });
 });

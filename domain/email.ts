@@ -154,7 +154,9 @@ const PROBLEM_TEXT: Record<EmailProblem, string> = {
 /** Why an address was refused, in plain words (English; callers that translate use the code). */
 export function describeEmailProblem(r: { problem: EmailProblem; char?: string }): string {
   const text = PROBLEM_TEXT[r.problem];
-  return r.char && (r.problem === 'local_char' || r.problem === 'domain_char' || r.problem === 'invisible') ? `${text}: ${JSON.stringify(r.char)}` : text;
+  return r.char && (r.problem === 'local_char' || r.problem === 'domain_char' || r.problem === 'invisible')
+    ? `${text}: ${JSON.stringify(r.char)}`
+    : text;
 }
 
 /**

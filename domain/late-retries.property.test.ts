@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { KycState } from './kyc-states.js';
-import { decide, mapVerificationResult, repeatsReinvitedRejection, type Decision, type KycSignal, type Reinvitation } from './state-machine.js';
+import {
+  decide,
+  mapVerificationResult,
+  repeatsReinvitedRejection,
+  type Decision,
+  type KycSignal,
+  type Reinvitation,
+} from './state-machine.js';
 
 /**
  * A customer is rejected and re-invited, perhaps several times, while Capa retries every
@@ -93,7 +100,8 @@ function simulate(sc: Scenario, rules: Rules = CURRENT_RULES) {
   /** applySignal: the re-invitation is looked up only when the signal would move the customer. */
   const apply = (signal: KycSignal): Decision => {
     let d = rules.decide(state, signal);
-    if (d.effect === 'apply' && (signal.kind === 'WEBHOOK' || signal.kind === 'POLLED')) d = rules.decide(state, { ...signal, reinvitation });
+    if (d.effect === 'apply' && (signal.kind === 'WEBHOOK' || signal.kind === 'POLLED'))
+      d = rules.decide(state, { ...signal, reinvitation });
     return d;
   };
   const predates = (v: Verification) => reinvitation !== null && iso(v.createdAt) <= reinvitation.at;
@@ -196,13 +204,17 @@ function simulate(sc: Scenario, rules: Rules = CURRENT_RULES) {
   };
 
   const pendingNotifications = () =>
-    programmes.some((p) => p.message === 'waiting') || (state === 'REJECTED' && !programmes.some((p) => p.rejectedAt === changedAt) && now - changedAt < 1440 * MIN);
+    programmes.some((p) => p.message === 'waiting') ||
+    (state === 'REJECTED' && !programmes.some((p) => p.rejectedAt === changedAt) && now - changedAt < 1440 * MIN);
 
   const sweep = () => {
     // A rejection no hook followed up (same echo rule), programmes overtaken, deferred links.
     if (state === 'REJECTED' && !programmes.some((p) => p.rejectedAt === changedAt) && now - changedAt < 1440 * MIN) {
       const last = history.at(-1)!;
-      if (!rules.isEcho({ from: last.from, to: 'REJECTED', reinvitation, verificationCreatedAt: snapshot ? iso(snapshot.createdAt) : null })) startProgramme(last.verification);
+      if (
+        !rules.isEcho({ from: last.from, to: 'REJECTED', reinvitation, verificationCreatedAt: snapshot ? iso(snapshot.createdAt) : null })
+      )
+        startProgramme(last.verification);
     }
     if (PROGRESSED.includes(state)) for (const p of programmes) p.active = false;
     for (const p of programmes) {
@@ -232,18 +244,35 @@ function simulate(sc: Scenario, rules: Rules = CURRENT_RULES) {
   }
 
   // (Assigned in closures: widen what control flow narrowed to the initial values.)
-  return { state: state as KycState, reinvitation: reinvitation as Reinvitation | null, verifications, programmes, links, emails, history, violations };
+  return {
+    state: state as KycState,
+    reinvitation: reinvitation as Reinvitation | null,
+    verifications,
+    programmes,
+    links,
+    emails,
+    history,
+    violations,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 
-const delays = fc.array(fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 0, max: 31 * MIN }) }, { weight: 1, arbitrary: fc.integer({ min: 31 * MIN, max: 360 * MIN }) }), { maxLength: 3 });
+const delays = fc.array(
+  fc.oneof(
+    { weight: 5, arbitrary: fc.integer({ min: 0, max: 31 * MIN }) },
+    { weight: 1, arbitrary: fc.integer({ min: 31 * MIN, max: 360 * MIN }) },
+  ),
+  { maxLength: 3 },
+);
 const gap = fc.integer({ min: 5_000, max: 40 * MIN });
 const step = (outcome: Step) => gap.map((g) => ({ outcome, gap: g }));
 const journey = (steps: fc.Arbitrary<Journey['steps']>): fc.Arbitrary<Journey> =>
-  fc.record({ customerDelay: fc.integer({ min: 30_000, max: 180 * MIN }), steps }).chain((j) =>
-    fc.array(delays, { minLength: j.steps.length + 1, maxLength: j.steps.length + 1 }).map((deliveries) => ({ ...j, deliveries })),
-  );
+  fc
+    .record({ customerDelay: fc.integer({ min: 30_000, max: 180 * MIN }), steps })
+    .chain((j) =>
+      fc.array(delays, { minLength: j.steps.length + 1, maxLength: j.steps.length + 1 }).map((deliveries) => ({ ...j, deliveries })),
+    );
 /** Earlier attempts end rejected (that is why the customer was re-invited). */
 const earlier = journey(fc.oneof(fc.tuple(step('REJECTED')), fc.tuple(step('REVIEW_NEEDED'), step('REJECTED'))));
 /** The current link's attempt: anything, including nothing yet. */
@@ -286,12 +315,19 @@ describe('late retries of earlier attempts after a re-invitation (model with the
     );
   });
 
-  it('the reported case: rejected, re-invited, then the first attempt\'s CREATED_KYC and REVIEW_NEEDED_KYC retried, then a poll of the old verification', () => {
+  it("the reported case: rejected, re-invited, then the first attempt's CREATED_KYC and REVIEW_NEEDED_KYC retried, then a poll of the old verification", () => {
     const r = simulate({
       journeys: [
         // Submitted 2 min after the first e-mail; review after 1 min, rejected after 2 more.
         // CREATED_KYC and REVIEW_NEEDED_KYC fail at first and arrive on Capa's later retries.
-        { customerDelay: 2 * MIN, steps: [{ outcome: 'REVIEW_NEEDED', gap: MIN }, { outcome: 'REJECTED', gap: 2 * MIN }], deliveries: [[31 * MIN], [30 * MIN], [0]] },
+        {
+          customerDelay: 2 * MIN,
+          steps: [
+            { outcome: 'REVIEW_NEEDED', gap: MIN },
+            { outcome: 'REJECTED', gap: 2 * MIN },
+          ],
+          deliveries: [[31 * MIN], [30 * MIN], [0]],
+        },
         // The customer has not used the new link yet.
         { customerDelay: 10 * 60 * MIN, steps: [], deliveries: [[]] },
       ],

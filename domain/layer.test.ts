@@ -14,9 +14,14 @@ describe('the domain layer', () => {
     expect(sources.length).toBeGreaterThan(0);
     for (const f of sources) {
       const text = readFileSync(path.join(dir, f), 'utf8');
-      const specifiers = [...text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm), ...text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]!);
+      const specifiers = [
+        ...text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm),
+        ...text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g),
+      ].map((m) => m[1]!);
       for (const s of specifiers) {
-        const outside = s.startsWith('.') ? !path.resolve(dir, s).startsWith(`${dir}${path.sep}`) : s.startsWith('~') || s.startsWith('node:');
+        const outside = s.startsWith('.')
+          ? !path.resolve(dir, s).startsWith(`${dir}${path.sep}`)
+          : s.startsWith('~') || s.startsWith('node:');
         expect(outside, `${f} imports ${s}`).toBe(false);
       }
     }

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { KYC_STATES, type KycState } from './kyc-states.js';
-import { capaInstant, decide, isFinal, mapVerificationResult, predatesReinvitation, repeatsReinvitedRejection, type KycSignal } from './state-machine.js';
+import {
+  capaInstant,
+  decide,
+  isFinal,
+  mapVerificationResult,
+  predatesReinvitation,
+  repeatsReinvitedRejection,
+  type KycSignal,
+} from './state-machine.js';
 
 const EVENTS = ['CREATED_KYC', 'VERIFIED_USER', 'REJECTED_KYC', 'REVIEW_NEEDED_KYC'] as const;
 const TARGET = { VERIFIED_USER: 'VERIFIED', REJECTED_KYC: 'REJECTED', REVIEW_NEEDED_KYC: 'REVIEW_NEEDED' } as const;
@@ -8,9 +16,24 @@ const TARGET = { VERIFIED_USER: 'VERIFIED', REJECTED_KYC: 'REJECTED', REVIEW_NEE
 describe('KYC state machine — every state × every signal', () => {
   // The expected table, written out by hand from capa-api.md §3.3 and ARCHITECTURE principle 3.
   const webhookTable: Record<KycState, Record<(typeof EVENTS)[number], string>> = {
-    NOT_STARTED: { CREATED_KYC: 'apply:IN_PROGRESS', VERIFIED_USER: 'apply:VERIFIED', REJECTED_KYC: 'apply:REJECTED', REVIEW_NEEDED_KYC: 'apply:REVIEW_NEEDED' },
-    LINK_ISSUED: { CREATED_KYC: 'apply:IN_PROGRESS', VERIFIED_USER: 'apply:VERIFIED', REJECTED_KYC: 'apply:REJECTED', REVIEW_NEEDED_KYC: 'apply:REVIEW_NEEDED' },
-    IN_PROGRESS: { CREATED_KYC: 'noop', VERIFIED_USER: 'apply:VERIFIED', REJECTED_KYC: 'apply:REJECTED', REVIEW_NEEDED_KYC: 'apply:REVIEW_NEEDED' },
+    NOT_STARTED: {
+      CREATED_KYC: 'apply:IN_PROGRESS',
+      VERIFIED_USER: 'apply:VERIFIED',
+      REJECTED_KYC: 'apply:REJECTED',
+      REVIEW_NEEDED_KYC: 'apply:REVIEW_NEEDED',
+    },
+    LINK_ISSUED: {
+      CREATED_KYC: 'apply:IN_PROGRESS',
+      VERIFIED_USER: 'apply:VERIFIED',
+      REJECTED_KYC: 'apply:REJECTED',
+      REVIEW_NEEDED_KYC: 'apply:REVIEW_NEEDED',
+    },
+    IN_PROGRESS: {
+      CREATED_KYC: 'noop',
+      VERIFIED_USER: 'apply:VERIFIED',
+      REJECTED_KYC: 'apply:REJECTED',
+      REVIEW_NEEDED_KYC: 'apply:REVIEW_NEEDED',
+    },
     VERIFIED: { CREATED_KYC: 'stale', VERIFIED_USER: 'noop', REJECTED_KYC: 'conflict_check', REVIEW_NEEDED_KYC: 'conflict_check' },
     REJECTED: { CREATED_KYC: 'stale', VERIFIED_USER: 'conflict_check', REJECTED_KYC: 'noop', REVIEW_NEEDED_KYC: 'conflict_check' },
     REVIEW_NEEDED: { CREATED_KYC: 'stale', VERIFIED_USER: 'apply:VERIFIED', REJECTED_KYC: 'apply:REJECTED', REVIEW_NEEDED_KYC: 'noop' },
@@ -84,7 +107,10 @@ describe('KYC state machine — every state × every signal', () => {
       for (const s of KYC_STATES) {
         for (const truth of ['REJECTED', 'IN_PROGRESS'] as const) {
           for (const at of [before, reinvitation.at]) {
-            expect(decide(s, { kind: 'POLLED', state: truth, verificationCreatedAt: at, reinvitation }), `${s} ← ${truth}`).toEqual({ effect: 'noop', because: 'before_reinvitation' });
+            expect(decide(s, { kind: 'POLLED', state: truth, verificationCreatedAt: at, reinvitation }), `${s} ← ${truth}`).toEqual({
+              effect: 'noop',
+              because: 'before_reinvitation',
+            });
           }
         }
       }
@@ -100,18 +126,26 @@ describe('KYC state machine — every state × every signal', () => {
     });
 
     it('an earlier verification Capa now reports with another final outcome (a revised decision) is news', () => {
-      expect(fmt(decide('LINK_ISSUED', { kind: 'POLLED', state: 'VERIFIED', verificationCreatedAt: before, reinvitation }))).toBe('apply:VERIFIED');
-      expect(fmt(decide('IN_PROGRESS', { kind: 'POLLED', state: 'REVIEW_NEEDED', verificationCreatedAt: before, reinvitation }))).toBe('apply:REVIEW_NEEDED');
+      expect(fmt(decide('LINK_ISSUED', { kind: 'POLLED', state: 'VERIFIED', verificationCreatedAt: before, reinvitation }))).toBe(
+        'apply:VERIFIED',
+      );
+      expect(fmt(decide('IN_PROGRESS', { kind: 'POLLED', state: 'REVIEW_NEEDED', verificationCreatedAt: before, reinvitation }))).toBe(
+        'apply:REVIEW_NEEDED',
+      );
     });
 
-    it('without a readable verification time, or never re-invited, the poll is Capa\'s truth', () => {
+    it("without a readable verification time, or never re-invited, the poll is Capa's truth", () => {
       for (const v of [null, undefined, '', 'yesterday']) {
-        expect(fmt(decide('LINK_ISSUED', { kind: 'POLLED', state: 'REJECTED', verificationCreatedAt: v, reinvitation }))).toBe('apply:REJECTED');
+        expect(fmt(decide('LINK_ISSUED', { kind: 'POLLED', state: 'REJECTED', verificationCreatedAt: v, reinvitation }))).toBe(
+          'apply:REJECTED',
+        );
       }
-      expect(fmt(decide('LINK_ISSUED', { kind: 'POLLED', state: 'REJECTED', verificationCreatedAt: before, reinvitation: null }))).toBe('apply:REJECTED');
+      expect(fmt(decide('LINK_ISSUED', { kind: 'POLLED', state: 'REJECTED', verificationCreatedAt: before, reinvitation: null }))).toBe(
+        'apply:REJECTED',
+      );
     });
 
-    it('reads Capa\'s zone-less timestamps as UTC, whatever the server\'s zone', () => {
+    it("reads Capa's zone-less timestamps as UTC, whatever the server's zone", () => {
       expect(capaInstant('2026-03-01 09:59:59.999')).toBe(Date.parse(before));
       expect(capaInstant('2026-03-01T10:00:00.001Z')).toBe(Date.parse(after));
       expect(capaInstant('2026-03-01T11:00:00.000+01:00')).toBe(Date.parse(reinvitation.at));
@@ -129,19 +163,32 @@ describe('KYC state machine — every state × every signal', () => {
 
     it('an earlier verification is an echo from any state; a later one is a new rejection', () => {
       for (const from of states) {
-        expect(repeatsReinvitedRejection({ from, to: 'REJECTED', reinvitation, verificationCreatedAt: '2026-03-01T09:00:00.000Z' }), from).toBe(true);
-        expect(repeatsReinvitedRejection({ from, to: 'REJECTED', reinvitation, verificationCreatedAt: '2026-03-01T10:30:00.000Z' }), from).toBe(false);
+        expect(
+          repeatsReinvitedRejection({ from, to: 'REJECTED', reinvitation, verificationCreatedAt: '2026-03-01T09:00:00.000Z' }),
+          from,
+        ).toBe(true);
+        expect(
+          repeatsReinvitedRejection({ from, to: 'REJECTED', reinvitation, verificationCreatedAt: '2026-03-01T10:30:00.000Z' }),
+          from,
+        ).toBe(false);
       }
     });
 
     it('never re-invited, or not a rejection: never an echo', () => {
-      for (const from of states) expect(repeatsReinvitedRejection({ from, to: 'REJECTED', reinvitation: null, verificationCreatedAt: '2026-03-01T09:00:00.000Z' })).toBe(false);
-      for (const to of states) expect(repeatsReinvitedRejection({ from: 'LINK_ISSUED', to, reinvitation, verificationCreatedAt: '2026-03-01T09:00:00.000Z' })).toBe(false);
+      for (const from of states)
+        expect(
+          repeatsReinvitedRejection({ from, to: 'REJECTED', reinvitation: null, verificationCreatedAt: '2026-03-01T09:00:00.000Z' }),
+        ).toBe(false);
+      for (const to of states)
+        expect(
+          repeatsReinvitedRejection({ from: 'LINK_ISSUED', to, reinvitation, verificationCreatedAt: '2026-03-01T09:00:00.000Z' }),
+        ).toBe(false);
     });
 
     it('no readable verification time: straight from LINK_ISSUED is the echo; after a state only Capa could set, a new rejection', () => {
       expect(repeatsReinvitedRejection({ from: 'LINK_ISSUED', to: 'REJECTED', reinvitation, verificationCreatedAt: null })).toBe(true);
-      for (const from of ['IN_PROGRESS', 'REVIEW_NEEDED', 'VERIFIED'] as const) expect(repeatsReinvitedRejection({ from, to: 'REJECTED', reinvitation, verificationCreatedAt: null })).toBe(false);
+      for (const from of ['IN_PROGRESS', 'REVIEW_NEEDED', 'VERIFIED'] as const)
+        expect(repeatsReinvitedRejection({ from, to: 'REJECTED', reinvitation, verificationCreatedAt: null })).toBe(false);
     });
   });
 
@@ -156,10 +203,16 @@ describe('KYC state machine — every state × every signal', () => {
 
 describe('mapVerificationResult', () => {
   it.each([
-    ['VERIFIED', 'VERIFIED'], ['APPROVED', 'VERIFIED'], ['approved', 'VERIFIED'],
-    ['REJECTED', 'REJECTED'], ['DECLINED', 'REJECTED'],
-    ['REVIEW_NEEDED', 'REVIEW_NEEDED'], ['needs review', 'REVIEW_NEEDED'], ['MANUAL_REVIEW', 'REVIEW_NEEDED'],
-    ['PENDING', 'IN_PROGRESS'], ['', 'IN_PROGRESS'],
+    ['VERIFIED', 'VERIFIED'],
+    ['APPROVED', 'VERIFIED'],
+    ['approved', 'VERIFIED'],
+    ['REJECTED', 'REJECTED'],
+    ['DECLINED', 'REJECTED'],
+    ['REVIEW_NEEDED', 'REVIEW_NEEDED'],
+    ['needs review', 'REVIEW_NEEDED'],
+    ['MANUAL_REVIEW', 'REVIEW_NEEDED'],
+    ['PENDING', 'IN_PROGRESS'],
+    ['', 'IN_PROGRESS'],
   ])('%s → %s', (raw, state) => {
     expect(mapVerificationResult(raw)).toMatchObject({ known: true, state });
   });

@@ -107,7 +107,11 @@ export function decide(current: KycState, signal: KycSignal): Decision {
       // attempt we already acted on (Get KYC Details keeps returning it until the customer submits
       // again). Whatever state we hold now, it must not pull the customer back, nor start a second
       // retry programme. Only a different final outcome for it (Capa revised its decision) is news.
-      if (signal.reinvitation && predatesReinvitation(signal.verificationCreatedAt, signal.reinvitation) === true && (truth === signal.reinvitation.from || !isFinal(truth))) {
+      if (
+        signal.reinvitation &&
+        predatesReinvitation(signal.verificationCreatedAt, signal.reinvitation) === true &&
+        (truth === signal.reinvitation.from || !isFinal(truth))
+      ) {
         return { effect: 'noop', because: 'before_reinvitation' };
       }
       // Capa's details never mean "no link yet": those two states are ours alone.
@@ -171,7 +175,12 @@ export function predatesReinvitation(verificationCreatedAt: string | null | unde
  * while a rejection after IN_PROGRESS or REVIEW_NEEDED, which only Capa's details can set after
  * a re-invitation, is a new one.
  */
-export function repeatsReinvitedRejection(e: { from: KycState; to: KycState; reinvitation: Reinvitation | null | undefined; verificationCreatedAt: string | null | undefined }): boolean {
+export function repeatsReinvitedRejection(e: {
+  from: KycState;
+  to: KycState;
+  reinvitation: Reinvitation | null | undefined;
+  verificationCreatedAt: string | null | undefined;
+}): boolean {
   if (e.to !== 'REJECTED' || !e.reinvitation) return false;
   const before = predatesReinvitation(e.verificationCreatedAt, e.reinvitation);
   if (before !== null) return before;
@@ -183,8 +192,13 @@ export function repeatsReinvitedRejection(e: { from: KycState; to: KycState; rei
  * (reference §3.1, §7.4): known spellings are mapped, anything else returns `unknown` and is
  * never guessed into a final state.
  */
-export function mapVerificationResult(raw: string | null | undefined): { state: KycState; known: true } | { state: null; known: false; raw: string } {
-  const v = (raw ?? '').trim().toUpperCase().replace(/[\s-]+/g, '_');
+export function mapVerificationResult(
+  raw: string | null | undefined,
+): { state: KycState; known: true } | { state: null; known: false; raw: string } {
+  const v = (raw ?? '')
+    .trim()
+    .toUpperCase()
+    .replace(/[\s-]+/g, '_');
   switch (v) {
     case 'VERIFIED':
     case 'APPROVED':

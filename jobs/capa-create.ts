@@ -42,7 +42,10 @@ export async function claimCapaCreate(db: Executor, externalUserId: string): Pro
 export async function createInCapa<T = undefined>(
   ctx: Pick<JobContext, 'db' | 'capa'>,
   user: Pick<User, 'id' | 'type' | 'email' | 'externalUserId' | 'alias'>,
-  opts: { claimed?: CreateClaim; withOutcome?: (trx: Transaction<Database>, r: { capaUserId: string; called: boolean }) => Promise<T> } = {},
+  opts: {
+    claimed?: CreateClaim;
+    withOutcome?: (trx: Transaction<Database>, r: { capaUserId: string; called: boolean }) => Promise<T>;
+  } = {},
 ): Promise<{ capaUserId: string; called: boolean; outcome: T | undefined }> {
   const key = createKey(user.externalUserId);
   const claimed = opts.claimed ?? (await claimCapaCreate(ctx.db, user.externalUserId));
@@ -50,7 +53,14 @@ export async function createInCapa<T = undefined>(
   const called = capaUserId === null;
   if (capaUserId === null) {
     try {
-      capaUserId = (await ctx.capa.createUser({ type: user.type, email: user.email, externalUserId: user.externalUserId, ...(user.alias ? { alias: user.alias } : {}) })).userId;
+      capaUserId = (
+        await ctx.capa.createUser({
+          type: user.type,
+          email: user.email,
+          externalUserId: user.externalUserId,
+          ...(user.alias ? { alias: user.alias } : {}),
+        })
+      ).userId;
     } catch (err) {
       if (err instanceof CapaError && !err.retryable) {
         // A 409 after an attempt that may have reached Capa (a claim left `started`, or the

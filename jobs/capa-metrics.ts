@@ -18,7 +18,11 @@ export class CapaCallStats {
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> | undefined;
 
-  constructor(private readonly redis: Redis, private readonly prefix: string, flushEveryMs = 1000) {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    flushEveryMs = 1000,
+  ) {
     this.timer = setInterval(() => void this.flush(), flushEveryMs);
     this.timer.unref();
   }
@@ -90,6 +94,11 @@ export async function readCapaCallStats(redis: Redis, prefix: string): Promise<C
       if (Number.isInteger(i) && i >= 0 && i <= CAPA_LATENCY_BUCKETS_S.length) latFor(op).buckets[i]! += n;
     } else if (kind === 's') latFor(op).sumMs += n;
   }
-  const latency = [...lat.entries()].map(([op, l]) => ({ op, buckets: l.buckets, sumSeconds: l.sumMs / 1000, count: l.buckets.reduce((x, y) => x + y, 0) }));
+  const latency = [...lat.entries()].map(([op, l]) => ({
+    op,
+    buckets: l.buckets,
+    sumSeconds: l.sumMs / 1000,
+    count: l.buckets.reduce((x, y) => x + y, 0),
+  }));
   return { calls, latency };
 }

@@ -19,7 +19,23 @@ import type { JobDeclaration, QueueName } from './types.js';
  * (name, queue, payload schema, whose customer it is). Declarations only; the handlers are in
  * jobs/registry.ts, which only the worker loads.
  */
-export const JOBS = [processWebhook, createCapaUser, generateLink, fetchDetails, relayInboxJob, sendNotification, notifySweep, importRow, importLink, importRelay, refreshScan, refreshRun, refreshWatch, expireLinksJob, auditAnchor] as const satisfies readonly JobDeclaration[];
+export const JOBS = [
+  processWebhook,
+  createCapaUser,
+  generateLink,
+  fetchDetails,
+  relayInboxJob,
+  sendNotification,
+  notifySweep,
+  importRow,
+  importLink,
+  importRelay,
+  refreshScan,
+  refreshRun,
+  refreshWatch,
+  expireLinksJob,
+  auditAnchor,
+] as const satisfies readonly JobDeclaration[];
 
 export const jobsByName: ReadonlyMap<string, JobDeclaration> = new Map(JOBS.map((j) => [j.name, j as JobDeclaration]));
 

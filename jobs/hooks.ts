@@ -21,7 +21,10 @@ async function recordPollDrift(ctx: JobContext, e: StateChangedEvent): Promise<v
 
 const LINK_ISSUED_HOOKS: ReadonlyArray<(ctx: JobContext, e: LinkIssuedEvent) => Promise<void>> = [notifyOnLinkIssued];
 
-const STATE_CHANGED_HOOKS: ReadonlyArray<(ctx: JobContext, e: StateChangedEvent) => Promise<void>> = [recordPollDrift, notifyOnStateChanged];
+const STATE_CHANGED_HOOKS: ReadonlyArray<(ctx: JobContext, e: StateChangedEvent) => Promise<void>> = [
+  recordPollDrift,
+  notifyOnStateChanged,
+];
 
 export async function emitLinkIssued(ctx: JobContext, e: LinkIssuedEvent): Promise<void> {
   for (const h of LINK_ISSUED_HOOKS) await h(ctx, e);

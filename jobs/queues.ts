@@ -18,7 +18,12 @@ const READY_GRACE_MS = 500;
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); })]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -34,7 +39,10 @@ export class Queues implements Enqueuer {
   constructor(private readonly opts: { redisUrl: string; prefix: string; connection?: Redis }) {
     this.connection = opts.connection ?? redisConnection(opts.redisUrl, 'producer');
     if (this.connection.status === 'ready') this.wasReady = true;
-    else this.connection.once('ready', () => { this.wasReady = true; });
+    else
+      this.connection.once('ready', () => {
+        this.wasReady = true;
+      });
   }
 
   get prefix(): string {
@@ -75,7 +83,11 @@ export class Queues implements Enqueuer {
     // BullMQ waits for a connection before sending; bound the wait so callers answer "queued
     // later" instead of hanging. A late add is harmless: ids are deterministic and the
     // database (inbox, import rows, ledger) is what the relays re-queue from.
-    const job = await withTimeout(this.queue(def.queue).add(def.name, data, { ...def.options, ...opts, ...(jobId ? { jobId } : {}) }), ADD_TIMEOUT_MS, 'Redis did not accept the job in time');
+    const job = await withTimeout(
+      this.queue(def.queue).add(def.name, data, { ...def.options, ...opts, ...(jobId ? { jobId } : {}) }),
+      ADD_TIMEOUT_MS,
+      'Redis did not accept the job in time',
+    );
     return String(job.id);
   }
 
@@ -85,7 +97,12 @@ export class Queues implements Enqueuer {
     if (c.status === 'ready') return;
     if (c.status === 'end') throw new Error('Redis connection closed');
     // One shared waiter: during an outage thousands of requests must not each add a listener.
-    this.readyWaiter ??= new Promise<void>((resolve) => c.once('ready', () => { this.readyWaiter = undefined; resolve(); }));
+    this.readyWaiter ??= new Promise<void>((resolve) =>
+      c.once('ready', () => {
+        this.readyWaiter = undefined;
+        resolve();
+      }),
+    );
     await withTimeout(this.readyWaiter, READY_GRACE_MS, 'Redis is unavailable');
   }
 

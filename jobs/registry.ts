@@ -59,7 +59,14 @@ export const SCHEDULES: Array<{ id: string; queue: QueueName; job: string; every
   { id: 'relay-inbox', queue: 'maintenance', job: relayInboxJob.name, everyMs: 5_000 },
   // The cadence is configuration (REFRESH_SCAN_EVERY_SECONDS), read when the worker upserts the
   // schedule; the worker validated the environment before that.
-  { id: 'refresh-scan', queue: 'maintenance', job: refreshScan.name, get everyMs() { return readEnv().REFRESH_SCAN_EVERY_SECONDS * 1000; } },
+  {
+    id: 'refresh-scan',
+    queue: 'maintenance',
+    job: refreshScan.name,
+    get everyMs() {
+      return readEnv().REFRESH_SCAN_EVERY_SECONDS * 1000;
+    },
+  },
   { id: 'expire-links', queue: 'maintenance', job: expireLinksJob.name, everyMs: 300_000 },
   { id: 'notify-sweep', queue: 'notifications', job: notifySweep.name, everyMs: 60_000 },
   // Feeds running imports (bounded window of queued rows) and re-queues stored-but-unqueued rows.

@@ -37,7 +37,10 @@ function describeError(err: unknown): string {
 }
 
 /** Starts one BullMQ worker per queue (or the given ones) in this process. */
-export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[]; concurrency?: number; schedules?: boolean; scheduleWatchdogMs?: number } = {}): Promise<RunningWorkers> {
+export async function startWorkers(
+  deps: WorkerDeps,
+  opts: { queues?: QueueName[]; concurrency?: number; schedules?: boolean; scheduleWatchdogMs?: number } = {},
+): Promise<RunningWorkers> {
   const log = deps.logger ?? rootLogger;
   const names = opts.queues ?? [...QUEUE_NAMES];
 
@@ -70,11 +73,16 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
         const run = handlers.get(job.name);
         if (!def || !run || def.queue !== qn) throw new UnrecoverableError(`no handler for job ${job.name} on queue ${qn}`);
         const parsed = def.schema.safeParse(job.data);
-        if (!parsed.success) throw new UnrecoverableError(`invalid payload for ${job.name}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+        if (!parsed.success)
+          throw new UnrecoverableError(`invalid payload for ${job.name}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
         let userId = def.userOf?.(parsed.data) ?? null;
         const track = def.trackRuns !== false;
-        const runId = track ? await recordJobStart(deps.db, { userId, jobName: job.name, jobId: String(job.id), attempt: job.attemptsMade + 1 }) : 0;
-        const end: typeof recordJobEnd = async (...args) => { if (track) await recordJobEnd(...args); };
+        const runId = track
+          ? await recordJobStart(deps.db, { userId, jobName: job.name, jobId: String(job.id), attempt: job.attemptsMade + 1 })
+          : 0;
+        const end: typeof recordJobEnd = async (...args) => {
+          if (track) await recordJobEnd(...args);
+        };
         let childLog: Logger | undefined;
         const ctx: JobContext = {
           env: deps.env,
@@ -87,7 +95,9 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
           dataKeys: deps.dataKeys ?? [],
           enqueue: queues,
           job,
-          setUser: (id) => { userId = id; },
+          setUser: (id) => {
+            userId = id;
+          },
         };
         try {
           const result = await run.handler(parsed.data, ctx);
@@ -105,7 +115,9 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
           const final = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
           await end(deps.db, runId, final ? 'failed' : 'retrying', { error: describeError(err), userId });
           if (final && run.onFinalFailure) {
-            await run.onFinalFailure(parsed.data, describeError(err), ctx).catch((e) => log.error({ job: job.name, err: describeError(e) }, 'onFinalFailure failed'));
+            await run
+              .onFinalFailure(parsed.data, describeError(err), ctx)
+              .catch((e) => log.error({ job: job.name, err: describeError(e) }, 'onFinalFailure failed'));
           }
           throw err;
         }
@@ -116,7 +128,9 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
         concurrency: opts.concurrency ?? (qn === 'webhooks' ? deps.env.WEBHOOK_CONCURRENCY : deps.env.WORKER_CONCURRENCY),
         // Every Capa call goes through the `capa` queue, whose limiter is kept in Redis and so is
         // shared by all worker processes.
-        ...(qn === 'capa' ? { limiter: rate >= 1 ? { max: Math.floor(rate), duration: 1000 } : { max: 1, duration: Math.ceil(1000 / rate) } } : {}),
+        ...(qn === 'capa'
+          ? { limiter: rate >= 1 ? { max: Math.floor(rate), duration: 1000 } : { max: 1, duration: Math.ceil(1000 / rate) } }
+          : {}),
         autorun: true,
       },
     );
@@ -130,7 +144,15 @@ export async function startWorkers(deps: WorkerDeps, opts: { queues?: QueueName[
   // again: the relay among them, so acknowledged deliveries would wait for a process restart.
   // They are ensured at start, checked again whenever the connection is re-established, and by a
   // watchdog every SCHEDULE_WATCHDOG_MS (FLUSHALL keeps the connection up).
-  const watchdog = opts.schedules === false ? null : new ScheduleWatchdog(queues, SCHEDULES.filter((s) => names.includes(s.queue)), log, opts.scheduleWatchdogMs);
+  const watchdog =
+    opts.schedules === false
+      ? null
+      : new ScheduleWatchdog(
+          queues,
+          SCHEDULES.filter((s) => names.includes(s.queue)),
+          log,
+          opts.scheduleWatchdogMs,
+        );
   await watchdog?.start();
 
   let closing: Promise<void> | undefined;
@@ -214,7 +236,10 @@ export class ScheduleWatchdog {
           const problem = await this.problemWith(s);
           if (!problem) continue;
           await this.upsert(s);
-          this.log.warn({ scheduler: s.id, queue: s.queue, reason }, `job scheduler ${s.id} ${problem} in Redis (Redis restarted without its data?); created again`);
+          this.log.warn(
+            { scheduler: s.id, queue: s.queue, reason },
+            `job scheduler ${s.id} ${problem} in Redis (Redis restarted without its data?); created again`,
+          );
         }
       } catch (err) {
         // Redis unreachable or frozen: the next check (or the next reconnect) tries again.
@@ -238,7 +263,9 @@ export class ScheduleWatchdog {
   }
 
   private async upsert(s: Schedule): Promise<void> {
-    await this.queues.queue(s.queue).upsertJobScheduler(s.id, repeatOf(s), { name: s.job, data: {}, opts: { removeOnComplete: true, removeOnFail: { count: 100 } } });
+    await this.queues
+      .queue(s.queue)
+      .upsertJobScheduler(s.id, repeatOf(s), { name: s.job, data: {}, opts: { removeOnComplete: true, removeOnFail: { count: 100 } } });
   }
 }
 
@@ -266,14 +293,25 @@ async function main(): Promise<void> {
   await migrateToLatest(db);
   // Capa call counts/latency go to Redis, where the web process's /metrics reads them.
   const capaStats = new CapaCallStats(redisConnection(e.REDIS_URL, 'producer'), e.QUEUE_PREFIX);
-  const running = await startWorkers({ env: e, db, capa: capaClientFromEnv(e, capaStats.record), logger: log, dataKeys: parseDataKeys(e.KYC_DETAILS_KEY), redisUrl: e.REDIS_URL, prefix: e.QUEUE_PREFIX });
+  const running = await startWorkers({
+    env: e,
+    db,
+    capa: capaClientFromEnv(e, capaStats.record),
+    logger: log,
+    dataKeys: parseDataKeys(e.KYC_DETAILS_KEY),
+    redisUrl: e.REDIS_URL,
+    prefix: e.QUEUE_PREFIX,
+  });
   log.info({ queues: running.workers.map((w) => w.name) }, 'worker started');
   let stopping = false;
   stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'worker shutting down');
-    const hard = setTimeout(() => { log.error('shutdown exceeded the hard timeout; exiting'); process.exit(1); }, e.SHUTDOWN_TIMEOUT_MS + 5_000);
+    const hard = setTimeout(() => {
+      log.error('shutdown exceeded the hard timeout; exiting');
+      process.exit(1);
+    }, e.SHUTDOWN_TIMEOUT_MS + 5_000);
     hard.unref();
     await running.close();
     await capaStats.close().catch(() => {});

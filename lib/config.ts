@@ -5,13 +5,14 @@ import { z } from 'zod';
  * One environment schema for every process (web, worker, sandbox, CLI).
  * A bad or missing value stops the process with a message naming the variable.
  */
-const csv = z
-  .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const csv = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no', '']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 export const EnvSchema = z
   .object({
@@ -26,7 +27,10 @@ export const EnvSchema = z
       }),
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
     /** Prefix for every BullMQ key; lets tests and several deployments share one Redis. */
-    QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('kyc'),
+    QUEUE_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/)
+      .default('kyc'),
     CAPA_BASE_URL: z.string().url().optional(),
     CAPA_API_KEY: z.string().min(1).default('sandbox-partner-key'),
     CAPA_WEBHOOK_SECRET: csv
@@ -44,7 +48,10 @@ export const EnvSchema = z
     SESSION_MAX_HOURS: z.coerce.number().int().positive().default(12),
     KYC_DETAILS_KEY: z
       .string()
-      .regex(/^(([A-Za-z0-9_-]+:)?[0-9a-fA-F]{64})(,([A-Za-z0-9_-]+:)?[0-9a-fA-F]{64})*$/, 'must be [keyId:]64 hex characters (a 256-bit key), comma-separated for rotation')
+      .regex(
+        /^(([A-Za-z0-9_-]+:)?[0-9a-fA-F]{64})(,([A-Za-z0-9_-]+:)?[0-9a-fA-F]{64})*$/,
+        'must be [keyId:]64 hex characters (a 256-bit key), comma-separated for rotation',
+      )
       .optional(),
     SMTP_URL: z.string().optional(),
     MAIL_FROM: z.string().default('KYC Desk <kyc@localhost>'),
@@ -65,7 +72,11 @@ export const EnvSchema = z
     /** KYC links older than this are marked expired and the customer is flagged "link expired — resend". */
     KYC_LINK_LIFETIME_HOURS: z.coerce.number().positive().default(168),
     /** Bulk CSV imports: file size and data-row limits (a bigger file is refused with a clear message). */
-    IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 * 1024),
+    IMPORT_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .positive()
+      .default(20 * 1024 * 1024),
     IMPORT_MAX_ROWS: z.coerce.number().int().positive().default(100_000),
     /** Consecutive Capa failures (5xx, network, timeout) that pause an import as an outage. */
     IMPORT_OUTAGE_THRESHOLD: z.coerce.number().int().min(1).default(5),
@@ -95,7 +106,10 @@ export const EnvSchema = z
     TRUST_PROXY: z
       .string()
       .default('loopback')
-      .refine((v) => !/^(true|yes|\*)$/i.test(v.trim()), 'trusting every proxy lets any client choose its address; list the proxy addresses or subnets instead')
+      .refine(
+        (v) => !/^(true|yes|\*)$/i.test(v.trim()),
+        'trusting every proxy lets any client choose its address; list the proxy addresses or subnets instead',
+      )
       .transform((v) => (/^\d+$/.test(v.trim()) ? Number(v.trim()) : v.trim())),
     /** Waiting jobs in one queue above which /readyz and the Queues page report a backlog. */
     OPS_BACKLOG_WARN: z.coerce.number().int().positive().default(1000),

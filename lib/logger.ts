@@ -5,9 +5,29 @@ import pino from 'pino';
  * two levels deep, and callers log ids (user id, inbox id, job id), not payloads.
  */
 export const PII_KEYS = [
-  'email', 'alias', 'password', 'passwordHash', 'idNumber', 'taxId', 'birthDate', 'fullName',
-  'firstName', 'lastName', 'phoneNumber', 'address', 'fullAddress', 'media', 'body', 'rawBody',
-  'payload', 'kycLink', 'url', 'cookie', 'authorization', 'partner-api-key', 'capa-signature',
+  'email',
+  'alias',
+  'password',
+  'passwordHash',
+  'idNumber',
+  'taxId',
+  'birthDate',
+  'fullName',
+  'firstName',
+  'lastName',
+  'phoneNumber',
+  'address',
+  'fullAddress',
+  'media',
+  'body',
+  'rawBody',
+  'payload',
+  'kycLink',
+  'url',
+  'cookie',
+  'authorization',
+  'partner-api-key',
+  'capa-signature',
 ];
 
 const paths = PII_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`].map((p) => (/[^A-Za-z0-9_*.]/.test(k) ? p.replace(k, `["${k}"]`) : p)));

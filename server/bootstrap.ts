@@ -17,7 +17,15 @@ export async function bootstrapOperators(db: Db, env: Env, print: (m: string) =>
   if (env.ADMIN_EMAIL && env.ADMIN_PASSWORD) {
     if (!(await findOperatorByEmail(db, env.ADMIN_EMAIL))) {
       const op = await createOperator(db, { email: env.ADMIN_EMAIL, name: 'Administrator', role: 'admin', password: env.ADMIN_PASSWORD });
-      await appendAudit(db, { operatorId: op.id, actor: 'system', action: 'operator.bootstrap_admin', targetType: 'operator', targetId: op.id, outcome: 'ok', detail: { source: 'ADMIN_EMAIL' } });
+      await appendAudit(db, {
+        operatorId: op.id,
+        actor: 'system',
+        action: 'operator.bootstrap_admin',
+        targetType: 'operator',
+        targetId: op.id,
+        outcome: 'ok',
+        detail: { source: 'ADMIN_EMAIL' },
+      });
       print(`  Created the admin ${op.email} from ADMIN_EMAIL/ADMIN_PASSWORD.`);
       return { created: op.id };
     }

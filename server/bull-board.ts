@@ -50,18 +50,26 @@ export function adminOnly(guard: QueueBoard): RequestHandler {
       if (!READ_METHODS.has(req.method)) {
         // bull-board's API is cookie-authenticated: refuse cross-site writes (CSRF) like every console action.
         if (!(await guard.sameOrigin(request))) {
-          await guard.audit(request, who, { action: 'queues.board', targetType: 'route', targetId: `${req.method} ${req.originalUrl}`.slice(0, 300), outcome: 'denied', detail: { reason: 'cross-site request' } });
+          await guard.audit(request, who, {
+            action: 'queues.board',
+            targetType: 'route',
+            targetId: `${req.method} ${req.originalUrl}`.slice(0, 300),
+            outcome: 'denied',
+            detail: { reason: 'cross-site request' },
+          });
           res.status(403).type('text/plain').send('This request came from another site and was refused.');
           return;
         }
         res.on('finish', () => {
-          guard.audit(request, who, {
-            action: 'queues.board',
-            targetType: 'route',
-            targetId: `${req.method} ${req.originalUrl}`.slice(0, 300),
-            outcome: res.statusCode < 400 ? 'ok' : 'error',
-            detail: { status: res.statusCode },
-          }).catch((err) => logger.error({ err: (err as Error).message }, 'could not audit a bull-board action'));
+          guard
+            .audit(request, who, {
+              action: 'queues.board',
+              targetType: 'route',
+              targetId: `${req.method} ${req.originalUrl}`.slice(0, 300),
+              outcome: res.statusCode < 400 ? 'ok' : 'error',
+              detail: { status: res.statusCode },
+            })
+            .catch((err) => logger.error({ err: (err as Error).message }, 'could not audit a bull-board action'));
         });
       }
       res.setHeader('Cache-Control', 'no-store');
@@ -104,11 +112,12 @@ export function mountBullBoard(app: Express, queueBoard: QueueBoard): void {
     const reqProto = Object.getPrototypeOf(req);
     const resProto = Object.getPrototypeOf(res);
     board.then(
-      (b) => b(req, res, (err?: unknown) => {
-        Object.setPrototypeOf(req, reqProto);
-        Object.setPrototypeOf(res, resProto);
-        next(err);
-      }),
+      (b) =>
+        b(req, res, (err?: unknown) => {
+          Object.setPrototypeOf(req, reqProto);
+          Object.setPrototypeOf(res, resProto);
+          next(err);
+        }),
       next,
     );
   });

@@ -32,7 +32,15 @@ export interface CliIo {
 }
 
 const audit = (db: Db, action: string, targetId: string, detail?: Record<string, unknown>) =>
-  appendAudit(db, { operatorId: null, actor: `cli:${process.env.USER ?? 'unknown'}`, action, targetType: 'operator', targetId, outcome: 'ok', detail: detail ?? null });
+  appendAudit(db, {
+    operatorId: null,
+    actor: `cli:${process.env.USER ?? 'unknown'}`,
+    action,
+    targetType: 'operator',
+    targetId,
+    outcome: 'ok',
+    detail: detail ?? null,
+  });
 
 /** Runs one command; returns the exit code. Exported for tests. */
 export async function runOperatorsCli(argv: string[], db: Db, io: CliIo): Promise<number> {
@@ -131,7 +139,11 @@ async function main(): Promise<void> {
   const db = createDb(e.DATABASE_URL);
   try {
     await migrateToLatest(db);
-    const code = await runOperatorsCli(process.argv.slice(2), db, { out: (m) => console.log(m), err: (m) => console.error(m), prompt: promptHidden });
+    const code = await runOperatorsCli(process.argv.slice(2), db, {
+      out: (m) => console.log(m),
+      err: (m) => console.error(m),
+      prompt: promptHidden,
+    });
     process.exitCode = code;
   } catch (err) {
     console.error(`error: ${(err as Error).message}`);

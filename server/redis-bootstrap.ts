@@ -4,7 +4,13 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 
 async function reachable(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  const r = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 1000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
   r.on('error', () => {});
   try {
     await r.connect();
@@ -25,20 +31,46 @@ export function hasRedisServer(): boolean {
  * private redis-server on that port with its data under ./data/redis (AOF on, noeviction, so
  * queued jobs survive a restart) and stop it on exit.
  */
-export async function ensureRedis(url: string, opts: { autostart: boolean; dataDir: string; log: (m: string) => void }): Promise<ChildProcess | null> {
+export async function ensureRedis(
+  url: string,
+  opts: { autostart: boolean; dataDir: string; log: (m: string) => void },
+): Promise<ChildProcess | null> {
   if (await reachable(url)) return null;
   const u = new URL(url);
   const local = ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(u.hostname);
   if (!opts.autostart || !local) {
-    throw new Error(`Redis is not reachable at ${url}. Start it, or set REDIS_URL (local autostart is ${local ? 'disabled by REDIS_AUTOSTART=false' : 'only for a local address'}).`);
+    throw new Error(
+      `Redis is not reachable at ${url}. Start it, or set REDIS_URL (local autostart is ${local ? 'disabled by REDIS_AUTOSTART=false' : 'only for a local address'}).`,
+    );
   }
   if (!hasRedisServer()) {
-    throw new Error(`Redis is not reachable at ${url} and redis-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) or point REDIS_URL at a running Redis.`);
+    throw new Error(
+      `Redis is not reachable at ${url} and redis-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) or point REDIS_URL at a running Redis.`,
+    );
   }
   const dir = path.resolve(opts.dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
   const port = u.port || '6379';
-  const child = spawn('redis-server', ['--port', port, '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', ''], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      port,
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--maxmemory-policy',
+      'noeviction',
+      '--save',
+      '',
+    ],
+    { stdio: 'ignore' },
+  );
   const until = Date.now() + 10_000;
   while (Date.now() < until) {
     if (await reachable(url)) {

@@ -90,13 +90,19 @@ function onExit(s: Supervised, child: ChildProcess, code: number | null, signal:
   s.crashes = [...s.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
   const how = signal ? `killed by ${signal}` : `exit code ${code}`;
   if (s.crashes.length >= CRASH_LOOP) {
-    log.error({ name: s.name, code, signal, crashes: s.crashes.length }, `${s.name} crashed ${s.crashes.length} times within ${CRASH_WINDOW_MS / 60_000} minutes (last: ${how}); stopping everything`);
+    log.error(
+      { name: s.name, code, signal, crashes: s.crashes.length },
+      `${s.name} crashed ${s.crashes.length} times within ${CRASH_WINDOW_MS / 60_000} minutes (last: ${how}); stopping everything`,
+    );
     void shutdown(1);
     return;
   }
   const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (s.crashes.length - 1));
   s.restarts++;
-  log.error({ name: s.name, code, signal, restart: s.restarts, delayMs: delay }, `${s.name} exited unexpectedly (${how}); restarting it in ${delay / 1000} s`);
+  log.error(
+    { name: s.name, code, signal, restart: s.restarts, delayMs: delay },
+    `${s.name} exited unexpectedly (${how}); restarting it in ${delay / 1000} s`,
+  );
   tellWeb();
   s.restartTimer = setTimeout(() => {
     if (stopping) return;
@@ -106,7 +112,17 @@ function onExit(s: Supervised, child: ChildProcess, code: number | null, signal:
 }
 
 function run(name: string, file: string, extraEnv: Record<string, string> = {}): void {
-  const s: Supervised = { name, file, env: extraEnv, child: null, startedAt: '', restarts: 0, crashes: [], lastExit: null, restartTimer: null };
+  const s: Supervised = {
+    name,
+    file,
+    env: extraEnv,
+    child: null,
+    startedAt: '',
+    restarts: 0,
+    crashes: [],
+    lastExit: null,
+    restartTimer: null,
+  };
   supervised.push(s);
   start(s);
 }
@@ -139,7 +155,10 @@ try {
 
 if (e.usingSandbox) {
   // Without SMTP_URL the worker sends mail to the sandbox's sink on SANDBOX_SMTP_PORT.
-  run('sandbox', 'capa/sandbox/main.ts', { SANDBOX_WEBHOOK_URL: process.env.SANDBOX_WEBHOOK_URL ?? `http://127.0.0.1:${e.PORT}/webhooks/capa`, ...(e.SMTP_URL ? {} : { SANDBOX_SMTP_PORT: String(e.SANDBOX_SMTP_PORT) }) });
+  run('sandbox', 'capa/sandbox/main.ts', {
+    SANDBOX_WEBHOOK_URL: process.env.SANDBOX_WEBHOOK_URL ?? `http://127.0.0.1:${e.PORT}/webhooks/capa`,
+    ...(e.SMTP_URL ? {} : { SANDBOX_SMTP_PORT: String(e.SANDBOX_SMTP_PORT) }),
+  });
 }
 run('worker', 'jobs/worker.ts');
 run('web', 'server/web.ts');

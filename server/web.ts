@@ -46,23 +46,25 @@ export function hostOf(build: ServerBuild): WebHost {
  * another site is refused here with a clear 403 (the session-bound CSRF token is still checked by
  * every action). Capa's webhook is served earlier and carries its own signature.
  */
-const refuseCrossSite = (host: WebHost): express.RequestHandler => (req, res, next) => {
-  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
-  if (req.path.startsWith('/admin/queues')) return next(); // bull-board's guard checks and audits
-  const origin = req.get('origin');
-  if (!origin) return next(); // no Origin: the action's CSRF token decides
-  let sameSite = false;
-  try {
-    sameSite = origin !== 'null' && new URL(origin).host === req.get('host');
-  } catch {
-    sameSite = false;
-  }
-  if (sameSite) return next();
-  res.status(403).type('text/plain').send('Refused: this form was sent from another site. Open KYC Desk and try again.');
-  host.auditCrossSiteRefusal(req.path, origin, req.ip ?? null).catch((err) => {
-    logger.warn({ err: (err as Error).message }, 'could not audit a refused cross-site request');
-  });
-};
+const refuseCrossSite =
+  (host: WebHost): express.RequestHandler =>
+  (req, res, next) => {
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+    if (req.path.startsWith('/admin/queues')) return next(); // bull-board's guard checks and audits
+    const origin = req.get('origin');
+    if (!origin) return next(); // no Origin: the action's CSRF token decides
+    let sameSite = false;
+    try {
+      sameSite = origin !== 'null' && new URL(origin).host === req.get('host');
+    } catch {
+      sameSite = false;
+    }
+    if (sameSite) return next();
+    res.status(403).type('text/plain').send('Refused: this form was sent from another site. Open KYC Desk and try again.');
+    host.auditCrossSiteRefusal(req.path, origin, req.ip ?? null).catch((err) => {
+      logger.warn({ err: (err as Error).message }, 'could not audit a refused cross-site request');
+    });
+  };
 
 export async function createWebApp(opts: WebOptions = {}): Promise<Express> {
   const build = opts.build ?? (await loadBuild());

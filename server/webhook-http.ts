@@ -35,7 +35,8 @@ export function capaWebhookRouter(intake: WebhookIntake): Router {
     if (err?.type === 'entity.too.large') {
       intake.tooLarge();
       res.status(413).json({ ok: false, error: `body larger than ${intake.maxBytes} bytes` });
-    } else if (err?.status >= 400 && err.status < 500) res.status(err.status).json({ ok: false, error: String(err.message ?? 'bad request') });
+    } else if (err?.status >= 400 && err.status < 500)
+      res.status(err.status).json({ ok: false, error: String(err.message ?? 'bad request') });
     else next(err);
   }) as express.ErrorRequestHandler);
   return router;

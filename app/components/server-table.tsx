@@ -123,11 +123,19 @@ export function Pager({ page, pageCount, children }: { page: number; pageCount: 
   if (pageCount <= 1) return null;
   return (
     <nav className="pager" aria-label="Pages">
-      {page > 1 ? <Link to={withParams(location.search, { page: String(page - 1) })}>← Previous</Link> : <span className="muted">← Previous</span>}
+      {page > 1 ? (
+        <Link to={withParams(location.search, { page: String(page - 1) })}>← Previous</Link>
+      ) : (
+        <span className="muted">← Previous</span>
+      )}
       <span>
         Page {page} of {pageCount}
       </span>
-      {page < pageCount ? <Link to={withParams(location.search, { page: String(page + 1) })}>Next →</Link> : <span className="muted">Next →</span>}
+      {page < pageCount ? (
+        <Link to={withParams(location.search, { page: String(page + 1) })}>Next →</Link>
+      ) : (
+        <span className="muted">Next →</span>
+      )}
       {children}
     </nav>
   );

@@ -7,7 +7,10 @@ import { useSearchParams } from '@remix-run/react';
  */
 export const FLASH: Record<string, { tone: 'ok' | 'error' | 'info'; text: string }> = {
   created: { tone: 'ok', text: 'Customer created and sent to Capa.' },
-  'created-queued': { tone: 'info', text: 'Customer saved. Capa is slow right now: the request is queued and this page will show the outcome.' },
+  'created-queued': {
+    tone: 'info',
+    text: 'Customer saved. Capa is slow right now: the request is queued and this page will show the outcome.',
+  },
   'created-failed': { tone: 'error', text: 'Customer saved here, but Capa refused it — see the reason below.' },
   'signed-out': { tone: 'info', text: 'You are signed out.' },
   welcome: { tone: 'ok', text: 'Welcome! Your admin account is ready.' },

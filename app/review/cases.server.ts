@@ -25,7 +25,10 @@ import { slaClock, type SlaClock, type SlaTargets } from './sla';
 
 /** A case action that cannot be done, in words for the operator (404: nothing to act on). */
 export class CaseError extends Error {
-  constructor(message: string, readonly status = 400) {
+  constructor(
+    message: string,
+    readonly status = 400,
+  ) {
     super(message);
     this.name = 'CaseError';
   }
@@ -35,7 +38,8 @@ async function words<T>(p: Promise<T>): Promise<T> {
   try {
     return await p;
   } catch (err) {
-    if (err instanceof CaseNotFound) throw new CaseError(err.what === 'customer' ? 'No customer with this id.' : 'No such task on this case.', 404);
+    if (err instanceof CaseNotFound)
+      throw new CaseError(err.what === 'customer' ? 'No customer with this id.' : 'No such task on this case.', 404);
     throw err;
   }
 }
@@ -81,12 +85,18 @@ export async function reviewQueue(
     const live = r.caseStatus !== null && r.caseStatus !== 'resolved';
     const caseStatus: CaseStatus = live ? r.caseStatus! : 'open';
     const sla = slaClock(
-      { openedAt: r.queuedAt, currentState: r.kycState, currentStateAt: r.kycStateChangedAt, stateChanges: states.get(r.userId) ?? [], statusChanges: live ? statuses.get(r.userId) ?? [] : [] },
+      {
+        openedAt: r.queuedAt,
+        currentState: r.kycState,
+        currentStateAt: r.kycStateChangedAt,
+        stateChanges: states.get(r.userId) ?? [],
+        statusChanges: live ? (statuses.get(r.userId) ?? []) : [],
+      },
       opts.now,
       opts.targets,
     );
     const t = found.openTasks.get(r.userId);
-    return { ...r, caseStatus, openTasks: live ? t?.n ?? 0 : 0, nextDue: live ? t?.next ?? null : null, sla };
+    return { ...r, caseStatus, openTasks: live ? (t?.n ?? 0) : 0, nextDue: live ? (t?.next ?? null) : null, sla };
   });
   const breachedCount = rows.filter((r) => r.sla.breached).length;
   if (breached) rows = rows.filter((r) => r.sla.breached);
@@ -98,13 +108,19 @@ export async function reviewQueue(
 // ------------------------------------------------------------------ case work
 
 /** Assigns (or, with null, unassigns) a case. Only active operators who can work cases qualify. */
-export async function assignCase(db: Executor, userId: string, assigneeId: string | null, actor: CaseActor): Promise<{ from: string | null; to: string | null; changed: boolean }> {
+export async function assignCase(
+  db: Executor,
+  userId: string,
+  assigneeId: string | null,
+  actor: CaseActor,
+): Promise<{ from: string | null; to: string | null; changed: boolean }> {
   let toLabel: string | null = null;
   if (assigneeId) {
     const op = await findOperatorById(db, assigneeId);
     if (!op) throw new CaseError('That operator does not exist.');
     if (op.disabled) throw new CaseError(`${op.email} is disabled and cannot take cases.`);
-    if (!CAN_WORK_CASES.includes(op.role)) throw new CaseError(`${op.email} is a viewer and cannot work cases; choose a compliance operator or an admin.`);
+    if (!CAN_WORK_CASES.includes(op.role))
+      throw new CaseError(`${op.email} is a viewer and cannot work cases; choose a compliance operator or an admin.`);
     toLabel = op.email;
   }
   return words(setAssignee(db, userId, assigneeId, actor, toLabel));
@@ -125,14 +141,23 @@ export async function addTask(db: Executor, userId: string, actor: CaseActor, in
   const title = input.title.trim();
   if (!title) throw new CaseError('Describe the follow-up task.');
   if (title.length > 300) throw new CaseError('Keep the task title under 300 characters.');
-  if (!ISO_DAY.test(input.dueOn) || Number.isNaN(Date.parse(`${input.dueOn}T00:00:00Z`)) || new Date(`${input.dueOn}T00:00:00Z`).toISOString().slice(0, 10) !== input.dueOn) {
+  if (
+    !ISO_DAY.test(input.dueOn) ||
+    Number.isNaN(Date.parse(`${input.dueOn}T00:00:00Z`)) ||
+    new Date(`${input.dueOn}T00:00:00Z`).toISOString().slice(0, 10) !== input.dueOn
+  ) {
     throw new CaseError('Give the due date as a real date (YYYY-MM-DD).');
   }
   return words(insertTask(db, userId, actor, { title, dueOn: input.dueOn }));
 }
 
 /** Marks a task done (once: a second click is a no-op, not a second history entry). */
-export async function completeTask(db: Executor, userId: string, taskId: number, actor: CaseActor): Promise<{ changed: boolean; task: CaseTask }> {
+export async function completeTask(
+  db: Executor,
+  userId: string,
+  taskId: number,
+  actor: CaseActor,
+): Promise<{ changed: boolean; task: CaseTask }> {
   return words(completeTaskRow(db, userId, taskId, actor));
 }
 
@@ -160,10 +185,28 @@ export async function caseView(db: Executor, userId: string, now: number, target
   const live = !!c && c.status !== 'resolved';
   const queued = r.user.inQueue;
   const openedAt = live ? c!.openedAt : r.user.kycStateChangedAt;
-  const sla = queued || live
-    ? slaClock({ openedAt, currentState: r.user.kycState, currentStateAt: r.user.kycStateChangedAt, stateChanges: r.stateChanges, statusChanges: live ? r.statusChanges : [] }, now, targets)
-    : null;
-  return { user: r.user, case: c, caseStatus: (live ? c!.status : queued ? 'open' : c?.status ?? null) as CaseStatus | null, sla, notes: r.notes, tasks: r.tasks };
+  const sla =
+    queued || live
+      ? slaClock(
+          {
+            openedAt,
+            currentState: r.user.kycState,
+            currentStateAt: r.user.kycStateChangedAt,
+            stateChanges: r.stateChanges,
+            statusChanges: live ? r.statusChanges : [],
+          },
+          now,
+          targets,
+        )
+      : null;
+  return {
+    user: r.user,
+    case: c,
+    caseStatus: (live ? c!.status : queued ? 'open' : (c?.status ?? null)) as CaseStatus | null,
+    sla,
+    notes: r.notes,
+    tasks: r.tasks,
+  };
 }
 
 // ------------------------------------------------------------------ case history
@@ -180,7 +223,12 @@ export interface CaseTimelineEntry {
   actor: string;
 }
 
-const STATUS_LABEL: Record<CaseStatus, string> = { open: 'open', waiting_customer: 'waiting on customer', waiting_capa: 'waiting on Capa', resolved: 'resolved' };
+const STATUS_LABEL: Record<CaseStatus, string> = {
+  open: 'open',
+  waiting_customer: 'waiting on customer',
+  waiting_capa: 'waiting on Capa',
+  resolved: 'resolved',
+};
 export const REASON_LABEL: Record<ResolutionReason, string> = {
   verified_by_capa: 'Capa verified the customer',
   rejection_confirmed: 'Rejection confirmed',
@@ -193,7 +241,14 @@ export const REASON_LABEL: Record<ResolutionReason, string> = {
 /** Notes, tasks, assignment and status changes of a customer's case, newest first. */
 export async function caseEventsForUser(db: Executor, userId: string): Promise<CaseTimelineEntry[]> {
   const { notes, events } = await caseHistoryForUser(db, userId);
-  const out: CaseTimelineEntry[] = notes.map((n) => ({ key: `case-note:${n.id}`, at: n.at, kind: 'note', title: `Note by ${n.author}`, detail: n.body, actor: n.author }));
+  const out: CaseTimelineEntry[] = notes.map((n) => ({
+    key: `case-note:${n.id}`,
+    at: n.at,
+    kind: 'note',
+    title: `Note by ${n.author}`,
+    detail: n.body,
+    actor: n.author,
+  }));
   for (const e of events) {
     const d = (e.detail ? JSON.parse(e.detail) : {}) as Record<string, string | number | null | undefined>;
     const base = { key: `case-event:${e.id}`, at: e.at, actor: e.actor };
@@ -215,8 +270,13 @@ export async function caseEventsForUser(db: Executor, userId: string): Promise<C
         break;
       case 'status': {
         const to = d.to as CaseStatus;
-        const reason = d.reason ? REASON_LABEL[d.reason as ResolutionReason] ?? String(d.reason) : null;
-        out.push({ ...base, kind: 'status', title: `Case ${STATUS_LABEL[to] ?? to}`, detail: [reason, d.comment].filter(Boolean).join(' — ') || null });
+        const reason = d.reason ? (REASON_LABEL[d.reason as ResolutionReason] ?? String(d.reason)) : null;
+        out.push({
+          ...base,
+          kind: 'status',
+          title: `Case ${STATUS_LABEL[to] ?? to}`,
+          detail: [reason, d.comment].filter(Boolean).join(' — ') || null,
+        });
         break;
       }
       case 'task_added':

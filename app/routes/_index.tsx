@@ -73,7 +73,10 @@ export default function Home() {
                 <ul className="plain">
                   {o.users.map((u) => (
                     <li key={u.id}>
-                      <Link to={`/users/${u.id}`}>{u.alias || u.email}</Link> <span className="muted">· since <TimeAgo iso={u.kycStateChangedAt} /></span>
+                      <Link to={`/users/${u.id}`}>{u.alias || u.email}</Link>{' '}
+                      <span className="muted">
+                        · since <TimeAgo iso={u.kycStateChangedAt} />
+                      </span>
                     </li>
                   ))}
                 </ul>

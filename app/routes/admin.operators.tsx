@@ -81,7 +81,15 @@ export default function Operators() {
                   <CsrfInput />
                   <input type="hidden" name="intent" value="reset-password" />
                   <input type="hidden" name="id" value={o.id} />
-                  <input name="password" type="password" minLength={10} required placeholder="new password" aria-label={`New password for ${o.email}`} autoComplete="new-password" />{' '}
+                  <input
+                    name="password"
+                    type="password"
+                    minLength={10}
+                    required
+                    placeholder="new password"
+                    aria-label={`New password for ${o.email}`}
+                    autoComplete="new-password"
+                  />{' '}
                   <button type="submit" className="secondary small">
                     Reset
                   </button>

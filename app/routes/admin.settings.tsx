@@ -34,14 +34,17 @@ export default function AdminSettings() {
       <section className="card">
         <h2>Where Capa sends webhooks</h2>
         <p className="muted">
-          Capa keeps one URL per partner and has no way to read it back, so this shows what KYC Desk last registered ({d.usingSandbox ? 'local Capa sandbox' : d.capaBaseUrl}).
+          Capa keeps one URL per partner and has no way to read it back, so this shows what KYC Desk last registered (
+          {d.usingSandbox ? 'local Capa sandbox' : d.capaBaseUrl}).
         </p>
         {d.current ? (
           <dl className="facts">
             <dt>Registered URL</dt>
             <dd data-testid="current-url">{d.current.url ?? <strong className="error">none — webhooks switched off</strong>}</dd>
             <dt>Set</dt>
-            <dd><Time iso={d.current.setAt} /> by {d.current.setBy ?? 'unknown'}</dd>
+            <dd>
+              <Time iso={d.current.setAt} /> by {d.current.setBy ?? 'unknown'}
+            </dd>
           </dl>
         ) : (
           <p data-testid="current-url">Not set from KYC Desk yet (it may have been set at Capa by other means).</p>
@@ -50,9 +53,29 @@ export default function AdminSettings() {
           <CsrfInput />
           <input type="hidden" name="intent" value="set-url" />
           <label htmlFor="url">Webhook URL</label>
-          <input id="url" name="url" type="url" required defaultValue={values.url ?? d.current?.url ?? d.suggestedUrl} aria-invalid={Boolean(errors.url)} aria-describedby={errors.url ? 'url-error' : undefined} size={60} />
-          {errors.url ? <p id="url-error" className="error">{errors.url}</p> : <p className="muted">Ours is {d.suggestedUrl}{d.production ? ' (https is required in production)' : ''}.</p>}
-          <button type="submit" disabled={busy}>Register at Capa</button>
+          <input
+            id="url"
+            name="url"
+            type="url"
+            required
+            defaultValue={values.url ?? d.current?.url ?? d.suggestedUrl}
+            aria-invalid={Boolean(errors.url)}
+            aria-describedby={errors.url ? 'url-error' : undefined}
+            size={60}
+          />
+          {errors.url ? (
+            <p id="url-error" className="error">
+              {errors.url}
+            </p>
+          ) : (
+            <p className="muted">
+              Ours is {d.suggestedUrl}
+              {d.production ? ' (https is required in production)' : ''}.
+            </p>
+          )}
+          <button type="submit" disabled={busy}>
+            Register at Capa
+          </button>
         </Form>
         <Form method="post">
           <CsrfInput />
@@ -61,25 +84,42 @@ export default function AdminSettings() {
             <input type="checkbox" name="confirm" value="yes" /> Stop all webhooks (events are recorded at Capa as NOT_SENT)
           </label>
           {errors.confirm ? <p className="error">{errors.confirm}</p> : null}
-          <button type="submit" className="secondary" disabled={busy}>Switch webhooks off</button>
+          <button type="submit" className="secondary" disabled={busy}>
+            Switch webhooks off
+          </button>
         </Form>
       </section>
 
       <section className="card">
         <h2>Accepted signing secrets</h2>
-        <p className="muted">From CAPA_WEBHOOK_SECRET (comma-separated for rotation; change it in the server configuration). A delivery is accepted when any of these verifies its signature.</p>
+        <p className="muted">
+          From CAPA_WEBHOOK_SECRET (comma-separated for rotation; change it in the server configuration). A delivery is accepted when any of
+          these verifies its signature.
+        </p>
         <table>
           <thead>
-            <tr><th>#</th><th>Secret</th><th>Fingerprint (sha256)</th><th>Verified deliveries, 30 days</th><th>Last verified</th></tr>
+            <tr>
+              <th>#</th>
+              <th>Secret</th>
+              <th>Fingerprint (sha256)</th>
+              <th>Verified deliveries, 30 days</th>
+              <th>Last verified</th>
+            </tr>
           </thead>
           <tbody>
             {d.secrets.map((s) => (
               <tr key={s.index}>
                 <td>{s.index + 1}</td>
-                <td><code>{s.masked}</code> <span className="muted">({s.length} characters)</span></td>
-                <td><code>{s.fingerprint}</code></td>
+                <td>
+                  <code>{s.masked}</code> <span className="muted">({s.length} characters)</span>
+                </td>
+                <td>
+                  <code>{s.fingerprint}</code>
+                </td>
                 <td>{s.verified30d}</td>
-                <td><Time iso={s.lastVerifiedAt} /></td>
+                <td>
+                  <Time iso={s.lastVerifiedAt} />
+                </td>
               </tr>
             ))}
           </tbody>

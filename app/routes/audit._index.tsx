@@ -32,12 +32,17 @@ const utc = (iso: string) => `${iso.slice(0, 19).replace('T', ' ')} UTC`;
 
 function CompareMessage({ r }: { r: CompareResult }) {
   if (r.code === 'invalid') {
-    return <div className="toast error" role="alert" data-testid="compare-result">Enter the head hash (64 hexadecimal characters) and the entry count exactly as the anchor line shows them.</div>;
+    return (
+      <div className="toast error" role="alert" data-testid="compare-result">
+        Enter the head hash (64 hexadecimal characters) and the entry count exactly as the anchor line shows them.
+      </div>
+    );
   }
   if (r.code === 'match') {
     return (
       <div className="toast ok" role="status" data-testid="compare-result">
-        The anchor matches: today’s chain verifies up to entry {r.count} and has that hash there, so the first {r.count} entries are exactly those anchored ({utc(r.checkedAt)}).
+        The anchor matches: today’s chain verifies up to entry {r.count} and has that hash there, so the first {r.count} entries are exactly
+        those anchored ({utc(r.checkedAt)}).
       </div>
     );
   }
@@ -57,7 +62,9 @@ function detailText(detail: string | null): string {
   if (!detail) return '';
   try {
     const d = JSON.parse(detail) as Record<string, unknown>;
-    return Object.entries(d).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' · ');
+    return Object.entries(d)
+      .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
+      .join(' · ');
   } catch {
     return detail;
   }
@@ -85,7 +92,10 @@ export default function AuditLog() {
           return `${r.targetType}${r.targetId ? `:${r.targetId}` : ''}`;
         },
       }),
-      col.accessor('outcome', { header: 'Outcome', cell: (c) => <span className={c.getValue() === 'ok' ? '' : c.getValue() === 'queued' ? 'muted' : 'error'}>{c.getValue()}</span> }),
+      col.accessor('outcome', {
+        header: 'Outcome',
+        cell: (c) => <span className={c.getValue() === 'ok' ? '' : c.getValue() === 'queued' ? 'muted' : 'error'}>{c.getValue()}</span>,
+      }),
       col.accessor('detail', { header: 'Detail', cell: (c) => <span className="muted">{detailText(c.getValue())}</span> }),
       col.accessor('ip', { header: 'IP', cell: (c) => c.getValue() ?? '' }),
     ],
@@ -109,12 +119,16 @@ export default function AuditLog() {
       <div className="row-between">
         <h1>Audit log</h1>
         <div>
-          <a href={csvHref} className="button secondary" download>Export CSV</a>{' '}
+          <a href={csvHref} className="button secondary" download>
+            Export CSV
+          </a>{' '}
           {d.canVerify ? (
             <Form method="post" className="inline">
               <CsrfInput />
               <input type="hidden" name="intent" value="verify" />
-              <button type="submit" disabled={navigation.state === 'submitting'}>{navigation.state === 'submitting' ? 'Verifying…' : 'Verify chain'}</button>
+              <button type="submit" disabled={navigation.state === 'submitting'}>
+                {navigation.state === 'submitting' ? 'Verifying…' : 'Verify chain'}
+              </button>
             </Form>
           ) : null}
         </div>
@@ -123,11 +137,13 @@ export default function AuditLog() {
       {verified?.kind === 'verify' ? (
         verified.ok ? (
           <div className="toast ok" role="status" data-testid="verify-result">
-            Chain intact: {verified.rows} entries checked, none missing or altered ({verified.checkedAt.slice(0, 19).replace('T', ' ')} UTC).
+            Chain intact: {verified.rows} entries checked, none missing or altered ({verified.checkedAt.slice(0, 19).replace('T', ' ')}{' '}
+            UTC).
           </div>
         ) : (
           <div className="toast error" role="alert" data-testid="verify-result">
-            Chain broken at entry #{verified.brokenAtId}: {verified.reason}. {verified.rows} entries before it check out. Preserve the database as it is and tell the security lead.
+            Chain broken at entry #{verified.brokenAtId}: {verified.reason}. {verified.rows} entries before it check out. Preserve the
+            database as it is and tell the security lead.
           </div>
         )
       ) : null}
@@ -138,7 +154,9 @@ export default function AuditLog() {
         </p>
         <p className="muted">
           {d.anchors[0] ? (
-            <>Last anchor written to the server log <TimeAgo iso={d.anchors[0].at} /> ({d.anchors[0].count} entries).</>
+            <>
+              Last anchor written to the server log <TimeAgo iso={d.anchors[0].at} /> ({d.anchors[0].count} entries).
+            </>
           ) : (
             'No anchor written yet: a worker writes one to the server log every hour.'
           )}{' '}
@@ -149,9 +167,10 @@ export default function AuditLog() {
           <input type="hidden" name="intent" value="compare" />
           <label htmlFor="anchor-head">Saved head hash</label>{' '}
           <input id="anchor-head" name="head" required size={66} maxLength={80} autoComplete="off" spellCheck={false} />{' '}
-          <label htmlFor="anchor-count">Entries</label>{' '}
-          <input id="anchor-count" name="count" type="number" min={0} step={1} required />{' '}
-          <button type="submit" className="secondary" disabled={navigation.state === 'submitting'}>Compare with today’s chain</button>
+          <label htmlFor="anchor-count">Entries</label> <input id="anchor-count" name="count" type="number" min={0} step={1} required />{' '}
+          <button type="submit" className="secondary" disabled={navigation.state === 'submitting'}>
+            Compare with today’s chain
+          </button>
         </Form>
         {d.anchors.length ? (
           <details>
@@ -161,24 +180,32 @@ export default function AuditLog() {
         ) : null}
       </section>
       {d.problems.map((p) => (
-        <div key={p} className="toast error" role="alert">{p}</div>
+        <div key={p} className="toast error" role="alert">
+          {p}
+        </div>
       ))}
       <Form method="get" className="filters card" role="search">
         <label htmlFor="operator">Operator</label>
         <input id="operator" name="operator" list="operators" defaultValue={f.operator ?? ''} placeholder="e-mail or part of it" />
         <datalist id="operators">
           {d.operators.map((o) => (
-            <option key={o.id} value={o.email}>{o.name}</option>
+            <option key={o.id} value={o.email}>
+              {o.name}
+            </option>
           ))}
         </datalist>
         <label htmlFor="action">Action</label>
         <select id="action" name="action" defaultValue={f.action ?? ''}>
           <option value="">Any</option>
           {d.groups.map((g) => (
-            <option key={g} value={`${g}.`}>{g}.* (all)</option>
+            <option key={g} value={`${g}.`}>
+              {g}.* (all)
+            </option>
           ))}
           {d.actions.map((a) => (
-            <option key={a} value={a}>{a}</option>
+            <option key={a} value={a}>
+              {a}
+            </option>
           ))}
         </select>
         <label htmlFor="target">Target</label>
@@ -187,17 +214,29 @@ export default function AuditLog() {
         <select id="outcome" name="outcome" defaultValue={f.outcome ?? ''}>
           <option value="">Any</option>
           {['ok', 'error', 'denied', 'queued'].map((o) => (
-            <option key={o} value={o}>{o}</option>
+            <option key={o} value={o}>
+              {o}
+            </option>
           ))}
         </select>
         <label htmlFor="from">From</label>
         <input id="from" name="from" type="date" defaultValue={f.from ?? ''} />
         <label htmlFor="to">To</label>
         <input id="to" name="to" type="date" defaultValue={f.to ?? ''} />{' '}
-        <button type="submit" className="secondary">Filter</button> <Link to="/audit">Clear</Link>
+        <button type="submit" className="secondary">
+          Filter
+        </button>{' '}
+        <Link to="/audit">Clear</Link>
       </Form>
-      <p className="muted" aria-live="polite">{d.total} entr{d.total === 1 ? 'y' : 'ies'} match. Newest first; the log cannot be edited or deleted.</p>
-      <ServerTable rows={d.rows} columns={columns} className="audit-table" empty={<div className="card empty">No entries match these filters.</div>} />
+      <p className="muted" aria-live="polite">
+        {d.total} entr{d.total === 1 ? 'y' : 'ies'} match. Newest first; the log cannot be edited or deleted.
+      </p>
+      <ServerTable
+        rows={d.rows}
+        columns={columns}
+        className="audit-table"
+        empty={<div className="card empty">No entries match these filters.</div>}
+      />
       <nav className="pager" aria-label="Pages">
         {query.get('before') !== null || location.search.includes('before=') ? <Link to={`?${query}`}>↑ Newest</Link> : null}{' '}
         {d.nextBefore ? <Link to={`?${older}`}>Older →</Link> : <span className="muted">End of the log</span>}

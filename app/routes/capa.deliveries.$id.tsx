@@ -39,23 +39,46 @@ export default function CapaDelivery() {
       <OpsNav />
       <ActionToast result={result} />
       {!d.found || !n ? (
-        <div className="toast error" role="alert">{d.error}</div>
+        <div className="toast error" role="alert">
+          {d.error}
+        </div>
       ) : (
         <>
           <section className="card">
             <dl className="facts">
               <dt>Id</dt>
-              <dd><code>{n.id}</code></dd>
+              <dd>
+                <code>{n.id}</code>
+              </dd>
               <dt>Status</dt>
-              <dd><span className={`badge ${n.status}`}>{n.status}</span> <span className="muted">{NOTIFICATION_STATUS_WORDS[n.status] ?? ''}</span></dd>
+              <dd>
+                <span className={`badge ${n.status}`}>{n.status}</span>{' '}
+                <span className="muted">{NOTIFICATION_STATUS_WORDS[n.status] ?? ''}</span>
+              </dd>
               <dt>Automatic retries</dt>
               <dd>{n.retryAttempts}</dd>
               <dt>Manual retries</dt>
-              <dd>{n.manualRetryCount} of {d.limits.perNotification}{n.lastManualRetryAt ? <span className="muted"> · last <Time iso={n.lastManualRetryAt} /></span> : null}</dd>
+              <dd>
+                {n.manualRetryCount} of {d.limits.perNotification}
+                {n.lastManualRetryAt ? (
+                  <span className="muted">
+                    {' '}
+                    · last <Time iso={n.lastManualRetryAt} />
+                  </span>
+                ) : null}
+              </dd>
               <dt>Created / updated</dt>
-              <dd><Time iso={n.createdAt} /> / <Time iso={n.updatedAt} /></dd>
+              <dd>
+                <Time iso={n.createdAt} /> / <Time iso={n.updatedAt} />
+              </dd>
               <dt>Customer</dt>
-              <dd>{d.customer ? <Link to={`/users/${d.customer.id}`}>{d.customer.externalUserId}</Link> : <span className="muted">{n.payload?.externalUserId ?? '—'}</span>}</dd>
+              <dd>
+                {d.customer ? (
+                  <Link to={`/users/${d.customer.id}`}>{d.customer.externalUserId}</Link>
+                ) : (
+                  <span className="muted">{n.payload?.externalUserId ?? '—'}</span>
+                )}
+              </dd>
             </dl>
             {d.canRetry ? (
               <Form method="post">
@@ -63,8 +86,16 @@ export default function CapaDelivery() {
                 <input type="hidden" name="intent" value="retry" />
                 <input type="hidden" name="id" value={n.id} />
                 <input type="hidden" name="requestId" value={requestId} />
-                <button type="submit" disabled={navigation.state === 'submitting' || Boolean(d.blocked)}>Ask Capa to send it again</button>{' '}
-                {d.blocked ? <span className="muted">{d.blocked}</span> : <span className="muted">Uses one of the {d.limits.perNotification} manual retries and one of the {d.limits.perMinute} per minute.</span>}
+                <button type="submit" disabled={navigation.state === 'submitting' || Boolean(d.blocked)}>
+                  Ask Capa to send it again
+                </button>{' '}
+                {d.blocked ? (
+                  <span className="muted">{d.blocked}</span>
+                ) : (
+                  <span className="muted">
+                    Uses one of the {d.limits.perNotification} manual retries and one of the {d.limits.perMinute} per minute.
+                  </span>
+                )}
               </Form>
             ) : null}
           </section>
@@ -72,7 +103,9 @@ export default function CapaDelivery() {
             <h2>Payload</h2>
             <pre className="raw">{JSON.stringify(n.payload, null, 2)}</pre>
             <h3>What our endpoint answered on the last failure</h3>
-            <pre className="raw">{n.latestErrorPayload === null || n.latestErrorPayload === undefined ? '—' : JSON.stringify(n.latestErrorPayload, null, 2)}</pre>
+            <pre className="raw">
+              {n.latestErrorPayload === null || n.latestErrorPayload === undefined ? '—' : JSON.stringify(n.latestErrorPayload, null, 2)}
+            </pre>
           </section>
           <section className="card">
             <h2>In our inbox</h2>
@@ -84,7 +117,11 @@ export default function CapaDelivery() {
                   <li key={o.id}>
                     <Link to={`/webhooks/${o.id}`}>#{o.id}</Link> <Time iso={o.receivedAt} /> — {o.signatureVerdict}, {o.status}
                     {o.duplicateOf !== null ? ` (repeat of #${o.duplicateOf})` : ''}
-                    {o.stateFrom && o.stateTo && o.stateFrom !== o.stateTo ? ` — ${o.stateFrom} → ${o.stateTo}` : o.effect ? ` — ${o.effect.replace(/_/g, ' ')}` : ''}
+                    {o.stateFrom && o.stateTo && o.stateFrom !== o.stateTo
+                      ? ` — ${o.stateFrom} → ${o.stateTo}`
+                      : o.effect
+                        ? ` — ${o.effect.replace(/_/g, ' ')}`
+                        : ''}
                   </li>
                 ))}
               </ul>

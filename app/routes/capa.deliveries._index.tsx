@@ -51,7 +51,14 @@ export default function CapaDeliveries() {
 
   const columns = useMemo(
     () => [
-      col.accessor('createdAt', { header: 'Created', cell: (c) => <Link to={`/capa/deliveries/${c.row.original.id}`}><Time iso={c.getValue()} /></Link> }),
+      col.accessor('createdAt', {
+        header: 'Created',
+        cell: (c) => (
+          <Link to={`/capa/deliveries/${c.row.original.id}`}>
+            <Time iso={c.getValue()} />
+          </Link>
+        ),
+      }),
       col.accessor('eventType', { header: 'Event' }),
       col.accessor('status', { header: 'Status', cell: (c) => <span className={`badge ${c.getValue()}`}>{c.getValue()}</span> }),
       col.accessor('retryAttempts', { header: 'Automatic retries' }),
@@ -67,27 +74,50 @@ export default function CapaDeliveries() {
       <h1>Capa delivery log</h1>
       <OpsNav />
       <p className="muted">
-        Capa’s own record of the webhooks it tried to send us. A FAILED delivery can be sent again: Capa allows {d.limits.perNotification} manual retries per delivery and {d.limits.perMinute} per minute for our account
-        {' '}(used in the last minute: <strong data-testid="budget">{d.budget.used} of {d.budget.limit}</strong>
+        Capa’s own record of the webhooks it tried to send us. A FAILED delivery can be sent again: Capa allows {d.limits.perNotification}{' '}
+        manual retries per delivery and {d.limits.perMinute} per minute for our account (used in the last minute:{' '}
+        <strong data-testid="budget">
+          {d.budget.used} of {d.budget.limit}
+        </strong>
         {d.budget.blockedUntil ? <span className="error">; retries paused until {d.budget.blockedUntil.slice(11, 19)} UTC</span> : null}).
       </p>
       <ActionToast result={result} />
 
       <nav className="chips" aria-label="Filter by status">
-        <Link to={withParams(location.search, { status: null })} className={`chip ${d.status ? '' : 'active'}`}>All</Link>
+        <Link to={withParams(location.search, { status: null })} className={`chip ${d.status ? '' : 'active'}`}>
+          All
+        </Link>
         {STATUSES.map((s) => (
-          <Link key={s} to={withParams(location.search, { status: s })} className={`chip ${d.status === s ? 'active' : ''}`}>{s}</Link>
+          <Link key={s} to={withParams(location.search, { status: s })} className={`chip ${d.status === s ? 'active' : ''}`}>
+            {s}
+          </Link>
         ))}
       </nav>
 
       {!d.ok ? (
-        <div className="toast error" role="alert">Capa’s delivery log could not be read: {d.error}</div>
+        <div className="toast error" role="alert">
+          Capa’s delivery log could not be read: {d.error}
+        </div>
       ) : d.rows.length === 0 ? (
-        <div className="card empty"><p>No deliveries{d.status ? ` with status ${d.status}` : ''}.</p></div>
+        <div className="card empty">
+          <p>No deliveries{d.status ? ` with status ${d.status}` : ''}.</p>
+        </div>
       ) : (
         <>
-          <p className="muted">{d.total} deliver{d.total === 1 ? 'y' : 'ies'}</p>
-          <ServerTable rows={d.rows} columns={columns} sortable={new Set()} sort={null} dir="desc" page={d.page} pageSize={d.pageSize} pageCount={d.pageCount} rowKey={(r) => r.id} />
+          <p className="muted">
+            {d.total} deliver{d.total === 1 ? 'y' : 'ies'}
+          </p>
+          <ServerTable
+            rows={d.rows}
+            columns={columns}
+            sortable={new Set()}
+            sort={null}
+            dir="desc"
+            page={d.page}
+            pageSize={d.pageSize}
+            pageCount={d.pageCount}
+            rowKey={(r) => r.id}
+          />
           <Pager page={d.page} pageCount={d.pageCount} />
         </>
       )}

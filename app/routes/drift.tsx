@@ -48,7 +48,14 @@ export default function DriftPage() {
         enableSorting: false,
         cell: (c) => (
           <>
-            {c.getValue() ? c.getValue()!.split(',').map((e) => <code key={e}>{e} </code>) : <span className="muted">—</span>}
+            {c.getValue() ? (
+              c
+                .getValue()!
+                .split(',')
+                .map((e) => <code key={e}>{e} </code>)
+            ) : (
+              <span className="muted">—</span>
+            )}
             {c.row.original.evidence ? <div className="muted small">{c.row.original.evidence}</div> : null}
           </>
         ),
@@ -60,7 +67,11 @@ export default function DriftPage() {
           <>
             {c.getValue()}
             <div className="muted">
-              {c.row.original.runId ? <Link to={`/refresh/${c.row.original.runId}`}>refresh run #{c.row.original.runId}</Link> : (c.row.original.triggeredBy ?? c.row.original.jobId ?? '')}
+              {c.row.original.runId ? (
+                <Link to={`/refresh/${c.row.original.runId}`}>refresh run #{c.row.original.runId}</Link>
+              ) : (
+                (c.row.original.triggeredBy ?? c.row.original.jobId ?? '')
+              )}
             </div>
           </>
         ),
@@ -172,8 +183,8 @@ export default function DriftPage() {
         ) : (
           <>
             <p className="muted">
-              Capa returned a verificationResult we do not know. The value is kept as it came and the customer’s state was not changed: check
-              the details and tell an engineer which state it means.
+              Capa returned a verificationResult we do not know. The value is kept as it came and the customer’s state was not changed:
+              check the details and tell an engineer which state it means.
             </p>
             <ul>
               {d.unmapped.map((u) => (
@@ -189,8 +200,8 @@ export default function DriftPage() {
         )}
         {d.linkExpired ? (
           <p>
-            {d.linkExpired} customer{d.linkExpired === 1 ? ' has' : 's have'} an expired KYC link and ha{d.linkExpired === 1 ? 's' : 've'} not started —{' '}
-            <Link to="/refresh#link-expired">see who needs a new link</Link>.
+            {d.linkExpired} customer{d.linkExpired === 1 ? ' has' : 's have'} an expired KYC link and ha{d.linkExpired === 1 ? 's' : 've'}{' '}
+            not started — <Link to="/refresh#link-expired">see who needs a new link</Link>.
           </p>
         ) : null}
       </section>

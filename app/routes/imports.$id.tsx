@@ -43,7 +43,9 @@ function EmailCell({ r }: { r: Row }) {
   return (
     <span data-testid="row-email" data-outcome={r.emailOutcome}>
       <span className={`badge email-${r.emailOutcome}`}>{EMAIL_WORDS[r.emailOutcome]}</span>
-      {why ? <span className={r.emailOutcome === 'pending' ? 'muted' : ''}> {r.emailOutcome === 'pending' ? `retrying: ${why}` : why}</span> : null}
+      {why ? (
+        <span className={r.emailOutcome === 'pending' ? 'muted' : ''}> {r.emailOutcome === 'pending' ? `retrying: ${why}` : why}</span>
+      ) : null}
     </span>
   );
 }
@@ -51,7 +53,11 @@ function EmailCell({ r }: { r: Row }) {
 const col = createColumnHelper<Row>();
 const columns = [
   col.accessor('rowNo', { header: 'Row', cell: (c) => <span title={`line ${c.row.original.line}`}>{c.getValue()}</span> }),
-  col.accessor('externalUserId', { header: 'externalUserId', cell: (c) => c.getValue() ?? <span className="muted">{c.row.original.generatedId ? `${c.row.original.generatedId} (generated)` : '—'}</span> }),
+  col.accessor('externalUserId', {
+    header: 'externalUserId',
+    cell: (c) =>
+      c.getValue() ?? <span className="muted">{c.row.original.generatedId ? `${c.row.original.generatedId} (generated)` : '—'}</span>,
+  }),
   col.accessor('email', { header: 'E-mail' }),
   col.accessor('type', { header: 'Type' }),
   col.accessor('country', { header: 'Country' }),
@@ -77,11 +83,19 @@ function ProgressPanel({ p, status }: { p: Progress; status: string }) {
   const pct = p.total ? Math.round((finished / p.total) * 100) : 100;
   return (
     <div className="card" data-testid="progress">
-      <div role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={pct} aria-label="Import progress" style={{ background: '#e8ecf2', borderRadius: 6, height: 14, overflow: 'hidden' }}>
+      <div
+        role="progressbar"
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuenow={pct}
+        aria-label="Import progress"
+        style={{ background: '#e8ecf2', borderRadius: 6, height: 14, overflow: 'hidden' }}
+      >
         <div style={{ width: `${pct}%`, background: status === 'paused' ? 'var(--warn)' : 'var(--accent)', height: '100%' }} />
       </div>
       <p>
-        <strong data-testid="done">{p.done}</strong> done · <strong data-testid="failed">{p.failed}</strong> failed · <strong data-testid="remaining">{p.remaining}</strong> remaining
+        <strong data-testid="done">{p.done}</strong> done · <strong data-testid="failed">{p.failed}</strong> failed ·{' '}
+        <strong data-testid="remaining">{p.remaining}</strong> remaining
         {p.cancelled ? <> · {p.cancelled} cancelled</> : null} · of {p.total} ({pct}%)
         {ACTIVE.has(status) ? (
           <>
@@ -99,12 +113,13 @@ function EmailSummary({ e, importId }: { e: Emails; importId: string }) {
   if (e.expected === 0 && e.sent + e.failed + e.pending + e.cancelled === 0) return null;
   return (
     <p data-testid="email-summary">
-      Link e-mails: <strong data-testid="emails-sent">{e.sent}</strong> sent ·{' '}
-      <strong data-testid="emails-failed">{e.failed}</strong> {e.failed ? <Link to={`/imports/${importId}?rows=email_failed&page=1`}>failed</Link> : 'failed'}
+      Link e-mails: <strong data-testid="emails-sent">{e.sent}</strong> sent · <strong data-testid="emails-failed">{e.failed}</strong>{' '}
+      {e.failed ? <Link to={`/imports/${importId}?rows=email_failed&page=1`}>failed</Link> : 'failed'}
       {e.pending ? (
         <>
           {' '}
-          · <strong data-testid="emails-pending">{e.pending}</strong> <Link to={`/imports/${importId}?rows=email_pending&page=1`}>sending</Link>
+          · <strong data-testid="emails-pending">{e.pending}</strong>{' '}
+          <Link to={`/imports/${importId}?rows=email_pending&page=1`}>sending</Link>
         </>
       ) : null}
       {e.cancelled ? <> · {e.cancelled} not sent (cancelled)</> : null}
@@ -164,7 +179,14 @@ export default function ImportPage() {
   };
 
   const act = (intent: string, label: string, cls = '', confirm?: string) => (
-    <Form method="post" className="inline" style={{ display: 'inline-block', marginRight: 8 }} onSubmit={(e) => { if (confirm && !window.confirm(confirm)) e.preventDefault(); }}>
+    <Form
+      method="post"
+      className="inline"
+      style={{ display: 'inline-block', marginRight: 8 }}
+      onSubmit={(e) => {
+        if (confirm && !window.confirm(confirm)) e.preventDefault();
+      }}
+    >
       <CsrfInput />
       <input type="hidden" name="intent" value={intent} />
       <button type="submit" className={cls} disabled={busy}>
@@ -179,20 +201,35 @@ export default function ImportPage() {
         <Link to="/imports">← Imports</Link>
       </p>
       <h1>
-        {imp.fileName} <span className={`badge import-${status}`} data-testid="import-status">{status}</span>
+        {imp.fileName}{' '}
+        <span className={`badge import-${status}`} data-testid="import-status">
+          {status}
+        </span>
       </h1>
-      {result?.message ? <div className="toast ok" role="status">{result.message}</div> : null}
-      {result?.error ? <div className="toast error" role="alert">{result.error}</div> : null}
+      {result?.message ? (
+        <div className="toast ok" role="status">
+          {result.message}
+        </div>
+      ) : null}
+      {result?.error ? (
+        <div className="toast error" role="alert">
+          {result.error}
+        </div>
+      ) : null}
       {reason && status !== 'completed' ? (
-        <div className={`toast ${status === 'paused' && imp.pauseKind === 'outage' ? 'error' : ''}`} role="status" data-testid="status-reason">
+        <div
+          className={`toast ${status === 'paused' && imp.pauseKind === 'outage' ? 'error' : ''}`}
+          role="status"
+          data-testid="status-reason"
+        >
           {reason}
         </div>
       ) : null}
       {emails && emails.failed > 0 && !ACTIVE.has(status) ? (
         <div className="toast error" role="alert" data-testid="email-warning">
           {status === 'completed' ? 'Completed, but ' : ''}
-          {emails.failed} link e-mail{emails.failed === 1 ? '' : 's'} could not be delivered: the customers were created and have links, but were not told.{' '}
-          <Link to={`/imports/${imp.id}?rows=email_failed&page=1`}>See why</Link>
+          {emails.failed} link e-mail{emails.failed === 1 ? '' : 's'} could not be delivered: the customers were created and have links, but
+          were not told. <Link to={`/imports/${imp.id}?rows=email_failed&page=1`}>See why</Link>
         </div>
       ) : null}
 
@@ -214,11 +251,16 @@ export default function ImportPage() {
           {imp.unknownColumns.length ? <p className="muted">Ignored columns (not ours): {imp.unknownColumns.join(', ')}</p> : null}
           {d.sameFile ? (
             <p className="toast">
-              This exact file was uploaded before (<Link to={`/imports/${d.sameFile.id}`}>that import</Link>, {d.sameFile.status}). Rows already created show as “already exists here”.
+              This exact file was uploaded before (<Link to={`/imports/${d.sameFile.id}`}>that import</Link>, {d.sameFile.status}). Rows
+              already created show as “already exists here”.
             </p>
           ) : null}
           <p>
-            {imp.validRows > 0 ? act('commit', `Start import of ${imp.validRows} rows`) : <span className="muted">No row can be imported. </span>}
+            {imp.validRows > 0 ? (
+              act('commit', `Start import of ${imp.validRows} rows`)
+            ) : (
+              <span className="muted">No row can be imported. </span>
+            )}
             {act('discard', 'Cancel', 'secondary')}
             {imp.invalidRows > 0 ? <a href={`/imports/${imp.id}/download?kind=errors`}>Download the rows with problems (CSV)</a> : null}
           </p>
@@ -232,8 +274,12 @@ export default function ImportPage() {
           <p>
             {status === 'running' ? act('pause', 'Pause', 'secondary') : null}
             {status === 'paused' ? act('resume', 'Resume') : null}
-            {ACTIVE.has(status) ? act('cancel', 'Cancel import', 'secondary', 'Cancel this import? Rows not started yet will not be created.') : null}
-            {progress.failed > 0 && status !== 'cancelled' ? act('retry_failed', `Retry ${progress.failed} failed rows`, 'secondary') : null}
+            {ACTIVE.has(status)
+              ? act('cancel', 'Cancel import', 'secondary', 'Cancel this import? Rows not started yet will not be created.')
+              : null}
+            {progress.failed > 0 && status !== 'cancelled'
+              ? act('retry_failed', `Retry ${progress.failed} failed rows`, 'secondary')
+              : null}
             <a href={`/imports/${imp.id}/download?kind=results`}>Download results (CSV)</a> ·{' '}
             <a href={`/imports/${imp.id}/download?kind=errors`} data-testid="download-errors">
               Download errors (CSV)
@@ -248,7 +294,11 @@ export default function ImportPage() {
             Show:{' '}
             {(['all', 'problems', 'invalid', 'pending', 'done', 'failed', 'email_failed'] as const).map((f) => (
               <span key={f}>
-                {d.filter === f ? <strong>{FILTER_WORDS[f] ?? f}</strong> : <Link to={link({ rows: f, page: 1 })}>{FILTER_WORDS[f] ?? f}</Link>}{' '}
+                {d.filter === f ? (
+                  <strong>{FILTER_WORDS[f] ?? f}</strong>
+                ) : (
+                  <Link to={link({ rows: f, page: 1 })}>{FILTER_WORDS[f] ?? f}</Link>
+                )}{' '}
               </span>
             ))}
             {d.filter === 'email_pending' ? <strong>{FILTER_WORDS.email_pending} </strong> : null}

@@ -54,7 +54,14 @@ export default function Imports() {
           Download the CSV template
         </a>
       </p>
-      <ServerTable rows={d.rows} columns={columns} page={d.page} pageSize={d.pageSize} pageCount={pages} empty={<p className="muted">No imports yet.</p>} />
+      <ServerTable
+        rows={d.rows}
+        columns={columns}
+        page={d.page}
+        pageSize={d.pageSize}
+        pageCount={pages}
+        empty={<p className="muted">No imports yet.</p>}
+      />
       {pages > 1 ? (
         <p>
           {d.page > 1 ? <Link to={`?page=${d.page - 1}`}>← Newer</Link> : null} Page {d.page} of {pages}{' '}

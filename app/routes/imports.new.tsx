@@ -35,9 +35,10 @@ export default function NewImport() {
       ) : null}
       <div className="card">
         <p>
-          One customer per row, with a header row. Columns (any order, names not case-sensitive): <code>externalUserId</code> (optional — generated when
-          blank), <code>email</code> (required), <code>type</code> (INDIVIDUAL or BUSINESS, default INDIVIDUAL), <code>alias</code> (optional),{' '}
-          <code>country</code> (MX or DO, required to send a link), <code>sendLink</code> (yes/no, default yes). Other columns are ignored.
+          One customer per row, with a header row. Columns (any order, names not case-sensitive): <code>externalUserId</code> (optional —
+          generated when blank), <code>email</code> (required), <code>type</code> (INDIVIDUAL or BUSINESS, default INDIVIDUAL),{' '}
+          <code>alias</code> (optional), <code>country</code> (MX or DO, required to send a link), <code>sendLink</code> (yes/no, default
+          yes). Other columns are ignored.
         </p>
         <p>
           UTF-8 (with or without BOM), separated by commas or semicolons; at most 20 MB and 100,000 rows.{' '}
@@ -46,7 +47,9 @@ export default function NewImport() {
           </a>
           .
         </p>
-        <p className="muted">Uploading only checks the file (a dry run): nothing is sent to Capa until you review the result and start the import.</p>
+        <p className="muted">
+          Uploading only checks the file (a dry run): nothing is sent to Capa until you review the result and start the import.
+        </p>
         <Form method="post" encType="multipart/form-data">
           {/* The token comes before the file so it is read without waiting for the upload. */}
           <CsrfInput />

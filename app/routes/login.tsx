@@ -15,7 +15,8 @@ export async function loader({ request }: LoaderFunctionArgs) {
 
 /** Public, but only from our own pages (login CSRF: nobody can sign a browser into their account). */
 export async function action({ request }: ActionFunctionArgs) {
-  if (!(await sameOrigin(request))) return data({ error: 'This sign-in form was sent from another site and was refused.' }, { status: 403 });
+  if (!(await sameOrigin(request)))
+    return data({ error: 'This sign-in form was sent from another site and was refused.' }, { status: 403 });
   const read = await readPublicForm(request);
   if (!read.ok) return data({ error: read.error }, { status: read.status });
   const { form } = read;

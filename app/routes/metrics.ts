@@ -7,7 +7,11 @@ export async function loader({ request, context }: LoaderFunctionArgs) {
   if (!access.ok) {
     return new Response(access.message, {
       status: access.status,
-      headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...(access.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="metrics"' } : {}) },
+      headers: {
+        'Content-Type': 'text/plain; charset=utf-8',
+        'Cache-Control': 'no-store',
+        ...(access.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="metrics"' } : {}),
+      },
     });
   }
   const { body, contentType } = await renderMetrics();

@@ -52,18 +52,26 @@ function RowActions({ row, requestId }: { row: Row; requestId: string }) {
             <option value="es">Español</option>
             <option value="en">English</option>
           </select>{' '}
-          <button type="submit" className="small">Send again</button>{' '}
-          <button type="button" className="secondary small" onClick={() => setOpen(false)}>Cancel</button>
+          <button type="submit" className="small">
+            Send again
+          </button>{' '}
+          <button type="button" className="secondary small" onClick={() => setOpen(false)}>
+            Cancel
+          </button>
         </Form>
       ) : (
-        <button type="button" className="secondary small" onClick={() => setOpen(true)}>Resend…</button>
+        <button type="button" className="secondary small" onClick={() => setOpen(true)}>
+          Resend…
+        </button>
       )}
       {row.programmeId && row.step === 0 ? (
         <Form method="post" className="inline">
           <CsrfInput />
           <input type="hidden" name="intent" value="stop" />
           <input type="hidden" name="programmeId" value={row.programmeId} />
-          <button type="submit" className="secondary small" title="Stop the follow-up reminders for this rejection">Stop follow-ups</button>
+          <button type="submit" className="secondary small" title="Stop the follow-up reminders for this rejection">
+            Stop follow-ups
+          </button>
         </Form>
       ) : null}
     </div>
@@ -85,7 +93,11 @@ export default function Notifications() {
         cell: (x) => (
           <>
             <Link to={`/users/${x.row.original.userId}`}>{x.getValue()}</Link>
-            {x.row.original.externalUserId ? <div className="muted"><code>{x.row.original.externalUserId}</code></div> : null}
+            {x.row.original.externalUserId ? (
+              <div className="muted">
+                <code>{x.row.original.externalUserId}</code>
+              </div>
+            ) : null}
           </>
         ),
       }),
@@ -96,7 +108,8 @@ export default function Notifications() {
             {x.row.original.kindLabel}
             {x.row.original.step !== null && x.row.original.step > 0 ? <span className="muted"> #{x.row.original.step}</span> : null}
             <div className="muted">
-              {x.row.original.channel} · {x.row.original.locale} · <Link to={`/notifications/preview?message=${x.row.original.id}`}>preview</Link>
+              {x.row.original.channel} · {x.row.original.locale} ·{' '}
+              <Link to={`/notifications/preview?message=${x.row.original.id}`}>preview</Link>
             </div>
           </>
         ),
@@ -105,14 +118,22 @@ export default function Notifications() {
         header: 'Status',
         cell: (x) => (
           <>
-            <span className={`badge notif-${x.getValue()}`} data-status={x.getValue()}>{x.getValue()}</span>
+            <span className={`badge notif-${x.getValue()}`} data-status={x.getValue()}>
+              {x.getValue()}
+            </span>
             {x.row.original.reason ? <div className={x.getValue() === 'failed' ? 'error' : 'muted'}>{x.row.original.reason}</div> : null}
-            {x.getValue() === 'queued' && x.row.original.lastError ? <div className="muted">retrying: {x.row.original.lastError}</div> : null}
+            {x.getValue() === 'queued' && x.row.original.lastError ? (
+              <div className="muted">retrying: {x.row.original.lastError}</div>
+            ) : null}
           </>
         ),
       }),
       col.accessor('attempts', { header: 'Attempts' }),
-      col.accessor('linkUrl', { header: 'Link carried', enableSorting: false, cell: (x) => (x.getValue() ? <code className="small">{x.getValue()}</code> : <span className="muted">—</span>) }),
+      col.accessor('linkUrl', {
+        header: 'Link carried',
+        enableSorting: false,
+        cell: (x) => (x.getValue() ? <code className="small">{x.getValue()}</code> : <span className="muted">—</span>),
+      }),
       col.accessor('sentAt', {
         header: 'Settled',
         enableSorting: false,
@@ -130,7 +151,9 @@ export default function Notifications() {
     <main className="page wide">
       <div className="row-between">
         <h1>Notifications</h1>
-        <Link to="/notifications/preview" className="button secondary">Preview templates</Link>
+        <Link to="/notifications/preview" className="button secondary">
+          Preview templates
+        </Link>
       </div>
       {result ? <Toast tone={result.ok ? 'ok' : 'error'} text={result.message} /> : null}
 
@@ -142,30 +165,52 @@ export default function Notifications() {
             .map(([k, v], i) => (
               <input key={`${k}${i}`} type="hidden" name={k} value={v} />
             ))}
-          <label htmlFor="cfrom" className="inline">Rejected from</label> <input id="cfrom" name="cfrom" type="date" defaultValue={params.cfrom} />{' '}
-          <label htmlFor="cto" className="inline">to</label> <input id="cto" name="cto" type="date" defaultValue={params.cto} />{' '}
-          <button type="submit" className="secondary small">Show</button>
+          <label htmlFor="cfrom" className="inline">
+            Rejected from
+          </label>{' '}
+          <input id="cfrom" name="cfrom" type="date" defaultValue={params.cfrom} />{' '}
+          <label htmlFor="cto" className="inline">
+            to
+          </label>{' '}
+          <input id="cto" name="cto" type="date" defaultValue={params.cto} />{' '}
+          <button type="submit" className="secondary small">
+            Show
+          </button>
         </Form>
         <table className="conversion" aria-label="Conversion funnel">
           <thead>
-            <tr><th>Rejected</th><th>Re-invited</th><th>Resubmitted</th><th>Verified</th></tr>
+            <tr>
+              <th>Rejected</th>
+              <th>Re-invited</th>
+              <th>Resubmitted</th>
+              <th>Verified</th>
+            </tr>
           </thead>
           <tbody>
             <tr data-testid="conversion">
               <td>{c.rejected}</td>
-              <td>{c.reinvited} <span className="muted">{pct(c.reinvited, c.rejected)}</span></td>
-              <td>{c.resubmitted} <span className="muted">{pct(c.resubmitted, c.reinvited)}</span></td>
-              <td>{c.verified} <span className="muted">{pct(c.verified, c.resubmitted)}</span></td>
+              <td>
+                {c.reinvited} <span className="muted">{pct(c.reinvited, c.rejected)}</span>
+              </td>
+              <td>
+                {c.resubmitted} <span className="muted">{pct(c.resubmitted, c.reinvited)}</span>
+              </td>
+              <td>
+                {c.verified} <span className="muted">{pct(c.verified, c.resubmitted)}</span>
+              </td>
             </tr>
           </tbody>
         </table>
         <p className="muted">
-          {c.active} programme{c.active === 1 ? '' : 's'} still sending follow-ups; {c.stoppedByOperator} stopped by an operator. Percentages are of the previous step.
+          {c.active} programme{c.active === 1 ? '' : 's'} still sending follow-ups; {c.stoppedByOperator} stopped by an operator.
+          Percentages are of the previous step.
         </p>
       </section>
 
       <nav className="chips" aria-label="Filter by status">
-        <Link to={withParams(location.search, { status: null })} className={`chip ${!params.status ? 'active' : ''}`}>All</Link>
+        <Link to={withParams(location.search, { status: null })} className={`chip ${!params.status ? 'active' : ''}`}>
+          All
+        </Link>
         {(['queued', 'sent', 'failed', 'cancelled'] as const).map((s) => (
           <Link key={s} to={withParams(location.search, { status: s })} className={`chip ${params.status === s ? 'active' : ''}`}>
             {s} <strong>{data.counts[s]}</strong>
@@ -228,7 +273,15 @@ export default function Notifications() {
         className="notifications-table"
         empty={
           <div className="card empty">
-            <p>{filtered ? <>No message matches these filters. <Link to="/notifications">Clear the filters</Link>.</> : 'No messages yet. Links generated with “e-mail it to the customer” and rejected customers’ retry invitations appear here.'}</p>
+            <p>
+              {filtered ? (
+                <>
+                  No message matches these filters. <Link to="/notifications">Clear the filters</Link>.
+                </>
+              ) : (
+                'No messages yet. Links generated with “e-mail it to the customer” and rejected customers’ retry invitations appear here.'
+              )}
+            </p>
           </div>
         }
       />
@@ -245,7 +298,9 @@ export function ErrorBoundary() {
     <main className="page">
       <h1>Notifications</h1>
       <p className="error">{text}</p>
-      <p><Link to="/notifications">Try again</Link></p>
+      <p>
+        <Link to="/notifications">Try again</Link>
+      </p>
     </main>
   );
 }

@@ -17,7 +17,9 @@ export default function Preview() {
       <main className="page">
         <h1>Message preview</h1>
         <p className="error">{data.error}</p>
-        <p><Link to="/notifications/preview">Preview the templates</Link></p>
+        <p>
+          <Link to="/notifications/preview">Preview the templates</Link>
+        </p>
       </main>
     );
   }
@@ -39,7 +41,9 @@ export default function Preview() {
             <label htmlFor="kind">Template</label>
             <select id="kind" name="kind" defaultValue={data.kind}>
               {data.kinds.map((k) => (
-                <option key={k} value={k}>{data.labels[k]}</option>
+                <option key={k} value={k}>
+                  {data.labels[k]}
+                </option>
               ))}
             </select>
           </div>
@@ -62,11 +66,18 @@ export default function Preview() {
       <section className="card">
         <h2>HTML</h2>
         {/* sandbox="" : no scripts, no forms, no navigation of this page from inside the e-mail. */}
-        <iframe title="HTML version" sandbox="" srcDoc={rendered.html} style={{ width: '100%', height: 620, border: '1px solid #ddd', background: '#fff' }} />
+        <iframe
+          title="HTML version"
+          sandbox=""
+          srcDoc={rendered.html}
+          style={{ width: '100%', height: 620, border: '1px solid #ddd', background: '#fff' }}
+        />
       </section>
       <section className="card">
         <h2>Plain text</h2>
-        <pre data-testid="text" style={{ whiteSpace: 'pre-wrap' }}>{rendered.text}</pre>
+        <pre data-testid="text" style={{ whiteSpace: 'pre-wrap' }}>
+          {rendered.text}
+        </pre>
       </section>
       <section className="card">
         <h2>Short form (SMS)</h2>

@@ -33,12 +33,14 @@ export default function QueuesPage() {
 
       {d.redisError ? (
         <div className="toast error" role="alert">
-          Redis (the job queue) is not answering: no job can be queued or run until it is back. Deliveries are still stored and will be queued by the relay. ({d.redisError})
+          Redis (the job queue) is not answering: no job can be queued or run until it is back. Deliveries are still stored and will be
+          queued by the relay. ({d.redisError})
         </div>
       ) : null}
       {d.noWorker.length ? (
         <div className="toast error" role="alert" data-testid="no-worker">
-          No worker is connected for {d.noWorker.join(', ')}: jobs there wait and nothing is processed. Start the worker (npm run start:worker) or check its logs.
+          No worker is connected for {d.noWorker.join(', ')}: jobs there wait and nothing is processed. Start the worker (npm run
+          start:worker) or check its logs.
         </div>
       ) : null}
 
@@ -65,17 +67,23 @@ export default function QueuesPage() {
                   </td>
                   <td className={q.needsWorker && q.workers === 0 ? 'error' : ''}>{q.workers}</td>
                   {STATES.map((s) => (
-                    <td key={s} className={(s === 'failed' && q.counts[s] > 0) || (s === 'waiting' && q.backlog > d.backlogLimit) ? 'error' : ''}>
+                    <td
+                      key={s}
+                      className={(s === 'failed' && q.counts[s] > 0) || (s === 'waiting' && q.backlog > d.backlogLimit) ? 'error' : ''}
+                    >
                       {q.counts[s]}
                     </td>
                   ))}
-                  <td><Time iso={q.oldestWaitingAt} /></td>
+                  <td>
+                    <Time iso={q.oldestWaitingAt} />
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
           <p className="muted">
-            A backlog above {d.backlogLimit} waiting jobs is flagged. Job-level detail (data, logs, clean-up) is on the <a href={d.boardUrl}>job board</a>.
+            A backlog above {d.backlogLimit} waiting jobs is flagged. Job-level detail (data, logs, clean-up) is on the{' '}
+            <a href={d.boardUrl}>job board</a>.
           </p>
         </section>
       ) : null}
@@ -93,7 +101,9 @@ export default function QueuesPage() {
                     <input type="hidden" name="intent" value="retry-kind" />
                     <input type="hidden" name="queue" value={k.queue} />
                     <input type="hidden" name="name" value={k.name} />
-                    <button type="submit" className="secondary small" disabled={busy}>Retry all {k.name}</button>
+                    <button type="submit" className="secondary small" disabled={busy}>
+                      Retry all {k.name}
+                    </button>
                   </Form>
                 ) : null}
               </li>
@@ -117,12 +127,21 @@ export default function QueuesPage() {
             <tbody>
               {d.failed.map((j) => (
                 <tr key={`${j.queue}:${j.id}`} data-job-id={j.id}>
-                  <td><Time iso={j.failedAt} /></td>
+                  <td>
+                    <Time iso={j.failedAt} />
+                  </td>
                   <td>
                     {j.name} <span className="muted">{j.queue}</span>
-                    {j.inboxId !== null ? <> · <Link to={`/webhooks/${j.inboxId}`}>delivery #{j.inboxId}</Link></> : null}
+                    {j.inboxId !== null ? (
+                      <>
+                        {' '}
+                        · <Link to={`/webhooks/${j.inboxId}`}>delivery #{j.inboxId}</Link>
+                      </>
+                    ) : null}
                   </td>
-                  <td>{j.userId ? <Link to={`/users/${j.userId}`}>{j.externalUserId ?? 'customer'}</Link> : <span className="muted">—</span>}</td>
+                  <td>
+                    {j.userId ? <Link to={`/users/${j.userId}`}>{j.externalUserId ?? 'customer'}</Link> : <span className="muted">—</span>}
+                  </td>
                   <td>
                     {j.plain}
                     {j.raw && j.raw !== j.plain ? (
@@ -140,7 +159,9 @@ export default function QueuesPage() {
                         <input type="hidden" name="intent" value="retry-one" />
                         <input type="hidden" name="queue" value={j.queue} />
                         <input type="hidden" name="jobId" value={j.id} />
-                        <button type="submit" className="small" disabled={busy}>Retry</button>
+                        <button type="submit" className="small" disabled={busy}>
+                          Retry
+                        </button>
                       </Form>
                     ) : null}
                   </td>

@@ -25,7 +25,11 @@ function etaText(seconds: number): string {
   return `about ${(seconds / 3600).toFixed(1)} h`;
 }
 
-const KIND_LABEL: Record<string, string> = { scheduled: 'Scheduled cycle', all_stale: 'All stale customers', selected: 'Selected customers' };
+const KIND_LABEL: Record<string, string> = {
+  scheduled: 'Scheduled cycle',
+  all_stale: 'All stale customers',
+  selected: 'Selected customers',
+};
 const POLL_MS = 2_000;
 
 export default function RefreshRunPage() {
@@ -69,14 +73,20 @@ export default function RefreshRunPage() {
         <ul>
           <li>{p.answered} answered by Capa</li>
           {p.failed ? <li className="error">{p.failed} failed after every retry (see each customer’s timeline)</li> : null}
-          {p.pending ? <li>{p.pending} waiting{remainingEta ? ` — ${remainingEta} at ${run.ratePerSec}/s` : ''}</li> : null}
+          {p.pending ? (
+            <li>
+              {p.pending} waiting{remainingEta ? ` — ${remainingEta} at ${run.ratePerSec}/s` : ''}
+            </li>
+          ) : null}
           {run.skipped ? <li className="muted">{run.skipped} skipped (not in Capa yet)</li> : null}
           <li>
             {p.drift} drift entr{p.drift === 1 ? 'y' : 'ies'} (Capa differed from what we showed)
           </li>
         </ul>
         {run.status === 'queued' ? (
-          <p className="muted">Waiting for a worker to pick this run up. It is stored: if the job queue was unavailable, the next scheduled cycle queues it.</p>
+          <p className="muted">
+            Waiting for a worker to pick this run up. It is stored: if the job queue was unavailable, the next scheduled cycle queues it.
+          </p>
         ) : null}
         {run.error ? <p className="error">{run.error}</p> : null}
       </section>

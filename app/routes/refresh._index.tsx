@@ -31,28 +31,48 @@ type Data = Awaited<ReturnType<typeof loader>>;
 type Row = Data['rows'][number];
 const col = createColumnHelper<Row>();
 
-
-const KIND_LABEL: Record<string, string> = { scheduled: 'Scheduled cycle', all_stale: 'All stale (operator)', selected: 'Selected (operator)' };
+const KIND_LABEL: Record<string, string> = {
+  scheduled: 'Scheduled cycle',
+  all_stale: 'All stale (operator)',
+  selected: 'Selected (operator)',
+};
 
 function PreviewCard({ p, requestId }: { p: RefreshPreview; requestId: string }) {
   const navigation = useNavigation();
   const starting = navigation.state === 'submitting' && navigation.formData?.get('intent') === 'start';
   return (
     <section className="card" aria-labelledby="preview" data-testid="refresh-preview">
-      <h2 id="preview">Preview: {p.scope === 'all' ? 'refresh all stale customers' : `refresh ${p.calls} selected customer${p.calls === 1 ? '' : 's'}`}</h2>
+      <h2 id="preview">
+        Preview: {p.scope === 'all' ? 'refresh all stale customers' : `refresh ${p.calls} selected customer${p.calls === 1 ? '' : 's'}`}
+      </h2>
       <ul>
         <li>
           <strong data-testid="preview-calls">{p.calls}</strong> Capa call{p.calls === 1 ? '' : 's'} (Get KYC Details, one per customer)
-          {p.scope === 'all' && p.calls ? ` — ${Object.entries(p.byState).map(([s, n]) => `${n} ${s.replace(/_/g, ' ').toLowerCase()}`).join(', ')}` : ''}
+          {p.scope === 'all' && p.calls
+            ? ` — ${Object.entries(p.byState)
+                .map(([s, n]) => `${n} ${s.replace(/_/g, ' ').toLowerCase()}`)
+                .join(', ')}`
+            : ''}
         </li>
-        {p.notInCapa ? <li>{p.notInCapa} selected customer{p.notInCapa === 1 ? ' is' : 's are'} not in Capa yet and will be skipped</li> : null}
-        {p.unknown ? <li className="warn">{p.unknown} selected id{p.unknown === 1 ? ' does' : 's do'} not match a customer and will be skipped</li> : null}
+        {p.notInCapa ? (
+          <li>
+            {p.notInCapa} selected customer{p.notInCapa === 1 ? ' is' : 's are'} not in Capa yet and will be skipped
+          </li>
+        ) : null}
+        {p.unknown ? (
+          <li className="warn">
+            {p.unknown} selected id{p.unknown === 1 ? ' does' : 's do'} not match a customer and will be skipped
+          </li>
+        ) : null}
         <li>
-          ETA <strong data-testid="preview-eta">{p.eta}</strong> at the current limit of {p.ratePerSec} call{p.ratePerSec === 1 ? '' : 's'}/s shared with all other Capa work
+          ETA <strong data-testid="preview-eta">{p.eta}</strong> at the current limit of {p.ratePerSec} call{p.ratePerSec === 1 ? '' : 's'}
+          /s shared with all other Capa work
           {p.backlog ? `, behind ${p.backlog} call${p.backlog === 1 ? '' : 's'} already queued` : ''}
           {p.rateLimitedForMs ? `; Capa asked us to wait ${Math.ceil(p.rateLimitedForMs / 1000)} s` : ''}
         </li>
-        {!p.queueAvailable ? <li className="warn">The job queue is not answering: the ETA ignores queued work, and the run starts when the queue is back.</li> : null}
+        {!p.queueAvailable ? (
+          <li className="warn">The job queue is not answering: the ETA ignores queued work, and the run starts when the queue is back.</li>
+        ) : null}
       </ul>
       {p.calls > 0 ? (
         <Form method="post">
@@ -97,7 +117,14 @@ export default function RefreshPage() {
           />
         ),
         cell: ({ row }) => (
-          <input type="checkbox" name="userId" value={row.original.id} aria-label={`Select ${row.original.externalUserId}`} checked={row.getIsSelected()} onChange={row.getToggleSelectedHandler()} />
+          <input
+            type="checkbox"
+            name="userId"
+            value={row.original.id}
+            aria-label={`Select ${row.original.externalUserId}`}
+            checked={row.getIsSelected()}
+            onChange={row.getToggleSelectedHandler()}
+          />
         ),
       }),
       col.accessor('email', {
@@ -137,7 +164,11 @@ export default function RefreshPage() {
     manualPagination: true,
     manualFiltering: true,
     pageCount: d.pageCount,
-    state: { rowSelection: selection, sorting: [{ id: d.params.sort, desc: d.params.dir === 'desc' }], pagination: { pageIndex: d.page - 1, pageSize: d.pageSize } },
+    state: {
+      rowSelection: selection,
+      sorting: [{ id: d.params.sort, desc: d.params.dir === 'desc' }],
+      pagination: { pageIndex: d.page - 1, pageSize: d.pageSize },
+    },
   });
   const selected = Object.keys(selection).filter((k) => selection[k]).length;
   const sortable = new Set(['kycState', 'capaConfirmedAt', 'kycStateChangedAt']);
@@ -150,9 +181,10 @@ export default function RefreshPage() {
         <Link to="/drift">Drift log</Link>
       </div>
       <p className="muted">
-        A customer is stale when it waits in a state Capa can still move and Capa last confirmed it longer ago than: link sent {d.thresholdsMinutes.LINK_ISSUED} min, in progress{' '}
-        {d.thresholdsMinutes.IN_PROGRESS} min, review needed {d.thresholdsMinutes.REVIEW_NEEDED} min. The scheduled cycle runs every {d.scanEverySeconds} s; every Capa call
-        shares the limit of {d.ratePerSec}/s{d.queue.available ? ` (${d.queue.backlog} queued now)` : ' (job queue not answering)'}.
+        A customer is stale when it waits in a state Capa can still move and Capa last confirmed it longer ago than: link sent{' '}
+        {d.thresholdsMinutes.LINK_ISSUED} min, in progress {d.thresholdsMinutes.IN_PROGRESS} min, review needed{' '}
+        {d.thresholdsMinutes.REVIEW_NEEDED} min. The scheduled cycle runs every {d.scanEverySeconds} s; every Capa call shares the limit of{' '}
+        {d.ratePerSec}/s{d.queue.available ? ` (${d.queue.backlog} queued now)` : ' (job queue not answering)'}.
       </p>
 
       {errors ? (
@@ -234,7 +266,10 @@ export default function RefreshPage() {
         </Form>
       ) : (
         <div className="card empty">
-          <p>No customer is stale{d.params.state ? ` in ${d.params.state.replace(/_/g, ' ').toLowerCase()}` : ''}: Capa confirmed every waiting customer recently.</p>
+          <p>
+            No customer is stale{d.params.state ? ` in ${d.params.state.replace(/_/g, ' ').toLowerCase()}` : ''}: Capa confirmed every
+            waiting customer recently.
+          </p>
         </div>
       )}
 
@@ -265,7 +300,8 @@ export default function RefreshPage() {
                   <td>{KIND_LABEL[r.kind] ?? r.kind}</td>
                   <td>{r.status}</td>
                   <td>
-                    <progress max={Math.max(1, r.progress.total)} value={r.progress.answered + r.progress.failed} /> {r.progress.answered + r.progress.failed}/{r.progress.total}
+                    <progress max={Math.max(1, r.progress.total)} value={r.progress.answered + r.progress.failed} />{' '}
+                    {r.progress.answered + r.progress.failed}/{r.progress.total}
                     {r.progress.failed ? <span className="error"> ({r.progress.failed} failed)</span> : null}
                   </td>
                   <td>{r.progress.drift}</td>
@@ -285,11 +321,14 @@ export default function RefreshPage() {
           <p className="muted">No customer is waiting on an expired link.</p>
         ) : (
           <>
-            <p className="muted">These customers never started and their KYC link is past its lifetime. Open the customer to generate (and send) a new link.</p>
+            <p className="muted">
+              These customers never started and their KYC link is past its lifetime. Open the customer to generate (and send) a new link.
+            </p>
             <ul>
               {d.linkExpired.map((u) => (
                 <li key={u.id}>
-                  <Link to={`/users/${u.id}`}>{u.email}</Link> <code>{u.externalUserId}</code> — link sent <TimeAgo iso={u.kycStateChangedAt} />
+                  <Link to={`/users/${u.id}`}>{u.email}</Link> <code>{u.externalUserId}</code> — link sent{' '}
+                  <TimeAgo iso={u.kycStateChangedAt} />
                 </li>
               ))}
             </ul>

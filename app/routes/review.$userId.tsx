@@ -22,7 +22,12 @@ export async function action({ request, params }: ActionFunctionArgs) {
 }
 
 const WHO: Record<string, string> = { customer: 'the customer', capa: 'Capa', us: 'us' };
-const STATUS: Record<string, string> = { open: 'Open', waiting_customer: 'Waiting on customer', waiting_capa: 'Waiting on Capa', resolved: 'Resolved' };
+const STATUS: Record<string, string> = {
+  open: 'Open',
+  waiting_customer: 'Waiting on customer',
+  waiting_capa: 'Waiting on Capa',
+  resolved: 'Resolved',
+};
 const REASONS: Record<string, string> = {
   verified_by_capa: 'Capa verified the customer',
   rejection_confirmed: 'Rejection confirmed',
@@ -71,7 +76,8 @@ export default function ReviewCase() {
 
       <section className="card" aria-label="Case">
         <p>
-          <strong>Case:</strong> <span data-testid="case-status">{d.caseStatus ? STATUS[d.caseStatus] : 'No case (not in the review queue)'}</span>
+          <strong>Case:</strong>{' '}
+          <span data-testid="case-status">{d.caseStatus ? STATUS[d.caseStatus] : 'No case (not in the review queue)'}</span>
           {d.case?.status === 'resolved' && d.case.resolutionReason ? (
             <span data-testid="case-resolution">
               {' '}
@@ -81,21 +87,24 @@ export default function ReviewCase() {
           ) : null}
         </p>
         <p>
-          <strong>Assignee:</strong> <span data-testid="assignee">{d.user.assigneeName ?? 'unassigned'}</span> · <strong>External id:</strong> {d.user.externalUserId} ·{' '}
-          <strong>Country:</strong> {d.user.country ?? '—'} · <strong>State since:</strong> {when(d.user.kycStateChangedAt)}
+          <strong>Assignee:</strong> <span data-testid="assignee">{d.user.assigneeName ?? 'unassigned'}</span> ·{' '}
+          <strong>External id:</strong> {d.user.externalUserId} · <strong>Country:</strong> {d.user.country ?? '—'} ·{' '}
+          <strong>State since:</strong> {when(d.user.kycStateChangedAt)}
           {d.user.kycStateReason ? ` (${d.user.kycStateReason})` : ''}
         </p>
         {d.sla ? (
           <p data-testid="sla" style={{ color: d.sla.breached ? 'var(--bad)' : undefined }}>
             {d.sla.waitingOn ? (
               <>
-                <strong>Waiting on {WHO[d.sla.waitingOn]}</strong> for {formatDuration(d.sla.currentMs)} (target {formatDuration(d.sla.targetMs ?? 0)}){d.sla.breached ? ' — breached' : ''}.
+                <strong>Waiting on {WHO[d.sla.waitingOn]}</strong> for {formatDuration(d.sla.currentMs)} (target{' '}
+                {formatDuration(d.sla.targetMs ?? 0)}){d.sla.breached ? ' — breached' : ''}.
               </>
             ) : (
               <>Clock stopped.</>
             )}{' '}
             <span className="muted">
-              So far: customer {formatDuration(d.sla.totals.customer)}, Capa {formatDuration(d.sla.totals.capa)}, us {formatDuration(d.sla.totals.us)}.
+              So far: customer {formatDuration(d.sla.totals.customer)}, Capa {formatDuration(d.sla.totals.capa)}, us{' '}
+              {formatDuration(d.sla.totals.us)}.
             </span>
           </p>
         ) : null}
@@ -105,19 +114,27 @@ export default function ReviewCase() {
               <CsrfInput />
               <input type="hidden" name="intent" value="assign" />
               <input type="hidden" name="assignee" value="me" />
-              <button type="submit" disabled={busy || mine}>{mine ? 'Assigned to you' : 'Assign to me'}</button>
+              <button type="submit" disabled={busy || mine}>
+                {mine ? 'Assigned to you' : 'Assign to me'}
+              </button>
             </Form>
             <Form method="post" className="inline">
               <CsrfInput />
               <input type="hidden" name="intent" value="assign" />
-              <label htmlFor="assignee" className="inline">Assign to </label>
+              <label htmlFor="assignee" className="inline">
+                Assign to{' '}
+              </label>
               <select id="assignee" name="assignee" defaultValue={d.user.assigneeId ?? ''}>
                 <option value="">(nobody)</option>
                 {d.operators.map((o) => (
-                  <option key={o.id} value={o.id}>{o.name} ({o.email})</option>
+                  <option key={o.id} value={o.id}>
+                    {o.name} ({o.email})
+                  </option>
                 ))}
               </select>{' '}
-              <button type="submit" className="secondary" disabled={busy}>Assign</button>
+              <button type="submit" className="secondary" disabled={busy}>
+                Assign
+              </button>
             </Form>
           </div>
         ) : null}
@@ -132,23 +149,31 @@ export default function ReviewCase() {
             <label htmlFor="status">Case status</label>
             <select id="status" name="status" value={status} onChange={(e) => setStatus(e.target.value)}>
               {Object.entries(STATUS).map(([k, v]) => (
-                <option key={k} value={k}>{v}</option>
+                <option key={k} value={k}>
+                  {v}
+                </option>
               ))}
             </select>
             {status === 'resolved' ? (
               <>
                 <label htmlFor="reason">Resolution reason</label>
                 <select id="reason" name="reason" defaultValue="" required>
-                  <option value="" disabled>Choose…</option>
+                  <option value="" disabled>
+                    Choose…
+                  </option>
                   {Object.entries(REASONS).map(([k, v]) => (
-                    <option key={k} value={k}>{v}</option>
+                    <option key={k} value={k}>
+                      {v}
+                    </option>
                   ))}
                 </select>
                 <label htmlFor="comment">Comment</label>
                 <input id="comment" name="comment" maxLength={1000} />
               </>
             ) : null}{' '}
-            <button type="submit" disabled={busy}>Save status</button>
+            <button type="submit" disabled={busy}>
+              Save status
+            </button>
           </Form>
         </section>
       ) : null}
@@ -167,7 +192,9 @@ export default function ReviewCase() {
                   <CsrfInput />
                   <input type="hidden" name="intent" value="task_done" />
                   <input type="hidden" name="taskId" value={t.id} />{' '}
-                  <button type="submit" className="secondary small" disabled={busy}>Done</button>
+                  <button type="submit" className="secondary small" disabled={busy}>
+                    Done
+                  </button>
                 </Form>
               ) : null}
             </li>
@@ -181,7 +208,9 @@ export default function ReviewCase() {
             <input id="title" name="title" required maxLength={300} placeholder="Call the customer about the selfie" />
             <label htmlFor="dueOn">Due</label>
             <input id="dueOn" name="dueOn" type="date" required defaultValue={today} />{' '}
-            <button type="submit" disabled={busy}>Add task</button>
+            <button type="submit" disabled={busy}>
+              Add task
+            </button>
           </Form>
         ) : null}
         {openTasks.length ? <p className="muted">{openTasks.length} open.</p> : null}
@@ -195,7 +224,9 @@ export default function ReviewCase() {
             <input type="hidden" name="intent" value="note" />
             <label htmlFor="body">Add a note (notes cannot be edited or deleted)</label>
             <textarea id="body" name="body" rows={3} required maxLength={5000} style={{ width: '100%' }} />{' '}
-            <button type="submit" disabled={busy}>Add note</button>
+            <button type="submit" disabled={busy}>
+              Add note
+            </button>
           </Form>
         ) : null}
         {d.notes.length === 0 ? <p className="muted">No notes yet.</p> : null}

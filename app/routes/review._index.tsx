@@ -29,7 +29,12 @@ type Row = Data['rows'][number];
 const col = createColumnHelper<Row>();
 
 const WHO: Record<string, string> = { customer: 'Customer', capa: 'Capa', us: 'Us' };
-const STATUS: Record<string, string> = { open: 'Open', waiting_customer: 'Waiting on customer', waiting_capa: 'Waiting on Capa', resolved: 'Resolved' };
+const STATUS: Record<string, string> = {
+  open: 'Open',
+  waiting_customer: 'Waiting on customer',
+  waiting_capa: 'Waiting on Capa',
+  resolved: 'Resolved',
+};
 
 function formatDuration(ms: number): string {
   const m = Math.floor(ms / 60_000);
@@ -44,7 +49,11 @@ function SlaCell({ sla }: { sla: Row['sla'] }) {
   const share = sla.targetMs ? sla.currentMs / sla.targetMs : 0;
   const colour = sla.breached ? 'var(--bad)' : share > 0.75 ? 'var(--warn)' : 'var(--ok)';
   return (
-    <span data-breached={sla.breached ? 'true' : 'false'} style={{ color: colour, fontWeight: sla.breached ? 700 : 400 }} title={`Target ${formatDuration(sla.targetMs ?? 0)}. Totals — customer ${formatDuration(sla.totals.customer)}, Capa ${formatDuration(sla.totals.capa)}, us ${formatDuration(sla.totals.us)}`}>
+    <span
+      data-breached={sla.breached ? 'true' : 'false'}
+      style={{ color: colour, fontWeight: sla.breached ? 700 : 400 }}
+      title={`Target ${formatDuration(sla.targetMs ?? 0)}. Totals — customer ${formatDuration(sla.totals.customer)}, Capa ${formatDuration(sla.totals.capa)}, us ${formatDuration(sla.totals.us)}`}
+    >
       {WHO[sla.waitingOn]} · {formatDuration(sla.currentMs)}
       {sla.breached ? ' · breached' : ''}
     </span>
@@ -59,13 +68,19 @@ export default function ReviewQueue() {
   const p = d.params;
   const columns = useMemo(
     () => [
-      col.accessor('queuedAt', { header: 'In queue since', cell: (c) => <time dateTime={c.getValue()}>{c.getValue().slice(0, 16).replace('T', ' ')}</time> }),
+      col.accessor('queuedAt', {
+        header: 'In queue since',
+        cell: (c) => <time dateTime={c.getValue()}>{c.getValue().slice(0, 16).replace('T', ' ')}</time>,
+      }),
       col.accessor('email', {
         header: 'Customer',
         cell: (c) => (
           <>
             <Link to={`/review/${c.row.original.userId}`}>{c.getValue()}</Link>
-            <div className="muted">{c.row.original.externalUserId}{c.row.original.alias ? ` · ${c.row.original.alias}` : ''}</div>
+            <div className="muted">
+              {c.row.original.externalUserId}
+              {c.row.original.alias ? ` · ${c.row.original.alias}` : ''}
+            </div>
           </>
         ),
       }),
@@ -76,13 +91,22 @@ export default function ReviewQueue() {
       col.accessor('assigneeName', { header: 'Assignee', cell: (c) => c.getValue() ?? <span className="muted">unassigned</span> }),
       col.accessor('openTasks', {
         header: 'Tasks',
-        cell: (c) => (c.getValue() ? `${c.getValue()} open${c.row.original.nextDue ? ` · next ${c.row.original.nextDue}` : ''}` : <span className="muted">—</span>),
+        cell: (c) =>
+          c.getValue() ? (
+            `${c.getValue()} open${c.row.original.nextDue ? ` · next ${c.row.original.nextDue}` : ''}`
+          ) : (
+            <span className="muted">—</span>
+          ),
       }),
     ],
     [],
   );
   const chip = (label: string, key: string) => (
-    <Link to={withParams(location.search, { [key]: p[key as 'mine'] ? null : '1' })} className={`chip ${p[key as 'mine'] ? 'active' : ''}`} aria-pressed={p[key as 'mine'] ? 'true' : 'false'}>
+    <Link
+      to={withParams(location.search, { [key]: p[key as 'mine'] ? null : '1' })}
+      className={`chip ${p[key as 'mine'] ? 'active' : ''}`}
+      aria-pressed={p[key as 'mine'] ? 'true' : 'false'}
+    >
       {label}
     </Link>
   );
@@ -93,15 +117,17 @@ export default function ReviewQueue() {
         {d.canWork ? (
           <Form method="post">
             <CsrfInput />
-            <button type="submit" disabled={navigation.state === 'submitting'}>Claim next case</button>
+            <button type="submit" disabled={navigation.state === 'submitting'}>
+              Claim next case
+            </button>
           </Form>
         ) : null}
       </div>
       {result ? <Toast tone={result.tone} text={result.text} /> : null}
       <p className="muted">
-        Customers in review or rejected and awaiting follow-up, oldest first. The clock shows who we are waiting on — the customer (link sent, not started), Capa
-        (submitted, no result) or us — and turns red past its target (customer {formatDuration(d.targets.customerMs)}, Capa {formatDuration(d.targets.capaMs)}, us{' '}
-        {formatDuration(d.targets.usMs)}).
+        Customers in review or rejected and awaiting follow-up, oldest first. The clock shows who we are waiting on — the customer (link
+        sent, not started), Capa (submitted, no result) or us — and turns red past its target (customer{' '}
+        {formatDuration(d.targets.customerMs)}, Capa {formatDuration(d.targets.capaMs)}, us {formatDuration(d.targets.usMs)}).
       </p>
       <nav className="chips" aria-label="Filters">
         {chip('Mine', 'mine')}
@@ -116,7 +142,9 @@ export default function ReviewQueue() {
         <select id="state" name="state" defaultValue={p.states?.[0] ?? ''}>
           <option value="">Any</option>
           {['REVIEW_NEEDED', 'REJECTED', 'LINK_ISSUED', 'IN_PROGRESS', 'VERIFIED', 'NOT_STARTED'].map((s) => (
-            <option key={s} value={s}>{s}</option>
+            <option key={s} value={s}>
+              {s}
+            </option>
           ))}
         </select>
         <label htmlFor="country">Country</label>
@@ -125,7 +153,10 @@ export default function ReviewQueue() {
           <option value="MX">Mexico</option>
           <option value="DO">Dominican Republic</option>
         </select>{' '}
-        <button type="submit" className="secondary">Apply</button> <Link to="/review">Clear</Link>
+        <button type="submit" className="secondary">
+          Apply
+        </button>{' '}
+        <Link to="/review">Clear</Link>
       </Form>
       <p className="muted" aria-live="polite">
         {d.total} case{d.total === 1 ? '' : 's'}
@@ -137,7 +168,16 @@ export default function ReviewQueue() {
         pageCount={d.pageCount}
         rowProps={(r) => ({ 'data-user-id': r.userId, style: r.sla.breached ? { background: '#fdf0ef' } : undefined })}
         className="review-table"
-        empty={<div className="card empty">Nothing here. {p.mine || p.unassigned || p.breached || p.states?.length || p.country ? <Link to="/review">Clear the filters</Link> : 'The queue is empty.'}</div>}
+        empty={
+          <div className="card empty">
+            Nothing here.{' '}
+            {p.mine || p.unassigned || p.breached || p.states?.length || p.country ? (
+              <Link to="/review">Clear the filters</Link>
+            ) : (
+              'The queue is empty.'
+            )}
+          </div>
+        }
       />
       <Pager page={p.page} pageCount={d.pageCount} />
     </main>

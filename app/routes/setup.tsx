@@ -19,12 +19,16 @@ const SetupSchema = z.object({
 export async function loader({ request }: LoaderFunctionArgs) {
   const token = new URL(request.url).searchParams.get('token');
   const ok = await setupAvailable(token);
-  if (!ok) throw new Response('This setup link is not valid: it was used already, it expired, or an operator already exists. Sign in at /login.', { status: 404 });
+  if (!ok)
+    throw new Response('This setup link is not valid: it was used already, it expired, or an operator already exists. Sign in at /login.', {
+      status: 404,
+    });
   return { token: token! };
 }
 
 export async function action({ request }: ActionFunctionArgs) {
-  if (!(await sameOrigin(request))) return data({ errors: { form: 'Refused: the form came from another site.' } as Record<string, string> }, { status: 403 });
+  if (!(await sameOrigin(request)))
+    return data({ errors: { form: 'Refused: the form came from another site.' } as Record<string, string> }, { status: 403 });
   const read = await readPublicForm(request);
   if (!read.ok) return data({ errors: { form: read.error } as Record<string, string> }, { status: read.status });
   const parsed = SetupSchema.safeParse(Object.fromEntries(read.form.entries()));
@@ -41,7 +45,11 @@ export default function Setup() {
     <main className="page narrow">
       <h1>Create the first admin</h1>
       <p>This one-time page creates the first administrator of KYC Desk. The link stops working once used.</p>
-      {errors.form ? <div className="toast error" role="alert">{errors.form}</div> : null}
+      {errors.form ? (
+        <div className="toast error" role="alert">
+          {errors.form}
+        </div>
+      ) : null}
       <Form method="post" className="card">
         <input type="hidden" name="token" value={token} />
         <label htmlFor="name">Your name</label>
@@ -53,7 +61,9 @@ export default function Setup() {
         <label htmlFor="password">Password (10+ characters)</label>
         <input id="password" name="password" type="password" autoComplete="new-password" minLength={10} required />
         {errors.password ? <p className="error">{errors.password}</p> : null}
-        <p><button type="submit">Create admin and sign in</button></p>
+        <p>
+          <button type="submit">Create admin and sign in</button>
+        </p>
       </Form>
     </main>
   );

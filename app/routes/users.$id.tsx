@@ -1,6 +1,15 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data } from '@remix-run/node';
-import { Form, Link, isRouteErrorResponse, useActionData, useLoaderData, useNavigation, useRevalidator, useRouteError } from '@remix-run/react';
+import {
+  Form,
+  Link,
+  isRouteErrorResponse,
+  useActionData,
+  useLoaderData,
+  useNavigation,
+  useRevalidator,
+  useRouteError,
+} from '@remix-run/react';
 import { useEffect, useState } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { runUserAction, userPageData } from '~/users.server';
@@ -239,7 +248,9 @@ export default function UserPage() {
       <section className="card" aria-labelledby="details-h">
         <h2 id="details-h">KYC details</h2>
         {!d.details ? (
-          <p className="muted">Not fetched yet. They are fetched when Capa reports a result{d.canAct ? ', or use “Fetch KYC details now”' : ''}.</p>
+          <p className="muted">
+            Not fetched yet. They are fetched when Capa reports a result{d.canAct ? ', or use “Fetch KYC details now”' : ''}.
+          </p>
         ) : 'error' in d.details ? (
           <p className="error">{d.details.error}</p>
         ) : (
@@ -310,7 +321,11 @@ export function ErrorBoundary() {
         <Link to="/users">← Users</Link>
       </p>
       <h1>{status === 404 ? 'Customer not found' : status === 403 ? 'Not allowed' : 'This customer page failed to load'}</h1>
-      <p>{isRouteErrorResponse(error) && typeof error.data === 'string' ? error.data : 'Reload the page in a moment. If it keeps failing, tell the on-call engineer the customer id from the address bar.'}</p>
+      <p>
+        {isRouteErrorResponse(error) && typeof error.data === 'string'
+          ? error.data
+          : 'Reload the page in a moment. If it keeps failing, tell the on-call engineer the customer id from the address bar.'}
+      </p>
     </main>
   );
 }

@@ -55,14 +55,20 @@ export default function UsersList() {
       col.accessor('kycStateChangedAt', { header: 'State since', cell: (c) => <TimeAgo iso={c.getValue()} /> }),
       col.accessor('type', { header: 'Type' }),
       col.accessor('country', { header: 'Country', cell: (c) => c.getValue() ?? '—' }),
-      col.accessor('assigneeName', { header: 'Assignee', enableSorting: false, cell: (c) => c.getValue() ?? <span className="muted">—</span> }),
+      col.accessor('assigneeName', {
+        header: 'Assignee',
+        enableSorting: false,
+        cell: (c) => c.getValue() ?? <span className="muted">—</span>,
+      }),
       col.accessor('createdAt', { header: 'Created', cell: (c) => <TimeAgo iso={c.getValue()} /> }),
     ],
     [],
   );
 
   const sortable = new Set(['email', 'externalUserId', 'kycState', 'kycStateChangedAt', 'type', 'country', 'createdAt']);
-  const filtered = Boolean(params.q || params.type || params.country || params.from || params.to || params.assignee || (params.states ?? []).length);
+  const filtered = Boolean(
+    params.q || params.type || params.country || params.from || params.to || params.assignee || (params.states ?? []).length,
+  );
   const busy = navigation.state === 'loading' && navigation.location?.pathname === '/users';
 
   return (
@@ -81,7 +87,11 @@ export default function UsersList() {
           All <strong>{data.countsCapped ? `${SEARCH_CAP}+` : Object.values(data.countsByState).reduce((a, b) => a + b, 0)}</strong>
         </Link>
         {STATES.map((s) => (
-          <Link key={s} to={withParams(location.search, { state: s })} className={`chip ${params.states?.length === 1 && params.states[0] === s ? 'active' : ''}`}>
+          <Link
+            key={s}
+            to={withParams(location.search, { state: s })}
+            className={`chip ${params.states?.length === 1 && params.states[0] === s ? 'active' : ''}`}
+          >
             <StateBadge state={s} /> {data.countsCapped ? null : <strong>{data.countsByState[s]}</strong>}
           </Link>
         ))}
@@ -167,7 +177,12 @@ export default function UsersList() {
               </p>
             ) : (
               <p>
-                No customers yet. {operator && operator.role !== 'viewer' ? <Link to="/users/new">Create the first one</Link> : 'An operator with the compliance role can create one.'}
+                No customers yet.{' '}
+                {operator && operator.role !== 'viewer' ? (
+                  <Link to="/users/new">Create the first one</Link>
+                ) : (
+                  'An operator with the compliance role can create one.'
+                )}
               </p>
             )}
           </div>

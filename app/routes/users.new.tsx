@@ -68,7 +68,15 @@ export default function NewUser() {
         <CsrfInput />
         <input type="hidden" name="requestId" value={v.requestId ?? requestId} />
         <label htmlFor="email">E-mail</label>
-        <input id="email" name="email" type="email" required defaultValue={v.email} aria-invalid={Boolean(errors.email)} aria-describedby={errors.email ? 'email-error' : undefined} />
+        <input
+          id="email"
+          name="email"
+          type="email"
+          required
+          defaultValue={v.email}
+          aria-invalid={Boolean(errors.email)}
+          aria-describedby={errors.email ? 'email-error' : undefined}
+        />
         {err('email')}
 
         <fieldset>
@@ -85,7 +93,13 @@ export default function NewUser() {
         <label htmlFor="externalUserId">
           External user id <span className="muted">(optional — generated when blank)</span>
         </label>
-        <input id="externalUserId" name="externalUserId" defaultValue={v.externalUserId} aria-invalid={Boolean(errors.externalUserId)} aria-describedby={errors.externalUserId ? 'externalUserId-error' : undefined} />
+        <input
+          id="externalUserId"
+          name="externalUserId"
+          defaultValue={v.externalUserId}
+          aria-invalid={Boolean(errors.externalUserId)}
+          aria-describedby={errors.externalUserId ? 'externalUserId-error' : undefined}
+        />
         {err('externalUserId')}
 
         <label htmlFor="alias">
@@ -108,7 +122,12 @@ export default function NewUser() {
           <input type="checkbox" name="noEmail" defaultChecked={v.noEmail === 'on'} /> Don’t e-mail the link (I’ll hand it over myself)
         </label>
         <label htmlFor="locale">Language of the e-mail</label>
-        <select id="locale" name="locale" value={locale ?? localeByCountry[country as keyof typeof localeByCountry] ?? 'es'} onChange={(e) => setLocale(e.target.value)}>
+        <select
+          id="locale"
+          name="locale"
+          value={locale ?? localeByCountry[country as keyof typeof localeByCountry] ?? 'es'}
+          onChange={(e) => setLocale(e.target.value)}
+        >
           <option value="es">Spanish</option>
           <option value="en">English</option>
         </select>

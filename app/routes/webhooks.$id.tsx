@@ -45,7 +45,12 @@ export default function WebhookDetail() {
         <Link to="/webhooks">← Webhook inbox</Link>
       </p>
       <h1>
-        Webhook #{w.id} {w.eventName ? <span className="muted">{w.eventType} · {w.eventName}</span> : null}
+        Webhook #{w.id}{' '}
+        {w.eventName ? (
+          <span className="muted">
+            {w.eventType} · {w.eventName}
+          </span>
+        ) : null}
       </h1>
       <OpsNav />
       <ActionToast result={result} />
@@ -53,33 +58,71 @@ export default function WebhookDetail() {
       <section className="card">
         <dl className="facts">
           <dt>Received</dt>
-          <dd><Time iso={w.receivedAt} /></dd>
+          <dd>
+            <Time iso={w.receivedAt} />
+          </dd>
           <dt>Signature</dt>
           <dd className={w.signatureVerdict === 'valid' ? '' : 'error'}>
             {w.signatureVerdict}
             {w.secretIndex !== null ? <span className="muted"> (secret #{w.secretIndex + 1})</span> : null}
           </dd>
           <dt>Status</dt>
-          <dd><span className={`badge ${w.status}`}>{w.status}</span> {w.attempts > 0 ? <span className="muted">after {w.attempts} attempt{w.attempts === 1 ? '' : 's'}</span> : null}</dd>
+          <dd>
+            <span className={`badge ${w.status}`}>{w.status}</span>{' '}
+            {w.attempts > 0 ? (
+              <span className="muted">
+                after {w.attempts} attempt{w.attempts === 1 ? '' : 's'}
+              </span>
+            ) : null}
+          </dd>
           <dt>New / repeat</dt>
           <dd>
-            {d.context.original ? <>repeat of <Link to={`/webhooks/${d.context.original.id}`}>#{d.context.original.id}</Link></> : 'new'}
-            {d.context.duplicates.length ? <> · repeated by {d.context.duplicates.map((x) => <Link key={x.id} to={`/webhooks/${x.id}`}>#{x.id} </Link>)}</> : null}
+            {d.context.original ? (
+              <>
+                repeat of <Link to={`/webhooks/${d.context.original.id}`}>#{d.context.original.id}</Link>
+              </>
+            ) : (
+              'new'
+            )}
+            {d.context.duplicates.length ? (
+              <>
+                {' '}
+                · repeated by{' '}
+                {d.context.duplicates.map((x) => (
+                  <Link key={x.id} to={`/webhooks/${x.id}`}>
+                    #{x.id}{' '}
+                  </Link>
+                ))}
+              </>
+            ) : null}
           </dd>
           <dt>Customer</dt>
           <dd>
             {d.context.customer ? (
               <Link to={`/users/${d.context.customer.id}`}>{d.context.customer.externalUserId}</Link>
             ) : w.externalUserId ? (
-              <span>{w.externalUserId} <span className="muted">(not a KYC Desk customer)</span></span>
+              <span>
+                {w.externalUserId} <span className="muted">(not a KYC Desk customer)</span>
+              </span>
             ) : (
               <span className="muted">—</span>
             )}
           </dd>
           <dt>Effect</dt>
           <dd>
-            {w.stateFrom && w.stateTo && w.stateFrom !== w.stateTo ? <strong>{w.stateFrom} → {w.stateTo}</strong> : (w.effect ?? '—').replace(/_/g, ' ')}
-            {w.processedAt ? <span className="muted"> · settled <Time iso={w.processedAt} /></span> : null}
+            {w.stateFrom && w.stateTo && w.stateFrom !== w.stateTo ? (
+              <strong>
+                {w.stateFrom} → {w.stateTo}
+              </strong>
+            ) : (
+              (w.effect ?? '—').replace(/_/g, ' ')
+            )}
+            {w.processedAt ? (
+              <span className="muted">
+                {' '}
+                · settled <Time iso={w.processedAt} />
+              </span>
+            ) : null}
           </dd>
           <dt>Processing error</dt>
           <dd className={w.error ? 'error' : 'muted'}>{w.error ?? '—'}</dd>
@@ -95,12 +138,20 @@ export default function WebhookDetail() {
             <CsrfInput />
             <input type="hidden" name="intent" value="reprocess" />
             <input type="hidden" name="requestId" value={requestId} />
-            <p className="muted">Runs this delivery through the worker again, exactly like a new arrival. Safe to repeat: an event that was already applied changes nothing.</p>
-            <button type="submit" disabled={busy}>{busy ? 'Queuing…' : 'Re-process'}</button>
+            <p className="muted">
+              Runs this delivery through the worker again, exactly like a new arrival. Safe to repeat: an event that was already applied
+              changes nothing.
+            </p>
+            <button type="submit" disabled={busy}>
+              {busy ? 'Queuing…' : 'Re-process'}
+            </button>
           </Form>
         ) : (
           <p>
-            <button type="button" disabled>Re-process</button> <span className="muted">{d.reprocess.reason}</span>
+            <button type="button" disabled>
+              Re-process
+            </button>{' '}
+            <span className="muted">{d.reprocess.reason}</span>
           </p>
         )}
       </section>
@@ -114,29 +165,53 @@ export default function WebhookDetail() {
 
       <section className="card">
         <h2>What it caused</h2>
-        {d.context.stateChanges.length === 0 ? <p className="muted">No state change.</p> : (
+        {d.context.stateChanges.length === 0 ? (
+          <p className="muted">No state change.</p>
+        ) : (
           <ul>
             {d.context.stateChanges.map((s) => (
-              <li key={s.id}><Time iso={s.at} />: {s.fromState} → {s.toState}</li>
+              <li key={s.id}>
+                <Time iso={s.at} />: {s.fromState} → {s.toState}
+              </li>
             ))}
           </ul>
         )}
         <h3>Worker runs</h3>
-        {d.context.jobRuns.length === 0 ? <p className="muted">None recorded.</p> : (
+        {d.context.jobRuns.length === 0 ? (
+          <p className="muted">None recorded.</p>
+        ) : (
           <table>
-            <thead><tr><th>Started</th><th>Attempt</th><th>Result</th><th>Error</th></tr></thead>
+            <thead>
+              <tr>
+                <th>Started</th>
+                <th>Attempt</th>
+                <th>Result</th>
+                <th>Error</th>
+              </tr>
+            </thead>
             <tbody>
               {d.context.jobRuns.map((j) => (
-                <tr key={j.id}><td><Time iso={j.startedAt} /></td><td>{j.attempt}</td><td>{j.status}</td><td className={j.error ? 'error' : 'muted'}>{j.error ?? '—'}</td></tr>
+                <tr key={j.id}>
+                  <td>
+                    <Time iso={j.startedAt} />
+                  </td>
+                  <td>{j.attempt}</td>
+                  <td>{j.status}</td>
+                  <td className={j.error ? 'error' : 'muted'}>{j.error ?? '—'}</td>
+                </tr>
               ))}
             </tbody>
           </table>
         )}
         <h3>Operator actions</h3>
-        {d.audit.length === 0 ? <p className="muted">None.</p> : (
+        {d.audit.length === 0 ? (
+          <p className="muted">None.</p>
+        ) : (
           <ul>
             {d.audit.map((a) => (
-              <li key={a.id}><Time iso={a.at} />: {a.actor} — {a.action} ({a.outcome})</li>
+              <li key={a.id}>
+                <Time iso={a.at} />: {a.actor} — {a.action} ({a.outcome})
+              </li>
             ))}
           </ul>
         )}

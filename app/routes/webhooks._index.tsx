@@ -24,8 +24,25 @@ export default function WebhookInbox() {
 
   const columns = useMemo(
     () => [
-      col.accessor('id', { header: 'Received', cell: (c) => (<Link to={`/webhooks/${c.getValue()}`}>#{c.getValue()} · <Time iso={c.row.original.receivedAt} /></Link>) }),
-      col.accessor('eventName', { header: 'Event', cell: (c) => (c.getValue() ? <><span className="muted">{c.row.original.eventType}</span> {c.getValue()}</> : <span className="muted">—</span>) }),
+      col.accessor('id', {
+        header: 'Received',
+        cell: (c) => (
+          <Link to={`/webhooks/${c.getValue()}`}>
+            #{c.getValue()} · <Time iso={c.row.original.receivedAt} />
+          </Link>
+        ),
+      }),
+      col.accessor('eventName', {
+        header: 'Event',
+        cell: (c) =>
+          c.getValue() ? (
+            <>
+              <span className="muted">{c.row.original.eventType}</span> {c.getValue()}
+            </>
+          ) : (
+            <span className="muted">—</span>
+          ),
+      }),
       col.accessor('externalUserId', {
         header: 'Customer',
         cell: (c) => {
@@ -35,7 +52,10 @@ export default function WebhookInbox() {
           return uid ? <Link to={`/users/${uid}`}>{ext}</Link> : <span title="No customer with this id in KYC Desk">{ext}</span>;
         },
       }),
-      col.accessor('signatureVerdict', { header: 'Signature', cell: (c) => <span className={c.getValue() === 'valid' ? '' : 'error'}>{c.getValue()}</span> }),
+      col.accessor('signatureVerdict', {
+        header: 'Signature',
+        cell: (c) => <span className={c.getValue() === 'valid' ? '' : 'error'}>{c.getValue()}</span>,
+      }),
       col.accessor('duplicateOf', {
         header: 'New / repeat',
         enableSorting: false,
@@ -47,16 +67,27 @@ export default function WebhookInbox() {
         header: 'State change',
         cell: (c) => {
           const r = c.row.original;
-          if (r.stateFrom && r.stateTo && r.stateFrom !== r.stateTo) return <strong>{r.stateFrom} → {r.stateTo}</strong>;
+          if (r.stateFrom && r.stateTo && r.stateFrom !== r.stateTo)
+            return (
+              <strong>
+                {r.stateFrom} → {r.stateTo}
+              </strong>
+            );
           return <span className="muted">{r.effect ? r.effect.replace(/_/g, ' ') : '—'}</span>;
         },
       }),
-      col.accessor('error', { header: 'Processing error', enableSorting: false, cell: (c) => (c.getValue() ? <span className="error">{c.getValue()}</span> : <span className="muted">—</span>) }),
+      col.accessor('error', {
+        header: 'Processing error',
+        enableSorting: false,
+        cell: (c) => (c.getValue() ? <span className="error">{c.getValue()}</span> : <span className="muted">—</span>),
+      }),
     ],
     [],
   );
 
-  const filtered = Boolean(p.customer || p.event || p.verdict || p.status || p.duplicate || p.changedOnly || p.errorsOnly || p.from || p.to);
+  const filtered = Boolean(
+    p.customer || p.event || p.verdict || p.status || p.duplicate || p.changedOnly || p.errorsOnly || p.from || p.to,
+  );
 
   return (
     <main className="page wide">
@@ -143,7 +174,18 @@ export default function WebhookInbox() {
           )}
         </div>
       ) : (
-        <ServerTable rows={data.rows} columns={columns} sortable={SORTABLE} sort={p.sort} dir={p.dir} page={data.page} pageSize={data.pageSize} pageCount={data.pageCount} rowKey={(r) => String(r.id)} className="inbox-table" />
+        <ServerTable
+          rows={data.rows}
+          columns={columns}
+          sortable={SORTABLE}
+          sort={p.sort}
+          dir={p.dir}
+          page={data.page}
+          pageSize={data.pageSize}
+          pageCount={data.pageCount}
+          rowKey={(r) => String(r.id)}
+          className="inbox-table"
+        />
       )}
       <Pager page={data.page} pageCount={data.pageCount} />
       {data.pageCount > 1 ? (

@@ -189,7 +189,10 @@ export function parseMessage(raw: Buffer): Pick<MailMessage, 'from' | 'to' | 'su
   collectParts(parseHeaders(head), body, acc);
   return {
     from: headers.from ?? '',
-    to: (headers.to ?? '').split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/).map((s) => s.trim()).filter(Boolean),
+    to: (headers.to ?? '')
+      .split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)
+      .map((s) => s.trim())
+      .filter(Boolean),
     subject: headers.subject ?? '',
     text: acc.text,
     html: acc.html,

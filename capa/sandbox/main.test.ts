@@ -46,11 +46,19 @@ describe('npm run sandbox (capa/sandbox/main.ts)', () => {
       SANDBOX_WEBHOOK_URL: receiver.url,
       SANDBOX_TIME_SCALE: '0.001',
     });
-    const url = await waitFor(() => /listening on (http:\/\/\S+)/.exec(out.stdout)?.[1], `sandbox URL on stdout (stderr: ${out.stderr})`, 20_000);
+    const url = await waitFor(
+      () => /listening on (http:\/\/\S+)/.exec(out.stdout)?.[1],
+      `sandbox URL on stdout (stderr: ${out.stderr})`,
+      20_000,
+    );
 
     const capa = new CapaClient({ baseUrl: url, apiKey: 'cli-test-partner-key', maxRetries: 0 });
     const { userId } = await capa.createUser({ type: 'INDIVIDUAL', email: 'cli@example.mx', externalUserId: 'cli-1' });
-    const res = await fetch(`${url}/__sandbox/users/${userId}/kyc-outcome`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"outcome":"VERIFIED"}' });
+    const res = await fetch(`${url}/__sandbox/users/${userId}/kyc-outcome`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"outcome":"VERIFIED"}',
+    });
     expect(res.status).toBe(200);
     await waitFor(() => receiver!.received.length === 2, 'two webhooks from the CLI sandbox');
     for (const r of receiver.received) {
@@ -58,7 +66,10 @@ describe('npm run sandbox (capa/sandbox/main.ts)', () => {
     }
     // The default second partner exists for the ownership quirk.
     const other = new CapaClient({ baseUrl: url, apiKey: 'sandbox-other-partner-key', maxRetries: 0 });
-    await expect(other.getKycDetails(userId)).rejects.toMatchObject({ status: 401, capaMessage: 'User is not associated with the partner' });
+    await expect(other.getKycDetails(userId)).rejects.toMatchObject({
+      status: 401,
+      capaMessage: 'User is not associated with the partner',
+    });
 
     proc.kill('SIGTERM');
     expect(await exited).toBe(0);

@@ -45,9 +45,11 @@ function defaultSmtpPort(): number {
   return 2525;
 }
 const rawSmtp = process.env.SANDBOX_SMTP_PORT;
-const smtpPort = rawSmtp === 'off'
-  ? null
-  : optionalNumber('SANDBOX_SMTP_PORT', (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'an integer port or "off"') ?? defaultSmtpPort();
+const smtpPort =
+  rawSmtp === 'off'
+    ? null
+    : (optionalNumber('SANDBOX_SMTP_PORT', (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'an integer port or "off"') ??
+      defaultSmtpPort());
 
 let webhookUrl: string | null = `${e.publicUrl}/webhooks/capa`;
 const rawWebhook = process.env.SANDBOX_WEBHOOK_URL;
@@ -78,7 +80,9 @@ const sandbox = await createSandbox({
   smtpPort,
   partners: [
     { apiKey: e.CAPA_API_KEY, webhookSecret: e.CAPA_WEBHOOK_SECRET[0]!, webhookUrl },
-    ...(e.CAPA_API_KEY === 'sandbox-other-partner-key' ? [] : [{ apiKey: 'sandbox-other-partner-key', webhookSecret: 'sandbox-other-webhook-secret' }]),
+    ...(e.CAPA_API_KEY === 'sandbox-other-partner-key'
+      ? []
+      : [{ apiKey: 'sandbox-other-partner-key', webhookSecret: 'sandbox-other-webhook-secret' }]),
   ],
 }).catch((err: unknown) => {
   console.error(`Capa sandbox could not start: ${err instanceof Error ? err.message : String(err)}`);
@@ -88,7 +92,9 @@ const sandbox = await createSandbox({
 console.log(`Capa sandbox listening on ${sandbox.url}`);
 console.log(`  partner-api-key: ${e.CAPA_API_KEY}`);
 console.log(`  webhooks → ${webhookUrl ?? '(none: events are recorded NOT_SENT)'}${timeScale ? ` (retry schedule × ${timeScale})` : ''}`);
-console.log(`  mailbox: ${sandbox.url}/__sandbox/mailbox${sandbox.smtpPort !== null ? ` (SMTP on port ${sandbox.smtpPort})` : ' (mail sink off)'}`);
+console.log(
+  `  mailbox: ${sandbox.url}/__sandbox/mailbox${sandbox.smtpPort !== null ? ` (SMTP on port ${sandbox.smtpPort})` : ' (mail sink off)'}`,
+);
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {

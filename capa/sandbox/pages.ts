@@ -28,7 +28,9 @@ export function maskEmail(email: string): string {
 
 export function kycSessionPage(input: { alias?: string; email: string; country: string }): string {
   const who = input.alias ? `${h(input.alias)} (${h(maskEmail(input.email))})` : h(maskEmail(input.email));
-  return page('Identity verification — Capa sandbox', `
+  return page(
+    'Identity verification — Capa sandbox',
+    `
 <h1>Identity verification</h1>
 <p class="note">This is the <strong>Capa sandbox</strong>'s stand-in for the KYC provider page. No documents are
 collected; choose the result the verification should have.</p>
@@ -41,7 +43,8 @@ collected; choose the result the verification should have.</p>
     <button class="review" name="outcome" value="REVIEW_NEEDED">Needs manual review</button>
     <button name="outcome" value="PENDING">Submit and leave pending</button>
   </form>
-</div>`);
+</div>`,
+  );
 }
 
 export function messagePage(title: string, text: string): string {
@@ -55,9 +58,14 @@ export function indexPage(input: {
   counts: { users: number; notifications: number; mail: number };
 }): string {
   const rows = input.partners
-    .map((p) => `<tr><td><code>${h(p.apiKey)}</code></td><td><code>${h(p.partnerId)}</code></td><td>${p.webhookUrl ? `<code>${h(p.webhookUrl)}</code>` : '<em>none (events are recorded NOT_SENT)</em>'}</td></tr>`)
+    .map(
+      (p) =>
+        `<tr><td><code>${h(p.apiKey)}</code></td><td><code>${h(p.partnerId)}</code></td><td>${p.webhookUrl ? `<code>${h(p.webhookUrl)}</code>` : '<em>none (events are recorded NOT_SENT)</em>'}</td></tr>`,
+    )
     .join('');
-  return page('Capa sandbox', `
+  return page(
+    'Capa sandbox',
+    `
 <h1>Capa sandbox</h1>
 <p>A local stand-in for Capa's partner API v2 (users, KYC links, KYC details, webhook settings and the
 webhook notification log) with a fake hosted KYC page and signed webhooks. Base URL for the client:
@@ -70,7 +78,8 @@ webhook notification log) with a fake hosted KYC page and signed webhooks. Base 
   <li><a href="/__sandbox/stats">/__sandbox/stats</a> — counters (JSON)</li>
   <li><a href="/__sandbox/mailbox">/__sandbox/mailbox</a> — ${input.counts.mail} captured e-mail(s)${input.smtpPort !== null ? ` (SMTP on port ${input.smtpPort})` : ' (mail sink not running)'}</li>
 </ul>
-<p>${input.counts.notifications} webhook notification(s) recorded.</p>`);
+<p>${input.counts.notifications} webhook notification(s) recorded.</p>`,
+  );
 }
 
 /** Plain-text bodies get their URLs turned into links; HTML bodies render in a sandboxed frame. */
@@ -90,9 +99,12 @@ export function mailboxPage(messages: MailMessage[], smtpPort: number | null): s
 From: ${h(m.from)}<br>To: ${h(m.to.join(', '))}<br><small>${h(m.receivedAt)}</small></p>${frame}${text}</div>`;
     })
     .join('');
-  return page('Mailbox — Capa sandbox', `
+  return page(
+    'Mailbox — Capa sandbox',
+    `
 <h1>Mailbox</h1>
 <p>${smtpPort !== null ? `SMTP sink on port <code>${smtpPort}</code> (no TLS, no auth).` : 'The mail sink is not running (start the sandbox with an SMTP port).'}
 ${messages.length} message(s). <a href="/">Back</a></p>
-${items || '<p><em>No mail yet.</em></p>'}`);
+${items || '<p><em>No mail yet.</em></p>'}`,
+  );
 }

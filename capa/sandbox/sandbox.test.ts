@@ -46,7 +46,10 @@ async function newUser(alias = 'Ana López') {
 }
 
 const events = () => receiver.received.map((r) => r.json as CapaWebhookEvent);
-const eventsFor = (ext: string) => events().filter((e) => e.externalUserId === ext).map((e) => e.event);
+const eventsFor = (ext: string) =>
+  events()
+    .filter((e) => e.externalUserId === ext)
+    .map((e) => e.event);
 
 async function onlyNotification(eventType: string) {
   const list = await capa.listWebhookNotifications();
@@ -102,13 +105,17 @@ describe('signed webhooks', () => {
   it('tolerates arbitrary events (e.g. TRANSACTION) through the same pipe', async () => {
     sandbox.emitEvent({ type: 'TRANSACTION', event: 'COMPLETED_ON_RAMP', externalUserId: 'x', transactionId: 't1', fiatAmount: '1.01' });
     await sandbox.flushDeliveries();
-    expect(receiver.received[0]!.body).toBe('{"type":"TRANSACTION","event":"COMPLETED_ON_RAMP","externalUserId":"x","transactionId":"t1","fiatAmount":"1.01"}');
+    expect(receiver.received[0]!.body).toBe(
+      '{"type":"TRANSACTION","event":"COMPLETED_ON_RAMP","externalUserId":"x","transactionId":"t1","fiatAmount":"1.01"}',
+    );
   });
 });
 
 describe('delivery retries', () => {
   it('receiver answering 500 then 200 → retried and SENT with retryAttempts 1', async () => {
-    receiver.respond((r) => (r.n === 1 ? { status: 500, body: '{"success":false,"error":{"message":"db down","id":""}}' } : { status: 200 }));
+    receiver.respond((r) =>
+      r.n === 1 ? { status: 500, body: '{"success":false,"error":{"message":"db down","id":""}}' } : { status: 200 },
+    );
     const u = await newUser();
     sandbox.emitEvent({ type: 'KYC', event: 'CREATED_KYC', externalUserId: u.externalUserId });
     await sandbox.flushDeliveries();
@@ -137,7 +144,11 @@ describe('delivery retries', () => {
   });
 
   it('network errors and timeouts count as failures', async () => {
-    const sb = await createSandbox({ timeScale: TIME_SCALE, deliveryTimeoutMs: 100, partners: [{ apiKey: KEY, webhookSecret: SECRET, webhookUrl: receiver.url }] });
+    const sb = await createSandbox({
+      timeScale: TIME_SCALE,
+      deliveryTimeoutMs: 100,
+      partners: [{ apiKey: KEY, webhookSecret: SECRET, webhookUrl: receiver.url }],
+    });
     try {
       receiver.respond((r) => (r.n === 1 ? { status: 200, delayMs: 400 } : { status: 204 }));
       sb.emitEvent({ type: 'KYC', event: 'CREATED_KYC', externalUserId: 't' });
@@ -191,7 +202,11 @@ describe('manual retry', () => {
     expect(receiver.received.length).toBe(before + 1);
     expect(await capa.getWebhookNotification(id)).toMatchObject({ status: 'SENT', manualRetryCount: 1, retryAttempts: 0 });
     // Now SENT: a further retry is refused.
-    await expect(capa.retryWebhookNotification(id)).rejects.toMatchObject({ status: 409, code: 'CONFLICT', capaMessage: 'Notification is not in FAILED status' });
+    await expect(capa.retryWebhookNotification(id)).rejects.toMatchObject({
+      status: 409,
+      code: 'CONFLICT',
+      capaMessage: 'Notification is not in FAILED status',
+    });
   });
 
   it('allows at most 3 manual retries per notification', async () => {
@@ -203,7 +218,11 @@ describe('manual retry', () => {
     }
     const err = await capa.retryWebhookNotification(id).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CapaError);
-    expect(err).toMatchObject({ status: 409, code: 'CONFLICT', capaMessage: 'Partner webhook notification has reached the maximum number of manual retries (3)' });
+    expect(err).toMatchObject({
+      status: 409,
+      code: 'CONFLICT',
+      capaMessage: 'Partner webhook notification has reached the maximum number of manual retries (3)',
+    });
   });
 
   it('answers 429 TOO_MANY_REQUESTS beyond 10 retry calls per partner per minute', async () => {
@@ -277,7 +296,10 @@ describe('delivery faults', () => {
 describe('hosted KYC page', () => {
   it('GET shows the masked customer and the four choices; POST redirects 303 to partnerRedirectUri and emits webhooks', async () => {
     const u = await newUser('María Pérez');
-    const { kycLink } = await capa.generateKycLink(u.userId, { country: 'MX', partnerRedirectUri: 'https://admin.example.com/kyc/return?x=1' });
+    const { kycLink } = await capa.generateKycLink(u.userId, {
+      country: 'MX',
+      partnerRedirectUri: 'https://admin.example.com/kyc/return?x=1',
+    });
     const page = await fetch(kycLink);
     expect(page.status).toBe(200);
     const html = await page.text();
@@ -286,7 +308,12 @@ describe('hosted KYC page', () => {
     expect(html).not.toContain(`user${seq}@example.mx`); // e-mail is masked
     expect(html).toContain('@example.mx');
 
-    const post = await fetch(kycLink, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'outcome=REJECTED' });
+    const post = await fetch(kycLink, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'outcome=REJECTED',
+    });
     expect(post.status).toBe(303);
     expect(post.headers.get('location')).toBe('https://admin.example.com/kyc/return?x=1');
     await sandbox.flushDeliveries();
@@ -295,7 +322,12 @@ describe('hosted KYC page', () => {
     expect(sandbox.users()[0]!.links[0]).toMatchObject({ state: 'used', outcome: 'REJECTED' });
 
     // Single use.
-    const again = await fetch(kycLink, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'outcome=VERIFIED' });
+    const again = await fetch(kycLink, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'outcome=VERIFIED',
+    });
     expect(again.status).toBe(409);
     expect(await again.text()).toContain('already used');
     expect((await fetch(kycLink)).status).toBe(409);
@@ -310,7 +342,11 @@ describe('hosted KYC page', () => {
     const old = await fetch(first.kycLink);
     expect(old.status).toBe(410);
     expect(await old.text()).toContain('This link has expired');
-    const post = await fetch(second.kycLink, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'outcome=PENDING' });
+    const post = await fetch(second.kycLink, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'outcome=PENDING',
+    });
     expect(post.status).toBe(200);
     expect(await post.text()).toContain('Thank you');
     await sandbox.flushDeliveries();
@@ -323,14 +359,20 @@ describe('hosted KYC page', () => {
   it('rejects a POST without a valid outcome and unknown links', async () => {
     const u = await newUser();
     const { kycLink } = await capa.generateKycLink(u.userId, { country: 'MX' });
-    const bad = await fetch(kycLink, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'outcome=MAYBE' });
+    const bad = await fetch(kycLink, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'outcome=MAYBE',
+    });
     expect(bad.status).toBe(400);
     expect((await fetch(kycLink)).status).toBe(200); // still usable
     expect((await fetch(`${sandbox.url}/kyc/session/0000`)).status).toBe(404);
     // A broken percent-escape must not crash the server.
     expect((await fetch(`${sandbox.url}/kyc/session/%E0%A4%A`)).status).toBe(404);
     const api = await fetch(`${sandbox.url}/api/partner/v2/users/%E0%A4%A/kyc/verification-link`, {
-      method: 'POST', headers: { 'partner-api-key': KEY, 'content-type': 'application/json' }, body: '{"country":"MX"}',
+      method: 'POST',
+      headers: { 'partner-api-key': KEY, 'content-type': 'application/json' },
+      body: '{"country":"MX"}',
     });
     expect(api.status).toBe(404);
     expect((await fetch(`${sandbox.url}/`)).status).toBe(200);
@@ -339,7 +381,11 @@ describe('hosted KYC page', () => {
 
 describe('sandbox controls over HTTP (/__sandbox/)', () => {
   const post = (path: string, body?: unknown) =>
-    fetch(`${sandbox.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    fetch(`${sandbox.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
 
   it('kyc-outcome drives a user without a browser and validates its input', async () => {
     const u = await newUser();
@@ -355,9 +401,18 @@ describe('sandbox controls over HTTP (/__sandbox/)', () => {
   it('users (labelled non-Capa), stats, faults, delivery, flush and reset', async () => {
     const u = await newUser();
     await capa.generateKycLink(u.userId, { country: 'MX' });
-    const users = (await (await fetch(`${sandbox.url}/__sandbox/users`)).json()) as { notCapa: boolean; users: Array<Record<string, unknown>> };
+    const users = (await (await fetch(`${sandbox.url}/__sandbox/users`)).json()) as {
+      notCapa: boolean;
+      users: Array<Record<string, unknown>>;
+    };
     expect(users.notCapa).toBe(true);
-    expect(users.users[0]).toMatchObject({ userId: u.userId, externalUserId: u.externalUserId, type: 'INDIVIDUAL', kycState: 'LINK_ISSUED', verificationResult: null });
+    expect(users.users[0]).toMatchObject({
+      userId: u.userId,
+      externalUserId: u.externalUserId,
+      type: 'INDIVIDUAL',
+      kycState: 'LINK_ISSUED',
+      verificationResult: null,
+    });
 
     const faults = await post('/__sandbox/faults', { errorRate: 1 });
     expect(await faults.json()).toEqual({ faults: { errorRate: 1 } });
@@ -366,7 +421,9 @@ describe('sandbox controls over HTTP (/__sandbox/)', () => {
     await post('/__sandbox/faults', {});
     await expect(capa.getKycDetails(u.userId)).resolves.toBeNull();
 
-    expect(await (await post('/__sandbox/delivery', { paused: true })).json()).toEqual({ delivery: { dropRate: 0, duplicateRate: 0, reorder: false, paused: true } });
+    expect(await (await post('/__sandbox/delivery', { paused: true })).json()).toEqual({
+      delivery: { dropRate: 0, duplicateRate: 0, reorder: false, paused: true },
+    });
     sandbox.setOutcome(u.userId, 'VERIFIED');
     await post('/__sandbox/delivery', { paused: false });
     expect((await post('/__sandbox/flush')).status).toBe(200);
@@ -396,7 +453,14 @@ describe('create user: the e-mail check', () => {
       await expect(capa.createUser({ type: 'INDIVIDUAL', email, externalUserId: `intl-${++seq}` })).resolves.toHaveProperty('userId');
     }
     expect(sandbox.users().map((u) => u.email)).toEqual(expect.arrayContaining(['sofía.392@example.mx', 'josé.núñez@exämple.do']));
-    for (const email of ['ana@localhost', '"ana"@example.mx', 'ana lópez@example.mx', 'ana@example.mx.', 'ana@[127.0.0.1]', `${'a'.repeat(65)}@example.mx`]) {
+    for (const email of [
+      'ana@localhost',
+      '"ana"@example.mx',
+      'ana lópez@example.mx',
+      'ana@example.mx.',
+      'ana@[127.0.0.1]',
+      `${'a'.repeat(65)}@example.mx`,
+    ]) {
       const err = await capa.createUser({ type: 'INDIVIDUAL', email, externalUserId: `bad-${++seq}` }).catch((e: unknown) => e);
       expect(err, email).toBeInstanceOf(CapaError);
       expect(err, email).toMatchObject({ status: 400, code: 'BAD_REQUEST', capaMessage: 'Provided email is not valid' });

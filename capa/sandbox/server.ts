@@ -169,7 +169,10 @@ class ApiError extends Error {
 
 /** Bad input to a sandbox control (not a Capa error). */
 export class SandboxInputError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
     this.name = 'SandboxInputError';
   }
@@ -219,8 +222,13 @@ interface UserRecord {
 }
 
 type Op =
-  | 'createUser' | 'generateKycLink' | 'getKycDetails' | 'setWebhookSettings'
-  | 'listWebhookNotifications' | 'getWebhookNotification' | 'retryWebhookNotification';
+  | 'createUser'
+  | 'generateKycLink'
+  | 'getKycDetails'
+  | 'setWebhookSettings'
+  | 'listWebhookNotifications'
+  | 'getWebhookNotification'
+  | 'retryWebhookNotification';
 
 const API_ROUTES: Array<{ method: string; re: RegExp; op: Op; body: boolean }> = [
   { method: 'POST', re: /^\/api\/partner\/v2\/users$/, op: 'createUser', body: true },
@@ -274,7 +282,14 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
   const partnerOpts = opts.partners ?? DEFAULT_PARTNERS;
   const partners: Partner[] = partnerOpts.map((p) => {
     if (!API_KEY_FORMAT.test(p.apiKey)) throw new Error(`createSandbox: partner apiKey must match ${API_KEY_FORMAT}`);
-    return { id: randomUUID(), apiKey: p.apiKey, webhookSecret: p.webhookSecret, initialWebhookUrl: p.webhookUrl ?? null, settings: null, manualRetryTimes: [] };
+    return {
+      id: randomUUID(),
+      apiKey: p.apiKey,
+      webhookSecret: p.webhookSecret,
+      initialWebhookUrl: p.webhookUrl ?? null,
+      settings: null,
+      manualRetryTimes: [],
+    };
   });
   if (new Set(partners.map((p) => p.apiKey)).size !== partners.length) throw new Error('createSandbox: partner apiKeys must be unique');
   const initSettings = (p: Partner) => {
@@ -317,7 +332,16 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       const k = user.kyc;
       k.outcome = outcome;
       k.verificationResult = verificationResult ?? outcome;
-      k.details = buildKycDetails({ userId: user.userId, alias: user.alias, country: k.country, outcome, verificationResult, publicUrl, verificationSessionId: k.verificationSessionId, createdAt: k.createdAt });
+      k.details = buildKycDetails({
+        userId: user.userId,
+        alias: user.alias,
+        country: k.country,
+        outcome,
+        verificationResult,
+        publicUrl,
+        verificationSessionId: k.verificationSessionId,
+        createdAt: k.createdAt,
+      });
       events = outcomeEvent ? [outcomeEvent] : [];
     } else {
       if (link) {
@@ -328,16 +352,36 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       const country = link?.country ?? user.links.at(-1)?.country ?? 'MX';
       const verificationSessionId = randomUUID();
       user.kyc = {
-        outcome, verificationResult: verificationResult ?? outcome, verificationSessionId, country, createdAt: now,
-        details: buildKycDetails({ userId: user.userId, alias: user.alias, country, outcome, verificationResult, publicUrl, verificationSessionId, createdAt: now }),
+        outcome,
+        verificationResult: verificationResult ?? outcome,
+        verificationSessionId,
+        country,
+        createdAt: now,
+        details: buildKycDetails({
+          userId: user.userId,
+          alias: user.alias,
+          country,
+          outcome,
+          verificationResult,
+          publicUrl,
+          verificationSessionId,
+          createdAt: now,
+        }),
       };
       events = outcomeEvent ? ['CREATED_KYC', outcomeEvent] : ['CREATED_KYC'];
     }
     counters.kycSubmissions++;
-    const records = dispatcher.emit(partner.id, events.map((event) => ({ type: 'KYC', event, externalUserId: user.externalUserId })));
+    const records = dispatcher.emit(
+      partner.id,
+      events.map((event) => ({ type: 'KYC', event, externalUserId: user.externalUserId })),
+    );
     return {
-      userId: user.userId, externalUserId: user.externalUserId, outcome, verificationResult: user.kyc.verificationResult,
-      events, notificationIds: records.map((r) => r.id),
+      userId: user.userId,
+      externalUserId: user.externalUserId,
+      outcome,
+      verificationResult: user.kyc.verificationResult,
+      events,
+      notificationIds: records.map((r) => r.id),
     };
   }
 
@@ -359,7 +403,8 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     const num = (k: keyof SandboxFaults, max: number) => {
       const v = (f as Record<string, unknown>)[k];
       if (v === undefined || v === null) return;
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) throw new SandboxInputError(400, `${k} must be a number between 0 and ${max}`);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max)
+        throw new SandboxInputError(400, `${k} must be a number between 0 and ${max}`);
       next[k] = v;
     };
     num('latencyMs', 600_000);
@@ -377,7 +422,8 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
   function setDelivery(d: SandboxDelivery): DeliveryConfig {
     for (const k of ['dropRate', 'duplicateRate'] as const) {
       const v = d[k];
-      if (v !== undefined && (typeof v !== 'number' || !(v >= 0 && v <= 1))) throw new SandboxInputError(400, `${k} must be a number between 0 and 1`);
+      if (v !== undefined && (typeof v !== 'number' || !(v >= 0 && v <= 1)))
+        throw new SandboxInputError(400, `${k} must be a number between 0 and 1`);
     }
     for (const k of ['reorder', 'paused'] as const) {
       if (d[k] !== undefined && typeof d[k] !== 'boolean') throw new SandboxInputError(400, `${k} must be a boolean`);
@@ -387,14 +433,25 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
 
   function userTruth(u: UserRecord): SandboxUserTruth {
     return {
-      userId: u.userId, partnerApiKey: partnerById(u.partnerId).apiKey, externalUserId: u.externalUserId, email: u.email,
-      alias: u.alias ?? null, type: u.type, createdAt: u.createdAt.toISOString(),
+      userId: u.userId,
+      partnerApiKey: partnerById(u.partnerId).apiKey,
+      externalUserId: u.externalUserId,
+      email: u.email,
+      alias: u.alias ?? null,
+      type: u.type,
+      createdAt: u.createdAt.toISOString(),
       kycState: u.kyc ? u.kyc.outcome : u.links.length ? 'LINK_ISSUED' : 'NOT_STARTED',
       verificationResult: u.kyc?.verificationResult ?? null,
       verificationSessionId: u.kyc?.verificationSessionId ?? null,
       links: u.links.map((l) => ({
-        id: l.id, kycLink: kycLinkUrl(l.id), country: l.country, partnerRedirectUri: l.partnerRedirectUri, state: l.state,
-        createdAt: l.createdAt.toISOString(), usedAt: l.usedAt?.toISOString() ?? null, outcome: l.outcome,
+        id: l.id,
+        kycLink: kycLinkUrl(l.id),
+        country: l.country,
+        partnerRedirectUri: l.partnerRedirectUri,
+        state: l.state,
+        createdAt: l.createdAt.toISOString(),
+        usedAt: l.usedAt?.toISOString() ?? null,
+        outcome: l.outcome,
       })),
     };
   }
@@ -458,17 +515,26 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) / 1000) * rate);
       bucket.at = now;
       if (bucket.tokens < 1) {
-        throw new ApiError(429, 'TOO_MANY_REQUESTS', 'Rate limit exceeded. Try again in a few seconds.', undefined,
-          { 'retry-after': retryAfter(Math.max(1, Math.ceil((1 - bucket.tokens) / rate))) });
+        throw new ApiError(429, 'TOO_MANY_REQUESTS', 'Rate limit exceeded. Try again in a few seconds.', undefined, {
+          'retry-after': retryAfter(Math.max(1, Math.ceil((1 - bucket.tokens) / rate))),
+        });
       }
       bucket.tokens -= 1;
     }
     if (faults.rate429 && rng() < faults.rate429) {
-      throw new ApiError(429, 'TOO_MANY_REQUESTS', 'Rate limit exceeded. Try again in a few seconds.', undefined, { 'retry-after': retryAfter(1) });
+      throw new ApiError(429, 'TOO_MANY_REQUESTS', 'Rate limit exceeded. Try again in a few seconds.', undefined, {
+        'retry-after': retryAfter(1),
+      });
     }
   }
 
-  const handlers: Record<Op, (ctx: { partner: Partner; params: string[]; query: URLSearchParams; body: unknown; req: IncomingMessage }) => { status: number; body: unknown }> = {
+  const handlers: Record<
+    Op,
+    (ctx: { partner: Partner; params: string[]; query: URLSearchParams; body: unknown; req: IncomingMessage }) => {
+      status: number;
+      body: unknown;
+    }
+  > = {
     createUser({ partner, body }) {
       if (!isRecord(body)) throw invalidInput(['body must be a JSON object']);
       const problems: string[] = [];
@@ -502,8 +568,14 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
         throw new ApiError(409, 'CONFLICT', 'User with this email already exists');
       }
       const user: UserRecord = {
-        userId: randomUUID(), partnerId: partner.id, type: body.type as UserRecord['type'], email, externalUserId,
-        createdAt: new Date(), links: [], kyc: null,
+        userId: randomUUID(),
+        partnerId: partner.id,
+        type: body.type as UserRecord['type'],
+        email,
+        externalUserId,
+        createdAt: new Date(),
+        links: [],
+        kyc: null,
       };
       if (typeof body.alias === 'string' && body.alias !== '') user.alias = body.alias;
       users.set(user.userId, user);
@@ -516,9 +588,14 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       const b = body === undefined ? {} : body;
       if (!isRecord(b)) throw invalidInput(['body must be a JSON object']);
       if (!(KYC_COUNTRIES as readonly unknown[]).includes(b.country)) problems.push('country must be one of MX, DO');
-      if (b.partnerRedirectUri !== undefined && b.partnerRedirectUri !== null
-        && (typeof b.partnerRedirectUri !== 'string' || !isAcceptableRedirectUri(b.partnerRedirectUri))) {
-        problems.push('partnerRedirectUri must be an https:// URL or a custom app scheme (sandbox also allows http://localhost and http://127.0.0.1)');
+      if (
+        b.partnerRedirectUri !== undefined &&
+        b.partnerRedirectUri !== null &&
+        (typeof b.partnerRedirectUri !== 'string' || !isAcceptableRedirectUri(b.partnerRedirectUri))
+      ) {
+        problems.push(
+          'partnerRedirectUri must be an https:// URL or a custom app scheme (sandbox also allows http://localhost and http://127.0.0.1)',
+        );
       }
       if (problems.length) throw invalidInput(problems);
       const user = ownedUser(partner, params[0]!);
@@ -529,9 +606,14 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       // is bound to one provider session and an expired link must be replaced).
       for (const l of user.links) if (l.state === 'open') l.state = 'superseded';
       const link: LinkSession = {
-        id: randomBytes(16).toString('hex'), userId: user.userId, country: b.country as KycCountry,
+        id: randomBytes(16).toString('hex'),
+        userId: user.userId,
+        country: b.country as KycCountry,
         partnerRedirectUri: typeof b.partnerRedirectUri === 'string' ? b.partnerRedirectUri : null,
-        state: 'open', createdAt: new Date(), usedAt: null, outcome: null,
+        state: 'open',
+        createdAt: new Date(),
+        usedAt: null,
+        outcome: null,
       };
       user.links.push(link);
       links.set(link.id, link);
@@ -575,14 +657,24 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       const s = partner.settings;
       return {
         status: 200,
-        body: { success: true, data: { id: s.id, partnerId: partner.id, url: s.url, createdAt: capaSettingsTimestamp(s.createdAt), updatedAt: capaSettingsTimestamp(s.updatedAt) } },
+        body: {
+          success: true,
+          data: {
+            id: s.id,
+            partnerId: partner.id,
+            url: s.url,
+            createdAt: capaSettingsTimestamp(s.createdAt),
+            updatedAt: capaSettingsTimestamp(s.updatedAt),
+          },
+        },
       };
     },
 
     listWebhookNotifications({ partner, query }) {
       const problems: string[] = [];
       const status = query.get('status');
-      if (status !== null && !(WEBHOOK_NOTIFICATION_STATUSES as readonly string[]).includes(status)) problems.push('status must be one of PENDING, SENT, FAILED, NOT_SENT');
+      if (status !== null && !(WEBHOOK_NOTIFICATION_STATUSES as readonly string[]).includes(status))
+        problems.push('status must be one of PENDING, SENT, FAILED, NOT_SENT');
       const intParam = (name: string, def: number, min: number, max: number) => {
         const v = query.get(name);
         if (v === null) return def;
@@ -597,11 +689,12 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       const limit = intParam('limit', 20, 1, 100);
       if (problems.length) throw invalidInput(problems);
       // Assumption: newest first.
-      const all = dispatcher.notifications
-        .filter((n) => n.partnerId === partner.id && (status === null || n.status === status))
-        .reverse();
+      const all = dispatcher.notifications.filter((n) => n.partnerId === partner.id && (status === null || n.status === status)).reverse();
       const page = all.slice(skip, skip + limit);
-      return { status: 200, body: { success: true, data: { count: page.length, total: all.length, data: page.map((n) => dispatcher.toListItem(n)) } } };
+      return {
+        status: 200,
+        body: { success: true, data: { count: page.length, total: all.length, data: page.map((n) => dispatcher.toListItem(n)) } },
+      };
     },
 
     getWebhookNotification({ partner, params }) {
@@ -617,13 +710,19 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       if (partner.manualRetryTimes.length >= MANUAL_RETRY_LIMIT_PER_MINUTE) {
         const waitSec = Math.max(1, Math.ceil((partner.manualRetryTimes[0]! + 60_000 - now) / 1000));
         // Retry-After is not documented; NestJS's throttler sends it, so we do too.
-        throw new ApiError(429, 'TOO_MANY_REQUESTS', 'Rate limit exceeded. Try again in a few seconds.', undefined, { 'retry-after': String(waitSec) });
+        throw new ApiError(429, 'TOO_MANY_REQUESTS', 'Rate limit exceeded. Try again in a few seconds.', undefined, {
+          'retry-after': String(waitSec),
+        });
       }
       partner.manualRetryTimes.push(now);
       const n = ownNotification(partner, params[0]!);
       if (n.status !== 'FAILED') throw new ApiError(409, 'CONFLICT', 'Notification is not in FAILED status');
       if (n.manualRetryCount >= MAX_MANUAL_RETRIES) {
-        throw new ApiError(409, 'CONFLICT', `Partner webhook notification has reached the maximum number of manual retries (${MAX_MANUAL_RETRIES})`);
+        throw new ApiError(
+          409,
+          'CONFLICT',
+          `Partner webhook notification has reached the maximum number of manual retries (${MAX_MANUAL_RETRIES})`,
+        );
       }
       dispatcher.manualRetry(n);
       counters.manualRetriesAccepted++;
@@ -695,10 +794,21 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     const link = links.get(id);
     if (!link) return sendHtml(res, 404, messagePage('Unknown link', 'This verification link does not exist.'));
     if (link.state === 'superseded') {
-      return sendHtml(res, 410, messagePage('This link has expired', 'A newer verification link was issued for you. Please use the most recent link you received.'));
+      return sendHtml(
+        res,
+        410,
+        messagePage('This link has expired', 'A newer verification link was issued for you. Please use the most recent link you received.'),
+      );
     }
     if (link.state === 'used') {
-      return sendHtml(res, 409, messagePage('This link was already used', 'This verification link was already used to submit a verification. Each link works once.'));
+      return sendHtml(
+        res,
+        409,
+        messagePage(
+          'This link was already used',
+          'This verification link was already used to submit a verification. Each link works once.',
+        ),
+      );
     }
     const user = users.get(link.userId)!;
     if (req.method === 'GET' || req.method === 'HEAD') {
@@ -716,7 +826,8 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     } else {
       outcome = new URLSearchParams(raw).get('outcome');
     }
-    if (!isKycOutcome(outcome)) return sendHtml(res, 400, messagePage('Choose a result', 'Pick one of the buttons on the verification page.'));
+    if (!isKycOutcome(outcome))
+      return sendHtml(res, 400, messagePage('Choose a result', 'Pick one of the buttons on the verification page.'));
     submitKyc(user, outcome, link);
     if (link.partnerRedirectUri) {
       res.writeHead(303, { location: link.partnerRedirectUri, 'cache-control': 'no-store' });
@@ -747,11 +858,17 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
       let m: RegExpExecArray | null;
       if (method === 'GET' && path === '/__sandbox/stats') return sendJson(res, 200, stats());
       if (method === 'GET' && path === '/__sandbox/users') {
-        return sendJson(res, 200, { notCapa: true, note: 'Sandbox debug route: Capa has no list-users endpoint.', users: [...users.values()].map(userTruth) });
+        return sendJson(res, 200, {
+          notCapa: true,
+          note: 'Sandbox debug route: Capa has no list-users endpoint.',
+          users: [...users.values()].map(userTruth),
+        });
       }
       if (method === 'POST' && (m = /^\/__sandbox\/users\/([^/]+)\/kyc-outcome$/.exec(path))) {
         const b = await body();
-        const result = setOutcome(safeDecode(m[1]!), b.outcome as KycOutcome, { verificationResult: b.verificationResult as string | undefined });
+        const result = setOutcome(safeDecode(m[1]!), b.outcome as KycOutcome, {
+          verificationResult: b.verificationResult as string | undefined,
+        });
         return sendJson(res, 200, result);
       }
       if (method === 'POST' && path === '/__sandbox/faults') return sendJson(res, 200, { faults: setFaults(await body()) });
@@ -771,12 +888,14 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
         }
         return sendJson(res, 200, { notificationIds: emitEvent(b.event as CapaWebhookEvent, b.apiKey as string | undefined) });
       }
-      if (method === 'GET' && path === '/__sandbox/mail') return sendJson(res, 200, { smtpPort: mailSink?.port ?? null, messages: mailSink?.messages() ?? [] });
+      if (method === 'GET' && path === '/__sandbox/mail')
+        return sendJson(res, 200, { smtpPort: mailSink?.port ?? null, messages: mailSink?.messages() ?? [] });
       if (method === 'DELETE' && path === '/__sandbox/mail') {
         mailSink?.clear();
         return sendJson(res, 200, { ok: true });
       }
-      if (method === 'GET' && path === '/__sandbox/mailbox') return sendHtml(res, 200, mailboxPage(mailSink?.messages() ?? [], mailSink?.port ?? null));
+      if (method === 'GET' && path === '/__sandbox/mailbox')
+        return sendHtml(res, 200, mailboxPage(mailSink?.messages() ?? [], mailSink?.port ?? null));
       return sendJson(res, 404, { error: `No sandbox control ${method} ${path}` });
     } catch (err) {
       if (err instanceof SandboxInputError) return sendJson(res, err.status, { error: err.message });
@@ -803,11 +922,16 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     let work: Promise<void>;
     if (p.startsWith('/api/')) work = handleApi(req, res, url);
     else if (p.startsWith('/__sandbox/')) work = handleControl(req, res, url);
-    else if (p.startsWith('/kyc/session/')) work = handleKycSession(req, res, safeDecode(p.slice('/kyc/session/'.length).replace(/\/$/, '')));
+    else if (p.startsWith('/kyc/session/'))
+      work = handleKycSession(req, res, safeDecode(p.slice('/kyc/session/'.length).replace(/\/$/, '')));
     else if (req.method === 'GET' && p.startsWith('/kyc/media/')) {
       const [, , , sessionId, file] = p.split('/');
       const known = [...users.values()].some((u) => u.kyc?.verificationSessionId === sessionId);
-      const labels: Record<string, string> = { 'front-id.svg': 'ID document - front', 'back-id.svg': 'ID document - back', 'selfie.svg': 'Selfie' };
+      const labels: Record<string, string> = {
+        'front-id.svg': 'ID document - front',
+        'back-id.svg': 'ID document - back',
+        'selfie.svg': 'Selfie',
+      };
       if (!known || !file || !labels[file]) work = Promise.resolve(sendJson(res, 404, { error: 'no such media' }));
       else {
         const svg = mediaSvg(labels[file]!);
@@ -816,10 +940,18 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
         work = Promise.resolve();
       }
     } else if (req.method === 'GET' && p === '/') {
-      work = Promise.resolve(sendHtml(res, 200, indexPage({
-        url: publicUrl, smtpPort: mailSink?.port ?? null, partners: partnersInfo(),
-        counts: { users: users.size, notifications: dispatcher.notifications.length, mail: mailSink?.messages().length ?? 0 },
-      })));
+      work = Promise.resolve(
+        sendHtml(
+          res,
+          200,
+          indexPage({
+            url: publicUrl,
+            smtpPort: mailSink?.port ?? null,
+            partners: partnersInfo(),
+            counts: { users: users.size, notifications: dispatcher.notifications.length, mail: mailSink?.messages().length ?? 0 },
+          }),
+        ),
+      );
     } else work = Promise.resolve(sendJson(res, 404, { error: 'Not found' }));
     work.catch((err: unknown) => {
       if (res.headersSent || res.destroyed) return void res.destroy();

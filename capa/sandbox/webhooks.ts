@@ -87,9 +87,20 @@ export class WebhookDispatcher {
     const { url } = this.opts.target(partnerId);
     const records = events.map((payload) => {
       const n: NotificationRecord = {
-        id: randomUUID(), partnerId, status: url ? 'PENDING' : 'NOT_SENT', eventType: payload.event, payload,
-        body: JSON.stringify(payload), retryAttempts: 0, manualRetryCount: 0, latestErrorPayload: null,
-        lastManualRetryAt: null, version: 1, createdAt: now, updatedAt: now, epoch: this.epoch,
+        id: randomUUID(),
+        partnerId,
+        status: url ? 'PENDING' : 'NOT_SENT',
+        eventType: payload.event,
+        payload,
+        body: JSON.stringify(payload),
+        retryAttempts: 0,
+        manualRetryCount: 0,
+        latestErrorPayload: null,
+        lastManualRetryAt: null,
+        version: 1,
+        createdAt: now,
+        updatedAt: now,
+        epoch: this.epoch,
       };
       if (url && this.opts.rng() < this.config.dropRate) {
         n.status = 'FAILED';
@@ -132,9 +143,11 @@ export class WebhookDispatcher {
     if (wasPaused && !this.config.paused) {
       const held = this.held;
       this.held = [];
-      this.track((async () => {
-        for (const h of held) await this.attempt(h.n, h.isRetry);
-      })());
+      this.track(
+        (async () => {
+          for (const h of held) await this.attempt(h.n, h.isRetry);
+        })(),
+      );
     }
     return this.config;
   }
@@ -169,17 +182,28 @@ export class WebhookDispatcher {
 
   toListItem(n: NotificationRecord): WebhookNotificationListItem {
     return {
-      id: n.id, status: n.status, eventType: n.eventType, retryAttempts: n.retryAttempts,
-      manualRetryCount: n.manualRetryCount, createdAt: n.createdAt.toISOString(), updatedAt: n.updatedAt.toISOString(),
+      id: n.id,
+      status: n.status,
+      eventType: n.eventType,
+      retryAttempts: n.retryAttempts,
+      manualRetryCount: n.manualRetryCount,
+      createdAt: n.createdAt.toISOString(),
+      updatedAt: n.updatedAt.toISOString(),
     };
   }
 
   toDetail(n: NotificationRecord): WebhookNotificationDetail {
     return {
-      id: n.id, status: n.status, retryAttempts: n.retryAttempts, manualRetryCount: n.manualRetryCount,
-      payload: n.payload, latestErrorPayload: n.latestErrorPayload,
+      id: n.id,
+      status: n.status,
+      retryAttempts: n.retryAttempts,
+      manualRetryCount: n.manualRetryCount,
+      payload: n.payload,
+      latestErrorPayload: n.latestErrorPayload,
       lastManualRetryAt: n.lastManualRetryAt ? n.lastManualRetryAt.toISOString() : null,
-      version: n.version, createdAt: n.createdAt.toISOString(), updatedAt: n.updatedAt.toISOString(),
+      version: n.version,
+      createdAt: n.createdAt.toISOString(),
+      updatedAt: n.updatedAt.toISOString(),
     };
   }
 
@@ -198,10 +222,15 @@ export class WebhookDispatcher {
 
   private schedule(n: NotificationRecord, isRetry: boolean, delayMs: number): void {
     this.begin();
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      void this.attempt(n, isRetry).catch(() => undefined).finally(() => this.end());
-    }, Math.max(0, delayMs));
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        void this.attempt(n, isRetry)
+          .catch(() => undefined)
+          .finally(() => this.end());
+      },
+      Math.max(0, delayMs),
+    );
     this.timers.add(t);
   }
 
@@ -236,12 +265,15 @@ export class WebhookDispatcher {
   private sendDuplicate(n: NotificationRecord): void {
     this.stats.deliveriesDuplicated++;
     this.begin();
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      const target = this.opts.target(n.partnerId);
-      const p = target.url && n.epoch === this.epoch ? this.post(target.url, n.body, target.secret) : Promise.resolve();
-      void p.finally(() => this.end());
-    }, 5 + this.opts.rng() * 20);
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        const target = this.opts.target(n.partnerId);
+        const p = target.url && n.epoch === this.epoch ? this.post(target.url, n.body, target.secret) : Promise.resolve();
+        void p.finally(() => this.end());
+      },
+      5 + this.opts.rng() * 20,
+    );
     this.timers.add(t);
   }
 
@@ -250,7 +282,11 @@ export class WebhookDispatcher {
     try {
       const res = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(body, secret), 'user-agent': 'capa-sandbox-webhooks/1' },
+        headers: {
+          'content-type': 'application/json',
+          [SIGNATURE_HEADER]: signBody(body, secret),
+          'user-agent': 'capa-sandbox-webhooks/1',
+        },
         body,
         redirect: 'manual', // assumption: a redirect is not a delivery
         signal: AbortSignal.any([AbortSignal.timeout(this.opts.deliveryTimeoutMs), this.closing.signal]),

@@ -183,7 +183,19 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const t of ['audit_log', 'idempotency', 'job_runs', 'state_changes', 'webhook_inbox', 'kyc_details', 'kyc_links', 'users', 'setup_tokens', 'sessions', 'operators']) {
+  for (const t of [
+    'audit_log',
+    'idempotency',
+    'job_runs',
+    'state_changes',
+    'webhook_inbox',
+    'kyc_details',
+    'kyc_links',
+    'users',
+    'setup_tokens',
+    'sessions',
+    'operators',
+  ]) {
     await db.schema.dropTable(t).ifExists().execute();
   }
 }

@@ -17,7 +17,16 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const name of ['users_state_created_id', 'users_state_changed', 'users_changed', 'users_type_created', 'users_country_created_id', 'users_assignee_created', 'users_ext_created', 'users_email_created']) {
+  for (const name of [
+    'users_state_created_id',
+    'users_state_changed',
+    'users_changed',
+    'users_type_created',
+    'users_country_created_id',
+    'users_assignee_created',
+    'users_ext_created',
+    'users_email_created',
+  ]) {
     await db.schema.dropIndex(name).ifExists().execute();
   }
 }

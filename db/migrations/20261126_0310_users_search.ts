@@ -13,7 +13,9 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('users_assignee_state').on('users').columns(['assignee_id', 'kyc_state']).execute();
   await db.schema.createIndex('users_country_type_state').on('users').columns(['country', 'type', 'kyc_state']).execute();
   if (isPostgres(db)) return;
-  await sql`CREATE VIRTUAL TABLE users_search USING fts5(email, external_user_id, capa_user_id, alias, content='users', content_rowid='rowid', tokenize='trigram')`.execute(db);
+  await sql`CREATE VIRTUAL TABLE users_search USING fts5(email, external_user_id, capa_user_id, alias, content='users', content_rowid='rowid', tokenize='trigram')`.execute(
+    db,
+  );
   await sql`CREATE TRIGGER users_search_ai AFTER INSERT ON users BEGIN
     INSERT INTO users_search(rowid, email, external_user_id, capa_user_id, alias) VALUES (new.rowid, new.email, new.external_user_id, new.capa_user_id, new.alias);
   END`.execute(db);

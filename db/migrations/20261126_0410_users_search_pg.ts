@@ -20,10 +20,14 @@ export async function up(db: Kysely<any>): Promise<void> {
   EXCEPTION WHEN OTHERS THEN
     RAISE NOTICE 'pg_trgm not available (%); users search will scan', SQLERRM;
   END $$`.execute(db);
-  const ext = await sql<{ schema: string }>`select n.nspname as schema from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pg_trgm'`.execute(db);
+  const ext = await sql<{
+    schema: string;
+  }>`select n.nspname as schema from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'pg_trgm'`.execute(db);
   const schema = ext.rows[0]?.schema;
   if (!schema) return;
-  await sql`CREATE INDEX users_search_trgm ON users USING gin ((coalesce(email, '') || ' ' || coalesce(external_user_id, '') || ' ' || coalesce(capa_user_id, '') || ' ' || coalesce(alias, '')) ${sql.id(schema)}.gin_trgm_ops)`.execute(db);
+  await sql`CREATE INDEX users_search_trgm ON users USING gin ((coalesce(email, '') || ' ' || coalesce(external_user_id, '') || ' ' || coalesce(capa_user_id, '') || ' ' || coalesce(alias, '')) ${sql.id(schema)}.gin_trgm_ops)`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

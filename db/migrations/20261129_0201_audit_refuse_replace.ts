@@ -23,7 +23,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id)
       OR EXISTS (SELECT 1 FROM audit_log WHERE prev_hash = NEW.prev_hash)
       OR EXISTS (SELECT 1 FROM audit_log WHERE hash = NEW.hash)
-    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: duplicate id, prev_hash or hash (an existing row cannot be replaced)'); END`.execute(db);
+    BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: duplicate id, prev_hash or hash (an existing row cannot be replaced)'); END`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<any>): Promise<void> {

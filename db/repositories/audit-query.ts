@@ -71,14 +71,19 @@ export async function listAudit(db: Executor, f: AuditFilters, opts: { before?: 
   const limit = Math.min(Math.max(opts.limit ?? 50, 1), 500);
   let q = filtered(db, f).selectAll();
   if (opts.before) q = q.where('id', '<', opts.before);
-  const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
+  const rows = await q
+    .orderBy('id', 'desc')
+    .limit(limit + 1)
+    .execute();
   const more = rows.length > limit;
   const page = rows.slice(0, limit);
   return { rows: page, nextBefore: more ? page[page.length - 1]!.id : null };
 }
 
 export async function countAudit(db: Executor, f: AuditFilters): Promise<number> {
-  const r = await filtered(db, f).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const r = await filtered(db, f)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(r.n);
 }
 
@@ -93,7 +98,20 @@ export async function* iterateAudit(db: Executor, f: AuditFilters, batch = 1000)
   }
 }
 
-export const AUDIT_CSV_COLUMNS = ['id', 'at', 'actor', 'operator_id', 'action', 'target_type', 'target_id', 'outcome', 'detail', 'ip', 'prev_hash', 'hash'] as const;
+export const AUDIT_CSV_COLUMNS = [
+  'id',
+  'at',
+  'actor',
+  'operator_id',
+  'action',
+  'target_type',
+  'target_id',
+  'outcome',
+  'detail',
+  'ip',
+  'prev_hash',
+  'hash',
+] as const;
 
 /**
  * One CSV field (RFC 4180). Cells a spreadsheet would run as a formula (= + - @, tab, CR) get a
@@ -107,5 +125,9 @@ export function csvField(v: unknown): string {
 }
 
 export function auditCsvRow(r: AuditEntry): string {
-  return [r.id, r.at, r.actor, r.operatorId, r.action, r.targetType, r.targetId, r.outcome, r.detail, r.ip, r.prevHash, r.hash].map(csvField).join(',') + '\r\n';
+  return (
+    [r.id, r.at, r.actor, r.operatorId, r.action, r.targetType, r.targetId, r.outcome, r.detail, r.ip, r.prevHash, r.hash]
+      .map(csvField)
+      .join(',') + '\r\n'
+  );
 }

@@ -24,7 +24,18 @@ type Hashed = Omit<AuditEntry, 'id' | 'hash'>;
 
 export function auditHash(e: Hashed): string {
   // Field order is fixed here, so the hash never depends on how a row was read back.
-  const canonical = JSON.stringify([e.prevHash, e.at, e.operatorId, e.actor, e.action, e.targetType, e.targetId, e.outcome, e.detail, e.ip]);
+  const canonical = JSON.stringify([
+    e.prevHash,
+    e.at,
+    e.operatorId,
+    e.actor,
+    e.action,
+    e.targetType,
+    e.targetId,
+    e.outcome,
+    e.detail,
+    e.ip,
+  ]);
   return createHash('sha256').update(canonical).digest('hex');
 }
 
@@ -72,12 +83,17 @@ async function appendOnce(db: Executor, input: AuditInput): Promise<AuditEntry> 
       prevHash: head?.hash ?? GENESIS,
     };
     const hash = auditHash(row);
-    const r = await db.insertInto('auditLog').values({ ...row, hash }).returning('id').executeTakeFirstOrThrow();
+    const r = await db
+      .insertInto('auditLog')
+      .values({ ...row, hash })
+      .returning('id')
+      .executeTakeFirstOrThrow();
     return { ...row, hash, id: r.id };
   }
 }
 
-type Walked = { ok: true; rows: number; head: string; headId: number | null } | { ok: false; rows: number; brokenAtId: number; reason: string };
+type Walked =
+  { ok: true; rows: number; head: string; headId: number | null } | { ok: false; rows: number; brokenAtId: number; reason: string };
 
 /** Walks the chain from its start, at most `upTo` rows; reports the first row that does not check out. */
 async function walkChain(db: Executor, upTo: number | null): Promise<Walked> {
@@ -90,7 +106,8 @@ async function walkChain(db: Executor, upTo: number | null): Promise<Walked> {
     const batch = await db.selectFrom('auditLog').selectAll().where('id', '>', lastId).orderBy('id', 'asc').limit(limit).execute();
     if (batch.length === 0) return { ok: true, rows, head: prev, headId: lastId || null };
     for (const r of batch) {
-      if (r.prevHash !== prev) return { ok: false, rows, brokenAtId: r.id, reason: 'a row is missing before this one (previous hash does not match)' };
+      if (r.prevHash !== prev)
+        return { ok: false, rows, brokenAtId: r.id, reason: 'a row is missing before this one (previous hash does not match)' };
       const { id: _id, hash, ...rest } = r;
       if (auditHash(rest) !== hash) return { ok: false, rows, brokenAtId: r.id, reason: 'row content does not match its hash' };
       prev = hash;
@@ -101,7 +118,9 @@ async function walkChain(db: Executor, upTo: number | null): Promise<Walked> {
 }
 
 /** Walks the chain; reports the first row whose link or content does not check out. */
-export async function verifyAuditChain(db: Executor): Promise<{ ok: true; rows: number } | { ok: false; rows: number; brokenAtId: number; reason: string }> {
+export async function verifyAuditChain(
+  db: Executor,
+): Promise<{ ok: true; rows: number } | { ok: false; rows: number; brokenAtId: number; reason: string }> {
   const w = await walkChain(db, null);
   return w.ok ? { ok: true, rows: w.rows } : w;
 }
@@ -126,7 +145,11 @@ export async function auditChainHead(db: Executor): Promise<ChainHead> {
   const last = await db.selectFrom('auditLog').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
   if (!last) return { count: 0, headId: null, head: GENESIS };
   // Counted up to the head's id, so rows appended meanwhile do not skew the pair.
-  const c = await db.selectFrom('auditLog').select((eb) => eb.fn.countAll().as('n')).where('id', '<=', last.id).executeTakeFirstOrThrow();
+  const c = await db
+    .selectFrom('auditLog')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('id', '<=', last.id)
+    .executeTakeFirstOrThrow();
   return { count: Number(c.n), headId: last.id, head: last.hash };
 }
 
@@ -164,12 +187,29 @@ export async function checkAuditAnchor(db: Executor, anchor: { head: string; cou
 }
 
 export async function auditForTarget(db: Executor, targetType: string, targetId: string, limit = 200): Promise<AuditEntry[]> {
-  return db.selectFrom('auditLog').selectAll().where('targetType', '=', targetType).where('targetId', '=', targetId).orderBy('id', 'desc').limit(limit).execute();
+  return db
+    .selectFrom('auditLog')
+    .selectAll()
+    .where('targetType', '=', targetType)
+    .where('targetId', '=', targetId)
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
 }
 
 /** Entries of one action since `since`, oldest first. */
-export async function auditByActionSince(db: Executor, action: string, since: string): Promise<Array<Pick<AuditEntry, 'at' | 'outcome' | 'detail'>>> {
-  return db.selectFrom('auditLog').select(['at', 'outcome', 'detail']).where('action', '=', action).where('at', '>=', since).orderBy('id', 'asc').execute();
+export async function auditByActionSince(
+  db: Executor,
+  action: string,
+  since: string,
+): Promise<Array<Pick<AuditEntry, 'at' | 'outcome' | 'detail'>>> {
+  return db
+    .selectFrom('auditLog')
+    .select(['at', 'outcome', 'detail'])
+    .where('action', '=', action)
+    .where('at', '>=', since)
+    .orderBy('id', 'asc')
+    .execute();
 }
 
 /** The outcomes recorded against one target since `since`, newest first. */

@@ -1,6 +1,16 @@
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import type { CaseEvent, CaseEventKind, CaseNote, CaseStatus, CaseTask, Database, KycState, ResolutionReason, ReviewCase } from '../schema.js';
+import type {
+  CaseEvent,
+  CaseEventKind,
+  CaseNote,
+  CaseStatus,
+  CaseTask,
+  Database,
+  KycState,
+  ResolutionReason,
+  ReviewCase,
+} from '../schema.js';
 import { nowIso } from '../../lib/time.js';
 import type { Executor } from '../client.js';
 
@@ -79,10 +89,7 @@ const openCase = sql`(review_cases.status is not null and review_cases.status <>
 const queuedAtExpr = sql<string>`case when ${openCase} then review_cases.opened_at else users.kyc_state_changed_at end`;
 
 function queueBase(db: Executor, f: QueueFilters, operatorId: string | null) {
-  let q = db
-    .selectFrom('users')
-    .leftJoin('reviewCases', 'reviewCases.userId', 'users.id')
-    .where(inQueue);
+  let q = db.selectFrom('users').leftJoin('reviewCases', 'reviewCases.userId', 'users.id').where(inQueue);
   if (f.mine && operatorId) q = q.where('users.assigneeId', '=', operatorId);
   if (f.unassigned) q = q.where('users.assigneeId', 'is', null);
   if (f.states?.length) q = q.where('users.kycState', 'in', f.states);
@@ -97,7 +104,13 @@ async function historyFor(db: Executor, userIds: string[]): Promise<CaseHistorie
     const ids = userIds.slice(i, i + 500);
     const [sc, ev] = await Promise.all([
       db.selectFrom('stateChanges').select(['userId', 'at', 'toState']).where('userId', 'in', ids).orderBy('id', 'asc').execute(),
-      db.selectFrom('caseEvents').select(['userId', 'at', 'detail']).where('userId', 'in', ids).where('kind', 'in', ['status', 'reopened']).orderBy('id', 'asc').execute(),
+      db
+        .selectFrom('caseEvents')
+        .select(['userId', 'at', 'detail'])
+        .where('userId', 'in', ids)
+        .where('kind', 'in', ['status', 'reopened'])
+        .orderBy('id', 'asc')
+        .execute(),
     ]);
     for (const r of sc) (states.get(r.userId) ?? states.set(r.userId, []).get(r.userId)!).push({ at: r.at, toState: r.toState });
     for (const r of ev) {
@@ -116,12 +129,26 @@ async function historyFor(db: Executor, userIds: string[]): Promise<CaseHistorie
 export async function reviewQueueRows(
   db: Executor,
   opts: { filters: QueueFilters; operatorId: string | null },
-): Promise<{ rows: QueueCandidate[]; truncated: boolean; history: CaseHistories; openTasks: Map<string, { n: number; next: string | null }> }> {
+): Promise<{
+  rows: QueueCandidate[];
+  truncated: boolean;
+  history: CaseHistories;
+  openTasks: Map<string, { n: number; next: string | null }>;
+}> {
   const raw = await queueBase(db, opts.filters, opts.operatorId)
     .leftJoin('operators', 'operators.id', 'users.assigneeId')
     .select([
-      'users.id as userId', 'users.externalUserId', 'users.email', 'users.alias', 'users.country', 'users.kycState', 'users.kycStateChangedAt',
-      'users.assigneeId', 'operators.name as assigneeName', 'reviewCases.status as caseStatus', 'reviewCases.resolvedAt',
+      'users.id as userId',
+      'users.externalUserId',
+      'users.email',
+      'users.alias',
+      'users.country',
+      'users.kycState',
+      'users.kycStateChangedAt',
+      'users.assigneeId',
+      'operators.name as assigneeName',
+      'reviewCases.status as caseStatus',
+      'reviewCases.resolvedAt',
     ])
     .select(queuedAtExpr.as('queuedAt'))
     .orderBy('queuedAt', 'asc')
@@ -129,7 +156,13 @@ export async function reviewQueueRows(
     .limit(QUEUE_CAP + 1)
     .execute();
   const truncated = raw.length > QUEUE_CAP;
-  const rows = raw.slice(0, QUEUE_CAP).map(({ resolvedAt: _r, ...r }) => ({ ...r, assigneeName: r.assigneeName ?? null, caseStatus: (r.caseStatus as CaseStatus | null) ?? null }));
+  const rows = raw
+    .slice(0, QUEUE_CAP)
+    .map(({ resolvedAt: _r, ...r }) => ({
+      ...r,
+      assigneeName: r.assigneeName ?? null,
+      caseStatus: (r.caseStatus as CaseStatus | null) ?? null,
+    }));
   const ids = rows.map((r) => r.userId);
   const history = await historyFor(db, ids);
   const openTasks = new Map<string, { n: number; next: string | null }>();
@@ -149,8 +182,18 @@ export async function reviewQueueRows(
 
 // ------------------------------------------------------------------ case rows
 
-async function insertEvent(db: Executor, userId: string, actor: CaseActor, kind: CaseEventKind, detail: Record<string, unknown> | null, at = nowIso()) {
-  await db.insertInto('caseEvents').values({ userId, at, actorId: actor.id, actor: actor.label, kind, detail: detail ? JSON.stringify(detail) : null }).execute();
+async function insertEvent(
+  db: Executor,
+  userId: string,
+  actor: CaseActor,
+  kind: CaseEventKind,
+  detail: Record<string, unknown> | null,
+  at = nowIso(),
+) {
+  await db
+    .insertInto('caseEvents')
+    .values({ userId, at, actorId: actor.id, actor: actor.label, kind, detail: detail ? JSON.stringify(detail) : null })
+    .execute();
 }
 
 /**
@@ -165,8 +208,22 @@ export async function ensureCase(db: Executor, userId: string, actor: CaseActor)
   const openedAt = inState ? user.kycStateChangedAt : now;
   const existing = await db.selectFrom('reviewCases').selectAll().where('userId', '=', userId).executeTakeFirst();
   if (!existing) {
-    const row: ReviewCase = { userId, status: 'open', resolutionReason: null, resolutionComment: null, openedAt, statusChangedAt: openedAt, resolvedAt: null, resolvedBy: null, updatedAt: now };
-    const r = await db.insertInto('reviewCases').values(row).onConflict((oc) => oc.column('userId').doNothing()).executeTakeFirst();
+    const row: ReviewCase = {
+      userId,
+      status: 'open',
+      resolutionReason: null,
+      resolutionComment: null,
+      openedAt,
+      statusChangedAt: openedAt,
+      resolvedAt: null,
+      resolvedBy: null,
+      updatedAt: now,
+    };
+    const r = await db
+      .insertInto('reviewCases')
+      .values(row)
+      .onConflict((oc) => oc.column('userId').doNothing())
+      .executeTakeFirst();
     if (Number(r.numInsertedOrUpdatedRows ?? 0) > 0) {
       await insertEvent(db, userId, actor, 'opened', { openedAt, state: user.kycState }, now);
       return row;
@@ -174,9 +231,26 @@ export async function ensureCase(db: Executor, userId: string, actor: CaseActor)
     return db.selectFrom('reviewCases').selectAll().where('userId', '=', userId).executeTakeFirstOrThrow();
   }
   if (existing.status === 'resolved' && inState && existing.resolvedAt !== null && existing.resolvedAt < user.kycStateChangedAt) {
-    const upd = { status: 'open' as const, resolutionReason: null, resolutionComment: null, openedAt, statusChangedAt: openedAt, resolvedAt: null, resolvedBy: null, updatedAt: now };
+    const upd = {
+      status: 'open' as const,
+      resolutionReason: null,
+      resolutionComment: null,
+      openedAt,
+      statusChangedAt: openedAt,
+      resolvedAt: null,
+      resolvedBy: null,
+      updatedAt: now,
+    };
     const r = await db.updateTable('reviewCases').set(upd).where('userId', '=', userId).where('status', '=', 'resolved').executeTakeFirst();
-    if (Number(r.numUpdatedRows) > 0) await insertEvent(db, userId, actor, 'reopened', { to: 'open', openedAt, state: user.kycState, previousReason: existing.resolutionReason }, now);
+    if (Number(r.numUpdatedRows) > 0)
+      await insertEvent(
+        db,
+        userId,
+        actor,
+        'reopened',
+        { to: 'open', openedAt, state: user.kycState, previousReason: existing.resolutionReason },
+        now,
+      );
     return { ...existing, ...upd };
   }
   return existing;
@@ -200,7 +274,11 @@ export interface ClaimResult {
  * won it and we try the next. The UPDATE is the transaction's first statement, so on SQLite it
  * takes the write lock before any read (no stale snapshot) and on PostgreSQL the row lock.
  */
-export async function claimNext(db: Executor, actor: CaseActor & { id: string }, filters: Pick<QueueFilters, 'states' | 'country'> = {}): Promise<ClaimResult | null> {
+export async function claimNext(
+  db: Executor,
+  actor: CaseActor & { id: string },
+  filters: Pick<QueueFilters, 'states' | 'country'> = {},
+): Promise<ClaimResult | null> {
   let lostRaces = 0;
   for (let round = 0; round < 10; round++) {
     const candidates = await queueBase(db, { ...filters, unassigned: true }, null)
@@ -240,7 +318,13 @@ async function runInTransaction<T>(db: Executor, fn: (trx: Executor) => Promise<
  * Sets (or, with null, clears) the customer's assignee and records it on the case. The caller has
  * checked that the assignee may work cases; `toLabel` is what the history shows for them.
  */
-export async function setAssignee(db: Executor, userId: string, assigneeId: string | null, actor: CaseActor, toLabel: string | null): Promise<{ from: string | null; to: string | null; changed: boolean }> {
+export async function setAssignee(
+  db: Executor,
+  userId: string,
+  assigneeId: string | null,
+  actor: CaseActor,
+  toLabel: string | null,
+): Promise<{ from: string | null; to: string | null; changed: boolean }> {
   return runInTransaction(db, async (trx) => {
     const before = await trx.selectFrom('users').select(['assigneeId']).where('id', '=', userId).executeTakeFirst();
     if (!before) throw new CaseNotFound('customer');
@@ -259,7 +343,11 @@ export async function insertNote(db: Executor, userId: string, actor: CaseActor,
   return runInTransaction(db, async (trx) => {
     await ensureCase(trx, userId, actor);
     const at = nowIso();
-    const r = await trx.insertInto('caseNotes').values({ userId, at, authorId: actor.id, author: actor.label, body }).returning('id').executeTakeFirstOrThrow();
+    const r = await trx
+      .insertInto('caseNotes')
+      .values({ userId, at, authorId: actor.id, author: actor.label, body })
+      .returning('id')
+      .executeTakeFirstOrThrow();
     return { id: r.id, userId, at, authorId: actor.id, author: actor.label, body };
   });
 }
@@ -269,24 +357,43 @@ export async function notesForUser(db: Executor, userId: string): Promise<CaseNo
 }
 
 /** Adds a follow-up task (title and due day already checked) to the customer's case. */
-export async function insertTask(db: Executor, userId: string, actor: CaseActor, input: { title: string; dueOn: string }): Promise<CaseTask> {
+export async function insertTask(
+  db: Executor,
+  userId: string,
+  actor: CaseActor,
+  input: { title: string; dueOn: string },
+): Promise<CaseTask> {
   const { title } = input;
   return runInTransaction(db, async (trx) => {
     await ensureCase(trx, userId, actor);
     const createdAt = nowIso();
-    const r = await trx.insertInto('caseTasks').values({ userId, title, dueOn: input.dueOn, createdAt, createdBy: actor.id, doneAt: null, doneBy: null }).returning('id').executeTakeFirstOrThrow();
+    const r = await trx
+      .insertInto('caseTasks')
+      .values({ userId, title, dueOn: input.dueOn, createdAt, createdBy: actor.id, doneAt: null, doneBy: null })
+      .returning('id')
+      .executeTakeFirstOrThrow();
     await insertEvent(trx, userId, actor, 'task_added', { taskId: r.id, title, dueOn: input.dueOn }, createdAt);
     return { id: r.id, userId, title, dueOn: input.dueOn, createdAt, createdBy: actor.id, doneAt: null, doneBy: null };
   });
 }
 
 /** Marks a task done (once: a second click is a no-op, not a second history entry). */
-export async function completeTask(db: Executor, userId: string, taskId: number, actor: CaseActor): Promise<{ changed: boolean; task: CaseTask }> {
+export async function completeTask(
+  db: Executor,
+  userId: string,
+  taskId: number,
+  actor: CaseActor,
+): Promise<{ changed: boolean; task: CaseTask }> {
   return runInTransaction(db, async (trx) => {
     const task = await trx.selectFrom('caseTasks').selectAll().where('id', '=', taskId).where('userId', '=', userId).executeTakeFirst();
     if (!task) throw new CaseNotFound('task');
     const at = nowIso();
-    const r = await trx.updateTable('caseTasks').set({ doneAt: at, doneBy: actor.id }).where('id', '=', taskId).where('doneAt', 'is', null).executeTakeFirst();
+    const r = await trx
+      .updateTable('caseTasks')
+      .set({ doneAt: at, doneBy: actor.id })
+      .where('id', '=', taskId)
+      .where('doneAt', 'is', null)
+      .executeTakeFirst();
     if (Number(r.numUpdatedRows) === 0) return { changed: false, task };
     await insertEvent(trx, userId, actor, 'task_done', { taskId, title: task.title }, at);
     return { changed: true, task: { ...task, doneAt: at, doneBy: actor.id } };
@@ -294,7 +401,14 @@ export async function completeTask(db: Executor, userId: string, taskId: number,
 }
 
 export async function tasksForUser(db: Executor, userId: string): Promise<CaseTask[]> {
-  return db.selectFrom('caseTasks').selectAll().where('userId', '=', userId).orderBy('doneAt', 'asc').orderBy('dueOn', 'asc').orderBy('id', 'asc').execute();
+  return db
+    .selectFrom('caseTasks')
+    .selectAll()
+    .where('userId', '=', userId)
+    .orderBy('doneAt', 'asc')
+    .orderBy('dueOn', 'asc')
+    .orderBy('id', 'asc')
+    .execute();
 }
 
 // ------------------------------------------------------------------ status
@@ -328,7 +442,14 @@ export async function updateCaseStatus(
       })
       .where('userId', '=', userId)
       .execute();
-    await insertEvent(trx, userId, actor, reopening ? 'reopened' : 'status', { from: c.status, to: input.status, ...(resolved ? { reason: input.reason, comment } : {}) }, at);
+    await insertEvent(
+      trx,
+      userId,
+      actor,
+      reopening ? 'reopened' : 'status',
+      { from: c.status, to: input.status, ...(resolved ? { reason: input.reason, comment } : {}) },
+      at,
+    );
     return { from: c.status, to: input.status, changed: true };
   });
 }
@@ -342,14 +463,28 @@ export async function caseRecord(db: Executor, userId: string) {
     .leftJoin('operators', 'operators.id', 'users.assigneeId')
     .leftJoin('reviewCases', 'reviewCases.userId', 'users.id')
     .select([
-      'users.id', 'users.externalUserId', 'users.email', 'users.alias', 'users.country', 'users.kycState', 'users.kycStateChangedAt', 'users.kycStateReason',
-      'users.assigneeId', 'operators.name as assigneeName', 'operators.email as assigneeEmail',
+      'users.id',
+      'users.externalUserId',
+      'users.email',
+      'users.alias',
+      'users.country',
+      'users.kycState',
+      'users.kycStateChangedAt',
+      'users.kycStateReason',
+      'users.assigneeId',
+      'operators.name as assigneeName',
+      'operators.email as assigneeEmail',
     ])
     .select(inQueue.as('inQueue'))
     .where('users.id', '=', userId)
     .executeTakeFirst();
   if (!user) return null;
-  const [c, history, notes, tasks] = await Promise.all([getCase(db, userId), historyFor(db, [userId]), notesForUser(db, userId), tasksForUser(db, userId)]);
+  const [c, history, notes, tasks] = await Promise.all([
+    getCase(db, userId),
+    historyFor(db, [userId]),
+    notesForUser(db, userId),
+    tasksForUser(db, userId),
+  ]);
   return {
     user: { ...user, inQueue: Boolean(Number(user.inQueue)) },
     case: c ?? null,

@@ -24,7 +24,11 @@ export async function insertDetailsSnapshot(
   return row;
 }
 
-export async function latestDetails<T = unknown>(db: Executor, userId: string, keys: DataKey[]): Promise<(Omit<KycDetailsRow, 'payload'> & { details: T }) | undefined> {
+export async function latestDetails<T = unknown>(
+  db: Executor,
+  userId: string,
+  keys: DataKey[],
+): Promise<(Omit<KycDetailsRow, 'payload'> & { details: T }) | undefined> {
   const row = await db.selectFrom('kycDetails').selectAll().where('userId', '=', userId).orderBy('fetchedAt', 'desc').executeTakeFirst();
   if (!row) return undefined;
   const { payload, ...rest } = row;

@@ -126,7 +126,10 @@ export async function driftCountsPerDay(db: Executor, opts: { days?: number; now
   return rows.map((r) => ({ day: String(r.day), count: Number(r.count), customers: Number(r.customers) }));
 }
 
-export async function driftTransitions(db: Executor, opts: { since: string }): Promise<Array<{ wasState: KycState; nowState: KycState; count: number }>> {
+export async function driftTransitions(
+  db: Executor,
+  opts: { since: string },
+): Promise<Array<{ wasState: KycState; nowState: KycState; count: number }>> {
   const rows = await db
     .selectFrom('driftEvents')
     .select((eb) => ['wasState', 'nowState', eb.fn.countAll().as('count')])
@@ -186,6 +189,10 @@ export async function driftForRun(db: Executor, runId: number, limit = 100) {
 }
 
 export async function countDriftSince(db: Executor, since: string = nowIso().slice(0, 10)): Promise<number> {
-  const r = await db.selectFrom('driftEvents').select((eb) => eb.fn.countAll().as('n')).where('detectedAt', '>=', since).executeTakeFirst();
+  const r = await db
+    .selectFrom('driftEvents')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('detectedAt', '>=', since)
+    .executeTakeFirst();
   return Number(r?.n ?? 0);
 }

@@ -1,9 +1,7 @@
 import { nowIso } from '../../lib/time.js';
 import type { Executor } from '../client.js';
 
-export type Claim =
-  | { fresh: true }
-  | { fresh: false; status: 'started' | 'done' | 'failed'; result: unknown };
+export type Claim = { fresh: true } | { fresh: false; status: 'started' | 'done' | 'failed'; result: unknown };
 
 /**
  * Records a side effect (Capa create, link, e-mail) *before* it is attempted. A second claim
@@ -23,11 +21,18 @@ export async function claim(db: Executor, key: string, kind: string): Promise<Cl
 }
 
 export async function settle(db: Executor, key: string, status: 'done' | 'failed', result: unknown): Promise<void> {
-  await db.updateTable('idempotency').set({ status, result: JSON.stringify(result ?? null), updatedAt: nowIso() }).where('key', '=', key).execute();
+  await db
+    .updateTable('idempotency')
+    .set({ status, result: JSON.stringify(result ?? null), updatedAt: nowIso() })
+    .where('key', '=', key)
+    .execute();
 }
 
 /** Reads a claim without taking it (its result parsed); null when nobody claimed the key. */
-export async function peekClaim(db: Executor, key: string): Promise<{ status: 'started' | 'done' | 'failed'; result: unknown; updatedAt: string } | null> {
+export async function peekClaim(
+  db: Executor,
+  key: string,
+): Promise<{ status: 'started' | 'done' | 'failed'; result: unknown; updatedAt: string } | null> {
   const r = await db.selectFrom('idempotency').select(['status', 'result', 'updatedAt']).where('key', '=', key).executeTakeFirst();
   if (!r) return null;
   return { status: r.status, result: r.result ? JSON.parse(r.result) : null, updatedAt: r.updatedAt };
@@ -41,7 +46,12 @@ export async function claimTouchedAt(db: Executor, key: string): Promise<string 
 
 /** Re-opens a failed effect for another attempt (failed = known not to have happened). */
 export async function reopen(db: Executor, key: string): Promise<boolean> {
-  const r = await db.updateTable('idempotency').set({ status: 'started', updatedAt: nowIso() }).where('key', '=', key).where('status', '=', 'failed').executeTakeFirst();
+  const r = await db
+    .updateTable('idempotency')
+    .set({ status: 'started', updatedAt: nowIso() })
+    .where('key', '=', key)
+    .where('status', '=', 'failed')
+    .executeTakeFirst();
   return Number(r.numUpdatedRows) > 0;
 }
 

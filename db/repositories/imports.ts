@@ -51,14 +51,26 @@ const INSERT_CHUNK = 1000;
 
 export async function insertImportRows(db: Executor, rows: NewImportRow[]): Promise<void> {
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    await db.insertInto('importRows').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+    await db
+      .insertInto('importRows')
+      .values(rows.slice(i, i + INSERT_CHUNK))
+      .execute();
   }
 }
 
 export async function finishStaging(
   db: Executor,
   id: string,
-  s: { fileSha256: string; fileBytes: number; delimiter: string; totalRows: number; validRows: number; invalidRows: number; unknownColumns: string[]; byReason: Record<string, number> },
+  s: {
+    fileSha256: string;
+    fileBytes: number;
+    delimiter: string;
+    totalRows: number;
+    validRows: number;
+    invalidRows: number;
+    unknownColumns: string[];
+    byReason: Record<string, number>;
+  },
 ): Promise<void> {
   await db
     .updateTable('imports')
@@ -79,7 +91,11 @@ export async function finishStaging(
 }
 
 /** Users already here, by externalUserId and by (normalised) e-mail → our user's externalUserId. */
-export async function existingUsers(db: Executor, externalIds: string[], emails: string[]): Promise<{ byExternalId: Map<string, string>; byEmail: Map<string, string> }> {
+export async function existingUsers(
+  db: Executor,
+  externalIds: string[],
+  emails: string[],
+): Promise<{ byExternalId: Map<string, string>; byEmail: Map<string, string> }> {
   const byExternalId = new Map<string, string>();
   const byEmail = new Map<string, string>();
   for (let i = 0; i < externalIds.length; i += 500) {
@@ -112,11 +128,20 @@ export async function findSameFile(db: Executor, sha: string, exceptId: string):
     .executeTakeFirst();
 }
 
-export async function listImports(db: Executor, q: { page: number; pageSize: number; status?: ImportStatus | null }): Promise<{ rows: Import[]; total: number }> {
+export async function listImports(
+  db: Executor,
+  q: { page: number; pageSize: number; status?: ImportStatus | null },
+): Promise<{ rows: Import[]; total: number }> {
   let base = db.selectFrom('imports');
   if (q.status) base = base.where('status', '=', q.status);
   const [rows, count] = await Promise.all([
-    base.selectAll().orderBy('createdAt', 'desc').orderBy('id', 'desc').limit(q.pageSize).offset((q.page - 1) * q.pageSize).execute(),
+    base
+      .selectAll()
+      .orderBy('createdAt', 'desc')
+      .orderBy('id', 'desc')
+      .limit(q.pageSize)
+      .offset((q.page - 1) * q.pageSize)
+      .execute(),
     base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
   ]);
   return { rows, total: Number(count.n) };
@@ -202,7 +227,18 @@ export async function rowEmails(db: Executor, importId: string, rowNos: number[]
     const rows = await db
       .selectFrom('importRows')
       .innerJoin('notifications', (join) => join.on('notifications.dedupeKey', '=', LINK_MESSAGE_KEY))
-      .select(['importRows.rowNo', 'notifications.id', 'notifications.status', 'notifications.failureReason', 'notifications.lastError', 'notifications.attempts', 'notifications.sentAt', 'notifications.failedAt', 'notifications.cancelledAt', 'notifications.updatedAt'])
+      .select([
+        'importRows.rowNo',
+        'notifications.id',
+        'notifications.status',
+        'notifications.failureReason',
+        'notifications.lastError',
+        'notifications.attempts',
+        'notifications.sentAt',
+        'notifications.failedAt',
+        'notifications.cancelledAt',
+        'notifications.updatedAt',
+      ])
       .where('importRows.importId', '=', importId)
       .where('importRows.rowNo', 'in', rowNos.slice(i, i + 500))
       .where('importRows.linkId', 'is not', null)
@@ -278,7 +314,11 @@ export async function failedEmailsByImport(db: Executor, importIds: string[]): P
 
 export type RowFilter = 'all' | 'valid' | 'problems' | ImportRowStatus | 'email_failed' | 'email_pending';
 
-export async function listImportRows(db: Executor, importId: string, q: { filter: RowFilter; page: number; pageSize: number }): Promise<{ rows: ImportRow[]; total: number }> {
+export async function listImportRows(
+  db: Executor,
+  importId: string,
+  q: { filter: RowFilter; page: number; pageSize: number },
+): Promise<{ rows: ImportRow[]; total: number }> {
   let base = db.selectFrom('importRows').where('importId', '=', importId);
   if (q.filter === 'problems') base = base.where('status', 'in', ['invalid', 'failed']);
   else if (q.filter === 'valid') base = base.where('status', '<>', 'invalid');
@@ -286,17 +326,36 @@ export async function listImportRows(db: Executor, importId: string, q: { filter
     const wanted: NotificationStatus = q.filter === 'email_failed' ? 'failed' : 'queued';
     base = base
       .where('linkId', 'is not', null)
-      .where((eb) => eb.exists(eb.selectFrom('notifications').select('notifications.id').where('notifications.dedupeKey', '=', LINK_MESSAGE_KEY).where('notifications.status', '=', wanted)));
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('notifications')
+            .select('notifications.id')
+            .where('notifications.dedupeKey', '=', LINK_MESSAGE_KEY)
+            .where('notifications.status', '=', wanted),
+        ),
+      );
   } else if (q.filter !== 'all') base = base.where('status', '=', q.filter);
   const [rows, count] = await Promise.all([
-    base.selectAll().orderBy('rowNo', 'asc').limit(q.pageSize).offset((q.page - 1) * q.pageSize).execute(),
+    base
+      .selectAll()
+      .orderBy('rowNo', 'asc')
+      .limit(q.pageSize)
+      .offset((q.page - 1) * q.pageSize)
+      .execute(),
     base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
   ]);
   return { rows, total: Number(count.n) };
 }
 
 /** Rows in file order after `afterRowNo`, for the CSV downloads (paged, never all in memory). */
-export async function rowsForExport(db: Executor, importId: string, kind: 'results' | 'errors', afterRowNo: number, limit: number): Promise<ImportRow[]> {
+export async function rowsForExport(
+  db: Executor,
+  importId: string,
+  kind: 'results' | 'errors',
+  afterRowNo: number,
+  limit: number,
+): Promise<ImportRow[]> {
   let q = db.selectFrom('importRows').selectAll().where('importId', '=', importId).where('rowNo', '>', afterRowNo);
   if (kind === 'errors') q = q.where('status', 'in', ['invalid', 'failed']);
   return q.orderBy('rowNo', 'asc').limit(limit).execute();
@@ -308,7 +367,12 @@ export async function getRow(db: Executor, importId: string, rowNo: number): Pro
 
 // ---------------------------------------------------------------- import status transitions
 
-async function transition(db: Executor, id: string, from: ImportStatus[], set: Partial<Pick<Import, 'status' | 'pauseKind' | 'statusReason' | 'committedBy' | 'committedAt' | 'finishedAt' | 'capaErrorStreak'>>): Promise<boolean> {
+async function transition(
+  db: Executor,
+  id: string,
+  from: ImportStatus[],
+  set: Partial<Pick<Import, 'status' | 'pauseKind' | 'statusReason' | 'committedBy' | 'committedAt' | 'finishedAt' | 'capaErrorStreak'>>,
+): Promise<boolean> {
   const now = nowIso();
   const r = await db
     .updateTable('imports')
@@ -321,7 +385,13 @@ async function transition(db: Executor, id: string, from: ImportStatus[], set: P
 
 /** staged → running. False when it was not staged (double click, someone else committed). */
 export async function commitImport(db: Executor, id: string, operatorId: string | null): Promise<boolean> {
-  return transition(db, id, ['staged'], { status: 'running', committedBy: operatorId, committedAt: nowIso(), statusReason: null, capaErrorStreak: 0 });
+  return transition(db, id, ['staged'], {
+    status: 'running',
+    committedBy: operatorId,
+    committedAt: nowIso(),
+    statusReason: null,
+    capaErrorStreak: 0,
+  });
 }
 
 /** staged → discarded; the staged rows are deleted (they were never used). */
@@ -336,17 +406,33 @@ export async function pauseImport(db: Executor, id: string, kind: 'operator' | '
 }
 
 export async function resumeImport(db: Executor, id: string, opts: { streak?: number; reason?: string | null } = {}): Promise<boolean> {
-  return transition(db, id, ['paused'], { status: 'running', pauseKind: null, statusReason: opts.reason ?? null, capaErrorStreak: opts.streak ?? 0 });
+  return transition(db, id, ['paused'], {
+    status: 'running',
+    pauseKind: null,
+    statusReason: opts.reason ?? null,
+    capaErrorStreak: opts.streak ?? 0,
+  });
 }
 
 /** running|paused → cancelled. Rows not yet started become `cancelled`; rows in flight finish their step. */
 export async function cancelImport(db: Executor, id: string): Promise<boolean> {
-  const ok = await transition(db, id, ['running', 'paused'], { status: 'cancelled', pauseKind: null, statusReason: 'cancelled by an operator', finishedAt: nowIso() });
+  const ok = await transition(db, id, ['running', 'paused'], {
+    status: 'cancelled',
+    pauseKind: null,
+    statusReason: 'cancelled by an operator',
+    finishedAt: nowIso(),
+  });
   if (ok) {
     const now = nowIso();
     await db
       .updateTable('importRows')
-      .set({ status: 'cancelled', reason: 'import cancelled before this row ran', reasonCode: 'cancelled', finishedAt: now, updatedAt: now })
+      .set({
+        status: 'cancelled',
+        reason: 'import cancelled before this row ran',
+        reasonCode: 'cancelled',
+        finishedAt: now,
+        updatedAt: now,
+      })
       .where('importId', '=', id)
       .where('status', '=', 'pending')
       .execute();
@@ -371,7 +457,15 @@ async function retryFailedIn(db: Executor, id: string): Promise<number> {
   if (n > 0) {
     await db
       .updateTable('imports')
-      .set({ status: 'running', pauseKind: null, statusReason: null, finishedAt: null, capaErrorStreak: 0, statusChangedAt: now, updatedAt: now })
+      .set({
+        status: 'running',
+        pauseKind: null,
+        statusReason: null,
+        finishedAt: null,
+        capaErrorStreak: 0,
+        statusChangedAt: now,
+        updatedAt: now,
+      })
       .where('id', '=', id)
       .where('status', 'in', ['completed', 'running'])
       .execute();
@@ -412,7 +506,12 @@ export async function inFlightCount(db: Executor, importId: string): Promise<num
 
 /** The rows whose job is queued or running (a pause or cancel takes their waiting jobs out). */
 export async function inFlightRows(db: Executor, importId: string): Promise<Array<Pick<ImportRow, 'rowNo' | 'gen' | 'status'>>> {
-  return db.selectFrom('importRows').select(['rowNo', 'gen', 'status']).where('importId', '=', importId).where('status', 'in', ['queued', 'linking']).execute();
+  return db
+    .selectFrom('importRows')
+    .select(['rowNo', 'gen', 'status'])
+    .where('importId', '=', importId)
+    .where('status', 'in', ['queued', 'linking'])
+    .execute();
 }
 
 /** pending → queued for up to `limit` rows in file order; each claimed row's generation goes up by one. */
@@ -461,14 +560,24 @@ export async function touchEnqueued(db: Executor, importId: string, rowNos: numb
   if (rowNos.length === 0) return;
   const now = nowIso();
   for (let i = 0; i < rowNos.length; i += 500) {
-    await db.updateTable('importRows').set({ enqueuedAt: now }).where('importId', '=', importId).where('rowNo', 'in', rowNos.slice(i, i + 500)).execute();
+    await db
+      .updateTable('importRows')
+      .set({ enqueuedAt: now })
+      .where('importId', '=', importId)
+      .where('rowNo', 'in', rowNos.slice(i, i + 500))
+      .execute();
   }
 }
 
 type RowKey = { importId: string; rowNo: number; gen: number };
 
 /** Updates a row only if it is still at this generation and in one of `from` (a stale job changes nothing). */
-export async function updateRowIf(db: Executor, key: RowKey, from: ImportRowStatus[], set: Partial<Omit<ImportRow, 'importId' | 'rowNo'>>): Promise<boolean> {
+export async function updateRowIf(
+  db: Executor,
+  key: RowKey,
+  from: ImportRowStatus[],
+  set: Partial<Omit<ImportRow, 'importId' | 'rowNo'>>,
+): Promise<boolean> {
   const r = await db
     .updateTable('importRows')
     .set({ ...set, updatedAt: nowIso() })
@@ -480,12 +589,28 @@ export async function updateRowIf(db: Executor, key: RowKey, from: ImportRowStat
   return Number(r.numUpdatedRows) > 0;
 }
 
-export async function finishRow(db: Executor, key: RowKey, from: ImportRowStatus[], outcome: { status: 'done' | 'failed' | 'cancelled'; reasonCode?: string | null; reason?: string | null; capaUserId?: string | null; linkId?: string | null }): Promise<boolean> {
+export async function finishRow(
+  db: Executor,
+  key: RowKey,
+  from: ImportRowStatus[],
+  outcome: {
+    status: 'done' | 'failed' | 'cancelled';
+    reasonCode?: string | null;
+    reason?: string | null;
+    capaUserId?: string | null;
+    linkId?: string | null;
+  },
+): Promise<boolean> {
   return updateRowIf(db, key, from, { ...outcome, finishedAt: nowIso() });
 }
 
 /** A row goes back to the pool (paused import, transient Capa failure); the relay queues it again. */
-export async function releaseRow(db: Executor, key: RowKey, from: ImportRowStatus[], opts: { reason?: string | null; countAttempt?: boolean } = {}): Promise<boolean> {
+export async function releaseRow(
+  db: Executor,
+  key: RowKey,
+  from: ImportRowStatus[],
+  opts: { reason?: string | null; countAttempt?: boolean } = {},
+): Promise<boolean> {
   const r = await db
     .updateTable('importRows')
     .set({
@@ -514,8 +639,17 @@ export async function capaSucceeded(db: Executor, importId: string): Promise<voi
  * this call paused it.
  */
 export async function capaFailed(db: Executor, importId: string, threshold: number, reason: string): Promise<boolean> {
-  await db.updateTable('imports').set({ capaErrorStreak: sql`capa_error_streak + 1` }).where('id', '=', importId).execute();
+  await db
+    .updateTable('imports')
+    .set({ capaErrorStreak: sql`capa_error_streak + 1` })
+    .where('id', '=', importId)
+    .execute();
   const imp = await db.selectFrom('imports').select(['capaErrorStreak', 'status']).where('id', '=', importId).executeTakeFirst();
   if (!imp || imp.status !== 'running' || imp.capaErrorStreak < threshold) return false;
-  return pauseImport(db, importId, 'outage', `Capa is not answering properly (${imp.capaErrorStreak} failures in a row; last: ${reason}). Paused at ${nowIso().slice(0, 19)}Z; resume when Capa is back.`);
+  return pauseImport(
+    db,
+    importId,
+    'outage',
+    `Capa is not answering properly (${imp.capaErrorStreak} failures in a row; last: ${reason}). Paused at ${nowIso().slice(0, 19)}Z; resume when Capa is back.`,
+  );
 }

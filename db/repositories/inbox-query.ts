@@ -64,23 +64,22 @@ export async function listInbox(db: Executor, q: InboxQuery): Promise<InboxPage>
   const sort: InboxSort = INBOX_SORTABLE.includes(q.sort as InboxSort) ? (q.sort as InboxSort) : 'id';
   const dir = q.dir === 'asc' ? 'asc' : 'desc';
 
-  const base = db
-    .selectFrom('webhookInbox as w')
-    .where((eb) => {
-      const c = [];
-      const customer = q.customer?.trim();
-      if (customer) c.push(eb.or([eb('w.externalUserId', '=', customer), eb('w.userId', '=', customer)]));
-      if (q.event) c.push(eb('w.eventName', '=', q.event));
-      if (q.verdict) c.push(eb('w.signatureVerdict', '=', q.verdict));
-      if (q.status) c.push(eb('w.status', '=', q.status));
-      if (q.duplicate === 'duplicate') c.push(eb('w.duplicateOf', 'is not', null));
-      if (q.duplicate === 'new') c.push(eb('w.duplicateOf', 'is', null));
-      if (q.changedOnly) c.push(eb.and([eb('w.stateTo', 'is not', null), eb('w.stateFrom', 'is not', null), eb('w.stateFrom', '<>', eb.ref('w.stateTo'))]));
-      if (q.errorsOnly) c.push(eb('w.error', 'is not', null));
-      if (q.receivedFrom) c.push(eb('w.receivedAt', '>=', q.receivedFrom));
-      if (q.receivedTo) c.push(eb('w.receivedAt', '<=', q.receivedTo));
-      return eb.and(c);
-    });
+  const base = db.selectFrom('webhookInbox as w').where((eb) => {
+    const c = [];
+    const customer = q.customer?.trim();
+    if (customer) c.push(eb.or([eb('w.externalUserId', '=', customer), eb('w.userId', '=', customer)]));
+    if (q.event) c.push(eb('w.eventName', '=', q.event));
+    if (q.verdict) c.push(eb('w.signatureVerdict', '=', q.verdict));
+    if (q.status) c.push(eb('w.status', '=', q.status));
+    if (q.duplicate === 'duplicate') c.push(eb('w.duplicateOf', 'is not', null));
+    if (q.duplicate === 'new') c.push(eb('w.duplicateOf', 'is', null));
+    if (q.changedOnly)
+      c.push(eb.and([eb('w.stateTo', 'is not', null), eb('w.stateFrom', 'is not', null), eb('w.stateFrom', '<>', eb.ref('w.stateTo'))]));
+    if (q.errorsOnly) c.push(eb('w.error', 'is not', null));
+    if (q.receivedFrom) c.push(eb('w.receivedAt', '>=', q.receivedFrom));
+    if (q.receivedTo) c.push(eb('w.receivedAt', '<=', q.receivedTo));
+    return eb.and(c);
+  });
 
   const { n } = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
   const total = Number(n);
@@ -91,19 +90,41 @@ export async function listInbox(db: Executor, q: InboxQuery): Promise<InboxPage>
   let rowsQ = base
     .leftJoin('users as u', 'u.externalUserId', 'w.externalUserId')
     .select([
-      'w.id', 'w.receivedAt', 'w.eventType', 'w.eventName', 'w.externalUserId', 'w.signatureVerdict', 'w.duplicateOf',
-      'w.status', 'w.stateFrom', 'w.stateTo', 'w.effect', 'w.error', 'w.attempts', 'w.processedAt',
+      'w.id',
+      'w.receivedAt',
+      'w.eventType',
+      'w.eventName',
+      'w.externalUserId',
+      'w.signatureVerdict',
+      'w.duplicateOf',
+      'w.status',
+      'w.stateFrom',
+      'w.stateTo',
+      'w.effect',
+      'w.error',
+      'w.attempts',
+      'w.processedAt',
     ])
     .select((eb) => eb.fn.coalesce('w.userId', 'u.id').as('userId'))
     .orderBy(`w.${sort}`, dir);
   if (sort !== 'id') rowsQ = rowsQ.orderBy('w.id', dir);
-  const rows = await rowsQ.limit(pageSize).offset((page - 1) * pageSize).execute();
+  const rows = await rowsQ
+    .limit(pageSize)
+    .offset((page - 1) * pageSize)
+    .execute();
   return { rows: rows as InboxRow[], total, page, pageSize, pageCount };
 }
 
 /** Distinct event names seen (for the filter's choices). Bounded; the index makes it cheap. */
 export async function inboxEventNames(db: Executor, limit = 100): Promise<string[]> {
-  const rows = await db.selectFrom('webhookInbox').select('eventName').distinct().where('eventName', 'is not', null).orderBy('eventName').limit(limit).execute();
+  const rows = await db
+    .selectFrom('webhookInbox')
+    .select('eventName')
+    .distinct()
+    .where('eventName', 'is not', null)
+    .orderBy('eventName')
+    .limit(limit)
+    .execute();
   return rows.map((r) => r.eventName!).filter(Boolean);
 }
 
@@ -111,7 +132,15 @@ export interface DeliveryContext {
   original: Pick<WebhookDelivery, 'id' | 'receivedAt' | 'status'> | null;
   duplicates: Array<Pick<WebhookDelivery, 'id' | 'receivedAt'>>;
   stateChanges: Array<{ id: number; at: string; fromState: string; toState: string; reason: string | null }>;
-  jobRuns: Array<{ id: number; jobId: string; status: string; attempt: number; error: string | null; startedAt: string; finishedAt: string | null }>;
+  jobRuns: Array<{
+    id: number;
+    jobId: string;
+    status: string;
+    attempt: number;
+    error: string | null;
+    startedAt: string;
+    finishedAt: string | null;
+  }>;
   customer: { id: string; externalUserId: string; kycState: string } | null;
 }
 
@@ -122,12 +151,29 @@ export async function deliveryContext(db: Executor, d: WebhookDelivery): Promise
       ? db.selectFrom('webhookInbox').select(['id', 'receivedAt', 'status']).where('id', '=', d.duplicateOf).executeTakeFirst()
       : Promise.resolve(undefined),
     db.selectFrom('webhookInbox').select(['id', 'receivedAt']).where('duplicateOf', '=', d.id).orderBy('id').limit(50).execute(),
-    db.selectFrom('stateChanges').select(['id', 'at', 'fromState', 'toState', 'reason']).where('causeType', '=', 'webhook').where('causeId', '=', String(d.id)).orderBy('id').execute(),
-    db.selectFrom('jobRuns').select(['id', 'jobId', 'status', 'attempt', 'error', 'startedAt', 'finishedAt']).where('jobName', '=', 'process-webhook').where('jobId', '=', `wh-${d.id}`).orderBy('id', 'desc').limit(50).execute(),
+    db
+      .selectFrom('stateChanges')
+      .select(['id', 'at', 'fromState', 'toState', 'reason'])
+      .where('causeType', '=', 'webhook')
+      .where('causeId', '=', String(d.id))
+      .orderBy('id')
+      .execute(),
+    db
+      .selectFrom('jobRuns')
+      .select(['id', 'jobId', 'status', 'attempt', 'error', 'startedAt', 'finishedAt'])
+      .where('jobName', '=', 'process-webhook')
+      .where('jobId', '=', `wh-${d.id}`)
+      .orderBy('id', 'desc')
+      .limit(50)
+      .execute(),
     d.userId
       ? db.selectFrom('users').select(['id', 'externalUserId', 'kycState']).where('id', '=', d.userId).executeTakeFirst()
       : d.externalUserId
-        ? db.selectFrom('users').select(['id', 'externalUserId', 'kycState']).where('externalUserId', '=', d.externalUserId).executeTakeFirst()
+        ? db
+            .selectFrom('users')
+            .select(['id', 'externalUserId', 'kycState'])
+            .where('externalUserId', '=', d.externalUserId)
+            .executeTakeFirst()
         : Promise.resolve(undefined),
   ]);
   return { original: original ?? null, duplicates, stateChanges, jobRuns, customer: customer ?? null };
@@ -136,8 +182,16 @@ export async function deliveryContext(db: Executor, d: WebhookDelivery): Promise
 /** Count of deliveries per signature verdict and per status (for /metrics). */
 export async function inboxCounts(db: Executor): Promise<{ byVerdict: Record<string, number>; byStatus: Record<string, number> }> {
   const [v, s] = await Promise.all([
-    db.selectFrom('webhookInbox').select(['signatureVerdict as k', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('signatureVerdict').execute(),
-    db.selectFrom('webhookInbox').select(['status as k', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status').execute(),
+    db
+      .selectFrom('webhookInbox')
+      .select(['signatureVerdict as k', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy('signatureVerdict')
+      .execute(),
+    db
+      .selectFrom('webhookInbox')
+      .select(['status as k', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy('status')
+      .execute(),
   ]);
   const byVerdict: Record<string, number> = Object.fromEntries(VERDICTS.map((k) => [k, 0]));
   const byStatus: Record<string, number> = Object.fromEntries(INBOX_STATUSES.map((k) => [k, 0]));

@@ -69,7 +69,11 @@ export async function findUnqueued(db: Executor, opts: { staleQueuedMs?: number;
     .select('id')
     .where('status', '=', 'received')
     .where('receivedAt', '<=', isoAgo(opts.minAgeMs))
-    .where((eb) => (opts.staleQueuedMs === undefined ? eb('enqueuedAt', 'is', null) : eb.or([eb('enqueuedAt', 'is', null), eb('enqueuedAt', '<', isoAgo(opts.staleQueuedMs))])))
+    .where((eb) =>
+      opts.staleQueuedMs === undefined
+        ? eb('enqueuedAt', 'is', null)
+        : eb.or([eb('enqueuedAt', 'is', null), eb('enqueuedAt', '<', isoAgo(opts.staleQueuedMs))]),
+    )
     .orderBy('id', 'asc')
     .limit(opts.limit)
     .execute();
@@ -100,7 +104,15 @@ export async function getDelivery(db: Executor, id: number): Promise<WebhookDeli
 export async function settleDelivery(
   db: Executor,
   id: number,
-  outcome: { status: WebhookStatus; userId?: string | null; stateFrom?: string | null; stateTo?: string | null; effect?: string | null; error?: string | null; attempts?: number },
+  outcome: {
+    status: WebhookStatus;
+    userId?: string | null;
+    stateFrom?: string | null;
+    stateTo?: string | null;
+    effect?: string | null;
+    error?: string | null;
+    attempts?: number;
+  },
 ): Promise<void> {
   await db
     .updateTable('webhookInbox')
@@ -123,20 +135,30 @@ export async function settleDelivery(
  * (processed with effect `conflict_check`): the one that asked (`inboxId`) and any other processed
  * at or before `askedAt` (ISO). `effect` replaces `conflict_check`. Returns how many were settled.
  */
-export async function resolveConflictChecks(db: Executor, userId: string, opts: { askedAt: string; inboxId?: number | null; effect: string }): Promise<number> {
+export async function resolveConflictChecks(
+  db: Executor,
+  userId: string,
+  opts: { askedAt: string; inboxId?: number | null; effect: string },
+): Promise<number> {
   const r = await db
     .updateTable('webhookInbox')
     .set({ effect: opts.effect })
     .where('userId', '=', userId)
     .where('status', '=', 'processed')
     .where('effect', '=', 'conflict_check')
-    .where((eb) => (opts.inboxId ? eb.or([eb('processedAt', '<=', opts.askedAt), eb('id', '=', opts.inboxId)]) : eb('processedAt', '<=', opts.askedAt)))
+    .where((eb) =>
+      opts.inboxId ? eb.or([eb('processedAt', '<=', opts.askedAt), eb('id', '=', opts.inboxId)]) : eb('processedAt', '<=', opts.askedAt),
+    )
     .executeTakeFirst();
   return Number(r.numUpdatedRows);
 }
 
 export async function bumpAttempts(db: Executor, id: number): Promise<void> {
-  await db.updateTable('webhookInbox').set((eb) => ({ attempts: eb('attempts', '+', 1) })).where('id', '=', id).execute();
+  await db
+    .updateTable('webhookInbox')
+    .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+    .where('id', '=', id)
+    .execute();
 }
 
 /** Puts a delivery back to `received` so the normal worker path processes it again. */
@@ -164,7 +186,10 @@ export async function deliveriesForUser(db: Executor, userId: string, externalUs
 // ---- operations views (queues, Capa's delivery log, settings)
 
 /** The customer behind each delivery: its own user id, else the user with its external id. */
-export async function customersOfDeliveries(db: Executor, ids: number[]): Promise<Array<{ id: number; externalUserId: string | null; userId: string | null }>> {
+export async function customersOfDeliveries(
+  db: Executor,
+  ids: number[],
+): Promise<Array<{ id: number; externalUserId: string | null; userId: string | null }>> {
   if (ids.length === 0) return [];
   return db
     .selectFrom('webhookInbox as w')
@@ -187,7 +212,10 @@ export async function deliveriesForEvent(db: Executor, externalUserId: string, e
 }
 
 /** Per webhook secret (its index in the configured list): deliveries it verified since `since`, and the last one. */
-export async function secretUsageSince(db: Executor, since: string): Promise<Array<{ secretIndex: number; lastAt: string | null; count: number }>> {
+export async function secretUsageSince(
+  db: Executor,
+  since: string,
+): Promise<Array<{ secretIndex: number; lastAt: string | null; count: number }>> {
   const rows = await db
     .selectFrom('webhookInbox')
     .select(['secretIndex', (eb) => eb.fn.max('receivedAt').as('lastAt'), (eb) => eb.fn.countAll<number>().as('n')])

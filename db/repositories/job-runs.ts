@@ -2,7 +2,10 @@ import type { JobRun } from '../schema.js';
 import { nowIso } from '../../lib/time.js';
 import type { Executor } from '../client.js';
 
-export async function recordJobStart(db: Executor, input: { userId: string | null; jobName: string; jobId: string; attempt: number }): Promise<number> {
+export async function recordJobStart(
+  db: Executor,
+  input: { userId: string | null; jobName: string; jobId: string; attempt: number },
+): Promise<number> {
   const r = await db
     .insertInto('jobRuns')
     .values({ ...input, status: 'running', error: null, result: null, startedAt: nowIso(), finishedAt: null })
@@ -11,7 +14,12 @@ export async function recordJobStart(db: Executor, input: { userId: string | nul
   return r.id;
 }
 
-export async function recordJobEnd(db: Executor, id: number, status: 'completed' | 'failed' | 'retrying', outcome: { error?: string | null; result?: unknown; userId?: string | null }): Promise<void> {
+export async function recordJobEnd(
+  db: Executor,
+  id: number,
+  status: 'completed' | 'failed' | 'retrying',
+  outcome: { error?: string | null; result?: unknown; userId?: string | null },
+): Promise<void> {
   await db
     .updateTable('jobRuns')
     .set({

@@ -11,7 +11,12 @@ export async function insertLink(
   input: { userId: string; url: string; country: 'MX' | 'DO'; redirectUri: string | null; createdBy: string | null },
 ): Promise<KycLink> {
   const now = nowIso();
-  await trx.updateTable('kycLinks').set({ status: 'superseded', endedAt: now }).where('userId', '=', input.userId).where('status', '=', 'active').execute();
+  await trx
+    .updateTable('kycLinks')
+    .set({ status: 'superseded', endedAt: now })
+    .where('userId', '=', input.userId)
+    .where('status', '=', 'active')
+    .execute();
   const row: KycLink = { id: randomUUID(), ...input, status: 'active', createdAt: now, endedAt: null };
   await trx.insertInto('kycLinks').values(row).execute();
   await trx.updateTable('users').set({ linkExpired: 0, country: input.country, updatedAt: now }).where('id', '=', input.userId).execute();
@@ -24,11 +29,22 @@ export async function linksForUser(db: Executor, userId: string): Promise<KycLin
 
 /** The customer's links that expired unused (the link lifetime passed). */
 export async function expiredLinksForUser(db: Executor, userId: string): Promise<Array<Pick<KycLink, 'id' | 'endedAt' | 'createdAt'>>> {
-  return db.selectFrom('kycLinks').select(['id', 'endedAt', 'createdAt']).where('userId', '=', userId).where('status', '=', 'expired').execute();
+  return db
+    .selectFrom('kycLinks')
+    .select(['id', 'endedAt', 'createdAt'])
+    .where('userId', '=', userId)
+    .where('status', '=', 'expired')
+    .execute();
 }
 
 export async function activeLink(db: Executor, userId: string): Promise<KycLink | undefined> {
-  return db.selectFrom('kycLinks').selectAll().where('userId', '=', userId).where('status', '=', 'active').orderBy('createdAt', 'desc').executeTakeFirst();
+  return db
+    .selectFrom('kycLinks')
+    .selectAll()
+    .where('userId', '=', userId)
+    .where('status', '=', 'active')
+    .orderBy('createdAt', 'desc')
+    .executeTakeFirst();
 }
 
 /**

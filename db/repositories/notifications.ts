@@ -72,7 +72,11 @@ export async function insertMessage(db: Executor, input: NewMessageInput): Promi
     failedAt: input.failWith ? now : null,
     cancelledAt: null,
   };
-  const ins = await db.insertInto('notifications').values(row).onConflict((oc) => oc.column('dedupeKey').doNothing()).executeTakeFirst();
+  const ins = await db
+    .insertInto('notifications')
+    .values(row)
+    .onConflict((oc) => oc.column('dedupeKey').doNothing())
+    .executeTakeFirst();
   const created = Number(ins.numInsertedOrUpdatedRows ?? 0) > 0;
   const stored = await db.selectFrom('notifications').selectAll().where('dedupeKey', '=', input.dedupeKey).executeTakeFirstOrThrow();
   return { row: stored, created };
@@ -90,7 +94,14 @@ export async function usersOfMessages(db: Executor, ids: string[]): Promise<Arra
 
 /** Every message for one customer, newest first (the user page's timeline reads this). */
 export async function notificationsForUser(db: Executor, userId: string, limit = 200): Promise<Notification[]> {
-  return db.selectFrom('notifications').selectAll().where('userId', '=', userId).orderBy('createdAt', 'desc').orderBy('id', 'desc').limit(limit).execute();
+  return db
+    .selectFrom('notifications')
+    .selectAll()
+    .where('userId', '=', userId)
+    .orderBy('createdAt', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
 }
 
 export async function messagesAwaitingLink(db: Executor, linkRequestId: string): Promise<Notification[]> {
@@ -127,7 +138,15 @@ export async function markSent(db: Executor, id: string, r: { subject: string | 
   const now = nowIso();
   await db
     .updateTable('notifications')
-    .set({ status: 'sent', sentAt: now, updatedAt: now, subject: r.subject, providerMessageId: r.providerMessageId, lastError: null, failureReason: null })
+    .set({
+      status: 'sent',
+      sentAt: now,
+      updatedAt: now,
+      subject: r.subject,
+      providerMessageId: r.providerMessageId,
+      lastError: null,
+      failureReason: null,
+    })
     .where('id', '=', id)
     .where('status', '=', 'queued')
     .execute();
@@ -145,7 +164,11 @@ export async function markFailed(db: Executor, id: string, reason: string): Prom
 }
 
 export async function recordTransientError(db: Executor, id: string, error: string): Promise<void> {
-  await db.updateTable('notifications').set({ lastError: error.slice(0, 1000), updatedAt: nowIso() }).where('id', '=', id).execute();
+  await db
+    .updateTable('notifications')
+    .set({ lastError: error.slice(0, 1000), updatedAt: nowIso() })
+    .where('id', '=', id)
+    .execute();
 }
 
 export async function setSubject(db: Executor, id: string, subject: string): Promise<void> {
@@ -178,7 +201,14 @@ export async function cancelProgrammeMessages(db: Executor, programmeId: string,
 export { claimTouchedAt, peekClaim } from './idempotency.js';
 
 export async function lastProgrammeMessage(db: Executor, programmeId: string): Promise<Notification | undefined> {
-  return db.selectFrom('notifications').selectAll().where('programmeId', '=', programmeId).orderBy('step', 'desc').orderBy('createdAt', 'desc').limit(1).executeTakeFirst();
+  return db
+    .selectFrom('notifications')
+    .selectAll()
+    .where('programmeId', '=', programmeId)
+    .orderBy('step', 'desc')
+    .orderBy('createdAt', 'desc')
+    .limit(1)
+    .executeTakeFirst();
 }
 
 export async function queuedMessagesForUser(db: Executor, userId: string): Promise<Notification[]> {
@@ -199,7 +229,14 @@ export async function messagesToRelay(db: Executor, opts: { staleBefore: string;
 }
 
 export async function messagesWaitingForLinks(db: Executor, limit = 500): Promise<Notification[]> {
-  return db.selectFrom('notifications').selectAll().where('status', '=', 'queued').where('linkRequestId', 'is not', null).orderBy('createdAt', 'asc').limit(limit).execute();
+  return db
+    .selectFrom('notifications')
+    .selectAll()
+    .where('status', '=', 'queued')
+    .where('linkRequestId', 'is not', null)
+    .orderBy('createdAt', 'asc')
+    .limit(limit)
+    .execute();
 }
 
 // ------------------------------------------------------------------ listing (/notifications)
@@ -234,7 +271,9 @@ export async function listMessages(db: Executor, q: MessageListQuery): Promise<{
   if (q.to) base = base.where('n.createdAt', '<=', q.to);
   if (q.q) {
     const term = q.q.trim().toLowerCase();
-    base = base.where((eb) => eb.or([eb('u.email', '=', term), eb('n.address', '=', term), eb('u.externalUserId', '=', q.q!.trim()), eb('n.id', '=', q.q!.trim())]));
+    base = base.where((eb) =>
+      eb.or([eb('u.email', '=', term), eb('n.address', '=', term), eb('u.externalUserId', '=', q.q!.trim()), eb('n.id', '=', q.q!.trim())]),
+    );
   }
   const totalRow = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
   const sortCol = { createdAt: 'n.createdAt', status: 'n.status', kind: 'n.kind', attempts: 'n.attempts' }[q.sort] as 'n.createdAt';
@@ -251,7 +290,11 @@ export async function listMessages(db: Executor, q: MessageListQuery): Promise<{
 }
 
 export async function countsByStatus(db: Executor): Promise<Record<NotificationStatus, number>> {
-  const rows = await db.selectFrom('notifications').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status').execute();
+  const rows = await db
+    .selectFrom('notifications')
+    .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+    .groupBy('status')
+    .execute();
   const out: Record<NotificationStatus, number> = { queued: 0, sent: 0, failed: 0, cancelled: 0 };
   for (const r of rows) out[r.status] = Number(r.n);
   return out;
@@ -281,9 +324,18 @@ export async function insertProgramme(
     createdAt: now,
     updatedAt: now,
   };
-  const ins = await db.insertInto('retryProgrammes').values(row).onConflict((oc) => oc.columns(['userId', 'rejectedAt']).doNothing()).executeTakeFirst();
+  const ins = await db
+    .insertInto('retryProgrammes')
+    .values(row)
+    .onConflict((oc) => oc.columns(['userId', 'rejectedAt']).doNothing())
+    .executeTakeFirst();
   const created = Number(ins.numInsertedOrUpdatedRows ?? 0) > 0;
-  const programme = await db.selectFrom('retryProgrammes').selectAll().where('userId', '=', input.userId).where('rejectedAt', '=', input.rejectedAt).executeTakeFirstOrThrow();
+  const programme = await db
+    .selectFrom('retryProgrammes')
+    .selectAll()
+    .where('userId', '=', input.userId)
+    .where('rejectedAt', '=', input.rejectedAt)
+    .executeTakeFirstOrThrow();
   return { programme, created };
 }
 
@@ -300,7 +352,13 @@ export async function activeProgrammesForUser(db: Executor, userId: string): Pro
 }
 
 /** Stops a programme and cancels its unsent messages (one transaction). False if not active. */
-export async function stopProgramme(trx: Transaction<Database>, id: string, reason: string, by: string | null, now = nowIso()): Promise<boolean> {
+export async function stopProgramme(
+  trx: Transaction<Database>,
+  id: string,
+  reason: string,
+  by: string | null,
+  now = nowIso(),
+): Promise<boolean> {
   const r = await trx
     .updateTable('retryProgrammes')
     .set({ status: 'stopped', stopReason: reason, stoppedBy: by, stoppedAt: now, nextDueAt: null, updatedAt: now })
@@ -313,7 +371,13 @@ export async function stopProgramme(trx: Transaction<Database>, id: string, reas
 }
 
 /** Moves a programme to its next step; `nextDueAt` null with finished=true ends it. */
-export async function advanceProgramme(db: Executor, id: string, fromStep: number, next: { step: number; dueAt: string | null }, now = nowIso()): Promise<boolean> {
+export async function advanceProgramme(
+  db: Executor,
+  id: string,
+  fromStep: number,
+  next: { step: number; dueAt: string | null },
+  now = nowIso(),
+): Promise<boolean> {
   const r = await db
     .updateTable('retryProgrammes')
     .set({
@@ -330,11 +394,23 @@ export async function advanceProgramme(db: Executor, id: string, fromStep: numbe
 }
 
 export async function dueProgrammes(db: Executor, now: string, limit = 500): Promise<RetryProgramme[]> {
-  return db.selectFrom('retryProgrammes').selectAll().where('status', '=', 'active').where('nextDueAt', '<=', now).orderBy('nextDueAt', 'asc').limit(limit).execute();
+  return db
+    .selectFrom('retryProgrammes')
+    .selectAll()
+    .where('status', '=', 'active')
+    .where('nextDueAt', '<=', now)
+    .orderBy('nextDueAt', 'asc')
+    .limit(limit)
+    .execute();
 }
 
 export async function markReinvited(db: Executor, programmeId: string, at = nowIso()): Promise<void> {
-  await db.updateTable('retryProgrammes').set({ reinvitedAt: at, updatedAt: at }).where('id', '=', programmeId).where('reinvitedAt', 'is', null).execute();
+  await db
+    .updateTable('retryProgrammes')
+    .set({ reinvitedAt: at, updatedAt: at })
+    .where('id', '=', programmeId)
+    .where('reinvitedAt', 'is', null)
+    .execute();
 }
 
 /** Whether the customer ever had a retry programme (one indexed read; most customers never do). */
@@ -344,7 +420,13 @@ export async function hasRetryProgramme(db: Executor, userId: string): Promise<b
 
 /** The latest programme's outcome columns follow the customer after a re-invitation. */
 export async function recordProgrammeOutcome(db: Executor, userId: string, to: KycState, at = nowIso()): Promise<void> {
-  const latest = await db.selectFrom('retryProgrammes').select(['id', 'resubmittedAt', 'verifiedAt', 'reinvitedAt']).where('userId', '=', userId).orderBy('createdAt', 'desc').limit(1).executeTakeFirst();
+  const latest = await db
+    .selectFrom('retryProgrammes')
+    .select(['id', 'resubmittedAt', 'verifiedAt', 'reinvitedAt'])
+    .where('userId', '=', userId)
+    .orderBy('createdAt', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   if (!latest || !latest.reinvitedAt) return;
   const progressed = to === 'IN_PROGRESS' || to === 'VERIFIED' || to === 'REVIEW_NEEDED' || to === 'REJECTED';
   const set: { resubmittedAt?: string; verifiedAt?: string; updatedAt: string } = { updatedAt: at };
@@ -354,7 +436,11 @@ export async function recordProgrammeOutcome(db: Executor, userId: string, to: K
 }
 
 /** Users rejected since `since` with no programme for that rejection (the sweep's safety net). */
-export async function rejectionsWithoutProgramme(db: Executor, since: string, limit = 200): Promise<Array<{ id: string; kycStateChangedAt: string }>> {
+export async function rejectionsWithoutProgramme(
+  db: Executor,
+  since: string,
+  limit = 200,
+): Promise<Array<{ id: string; kycStateChangedAt: string }>> {
   return db
     .selectFrom('users as u')
     .leftJoin('retryProgrammes as p', (j) => j.onRef('p.userId', '=', 'u.id').onRef('p.rejectedAt', '=', 'u.kycStateChangedAt'))

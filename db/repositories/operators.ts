@@ -11,7 +11,10 @@ import { normalizeEmail } from './users.js';
 
 export type PublicOperator = Pick<Operator, 'id' | 'email' | 'name' | 'role' | 'disabled' | 'lastLoginAt' | 'createdAt'>;
 
-export async function insertOperator(db: Executor, input: { email: string; name: string; role: Role; passwordHash: string }): Promise<Operator> {
+export async function insertOperator(
+  db: Executor,
+  input: { email: string; name: string; role: Role; passwordHash: string },
+): Promise<Operator> {
   const now = nowIso();
   const row: Operator = {
     id: randomUUID(),
@@ -54,7 +57,11 @@ export async function countOperators(db: Executor, opts: { activeAdminsOnly?: bo
 }
 
 export async function setOperatorDisabled(db: Executor, id: string, disabled: boolean): Promise<boolean> {
-  const r = await db.updateTable('operators').set({ disabled: disabled ? 1 : 0, updatedAt: nowIso() }).where('id', '=', id).executeTakeFirst();
+  const r = await db
+    .updateTable('operators')
+    .set({ disabled: disabled ? 1 : 0, updatedAt: nowIso() })
+    .where('id', '=', id)
+    .executeTakeFirst();
   return Number(r.numUpdatedRows) > 0;
 }
 
@@ -93,7 +100,10 @@ export const sha256 = (s: string): string => createHash('sha256').update(s).dige
 export async function createSetupToken(db: Executor, ttlMs: number): Promise<{ token: string; expiresAt: string }> {
   const token = randomBytes(32).toString('base64url');
   const expiresAt = isoIn(ttlMs);
-  await db.insertInto('setupTokens').values({ tokenHash: sha256(token), createdAt: nowIso(), expiresAt, usedAt: null }).execute();
+  await db
+    .insertInto('setupTokens')
+    .values({ tokenHash: sha256(token), createdAt: nowIso(), expiresAt, usedAt: null })
+    .execute();
   return { token, expiresAt };
 }
 

@@ -18,7 +18,11 @@ export type RefreshableState = (typeof REFRESHABLE_STATES)[number];
 /** Per-state age (ms) after which Capa's confirmation counts as stale. */
 export type StaleThresholds = Record<RefreshableState, number>;
 
-export function thresholdsFromEnv(e: { REFRESH_STALE_LINK_ISSUED_MINUTES: number; REFRESH_STALE_IN_PROGRESS_MINUTES: number; REFRESH_STALE_REVIEW_NEEDED_MINUTES: number }): StaleThresholds {
+export function thresholdsFromEnv(e: {
+  REFRESH_STALE_LINK_ISSUED_MINUTES: number;
+  REFRESH_STALE_IN_PROGRESS_MINUTES: number;
+  REFRESH_STALE_REVIEW_NEEDED_MINUTES: number;
+}): StaleThresholds {
   return {
     LINK_ISSUED: e.REFRESH_STALE_LINK_ISSUED_MINUTES * 60_000,
     IN_PROGRESS: e.REFRESH_STALE_IN_PROGRESS_MINUTES * 60_000,
@@ -40,24 +44,47 @@ function staleInState(db: Executor, s: RefreshableState, before: string) {
  * The stalest customers first, at most `limit`. One indexed query per state (users_confirmed:
  * kyc_state, capa_confirmed_at) merged here, so a million settled customers cost nothing.
  */
-export async function findStaleUsers(db: Executor, thresholds: StaleThresholds, opts: { limit: number; now?: number }): Promise<Array<{ id: string; kycState: KycState; capaConfirmedAt: string | null }>> {
+export async function findStaleUsers(
+  db: Executor,
+  thresholds: StaleThresholds,
+  opts: { limit: number; now?: number },
+): Promise<Array<{ id: string; kycState: KycState; capaConfirmedAt: string | null }>> {
   const now = opts.now ?? Date.now();
   if (opts.limit <= 0) return [];
   const parts = await Promise.all(
     REFRESHABLE_STATES.map((s) =>
-      staleInState(db, s, cutoff(thresholds, s, now)).select(['id', 'kycState', 'capaConfirmedAt']).orderBy('capaConfirmedAt', 'asc').orderBy('id', 'asc').limit(opts.limit).execute(),
+      staleInState(db, s, cutoff(thresholds, s, now))
+        .select(['id', 'kycState', 'capaConfirmedAt'])
+        .orderBy('capaConfirmedAt', 'asc')
+        .orderBy('id', 'asc')
+        .limit(opts.limit)
+        .execute(),
     ),
   );
   return parts
     .flat()
-    .sort((a, b) => ((a.capaConfirmedAt ?? '') < (b.capaConfirmedAt ?? '') ? -1 : (a.capaConfirmedAt ?? '') > (b.capaConfirmedAt ?? '') ? 1 : a.id < b.id ? -1 : 1))
+    .sort((a, b) =>
+      (a.capaConfirmedAt ?? '') < (b.capaConfirmedAt ?? '')
+        ? -1
+        : (a.capaConfirmedAt ?? '') > (b.capaConfirmedAt ?? '')
+          ? 1
+          : a.id < b.id
+            ? -1
+            : 1,
+    )
     .slice(0, opts.limit);
 }
 
-export async function countStale(db: Executor, thresholds: StaleThresholds, now = Date.now()): Promise<Record<RefreshableState, number> & { total: number }> {
+export async function countStale(
+  db: Executor,
+  thresholds: StaleThresholds,
+  now = Date.now(),
+): Promise<Record<RefreshableState, number> & { total: number }> {
   const counts = await Promise.all(
     REFRESHABLE_STATES.map(async (s) => {
-      const r = await staleInState(db, s, cutoff(thresholds, s, now)).select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
+      const r = await staleInState(db, s, cutoff(thresholds, s, now))
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirst();
       return [s, Number(r?.n ?? 0)] as const;
     }),
   );
@@ -91,7 +118,14 @@ export async function listStale(
     .selectFrom('users')
     .where('capaUserId', 'is not', null)
     .where((eb) =>
-      eb.or(states.map((s) => eb.and([eb('kycState', '=', s), eb.or([eb('capaConfirmedAt', 'is', null), eb('capaConfirmedAt', '<', cutoff(thresholds, s, now))])]))),
+      eb.or(
+        states.map((s) =>
+          eb.and([
+            eb('kycState', '=', s),
+            eb.or([eb('capaConfirmedAt', 'is', null), eb('capaConfirmedAt', '<', cutoff(thresholds, s, now))]),
+          ]),
+        ),
+      ),
     );
   const [rows, total] = await Promise.all([
     base
@@ -107,10 +141,17 @@ export async function listStale(
 }
 
 /** Of the given customers, those Capa knows (a fetch can be asked for) and those it does not yet. */
-export async function splitRefreshable(db: Executor, userIds: string[]): Promise<{ eligible: string[]; notInCapa: string[]; unknown: string[] }> {
+export async function splitRefreshable(
+  db: Executor,
+  userIds: string[],
+): Promise<{ eligible: string[]; notInCapa: string[]; unknown: string[] }> {
   const found = new Map<string, string | null>();
   for (let i = 0; i < userIds.length; i += 500) {
-    const rows = await db.selectFrom('users').select(['id', 'capaUserId']).where('id', 'in', userIds.slice(i, i + 500)).execute();
+    const rows = await db
+      .selectFrom('users')
+      .select(['id', 'capaUserId'])
+      .where('id', 'in', userIds.slice(i, i + 500))
+      .execute();
     for (const r of rows) found.set(r.id, r.capaUserId);
   }
   const eligible: string[] = [];
@@ -182,8 +223,16 @@ export async function addRunUsers(db: Executor, runId: number, userIds: string[]
       .onConflict((oc) => oc.columns(['runId', 'userId']).doNothing())
       .execute();
   }
-  const n = await db.selectFrom('refreshRunUsers').select((eb) => eb.fn.countAll().as('n')).where('runId', '=', runId).executeTakeFirst();
-  await db.updateTable('refreshRuns').set({ total: Number(n?.n ?? 0) }).where('id', '=', runId).execute();
+  const n = await db
+    .selectFrom('refreshRunUsers')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('runId', '=', runId)
+    .executeTakeFirst();
+  await db
+    .updateTable('refreshRuns')
+    .set({ total: Number(n?.n ?? 0) })
+    .where('id', '=', runId)
+    .execute();
 }
 
 export async function runUserIds(db: Executor, runId: number): Promise<string[]> {
@@ -203,19 +252,33 @@ export async function findRunByRequestId(db: Executor, requestId: string): Promi
 export async function updateRun(
   db: Executor,
   id: number,
-  patch: Partial<Pick<RefreshRun, 'status' | 'startedAt' | 'enqueuedAt' | 'finishedAt' | 'enqueued' | 'answered' | 'failed' | 'drift' | 'error' | 'etaSeconds'>>,
+  patch: Partial<
+    Pick<
+      RefreshRun,
+      'status' | 'startedAt' | 'enqueuedAt' | 'finishedAt' | 'enqueued' | 'answered' | 'failed' | 'drift' | 'error' | 'etaSeconds'
+    >
+  >,
 ): Promise<void> {
   await db.updateTable('refreshRuns').set(patch).where('id', '=', id).execute();
 }
 
 export async function listRuns(db: Executor, opts: { limit?: number; kinds?: RefreshRunKind[] } = {}): Promise<RefreshRun[]> {
-  let q = db.selectFrom('refreshRuns').selectAll().orderBy('id', 'desc').limit(opts.limit ?? 20);
+  let q = db
+    .selectFrom('refreshRuns')
+    .selectAll()
+    .orderBy('id', 'desc')
+    .limit(opts.limit ?? 20);
   if (opts.kinds?.length) q = q.where('kind', 'in', opts.kinds);
   return q.execute();
 }
 
 export async function openRuns(db: Executor): Promise<RefreshRun[]> {
-  return db.selectFrom('refreshRuns').selectAll().where('status', 'in', ['queued', 'enqueuing', 'running'] satisfies RefreshRunStatus[]).orderBy('id').execute();
+  return db
+    .selectFrom('refreshRuns')
+    .selectAll()
+    .where('status', 'in', ['queued', 'enqueuing', 'running'] satisfies RefreshRunStatus[])
+    .orderBy('id')
+    .execute();
 }
 
 export interface RunProgress {
@@ -265,7 +328,11 @@ export async function runProgress(db: Executor, run: Pick<RefreshRun, 'id' | 'st
         .as('failed'),
     ])
     .executeTakeFirst();
-  const d = await db.selectFrom('driftEvents').select((eb) => eb.fn.countAll().as('n')).where('runId', '=', run.id).executeTakeFirst();
+  const d = await db
+    .selectFrom('driftEvents')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('runId', '=', run.id)
+    .executeTakeFirst();
   const total = Number(r?.total ?? 0);
   const answered = Number(r?.answered ?? 0);
   const failed = Number(r?.failed ?? 0);
@@ -278,11 +345,18 @@ export async function runProgress(db: Executor, run: Pick<RefreshRun, 'id' | 'st
  * after its ETA (Redis lost the jobs, a worker was down for hours) is closed with the rest counted
  * as failed, so a dead run never stays "running" forever.
  */
-export async function settleRun(db: Executor, run: RefreshRun, opts: { now?: number; giveUpAfterMs?: number } = {}): Promise<{ settled: boolean; progress: RunProgress }> {
+export async function settleRun(
+  db: Executor,
+  run: RefreshRun,
+  opts: { now?: number; giveUpAfterMs?: number } = {},
+): Promise<{ settled: boolean; progress: RunProgress }> {
   const progress = await runProgress(db, run);
   const now = opts.now ?? Date.now();
   const ref = run.enqueuedAt ?? run.startedAt;
-  const overdue = run.status === 'running' && ref !== null && now - Date.parse(ref) > (opts.giveUpAfterMs ?? Math.max(3_600_000, (run.etaSeconds ?? 0) * 3_000));
+  const overdue =
+    run.status === 'running' &&
+    ref !== null &&
+    now - Date.parse(ref) > (opts.giveUpAfterMs ?? Math.max(3_600_000, (run.etaSeconds ?? 0) * 3_000));
   if (run.status === 'running' && (progress.settled || overdue)) {
     await updateRun(db, run.id, {
       status: 'done',
@@ -299,7 +373,12 @@ export async function settleRun(db: Executor, run: RefreshRun, opts: { now?: num
 
 /** Scheduled runs keep their per-customer rows for a week; operator runs keep them. */
 export async function pruneScheduledRunUsers(db: Executor, olderThan: string): Promise<number> {
-  const old = db.selectFrom('refreshRuns').select('id').where('kind', '=', 'scheduled').where('status', '=', 'done').where('finishedAt', '<', olderThan);
+  const old = db
+    .selectFrom('refreshRuns')
+    .select('id')
+    .where('kind', '=', 'scheduled')
+    .where('status', '=', 'done')
+    .where('finishedAt', '<', olderThan);
   const r = await db.deleteFrom('refreshRunUsers').where('runId', 'in', old).executeTakeFirst();
   return Number(r.numDeletedRows ?? 0);
 }
@@ -311,19 +390,35 @@ export async function pruneScheduledRunUsers(db: Executor, olderThan: string): P
  * resend" while they have not started (LINK_ISSUED). Expiry is a flag, never a state change
  * (state machine: LINK_EXPIRED is a no-op). Batched; each batch is one transaction.
  */
-export async function expireLinks(db: Kysely<Database>, lifetimeMs: number, now = Date.now()): Promise<{ linksExpired: number; usersFlagged: number; userIds: string[] }> {
+export async function expireLinks(
+  db: Kysely<Database>,
+  lifetimeMs: number,
+  now = Date.now(),
+): Promise<{ linksExpired: number; usersFlagged: number; userIds: string[] }> {
   const before = new Date(now - lifetimeMs).toISOString();
   let linksExpired = 0;
   const flagged = new Set<string>();
   for (;;) {
-    const batch = await db.selectFrom('kycLinks').select(['id', 'userId']).where('status', '=', 'active').where('createdAt', '<', before).orderBy('createdAt').limit(500).execute();
+    const batch = await db
+      .selectFrom('kycLinks')
+      .select(['id', 'userId'])
+      .where('status', '=', 'active')
+      .where('createdAt', '<', before)
+      .orderBy('createdAt')
+      .limit(500)
+      .execute();
     if (!batch.length) break;
     const at = nowIso();
     const ids = batch.map((b) => b.id);
     const users = [...new Set(batch.map((b) => b.userId))];
     await db.transaction().execute(async (x) => {
       // The status guard keeps a link superseded meanwhile (new link issued) superseded.
-      const r = await x.updateTable('kycLinks').set({ status: 'expired', endedAt: at }).where('id', 'in', ids).where('status', '=', 'active').executeTakeFirst();
+      const r = await x
+        .updateTable('kycLinks')
+        .set({ status: 'expired', endedAt: at })
+        .where('id', 'in', ids)
+        .where('status', '=', 'active')
+        .executeTakeFirst();
       linksExpired += Number(r.numUpdatedRows ?? 0);
       // Flag only customers whose newest link is now expired and who have not started.
       const toFlag = await x
@@ -331,10 +426,28 @@ export async function expireLinks(db: Kysely<Database>, lifetimeMs: number, now 
         .select('id')
         .where('id', 'in', users)
         .where('kycState', '=', 'LINK_ISSUED')
-        .where((eb) => eb.not(eb.exists(eb.selectFrom('kycLinks as l').select(sql<number>`1`.as('one')).whereRef('l.userId', '=', 'users.id').where('l.status', '=', 'active'))))
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('kycLinks as l')
+                .select(sql<number>`1`.as('one'))
+                .whereRef('l.userId', '=', 'users.id')
+                .where('l.status', '=', 'active'),
+            ),
+          ),
+        )
         .execute();
       if (toFlag.length) {
-        await x.updateTable('users').set({ linkExpired: 1, updatedAt: at }).where('id', 'in', toFlag.map((u) => u.id)).execute();
+        await x
+          .updateTable('users')
+          .set({ linkExpired: 1, updatedAt: at })
+          .where(
+            'id',
+            'in',
+            toFlag.map((u) => u.id),
+          )
+          .execute();
         for (const u of toFlag) flagged.add(u.id);
       }
     });
@@ -342,15 +455,41 @@ export async function expireLinks(db: Kysely<Database>, lifetimeMs: number, now 
   return { linksExpired, usersFlagged: flagged.size, userIds: [...flagged] };
 }
 
-export async function linkExpiredUsers(db: Executor, limit = 50): Promise<Array<{ id: string; externalUserId: string; email: string; kycStateChangedAt: string }>> {
-  return db.selectFrom('users').select(['id', 'externalUserId', 'email', 'kycStateChangedAt']).where('linkExpired', '=', 1).where('kycState', '=', 'LINK_ISSUED').orderBy('kycStateChangedAt', 'asc').limit(limit).execute();
+export async function linkExpiredUsers(
+  db: Executor,
+  limit = 50,
+): Promise<Array<{ id: string; externalUserId: string; email: string; kycStateChangedAt: string }>> {
+  return db
+    .selectFrom('users')
+    .select(['id', 'externalUserId', 'email', 'kycStateChangedAt'])
+    .where('linkExpired', '=', 1)
+    .where('kycState', '=', 'LINK_ISSUED')
+    .orderBy('kycStateChangedAt', 'asc')
+    .limit(limit)
+    .execute();
 }
 
 export async function countLinkExpired(db: Executor): Promise<number> {
-  const r = await db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('linkExpired', '=', 1).where('kycState', '=', 'LINK_ISSUED').executeTakeFirst();
+  const r = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('linkExpired', '=', 1)
+    .where('kycState', '=', 'LINK_ISSUED')
+    .executeTakeFirst();
   return Number(r?.n ?? 0);
 }
 
-export async function unmappedUsers(db: Executor, limit = 50): Promise<Array<{ id: string; externalUserId: string; kycState: KycState; unmappedResult: string | null; capaConfirmedAt: string | null }>> {
-  return db.selectFrom('users').select(['id', 'externalUserId', 'kycState', 'unmappedResult', 'capaConfirmedAt']).where('unmappedResult', 'is not', null).orderBy('capaConfirmedAt', 'desc').limit(limit).execute();
+export async function unmappedUsers(
+  db: Executor,
+  limit = 50,
+): Promise<
+  Array<{ id: string; externalUserId: string; kycState: KycState; unmappedResult: string | null; capaConfirmedAt: string | null }>
+> {
+  return db
+    .selectFrom('users')
+    .select(['id', 'externalUserId', 'kycState', 'unmappedResult', 'capaConfirmedAt'])
+    .where('unmappedResult', 'is not', null)
+    .orderBy('capaConfirmedAt', 'desc')
+    .limit(limit)
+    .execute();
 }

@@ -72,7 +72,12 @@ export async function revokeSession(db: Executor, id: string): Promise<void> {
 
 /** Signs an operator out everywhere (disable, password reset). */
 export async function revokeOperatorSessions(db: Executor, operatorId: string): Promise<number> {
-  const r = await db.updateTable('sessions').set({ revokedAt: nowIso() }).where('operatorId', '=', operatorId).where('revokedAt', 'is', null).executeTakeFirst();
+  const r = await db
+    .updateTable('sessions')
+    .set({ revokedAt: nowIso() })
+    .where('operatorId', '=', operatorId)
+    .where('revokedAt', 'is', null)
+    .executeTakeFirst();
   return Number(r.numUpdatedRows);
 }
 

@@ -67,7 +67,9 @@ function escapeLike(s: string): string {
  * PostgreSQL: the searched columns as one text, exactly the expression of the pg_trgm index
  * `users_search_trgm` (migration 20261126_0410) — change both or the index stops being used.
  */
-export const PG_SEARCH_DOCUMENT = sql.raw(`coalesce(users.email, '') || ' ' || coalesce(users.external_user_id, '') || ' ' || coalesce(users.capa_user_id, '') || ' ' || coalesce(users.alias, '')`);
+export const PG_SEARCH_DOCUMENT = sql.raw(
+  `coalesce(users.email, '') || ' ' || coalesce(users.external_user_id, '') || ' ' || coalesce(users.capa_user_id, '') || ' ' || coalesce(users.alias, '')`,
+);
 
 /** Counting stops here when a search matches very many customers ("1,000+ match"). */
 export const SEARCH_COUNT_CAP = 1000;
@@ -115,7 +117,11 @@ async function planSearch(db: Executor, text: string | undefined): Promise<Searc
   if (!text) return { kind: 'none' };
   if (kindOf(db as Kysely<any>) === 'postgres' || [...text].length < 3) return { kind: 'scan' };
   const phrase = `"${text.replace(/"/g, '""')}"`;
-  const probe = await sql<{ n: number }>`select count(*) as n from (select rowid from users_search where users_search match ${phrase} limit ${SEARCH_COUNT_CAP + 1})`.execute(db);
+  const probe = await sql<{
+    n: number;
+  }>`select count(*) as n from (select rowid from users_search where users_search match ${phrase} limit ${SEARCH_COUNT_CAP + 1})`.execute(
+    db,
+  );
   return Number(probe.rows[0]?.n ?? 0) <= SEARCH_COUNT_CAP ? { kind: 'fts', phrase } : { kind: 'scan' };
 }
 
@@ -133,11 +139,19 @@ export async function listUsers(db: Executor, q: UsersListQuery): Promise<UsersL
   const base = db.selectFrom('users').where((eb) => eb.and(nonStateFilters(db, eb, q, search)));
   const grouped = capped
     ? await db
-        .selectFrom(base.select('users.kycState').limit(SEARCH_COUNT_CAP + 1).as('m'))
+        .selectFrom(
+          base
+            .select('users.kycState')
+            .limit(SEARCH_COUNT_CAP + 1)
+            .as('m'),
+        )
         .select(['m.kycState', (eb) => eb.fn.countAll<number>().as('n')])
         .groupBy('m.kycState')
         .execute()
-    : await base.select(['users.kycState', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('users.kycState').execute();
+    : await base
+        .select(['users.kycState', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy('users.kycState')
+        .execute();
   const countsByState = Object.fromEntries(KYC_STATES.map((s) => [s, 0])) as Record<KycState, number>;
   for (const g of grouped) countsByState[g.kycState] = Number(g.n);
   const selected: readonly KycState[] = states.length ? states : KYC_STATES;
@@ -158,21 +172,42 @@ export async function listUsers(db: Executor, q: UsersListQuery): Promise<UsersL
     .selectFrom('users')
     .leftJoin('operators', 'operators.id', 'users.assigneeId')
     .select([
-      'users.id', 'users.email', 'users.externalUserId', 'users.capaUserId', 'users.alias', 'users.type', 'users.country',
-      'users.kycState', 'users.kycStateChangedAt', 'users.capaSync', 'users.linkExpired', 'users.assigneeId',
-      'operators.name as assigneeName', 'users.createdAt',
+      'users.id',
+      'users.email',
+      'users.externalUserId',
+      'users.capaUserId',
+      'users.alias',
+      'users.type',
+      'users.country',
+      'users.kycState',
+      'users.kycStateChangedAt',
+      'users.capaSync',
+      'users.linkExpired',
+      'users.assigneeId',
+      'operators.name as assigneeName',
+      'users.createdAt',
     ])
     .where((eb) => eb.and([...nonStateFilters(db, eb, q, search), ...(states.length ? [stateCond(eb)] : [])]))
     .orderBy(`users.${sort}`, dir);
   // A unique tie-breaker keeps paging stable when many rows share the sort value.
   if (sort !== 'createdAt') rowsQ = rowsQ.orderBy('users.createdAt', dir);
   rowsQ = rowsQ.orderBy('users.id', dir);
-  const rows = total === 0 ? [] : await rowsQ.limit(pageSize).offset((page - 1) * pageSize).execute();
+  const rows =
+    total === 0
+      ? []
+      : await rowsQ
+          .limit(pageSize)
+          .offset((page - 1) * pageSize)
+          .execute();
   return { rows: rows as UsersListRow[], total, countsByState, countsCapped, page, pageSize, pageCount };
 }
 
 export async function countsByState(db: Executor): Promise<Record<KycState, number>> {
-  const grouped = await db.selectFrom('users').select(['kycState', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('kycState').execute();
+  const grouped = await db
+    .selectFrom('users')
+    .select(['kycState', (eb) => eb.fn.countAll<number>().as('n')])
+    .groupBy('kycState')
+    .execute();
   const out = Object.fromEntries(KYC_STATES.map((s) => [s, 0])) as Record<KycState, number>;
   for (const g of grouped) out[g.kycState] = Number(g.n);
   return out;

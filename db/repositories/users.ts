@@ -72,7 +72,10 @@ export async function externalIdsOf(db: Executor, ids: string[]): Promise<Array<
 }
 
 /** Id and external id of the customer with this external id, if any (no personal data). */
-export async function customerRefByExternalId(db: Executor, externalUserId: string): Promise<Pick<User, 'id' | 'externalUserId'> | undefined> {
+export async function customerRefByExternalId(
+  db: Executor,
+  externalUserId: string,
+): Promise<Pick<User, 'id' | 'externalUserId'> | undefined> {
   return db.selectFrom('users').select(['id', 'externalUserId']).where('externalUserId', '=', externalUserId).executeTakeFirst();
 }
 
@@ -121,7 +124,12 @@ export interface SignalOutcome {
  * inside a transaction: the first read locks the user's row on PostgreSQL (FOR UPDATE), and SQLite
  * transactions hold the write lock from BEGIN IMMEDIATE, so two workers never decide on stale reads.
  */
-export async function applySignal(trx: Transaction<Database>, userId: string, signal: KycSignal, cause: SignalCause): Promise<SignalOutcome> {
+export async function applySignal(
+  trx: Transaction<Database>,
+  userId: string,
+  signal: KycSignal,
+  cause: SignalCause,
+): Promise<SignalOutcome> {
   const now = nowIso();
   // SQLite transactions begin IMMEDIATE (db/client.ts): the write lock is already ours. On
   // PostgreSQL, lock the customer's row so two workers never decide on the same stale read.
@@ -162,7 +170,16 @@ export async function applySignal(trx: Transaction<Database>, userId: string, si
     .execute();
   await trx
     .insertInto('stateChanges')
-    .values({ userId, at: now, fromState: user.kycState, toState: decision.to, causeType: cause.type, causeId: cause.id ?? null, reason: cause.reason ?? null, drift: drift ? 1 : 0 })
+    .values({
+      userId,
+      at: now,
+      fromState: user.kycState,
+      toState: decision.to,
+      causeType: cause.type,
+      causeId: cause.id ?? null,
+      reason: cause.reason ?? null,
+      drift: drift ? 1 : 0,
+    })
     .execute();
   return { decision, from: user.kycState, to: decision.to, changed: true, drift };
 }
@@ -173,7 +190,11 @@ export async function applySignal(trx: Transaction<Database>, userId: string, si
  * the question (every recorded answer rewrites it; compared as a value, so workers' clocks do not
  * matter). Applying ours after a newer one could put an older truth back; the caller asks again.
  */
-export async function pollAnswerSuperseded(trx: Transaction<Database>, userId: string, confirmedAtWhenAsked: string | null): Promise<boolean> {
+export async function pollAnswerSuperseded(
+  trx: Transaction<Database>,
+  userId: string,
+  confirmedAtWhenAsked: string | null,
+): Promise<boolean> {
   const row = await trx
     .selectFrom('users')
     .select(['capaConfirmedAt'])

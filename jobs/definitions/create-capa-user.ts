@@ -18,8 +18,17 @@ export const LinkRequestSchema = z.object({
 export const createCapaUser = defineJob({
   name: 'create-capa-user',
   queue: 'capa',
-  schema: z.object({ userId: z.string().min(1), requestedBy: z.string().nullable().optional(), sendLink: LinkRequestSchema.nullable().optional() }),
+  schema: z.object({
+    userId: z.string().min(1),
+    requestedBy: z.string().nullable().optional(),
+    sendLink: LinkRequestSchema.nullable().optional(),
+  }),
   jobId: (p) => `create-${p.userId}`,
   userOf: (p) => p.userId,
-  options: { attempts: 8, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 86400 } },
+  options: {
+    attempts: 8,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 3600 },
+    removeOnFail: { age: 7 * 86400 },
+  },
 });

@@ -21,5 +21,10 @@ export const generateLink = defineJob({
   }),
   jobId: (p) => `link-${p.requestId}`,
   userOf: (p) => p.userId,
-  options: { attempts: 8, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 3600 }, removeOnFail: { age: 7 * 86400 } },
+  options: {
+    attempts: 8,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 3600 },
+    removeOnFail: { age: 7 * 86400 },
+  },
 });

@@ -11,7 +11,13 @@ export const importLink = defineJob({
   queue: 'capa',
   schema: z.object({ importId: z.string().min(1).max(64), rowNo: z.number().int().positive(), gen: z.number().int().nonnegative() }),
   jobId: (p) => `implink-${p.importId}-${p.rowNo}-${p.gen}`,
-  options: { attempts: 3, backoff: { type: 'exponential', delay: 1000 }, priority: 10, removeOnComplete: true, removeOnFail: { age: 7 * 86400 } },
+  options: {
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 1000 },
+    priority: 10,
+    removeOnComplete: true,
+    removeOnFail: { age: 7 * 86400 },
+  },
   trackRuns: false,
 });
 

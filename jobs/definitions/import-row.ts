@@ -20,7 +20,13 @@ export const importRow = defineJob({
   jobId: (p) => `improw-${p.importId}-${p.rowNo}-${p.gen}`,
   // Lower priority than a single customer created from the console: an import never holds an
   // operator's click behind thousands of rows.
-  options: { attempts: 3, backoff: { type: 'exponential', delay: 1000 }, priority: 10, removeOnComplete: true, removeOnFail: { age: 7 * 86400 } },
+  options: {
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 1000 },
+    priority: 10,
+    removeOnComplete: true,
+    removeOnFail: { age: 7 * 86400 },
+  },
   // The import row records every outcome (status, reason, customer); a job_runs pair per row
   // would double the writes of a 100k-row import.
   trackRuns: false,

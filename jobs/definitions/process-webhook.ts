@@ -12,5 +12,10 @@ export const processWebhook = defineJob({
   jobId: (p) => `wh-${p.inboxId}`,
   // The delivery row itself is the record of this work (status, effect, error, attempts).
   trackRuns: false,
-  options: { attempts: 8, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 7 * 86400 } },
+  options: {
+    attempts: 8,
+    backoff: { type: 'exponential', delay: 500 },
+    removeOnComplete: { age: 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 86400 },
+  },
 });

@@ -22,7 +22,12 @@ export const refreshRun = defineJob({
   queue: 'maintenance',
   schema: z.object({ runId: z.number().int().positive() }),
   jobId: (p) => `refresh-run-${p.runId}`,
-  options: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * 86400 }, removeOnFail: { age: 7 * 86400 } },
+  options: {
+    attempts: 5,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 7 * 86400 },
+    removeOnFail: { age: 7 * 86400 },
+  },
 });
 
 /** Follows a running run until every customer has an answer, then closes it (one delayed job per check). */

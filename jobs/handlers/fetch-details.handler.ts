@@ -39,9 +39,14 @@ export default defineHandler(fetchDetails, {
     const result = await changeState(ctx, async (trx, apply) => {
       // Two answers for one customer can be in flight (a conflict check beside a refresh): one
       // recorded after we asked may be newer than ours, which then must not overwrite it.
-      if (await pollAnswerSuperseded(trx, userId, user.capaConfirmedAt)) return { superseded: true as const, state: user.kycState, changed: false, verificationResult: raw, found: Boolean(details) };
+      if (await pollAnswerSuperseded(trx, userId, user.capaConfirmedAt))
+        return { superseded: true as const, state: user.kycState, changed: false, verificationResult: raw, found: Boolean(details) };
       if (details) {
-        await insertDetailsSnapshot(trx, { userId, details, verificationResult: raw, mappedState: mapped?.state ?? null, cause: cause ?? `job:${jobRef}` }, ctx.dataKeys);
+        await insertDetailsSnapshot(
+          trx,
+          { userId, details, verificationResult: raw, mappedState: mapped?.state ?? null, cause: cause ?? `job:${jobRef}` },
+          ctx.dataKeys,
+        );
       }
       if (mapped && !mapped.known) {
         // Never guess an unknown value into a state: keep it raw and flag it for a human.
@@ -52,10 +57,18 @@ export default defineHandler(fetchDetails, {
       // Read under the customer's lock (pollAnswerSuperseded took it): a link issued meanwhile waits.
       const reinvitation = (await lastReinvitation(trx, userId)) ?? null;
       const beforeReinvitation = Boolean(details && reinvitation && predatesReinvitation(verificationCreatedAt, reinvitation) === true);
-      const o = await apply(trx, userId, { kind: 'POLLED', state: mapped?.state ?? null, verificationCreatedAt, reinvitation }, { type: 'poll', id: jobRef, reason: cause ?? 'details fetched' });
+      const o = await apply(
+        trx,
+        userId,
+        { kind: 'POLLED', state: mapped?.state ?? null, verificationCreatedAt, reinvitation },
+        { type: 'poll', id: jobRef, reason: cause ?? 'details fetched' },
+      );
       // (An earlier verification Capa revised to another outcome does move the customer: then the
       // deliveries keep conflict_check and the history shows the change.)
-      const earlier = beforeReinvitation && !o.changed ? await resolveConflictChecks(trx, userId, { askedAt, inboxId: conflictOf ? Number(conflictOf[1]) : null, effect: EARLIER_LINK }) : 0;
+      const earlier =
+        beforeReinvitation && !o.changed
+          ? await resolveConflictChecks(trx, userId, { askedAt, inboxId: conflictOf ? Number(conflictOf[1]) : null, effect: EARLIER_LINK })
+          : 0;
       return {
         state: o.to,
         from: o.from,

@@ -41,8 +41,19 @@ export async function issueLink(p: z.infer<typeof generateLink.schema>, ctx: Job
     throw err;
   }
   const result = await changeState(ctx, async (trx, apply) => {
-    const link = await insertLink(trx, { userId: user.id, url: kycLink, country: p.country, redirectUri, createdBy: p.requestedBy ?? null });
-    const o = await apply(trx, user.id, { kind: 'LINK_ISSUED' }, { type: p.requestedBy ? 'operator' : 'job', id: p.requestedBy ?? String(ctx.job.id), reason: 'link generated' });
+    const link = await insertLink(trx, {
+      userId: user.id,
+      url: kycLink,
+      country: p.country,
+      redirectUri,
+      createdBy: p.requestedBy ?? null,
+    });
+    const o = await apply(
+      trx,
+      user.id,
+      { kind: 'LINK_ISSUED' },
+      { type: p.requestedBy ? 'operator' : 'job', id: p.requestedBy ?? String(ctx.job.id), reason: 'link generated' },
+    );
     const res = { linkId: link.id, url: kycLink, state: o.to };
     await settle(trx, key, 'done', res);
     return res;

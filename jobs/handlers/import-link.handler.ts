@@ -12,7 +12,11 @@ export default defineHandler(importLink, {
     const imp = await findImport(ctx.db, p.importId);
     if (!imp) return { skipped: 'import gone' };
     if (imp.status === 'cancelled') {
-      await finishRow(ctx.db, p, ['linking'], { status: 'cancelled', reasonCode: 'cancelled', reason: 'created in Capa; link not sent (import cancelled)' });
+      await finishRow(ctx.db, p, ['linking'], {
+        status: 'cancelled',
+        reasonCode: 'cancelled',
+        reason: 'created in Capa; link not sent (import cancelled)',
+      });
       return { outcome: 'cancelled' };
     }
     if (imp.status !== 'running') {
@@ -23,7 +27,14 @@ export default defineHandler(importLink, {
       let result: { linkId?: string } | null;
       try {
         result = (await issueLink(
-          { userId: row.userId, country: row.country === 'DO' ? 'DO' : 'MX', redirectUri: null, requestId: linkRequestId(p.importId, p.rowNo), requestedBy: imp.committedBy, notify: true },
+          {
+            userId: row.userId,
+            country: row.country === 'DO' ? 'DO' : 'MX',
+            redirectUri: null,
+            requestId: linkRequestId(p.importId, p.rowNo),
+            requestedBy: imp.committedBy,
+            notify: true,
+          },
           ctx,
         )) as { linkId?: string } | null;
       } catch (err) {

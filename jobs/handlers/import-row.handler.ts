@@ -24,7 +24,11 @@ export default defineHandler(importRow, {
     const imp = await findImport(ctx.db, p.importId);
     if (!imp) return { skipped: 'import gone' };
     if (imp.status === 'cancelled') {
-      await finishRow(ctx.db, p, ['queued'], { status: 'cancelled', reasonCode: 'cancelled', reason: 'import cancelled before this row ran' });
+      await finishRow(ctx.db, p, ['queued'], {
+        status: 'cancelled',
+        reasonCode: 'cancelled',
+        reason: 'import cancelled before this row ran',
+      });
       return { outcome: 'cancelled' };
     }
     if (imp.status !== 'running') {
@@ -63,7 +67,12 @@ export default defineHandler(importRow, {
  * the claim of the Capa create. Returns null when the row failed (a customer with the same
  * e-mail or id was created here after the dry run).
  */
-async function prepare(ctx: JobContext, key: RowKey, row: ImportRow, committedBy: string | null): Promise<{ user: User; claimed: CreateClaim } | null> {
+async function prepare(
+  ctx: JobContext,
+  key: RowKey,
+  row: ImportRow,
+  committedBy: string | null,
+): Promise<{ user: User; claimed: CreateClaim } | null> {
   try {
     return await ctx.db.transaction().execute(async (trx) => {
       let user = row.userId ? await findUserById(trx, row.userId) : undefined;
@@ -84,7 +93,9 @@ async function prepare(ctx: JobContext, key: RowKey, row: ImportRow, committedBy
   } catch (err) {
     if (err instanceof StaleRow) return null;
     if (!/unique|duplicate/i.test(String((err as Error).message))) throw err;
-    const clash = (row.externalUserId && !row.generatedId ? await findUserByExternalId(ctx.db, row.externalUserId) : undefined) ?? (row.email ? await findUserByEmail(ctx.db, row.email) : undefined);
+    const clash =
+      (row.externalUserId && !row.generatedId ? await findUserByExternalId(ctx.db, row.externalUserId) : undefined) ??
+      (row.email ? await findUserByEmail(ctx.db, row.email) : undefined);
     await finishRow(ctx.db, key, ['queued'], {
       status: 'failed',
       reasonCode: 'exists',

@@ -25,7 +25,12 @@ export default defineHandler(processWebhook, {
     const user = d.externalUserId ? await findUserByExternalId(ctx.db, d.externalUserId) : undefined;
     if (!user) {
       // A customer created outside KYC Desk (or a foreign id): nothing to change; kept for the inbox.
-      await settleDelivery(ctx.db, inboxId, { status: 'ignored', effect: 'unknown_user', attempts, error: `no customer with externalUserId ${d.externalUserId ?? '(none)'}` });
+      await settleDelivery(ctx.db, inboxId, {
+        status: 'ignored',
+        effect: 'unknown_user',
+        attempts,
+        error: `no customer with externalUserId ${d.externalUserId ?? '(none)'}`,
+      });
       return { ignored: 'unknown_user' };
     }
     ctx.setUser(user.id);

@@ -15,7 +15,11 @@ export default defineHandler(refreshRun, {
       if (run.kind === 'all_stale' && run.status === 'queued') {
         // "All stale" means stale when the run starts, not when the preview was shown.
         const stale = await findStaleUsers(ctx.db, thresholdsFromEnv(ctx.env), { limit: MAX_RUN_SIZE });
-        await addRunUsers(ctx.db, run.id, stale.map((s) => s.id));
+        await addRunUsers(
+          ctx.db,
+          run.id,
+          stale.map((s) => s.id),
+        );
       }
       // A resumed run (crash mid-enqueue) adds everything again: ids dedupe what is still queued.
       const ids = await runUserIds(ctx.db, run.id);

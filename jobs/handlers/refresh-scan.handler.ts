@@ -1,5 +1,13 @@
 import { backfillDrift } from '../../db/repositories/drift.js';
-import { addRunUsers, createRun, findStaleUsers, openRuns, pruneScheduledRunUsers, settleRun, thresholdsFromEnv } from '../../db/repositories/refresh.js';
+import {
+  addRunUsers,
+  createRun,
+  findStaleUsers,
+  openRuns,
+  pruneScheduledRunUsers,
+  settleRun,
+  thresholdsFromEnv,
+} from '../../db/repositories/refresh.js';
 import { isoAgo } from '../../lib/time.js';
 import { estimateSeconds, refreshRun } from '../definitions/refresh-run.js';
 import { refreshScan } from '../definitions/refresh-scan.js';
@@ -15,7 +23,8 @@ export default defineHandler(refreshScan, {
       if (run.status === 'running') await settleRun(db, run);
       // Stored but never queued (Redis was down when the operator started it), or stuck mid-way:
       // queue it (again); the run's job id keeps it to one.
-      else if (run.kind !== 'scheduled' && Date.parse(run.createdAt) < Date.now() - (run.status === 'queued' ? 30_000 : 600_000)) await ctx.enqueue.add(refreshRun, { runId: run.id });
+      else if (run.kind !== 'scheduled' && Date.parse(run.createdAt) < Date.now() - (run.status === 'queued' ? 30_000 : 600_000))
+        await ctx.enqueue.add(refreshRun, { runId: run.id });
     }
     await pruneScheduledRunUsers(db, isoAgo(7 * 86_400_000));
 
@@ -23,7 +32,11 @@ export default defineHandler(refreshScan, {
     const budget = Math.max(0, env.REFRESH_MAX_PER_SCAN - backlog);
     const stale = await findStaleUsers(db, thresholdsFromEnv(env), { limit: budget });
     if (!stale.length) return { stale: 0, backlog, budget, backfilled };
-    const { run } = await createRun(db, { kind: 'scheduled', ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC, etaSeconds: estimateSeconds(stale.length, { ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC, backlog }) });
+    const { run } = await createRun(db, {
+      kind: 'scheduled',
+      ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
+      etaSeconds: estimateSeconds(stale.length, { ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC, backlog }),
+    });
     const ids = stale.map((s) => s.id);
     await addRunUsers(db, run.id, ids);
     const enqueued = await enqueueRunFetches(ctx, run, ids);

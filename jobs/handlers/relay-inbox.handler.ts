@@ -29,7 +29,10 @@ type RelayQueues = Pick<Queues, 'add' | 'jobPresence' | 'requeue'>;
  *     ignored there, since the job id is deterministic and BullMQ keeps finished jobs.
  * Queuing twice is harmless: the handler leaves a delivery that is no longer `received` alone.
  */
-export async function relayInbox(ctx: { db: Executor; enqueue: RelayQueues; onRequeued?: (count: number) => void }, limit = 2000): Promise<number> {
+export async function relayInbox(
+  ctx: { db: Executor; enqueue: RelayQueues; onRequeued?: (count: number) => void },
+  limit = 2000,
+): Promise<number> {
   let queued = 0;
   for (;;) {
     const ids = await findUnqueued(ctx.db, { minAgeMs: NEVER_QUEUED_AFTER_MS, limit: Math.min(limit - queued, 500) });
@@ -43,12 +46,17 @@ export async function relayInbox(ctx: { db: Executor; enqueue: RelayQueues; onRe
   const stale = await findQueuedBefore(ctx.db, { olderThanMs: QUEUED_RECHECK_MS, limit: 500 });
   let requeued = 0;
   if (stale.length) {
-    const presence = await ctx.enqueue.jobPresence(processWebhook.queue, stale.map((id) => processWebhook.jobId!({ inboxId: id })));
+    const presence = await ctx.enqueue.jobPresence(
+      processWebhook.queue,
+      stale.map((id) => processWebhook.jobId!({ inboxId: id })),
+    );
     await Promise.all(
       stale.map((id, i) => {
         if (presence[i] === 'pending') return null;
         requeued++;
-        return presence[i] === 'missing' ? ctx.enqueue.add(processWebhook, { inboxId: id }) : ctx.enqueue.requeue(processWebhook, { inboxId: id });
+        return presence[i] === 'missing'
+          ? ctx.enqueue.add(processWebhook, { inboxId: id })
+          : ctx.enqueue.requeue(processWebhook, { inboxId: id });
       }),
     );
     // Checked now: looked at again only after another period (a long backlog is not re-read
@@ -69,7 +77,10 @@ export default defineHandler(relayInboxJob, {
       enqueue: ctx.enqueue,
       onRequeued: (n) => {
         requeued = n;
-        ctx.logger.warn({ requeued: n }, 'queued deliveries had no job that would run (lost from Redis, or failed by BullMQ after crashes); queued again');
+        ctx.logger.warn(
+          { requeued: n },
+          'queued deliveries had no job that would run (lost from Redis, or failed by BullMQ after crashes); queued again',
+        );
       },
     });
     return { relayed, requeued };

@@ -34,10 +34,7 @@ import { defineHandler } from '../types.js';
 export const SEND_LEASE_MS = 2 * 60_000;
 
 export type SendOutcome =
-  | { sent: true; providerMessageId: string | null }
-  | { skipped: string }
-  | { cancelled: string }
-  | { failed: string };
+  { sent: true; providerMessageId: string | null } | { skipped: string } | { cancelled: string } | { failed: string };
 
 export async function deliver(deps: NotifyDeps, id: string, attempt: { number: number; final: boolean }): Promise<SendOutcome> {
   const { db } = deps;
@@ -128,7 +125,11 @@ export async function deliver(deps: NotifyDeps, id: string, attempt: { number: n
       to: row.address,
       rendered,
       locale: row.locale,
-      tags: { 'X-KYC-Desk-Notification': id, 'X-KYC-Desk-Kind': row.kind, ...(row.programmeId ? { 'X-KYC-Desk-Programme': row.programmeId } : {}) },
+      tags: {
+        'X-KYC-Desk-Notification': id,
+        'X-KYC-Desk-Kind': row.kind,
+        ...(row.programmeId ? { 'X-KYC-Desk-Programme': row.programmeId } : {}),
+      },
     });
     const sentAt = nowIso();
     await db.transaction().execute(async (trx) => {

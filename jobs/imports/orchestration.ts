@@ -69,7 +69,11 @@ export async function feedImport(deps: RelayDeps, importId: string): Promise<{ q
       const job = q ? await q.getJob(def.jobId!(payload)) : undefined;
       const state = job ? await job.getState() : 'missing';
       if (state === 'failed') {
-        await finishRow(deps.db, payload, [r.status], { status: 'failed', reasonCode: 'error', reason: `job failed: ${String(job?.failedReason ?? 'unknown').slice(0, 500)}` });
+        await finishRow(deps.db, payload, [r.status], {
+          status: 'failed',
+          reasonCode: 'error',
+          reason: `job failed: ${String(job?.failedReason ?? 'unknown').slice(0, 500)}`,
+        });
         continue;
       }
       if (state === 'missing' || state === 'unknown') {
@@ -84,7 +88,14 @@ export async function feedImport(deps: RelayDeps, importId: string): Promise<{ q
   const completed = claimed.length === 0 && (await completeIfDone(deps.db, importId));
   if (completed) {
     const fin = await findImport(deps.db, importId);
-    await appendAudit(deps.db, { actor: 'system', action: 'import.completed', targetType: 'import', targetId: importId, outcome: 'ok', detail: { fileName: fin?.fileName ?? null } });
+    await appendAudit(deps.db, {
+      actor: 'system',
+      action: 'import.completed',
+      targetType: 'import',
+      targetId: importId,
+      outcome: 'ok',
+      detail: { fileName: fin?.fileName ?? null },
+    });
   }
   return { queued: claimed.length, requeued, completed };
 }
@@ -104,9 +115,14 @@ export async function drainImport(deps: RelayDeps, importId: string): Promise<nu
     const payload = { importId, rowNo: r.rowNo, gen: r.gen };
     const def = r.status === 'linking' ? importLink : importRow;
     if ((await q.remove(def.jobId!(payload))) !== 1) continue;
-    const ok = imp.status === 'cancelled'
-      ? await finishRow(deps.db, payload, [r.status], { status: 'cancelled', reasonCode: 'cancelled', reason: r.status === 'linking' ? 'created in Capa; link not sent (import cancelled)' : 'import cancelled before this row ran' })
-      : await releaseRow(deps.db, payload, [r.status]);
+    const ok =
+      imp.status === 'cancelled'
+        ? await finishRow(deps.db, payload, [r.status], {
+            status: 'cancelled',
+            reasonCode: 'cancelled',
+            reason: r.status === 'linking' ? 'created in Capa; link not sent (import cancelled)' : 'import cancelled before this row ran',
+          })
+        : await releaseRow(deps.db, payload, [r.status]);
     if (ok) drained++;
   }
   return drained;
@@ -128,7 +144,14 @@ export async function relayImports(deps: RelayDeps): Promise<{ imports: number; 
         reason: `resumed automatically to check whether Capa is back (was: ${imp.statusReason ?? 'outage'})`.slice(0, 1000),
       });
       if (resumed) {
-        await appendAudit(deps.db, { actor: 'system', action: 'import.auto_resume', targetType: 'import', targetId: imp.id, outcome: 'ok', detail: { after: imp.statusReason } });
+        await appendAudit(deps.db, {
+          actor: 'system',
+          action: 'import.auto_resume',
+          targetType: 'import',
+          targetId: imp.id,
+          outcome: 'ok',
+          detail: { after: imp.statusReason },
+        });
         queued += (await feedImport(deps, imp.id)).queued;
       }
     }
@@ -150,7 +173,13 @@ type RowKey = { importId: string; rowNo: number; gen: number };
  *    fails after IMPORT_ROW_MAX_ATTEMPTS.
  * Returns normally when the failure was recorded on the row.
  */
-export async function handleRowCapaFailure(err: unknown, ctx: JobContext, key: RowKey, from: ImportRowStatus[], attemptsSoFar: number): Promise<{ outcome: string }> {
+export async function handleRowCapaFailure(
+  err: unknown,
+  ctx: JobContext,
+  key: RowKey,
+  from: ImportRowStatus[],
+  attemptsSoFar: number,
+): Promise<{ outcome: string }> {
   if (err instanceof CapaError && err.status === 429) throw err;
   if (err instanceof UnrecoverableError) {
     await finishRow(ctx.db, key, from, { status: 'failed', reasonCode: 'capa_refused', reason: err.message.slice(0, 1000) });
@@ -164,7 +193,11 @@ export async function handleRowCapaFailure(err: unknown, ctx: JobContext, key: R
       await drainImport({ db: ctx.db, env: ctx.env, enqueue: ctx.enqueue as RelayDeps['enqueue'] }, key.importId);
     }
     if (attemptsSoFar + 1 >= ctx.env.IMPORT_ROW_MAX_ATTEMPTS) {
-      await finishRow(ctx.db, key, from, { status: 'failed', reasonCode: 'capa_unavailable', reason: `Capa kept failing (${attemptsSoFar + 1} attempts): ${reason}` });
+      await finishRow(ctx.db, key, from, {
+        status: 'failed',
+        reasonCode: 'capa_unavailable',
+        reason: `Capa kept failing (${attemptsSoFar + 1} attempts): ${reason}`,
+      });
       return { outcome: 'failed' };
     }
     await releaseRow(ctx.db, key, from, { reason: `will retry: ${reason}`, countAttempt: true });
@@ -178,7 +211,9 @@ export async function failRowOnLastAttempt(err: unknown, ctx: JobContext, key: R
   const last = err instanceof UnrecoverableError || ctx.job.attemptsMade + 1 >= (ctx.job.opts.attempts ?? 1);
   if (last) {
     const msg = err instanceof Error ? err.message : String(err);
-    await finishRow(ctx.db, key, from, { status: 'failed', reasonCode: 'error', reason: `unexpected error: ${msg.slice(0, 500)}` }).catch(() => undefined);
+    await finishRow(ctx.db, key, from, { status: 'failed', reasonCode: 'error', reason: `unexpected error: ${msg.slice(0, 500)}` }).catch(
+      () => undefined,
+    );
   }
   throw err;
 }

@@ -13,15 +13,7 @@ export const IMPORT_FIELDS = ['externalUserId', 'email', 'type', 'alias', 'count
 export type ImportField = (typeof IMPORT_FIELDS)[number];
 
 export type ImportFileErrorCode =
-  | 'empty'
-  | 'header_only'
-  | 'too_large'
-  | 'too_many_rows'
-  | 'binary'
-  | 'encoding'
-  | 'quoting'
-  | 'ragged'
-  | 'header';
+  'empty' | 'header_only' | 'too_large' | 'too_many_rows' | 'binary' | 'encoding' | 'quoting' | 'ragged' | 'header';
 
 export class ImportFileError extends Error {
   constructor(
@@ -65,14 +57,21 @@ const HEADER_ALIASES: Record<string, ImportField> = Object.fromEntries(IMPORT_FI
 
 /** "External User Id", "external_user_id", "EXTERNALUSERID" → externalUserId. */
 export function headerField(name: string): ImportField | null {
-  const key = name.trim().toLowerCase().replace(/[\s_-]+/g, '');
+  const key = name
+    .trim()
+    .toLowerCase()
+    .replace(/[\s_-]+/g, '');
   return HEADER_ALIASES[key] ?? null;
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 
 /** Bytes → strict UTF-8 text, with the checks that need raw bytes (size, binary, UTF-16). */
-async function* decode(source: AsyncIterable<Uint8Array>, limits: ReadLimits, seen: { bytes: number; lines: number }): AsyncGenerator<string> {
+async function* decode(
+  source: AsyncIterable<Uint8Array>,
+  limits: ReadLimits,
+  seen: { bytes: number; lines: number },
+): AsyncGenerator<string> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let first = true;
   for await (const raw of source) {
@@ -80,22 +79,35 @@ async function* decode(source: AsyncIterable<Uint8Array>, limits: ReadLimits, se
     if (chunk.length === 0) continue;
     seen.bytes += chunk.length;
     if (seen.bytes > limits.maxBytes) {
-      throw new ImportFileError('too_large', `The file is larger than ${fmt(Math.floor(limits.maxBytes / 1024 / 1024))} MB. Split it into smaller files and import them one by one.`);
+      throw new ImportFileError(
+        'too_large',
+        `The file is larger than ${fmt(Math.floor(limits.maxBytes / 1024 / 1024))} MB. Split it into smaller files and import them one by one.`,
+      );
     }
     if (first) {
       first = false;
       if ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff)) {
-        throw new ImportFileError('encoding', 'The file is saved as UTF-16. Save it as "CSV UTF-8" (in Excel: Save As → CSV UTF-8) and upload it again.');
+        throw new ImportFileError(
+          'encoding',
+          'The file is saved as UTF-16. Save it as "CSV UTF-8" (in Excel: Save As → CSV UTF-8) and upload it again.',
+        );
       }
       if (chunk[0] === 0x50 && chunk[1] === 0x4b && chunk[2] === 0x03 && chunk[3] === 0x04) {
-        throw new ImportFileError('binary', 'This is an Excel workbook or another zip file, not a CSV. Save it as "CSV UTF-8" and upload that.');
+        throw new ImportFileError(
+          'binary',
+          'This is an Excel workbook or another zip file, not a CSV. Save it as "CSV UTF-8" and upload that.',
+        );
       }
       if (chunk[0] === 0xd0 && chunk[1] === 0xcf && chunk[2] === 0x11 && chunk[3] === 0xe0) {
         throw new ImportFileError('binary', 'This is an old Excel (.xls) file, not a CSV. Save it as "CSV UTF-8" and upload that.');
       }
     }
     if (chunk.includes(0)) {
-      throw new ImportFileError('binary', `The file contains binary data (a NUL byte near line ${fmt(seen.lines + 1)}); it is not a text CSV. Save it as "CSV UTF-8" and upload that.`, seen.lines + 1);
+      throw new ImportFileError(
+        'binary',
+        `The file contains binary data (a NUL byte near line ${fmt(seen.lines + 1)}); it is not a text CSV. Save it as "CSV UTF-8" and upload that.`,
+        seen.lines + 1,
+      );
     }
     let text: string;
     try {
@@ -105,7 +117,11 @@ async function* decode(source: AsyncIterable<Uint8Array>, limits: ReadLimits, se
       const lenient = new TextDecoder('utf-8').decode(chunk);
       const at = lenient.indexOf('\uFFFD');
       const line = seen.lines + 1 + countNewlines(at >= 0 ? lenient.slice(0, at) : '');
-      throw new ImportFileError('encoding', `The file is not valid UTF-8 (near line ${fmt(line)}). It was probably saved as Latin-1/Windows-1252: save it as "CSV UTF-8" and upload it again.`, line);
+      throw new ImportFileError(
+        'encoding',
+        `The file is not valid UTF-8 (near line ${fmt(line)}). It was probably saved as Latin-1/Windows-1252: save it as "CSV UTF-8" and upload it again.`,
+        line,
+      );
     }
     seen.lines += countNewlines(text);
     if (text) yield text;
@@ -114,7 +130,11 @@ async function* decode(source: AsyncIterable<Uint8Array>, limits: ReadLimits, se
   try {
     tail = decoder.decode();
   } catch {
-    throw new ImportFileError('encoding', 'The file is not valid UTF-8 (it ends in the middle of a character). Save it as "CSV UTF-8" and upload it again.', seen.lines + 1);
+    throw new ImportFileError(
+      'encoding',
+      'The file is not valid UTF-8 (it ends in the middle of a character). Save it as "CSV UTF-8" and upload it again.',
+      seen.lines + 1,
+    );
   }
   if (tail) yield tail;
 }
@@ -175,16 +195,32 @@ function describeCsvError(err: CsvError, delimiter: string, headerWidth: number 
     case 'CSV_RECORD_INCONSISTENT_COLUMNS': {
       const rec = (err as { record?: unknown[] }).record;
       const got = Array.isArray(rec) ? rec.length : '?';
-      return new ImportFileError('ragged', `${at}this row has ${got} fields but the header has ${headerWidth ?? '?'}. A separator ("${delimiter}") is missing or extra, or a value containing "${delimiter}" is not in double quotes.`, line);
+      return new ImportFileError(
+        'ragged',
+        `${at}this row has ${got} fields but the header has ${headerWidth ?? '?'}. A separator ("${delimiter}") is missing or extra, or a value containing "${delimiter}" is not in double quotes.`,
+        line,
+      );
     }
     case 'CSV_QUOTE_NOT_CLOSED':
-      return new ImportFileError('quoting', `A double quote (") is opened and never closed${line ? ` (the file ends at line ${fmt(line)})` : ''}. Check the rows around the last quote you typed.`, line);
+      return new ImportFileError(
+        'quoting',
+        `A double quote (") is opened and never closed${line ? ` (the file ends at line ${fmt(line)})` : ''}. Check the rows around the last quote you typed.`,
+        line,
+      );
     case 'INVALID_OPENING_QUOTE':
     case 'CSV_INVALID_CLOSING_QUOTE':
     case 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE':
-      return new ImportFileError('quoting', `${at}a double quote (") is misplaced: a value with quotes must be fully enclosed in quotes, and quotes inside it doubled ("").`, line);
+      return new ImportFileError(
+        'quoting',
+        `${at}a double quote (") is misplaced: a value with quotes must be fully enclosed in quotes, and quotes inside it doubled ("").`,
+        line,
+      );
     case 'CSV_MAX_RECORD_SIZE':
-      return new ImportFileError('quoting', `${at}one row is longer than 64 KB — usually a double quote (") that is never closed swallows the rows after it.`, line);
+      return new ImportFileError(
+        'quoting',
+        `${at}one row is longer than 64 KB — usually a double quote (") that is never closed swallows the rows after it.`,
+        line,
+      );
     default:
       return new ImportFileError('quoting', `${at}the file is not valid CSV (${err.message}).`, line);
   }
@@ -238,7 +274,10 @@ export class ImportCsvReader {
         if (fields.every((f) => f.trim() === '')) continue;
         this.rows++;
         if (this.rows > this.limits.maxRows) {
-          throw new ImportFileError('too_many_rows', `The file has more than ${fmt(this.limits.maxRows)} data rows. Split it into files of at most ${fmt(this.limits.maxRows)} rows and import them one by one.`);
+          throw new ImportFileError(
+            'too_many_rows',
+            `The file has more than ${fmt(this.limits.maxRows)} data rows. Split it into files of at most ${fmt(this.limits.maxRows)} rows and import them one by one.`,
+          );
         }
         const values = { externalUserId: '', email: '', type: '', alias: '', country: '', sendLink: '' } as Record<ImportField, string>;
         const cols = this.header.columns;
@@ -275,14 +314,22 @@ export class ImportCsvReader {
     fields.forEach((name, i) => {
       const f = headerField(name);
       if (f && seenFields.has(f)) {
-        throw new ImportFileError('header', `The header names the column "${f}" twice (columns ${seenFields.get(f)! + 1} and ${i + 1}). Keep one of them.`, 1);
+        throw new ImportFileError(
+          'header',
+          `The header names the column "${f}" twice (columns ${seenFields.get(f)! + 1} and ${i + 1}). Keep one of them.`,
+          1,
+        );
       }
       if (f) seenFields.set(f, i);
       else unknown.push(name.trim() === '' ? `(blank, column ${i + 1})` : name.trim());
       columns.push(f);
     });
     if (!seenFields.has('email')) {
-      const found = fields.map((f) => f.trim()).filter(Boolean).slice(0, 8).join(', ');
+      const found = fields
+        .map((f) => f.trim())
+        .filter(Boolean)
+        .slice(0, 8)
+        .join(', ');
       throw new ImportFileError(
         'header',
         `The first line must be a header with at least an "email" column (found: ${found || 'nothing'}). Expected columns: ${IMPORT_FIELDS.join(', ')}. Download the template to start from.`,

@@ -86,7 +86,16 @@ export async function stageImport(db: Db, input: StageInput): Promise<StageResul
     }
     const sha = hash.digest('hex');
     const unknownColumns = reader.header?.unknown ?? [];
-    await finishStaging(trx, importId, { fileSha256: sha, fileBytes: reader.seen.bytes, delimiter: reader.header?.delimiter ?? ',', totalRows: valid + invalid, validRows: valid, invalidRows: invalid, unknownColumns, byReason });
+    await finishStaging(trx, importId, {
+      fileSha256: sha,
+      fileBytes: reader.seen.bytes,
+      delimiter: reader.header?.delimiter ?? ',',
+      totalRows: valid + invalid,
+      validRows: valid,
+      invalidRows: invalid,
+      unknownColumns,
+      byReason,
+    });
     return { importId, totalRows: valid + invalid, validRows: valid, invalidRows: invalid, unknownColumns, byReason, sha };
   });
   const sameFileAs = (await findSameFile(db, result.sha, result.importId)) ?? null;

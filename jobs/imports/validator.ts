@@ -127,7 +127,11 @@ export function checkRow(raw: RawRow, dups: DuplicateTracker): CheckedRow {
   const aliasText = v.alias.trim();
   if (aliasText.length > 100) problems.push(['alias_too_long', `alias is ${aliasText.length} characters (at most 100)`]);
 
-  const dup = dups.check(raw.rowNo, problems.some(([c]) => c === 'bad_email' || c === 'missing_email') ? null : email, idText && !problems.some(([c]) => c === 'bad_external_id') ? idText : null);
+  const dup = dups.check(
+    raw.rowNo,
+    problems.some(([c]) => c === 'bad_email' || c === 'missing_email') ? null : email,
+    idText && !problems.some(([c]) => c === 'bad_external_id') ? idText : null,
+  );
   if (dup) problems.push(['duplicate_in_file', dup]);
 
   if (!idText && problems.length === 0) {
@@ -154,7 +158,9 @@ export function checkRow(raw: RawRow, dups: DuplicateTracker): CheckedRow {
 export function markExisting(rows: CheckedRow[], existing: { byExternalId: Map<string, string>; byEmail: Map<string, string> }): void {
   for (const r of rows) {
     if (!r.ok) continue;
-    const hit = (!r.generatedId && r.externalUserId ? existing.byExternalId.get(r.externalUserId) : undefined) ?? (r.email ? existing.byEmail.get(r.email) : undefined);
+    const hit =
+      (!r.generatedId && r.externalUserId ? existing.byExternalId.get(r.externalUserId) : undefined) ??
+      (r.email ? existing.byEmail.get(r.email) : undefined);
     if (hit) {
       r.ok = false;
       r.reasonCode = 'exists';

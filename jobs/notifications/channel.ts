@@ -117,6 +117,10 @@ export function emailAddressOf(user: Pick<User, 'email'>): string | null {
  * the channel (recording a message does not need the mail transport): the e-mail address while
  * e-mail is configured (smtpTarget), none on a channel that cannot deliver.
  */
-export function addressOn(env: Pick<Env, 'SMTP_URL' | 'usingSandbox' | 'SANDBOX_SMTP_PORT'>, channel: NotificationChannelName, user: Pick<User, 'email'>): string | null {
+export function addressOn(
+  env: Pick<Env, 'SMTP_URL' | 'usingSandbox' | 'SANDBOX_SMTP_PORT'>,
+  channel: NotificationChannelName,
+  user: Pick<User, 'email'>,
+): string | null {
   return channel === 'email' && 'url' in smtpTarget(env) ? emailAddressOf(user) : null;
 }

@@ -12,9 +12,17 @@ export async function notifyOnLinkIssued(ctx: JobContext, e: LinkIssuedEvent): P
   const requestId = typeof data.requestId === 'string' ? data.requestId : null;
   const requestedBy = typeof data.requestedBy === 'string' ? data.requestedBy : null;
   try {
-    await onLinkIssuedNotify(ctx, { ...e, requestId, requestedBy, cause: requestedBy ? `operator:${requestedBy}` : `job:${String(ctx.job?.id ?? '')}` });
+    await onLinkIssuedNotify(ctx, {
+      ...e,
+      requestId,
+      requestedBy,
+      cause: requestedBy ? `operator:${requestedBy}` : `job:${String(ctx.job?.id ?? '')}`,
+    });
   } catch (err) {
-    ctx.logger.error({ userId: e.userId, err: (err as Error).message }, 'notifications: link-issued hook failed (the sweep will repair waiting messages)');
+    ctx.logger.error(
+      { userId: e.userId, err: (err as Error).message },
+      'notifications: link-issued hook failed (the sweep will repair waiting messages)',
+    );
   }
 }
 

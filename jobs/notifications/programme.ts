@@ -31,7 +31,15 @@ import type { DataKey } from '../../db/encryption.js';
 import type { KycDetails } from '../../capa/types.js';
 import { findUserById, stateHistory } from '../../db/repositories/users.js';
 import { repeatsReinvitedRejection } from '../../domain/state-machine.js';
-import type { KycState, Notification, NotificationChannelName, NotificationKind, NotificationLocale, RetryProgramme, User } from '../../db/schema.js';
+import type {
+  KycState,
+  Notification,
+  NotificationChannelName,
+  NotificationKind,
+  NotificationLocale,
+  RetryProgramme,
+  User,
+} from '../../db/schema.js';
 import type { Env } from '../../lib/config.js';
 import type { Logger } from '../../lib/logger.js';
 import { generateLink } from '../definitions/generate-link.js';
@@ -172,7 +180,15 @@ export async function queueMessage(deps: NotifyDeps, input: QueueMessageInput): 
  */
 export async function onLinkIssuedNotify(
   deps: NotifyDeps,
-  e: { userId: string; linkId: string; notify: boolean; locale?: NotificationLocale | null; requestId: string | null; requestedBy: string | null; cause: string },
+  e: {
+    userId: string;
+    linkId: string;
+    notify: boolean;
+    locale?: NotificationLocale | null;
+    requestId: string | null;
+    requestedBy: string | null;
+    cause: string;
+  },
 ): Promise<Notification[]> {
   const links = await linksForUser(deps.db, e.userId);
   const link = links.find((l) => l.id === e.linkId);
@@ -208,13 +224,24 @@ export async function onLinkIssuedNotify(
 // ------------------------------------------------------------------ state changes
 
 /** Starts the programme for the customer's current rejection (idempotent per rejection). */
-export async function startRetryProgramme(deps: NotifyDeps, userId: string, now: Date = new Date(), cause: string | null = null): Promise<RetryProgramme | null> {
+export async function startRetryProgramme(
+  deps: NotifyDeps,
+  userId: string,
+  now: Date = new Date(),
+  cause: string | null = null,
+): Promise<RetryProgramme | null> {
   const user = await findUserById(deps.db, userId);
   if (!user || user.kycState !== 'REJECTED' || user.type !== 'INDIVIDUAL') return null;
   const cadence = cadenceFrom(deps.env);
   const nowIso = now.toISOString();
   const result = await deps.db.transaction().execute(async (trx) => {
-    const { programme, created } = await insertProgramme(trx, { userId, rejectedAt: user.kycStateChangedAt, cadenceDays: cadence, firstDueAt: followupDueAt(nowIso, cadence, 1), now: nowIso });
+    const { programme, created } = await insertProgramme(trx, {
+      userId,
+      rejectedAt: user.kycStateChangedAt,
+      cadenceDays: cadence,
+      firstDueAt: followupDueAt(nowIso, cadence, 1),
+      now: nowIso,
+    });
     if (!created) return { programme, created };
     // An older programme (an earlier rejection) ends here: this one takes over.
     for (const p of await activeProgrammesForUser(trx, userId)) {
@@ -247,7 +274,13 @@ export function rejectionConfirmed(user: Pick<User, 'capaConfirmedAt' | 'kycStat
 }
 
 /** Stops the customer's active programmes and cancels their unsent messages. */
-export async function stopProgrammesForUser(deps: NotifyDeps, userId: string, reason: string, by: string | null = null, now: Date = new Date()): Promise<number> {
+export async function stopProgrammesForUser(
+  deps: NotifyDeps,
+  userId: string,
+  reason: string,
+  by: string | null = null,
+  now: Date = new Date(),
+): Promise<number> {
   let n = 0;
   await deps.db.transaction().execute(async (trx) => {
     for (const p of await activeProgrammesForUser(trx, userId)) if (await stopProgramme(trx, p.id, reason, by, now.toISOString())) n++;
@@ -262,7 +295,10 @@ export async function stopProgrammesForUser(deps: NotifyDeps, userId: string, re
  * only if the verification Capa reported (the latest details read) is newer than the latest
  * re-invitation; the rule itself is `repeatsReinvitedRejection` (domain/state-machine.ts).
  */
-export async function isRejectionEcho(deps: Pick<NotifyDeps, 'db' | 'dataKeys'>, e: { userId: string; from: string; to: string }): Promise<boolean> {
+export async function isRejectionEcho(
+  deps: Pick<NotifyDeps, 'db' | 'dataKeys'>,
+  e: { userId: string; from: string; to: string },
+): Promise<boolean> {
   if (e.to !== 'REJECTED') return false;
   const reinvitation = await lastReinvitation(deps.db, e.userId);
   // Never re-invited (most rejections): nothing to repeat, and no details to decrypt.
@@ -277,10 +313,17 @@ export async function isRejectionEcho(deps: Pick<NotifyDeps, 'db' | 'dataKeys'>,
   return repeatsReinvitedRejection({ from: e.from as KycState, to: 'REJECTED', reinvitation, verificationCreatedAt });
 }
 
-export async function onStateChangedNotify(deps: NotifyDeps, e: { userId: string; from: string; to: string; cause: string }, now: Date = new Date()): Promise<void> {
+export async function onStateChangedNotify(
+  deps: NotifyDeps,
+  e: { userId: string; from: string; to: string; cause: string },
+  now: Date = new Date(),
+): Promise<void> {
   const to = e.to as KycState;
   if (await isRejectionEcho(deps, e)) {
-    deps.logger.warn({ userId: e.userId, from: e.from, cause: e.cause }, 'notifications: the rejection the customer was re-invited from was reported again (an earlier verification); no new programme');
+    deps.logger.warn(
+      { userId: e.userId, from: e.from, cause: e.cause },
+      'notifications: the rejection the customer was re-invited from was reported again (an earlier verification); no new programme',
+    );
     return;
   }
   // Most state changes concern customers who never had a retry programme (first-time KYC):
@@ -324,7 +367,16 @@ async function runFollowup(deps: NotifyDeps, p: RetryProgramme, now: Date, repor
   }
   const step = p.nextStep;
   const cadence = JSON.parse(p.cadenceDays) as number[];
-  if (!(await advanceProgramme(deps.db, p.id, step, { step: step + 1, dueAt: followupDueAt(p.createdAt, cadence, step + 1) }, now.toISOString()))) return;
+  if (
+    !(await advanceProgramme(
+      deps.db,
+      p.id,
+      step,
+      { step: step + 1, dueAt: followupDueAt(p.createdAt, cadence, step + 1) },
+      now.toISOString(),
+    ))
+  )
+    return;
   const link = await activeLink(deps.db, user.id);
   const usable = link && !user.linkExpired ? { id: link.id, url: link.url } : null;
   const { created } = await queueMessage(deps, {

@@ -42,12 +42,17 @@ describe('templates', () => {
 describe('channel helpers', () => {
   it('checks addresses', () => {
     expect(checkEmailAddress('ana@example.mx')).toBeNull();
-    for (const bad of ['', 'ana', 'ana@', '@x.mx', 'a b@x.mx', 'ana@x', 'a..b@x.mx', `${'a'.repeat(65)}@x.mx`]) expect(checkEmailAddress(bad)).not.toBeNull();
+    for (const bad of ['', 'ana', 'ana@', '@x.mx', 'a b@x.mx', 'ana@x', 'a..b@x.mx', `${'a'.repeat(65)}@x.mx`])
+      expect(checkEmailAddress(bad)).not.toBeNull();
   });
 
   it('classifies SMTP errors: recipient 5xx permanent, 4xx and network temporary', () => {
-    expect(classifySmtpError(Object.assign(new Error('x'), { responseCode: 550, command: 'RCPT TO', response: '550 no such user' })).permanent).toBe(true);
-    expect(classifySmtpError(Object.assign(new Error('x'), { responseCode: 554, command: 'DATA', response: '554 rejected' })).permanent).toBe(false);
+    expect(
+      classifySmtpError(Object.assign(new Error('x'), { responseCode: 550, command: 'RCPT TO', response: '550 no such user' })).permanent,
+    ).toBe(true);
+    expect(
+      classifySmtpError(Object.assign(new Error('x'), { responseCode: 554, command: 'DATA', response: '554 rejected' })).permanent,
+    ).toBe(false);
     expect(classifySmtpError(Object.assign(new Error('x'), { responseCode: 451, command: 'RCPT TO' })).permanent).toBe(false);
     expect(classifySmtpError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ESOCKET' })).permanent).toBe(false);
     expect(classifySmtpError(Object.assign(new Error('Invalid recipient'), { code: 'EENVELOPE' })).permanent).toBe(true);

@@ -53,7 +53,8 @@ function checkLink(url: string): string {
   } catch {
     throw new TemplateError('the verification link is not a valid URL');
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new TemplateError(`the verification link must be http(s), not ${u.protocol}`);
+  if (u.protocol !== 'https:' && u.protocol !== 'http:')
+    throw new TemplateError(`the verification link must be http(s), not ${u.protocol}`);
   return u.toString();
 }
 
@@ -173,7 +174,10 @@ const COPY: Record<NotificationLocale, Record<NotificationKind, Copy>> = {
 
 function cleanName(name: string | null | undefined): string | null {
   // Aliases are operator-entered; keep them to one short line in a greeting.
-  const n = (name ?? '').replace(/[\r\n\t]+/g, ' ').trim().slice(0, 80);
+  const n = (name ?? '')
+    .replace(/[\r\n\t]+/g, ' ')
+    .trim()
+    .slice(0, 80);
   return n || null;
 }
 

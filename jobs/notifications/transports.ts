@@ -2,7 +2,17 @@ import nodemailer, { type Transporter } from 'nodemailer';
 import type { NotificationChannelName, User } from '../../db/schema.js';
 import { needsSmtpUtf8 } from '../../domain/email.js';
 import type { Env } from '../../lib/config.js';
-import { ChannelError, checkEmailAddress, classifySmtpError, emailAddressOf, smtpTarget, UnavailableChannel, type Channel, type DeliveryReceipt, type OutboundMessage } from './channel.js';
+import {
+  ChannelError,
+  checkEmailAddress,
+  classifySmtpError,
+  emailAddressOf,
+  smtpTarget,
+  UnavailableChannel,
+  type Channel,
+  type DeliveryReceipt,
+  type OutboundMessage,
+} from './channel.js';
 
 /**
  * The channels that deliver (e-mail over SMTP with nodemailer). Only the send job builds them;
@@ -67,7 +77,10 @@ export class EmailChannel implements Channel {
       if (Array.isArray(info.rejected) && info.rejected.length > 0) {
         throw new ChannelError(`recipient refused: ${info.rejected.map(String).join(', ')}`, true, 'rejected');
       }
-      return { providerMessageId: info.messageId ?? messageId, response: typeof info.response === 'string' ? info.response.slice(0, 300) : null };
+      return {
+        providerMessageId: info.messageId ?? messageId,
+        response: typeof info.response === 'string' ? info.response.slice(0, 300) : null,
+      };
     } catch (err) {
       if (err instanceof ChannelError) throw err;
       const ce = classifySmtpError(err);
@@ -88,9 +101,15 @@ export class EmailChannel implements Channel {
 
 export type Channels = ReadonlyMap<NotificationChannelName, Channel>;
 
-export function createChannels(env: Pick<Env, 'SMTP_URL' | 'usingSandbox' | 'SANDBOX_SMTP_PORT' | 'MAIL_FROM'>, opts: { pool?: boolean } = {}): Channels {
+export function createChannels(
+  env: Pick<Env, 'SMTP_URL' | 'usingSandbox' | 'SANDBOX_SMTP_PORT' | 'MAIL_FROM'>,
+  opts: { pool?: boolean } = {},
+): Channels {
   const target = smtpTarget(env);
-  const email: Channel = 'url' in target ? new EmailChannel({ url: target.url, from: env.MAIL_FROM, pool: opts.pool ?? true }) : new UnavailableChannel('email', target.unavailable);
+  const email: Channel =
+    'url' in target
+      ? new EmailChannel({ url: target.url, from: env.MAIL_FROM, pool: opts.pool ?? true })
+      : new UnavailableChannel('email', target.unavailable);
   return new Map<NotificationChannelName, Channel>([
     ['email', email],
     ['sms', new UnavailableChannel('sms', 'SMS is not available yet')],

@@ -31,7 +31,11 @@ async function addFetches(ctx: Pick<JobContext, 'enqueue'>, payloads: Array<{ us
   await q.addBulk(
     payloads.map((raw) => {
       const data = fetchDetails.schema.parse(raw);
-      return { name: fetchDetails.name, data, opts: { ...fetchDetails.options, priority: REFRESH_PRIORITY, jobId: fetchDetails.jobId!(data) } };
+      return {
+        name: fetchDetails.name,
+        data,
+        opts: { ...fetchDetails.options, priority: REFRESH_PRIORITY, jobId: fetchDetails.jobId!(data) },
+      };
     }),
   );
 }
@@ -62,13 +66,17 @@ export async function enqueueRunFetches(ctx: JobContext, run: RefreshRun, userId
     const failed = new Set(await q.getRanges(['failed'], 0, -1));
     if (failed.size) {
       const blocked = userIds.map((id) => `details-${id}`).filter((id) => failed.has(id));
-      for (let i = 0; i < blocked.length; i += ADD_CONCURRENCY) await Promise.all(blocked.slice(i, i + ADD_CONCURRENCY).map((id) => q.remove(id)));
+      for (let i = 0; i < blocked.length; i += ADD_CONCURRENCY)
+        await Promise.all(blocked.slice(i, i + ADD_CONCURRENCY).map((id) => q.remove(id)));
     }
   }
   let enqueued = 0;
   for (let i = 0; i < userIds.length; i += BULK_CHUNK) {
     const chunk = userIds.slice(i, i + BULK_CHUNK);
-    await addFetches(ctx, chunk.map((userId) => ({ userId, cause: `refresh:${run.id}` })));
+    await addFetches(
+      ctx,
+      chunk.map((userId) => ({ userId, cause: `refresh:${run.id}` })),
+    );
     enqueued += chunk.length;
     if (enqueued % 2_000 < BULK_CHUNK || enqueued === userIds.length) {
       await updateRun(ctx.db, run.id, { enqueued });

@@ -32,9 +32,17 @@ beforeAll(async () => {
   // Capa (the sandbox) now delivers its signed webhooks to the app itself.
   await rt.capa.setWebhookSettings(`${base}/webhooks/capa`);
   // Open the capa queue's event stream once (its first wait can miss a fast job; see report).
-  await waitFor(async () => (await rt.queues.addAndWait(fetchDetails, { userId: 'warm-up', requestId: `warm-${Date.now()}` }, 2000)).state === 'completed', { timeoutMs: 30_000 });
-  ops.compliance = (await createOperator(rt.db, { email: 'carla@desk.test', name: 'Carla Compliance', role: 'compliance', password: PASSWORD })).email;
-  ops.viewer = (await createOperator(rt.db, { email: 'victor@desk.test', name: 'Victor Viewer', role: 'viewer', password: PASSWORD })).email;
+  await waitFor(
+    async () =>
+      (await rt.queues.addAndWait(fetchDetails, { userId: 'warm-up', requestId: `warm-${Date.now()}` }, 2000)).state === 'completed',
+    { timeoutMs: 30_000 },
+  );
+  ops.compliance = (
+    await createOperator(rt.db, { email: 'carla@desk.test', name: 'Carla Compliance', role: 'compliance', password: PASSWORD })
+  ).email;
+  ops.viewer = (
+    await createOperator(rt.db, { email: 'victor@desk.test', name: 'Victor Viewer', role: 'viewer', password: PASSWORD })
+  ).email;
   browser = await launchChromium();
 }, 240_000);
 
@@ -142,13 +150,18 @@ describe('operator console', () => {
 
     // The new link went out by e-mail, and the ledger shows it.
     const live = (await activeLink(rt.db, id))!;
-    await waitFor(async () => (await notificationsForUser(rt.db, id)).some((m) => m.linkId === live.id && m.status === 'sent'), { what: 'new link e-mailed' });
+    await waitFor(async () => (await notificationsForUser(rt.db, id)).some((m) => m.linkId === live.id && m.status === 'sent'), {
+      what: 'new link e-mailed',
+    });
     expect(smtp.to(email).filter((m) => m.text?.includes(live.url))).toHaveLength(1);
     await page.goto(`${base}/notifications?q=${encodeURIComponent(email)}`);
     await page.locator('tbody tr').filter({ hasText: live.url }).locator('[data-status="sent"]').waitFor();
 
     await page.goto(`${base}/users`);
-    await page.locator('nav[aria-label="Filter by state"]').getByRole('link', { name: /LINK ISSUED/ }).click();
+    await page
+      .locator('nav[aria-label="Filter by state"]')
+      .getByRole('link', { name: /LINK ISSUED/ })
+      .click();
     await page.waitForURL(/state=LINK_ISSUED/);
     await page.locator('nav[aria-label="Filter by state"] a.chip.active').filter({ hasText: 'LINK ISSUED' }).waitFor();
     await page.locator('tbody .badge.VERIFIED').first().waitFor({ state: 'detached' });
@@ -218,12 +231,24 @@ describe('operator console', () => {
 
       // Even a hand-made request with the viewer's own valid token is refused by role.
       const csrf = await v.locator('input[name="csrf"]').first().inputValue();
-      const attempts: Array<Record<string, string>> = [{ intent: 'link', country: 'MX', requestId: 'viewer-req-0001' }, { intent: 'fetch', requestId: 'viewer-req-0002' }, { intent: 'create', requestId: 'viewer-req-0003' }];
+      const attempts: Array<Record<string, string>> = [
+        { intent: 'link', country: 'MX', requestId: 'viewer-req-0001' },
+        { intent: 'fetch', requestId: 'viewer-req-0002' },
+        { intent: 'create', requestId: 'viewer-req-0003' },
+      ];
       for (const form of attempts) {
-        const r = await v.request.post(`${base}/users/${target!.id}`, { form: { csrf, ...form }, headers: { origin: base }, maxRedirects: 0 });
+        const r = await v.request.post(`${base}/users/${target!.id}`, {
+          form: { csrf, ...form },
+          headers: { origin: base },
+          maxRedirects: 0,
+        });
         expect(r.status()).toBe(403);
       }
-      const create = await v.request.post(`${base}/users/new`, { form: { csrf, email: 'x@example.mx', type: 'INDIVIDUAL', country: 'MX', requestId: 'viewer-req-0004' }, headers: { origin: base }, maxRedirects: 0 });
+      const create = await v.request.post(`${base}/users/new`, {
+        form: { csrf, email: 'x@example.mx', type: 'INDIVIDUAL', country: 'MX', requestId: 'viewer-req-0004' },
+        headers: { origin: base },
+        maxRedirects: 0,
+      });
       expect(create.status()).toBe(403);
       const newPage = await v.goto(`${base}/users/new`);
       expect(newPage!.status()).toBe(403);
@@ -253,6 +278,8 @@ describe('operator console', () => {
     } finally {
       await replay.close();
     }
-    await waitFor(async () => (await rt.db.selectFrom('sessions').select('revokedAt').where('revokedAt', 'is not', null).execute()).length > 0);
+    await waitFor(
+      async () => (await rt.db.selectFrom('sessions').select('revokedAt').where('revokedAt', 'is not', null).execute()).length > 0,
+    );
   }, 60_000);
 });

@@ -29,12 +29,19 @@ const c = {} as Record<(typeof TAGS)[number], User>;
 let runId = 0;
 
 beforeAll(async () => {
-  rt = await createTestRuntime({ worker: false, env: { REFRESH_STALE_LINK_ISSUED_MINUTES: String(STALE_AFTER_MINUTES), CAPA_RATE_LIMIT_PER_SEC: '50' } });
+  rt = await createTestRuntime({
+    worker: false,
+    env: { REFRESH_STALE_LINK_ISSUED_MINUTES: String(STALE_AFTER_MINUTES), CAPA_RATE_LIMIT_PER_SEC: '50' },
+  });
   // No scheduled scan: only the operator's refresh may ask Capa.
   await rt.startWorkers({ schedules: false });
   ({ server, base } = await startBuiltApp());
-  ops.compliance = (await createOperator(rt.db, { email: 'carla@drift.test', name: 'Carla Compliance', role: 'compliance', password: PASSWORD })).email;
-  ops.viewer = (await createOperator(rt.db, { email: 'victor@drift.test', name: 'Victor Viewer', role: 'viewer', password: PASSWORD })).email;
+  ops.compliance = (
+    await createOperator(rt.db, { email: 'carla@drift.test', name: 'Carla Compliance', role: 'compliance', password: PASSWORD })
+  ).email;
+  ops.viewer = (
+    await createOperator(rt.db, { email: 'victor@drift.test', name: 'Victor Viewer', role: 'viewer', password: PASSWORD })
+  ).email;
 
   // Created at Capa (through the sandbox) with a KYC link, the normal way.
   const ids: string[] = [];
@@ -43,7 +50,14 @@ beforeAll(async () => {
     await rt.queues.add(createCapaUser, { userId: u.id, sendLink: { country: 'MX', requestId: randomUUID() } });
     ids.push(u.id);
   }
-  const linked = () => rt.db.selectFrom('users').selectAll().where('id', 'in', ids).where('kycState', '=', 'LINK_ISSUED').where('capaUserId', 'is not', null).execute();
+  const linked = () =>
+    rt.db
+      .selectFrom('users')
+      .selectAll()
+      .where('id', 'in', ids)
+      .where('kycState', '=', 'LINK_ISSUED')
+      .where('capaUserId', 'is not', null)
+      .execute();
   await waitFor(async () => (await linked()).length === TAGS.length, { timeoutMs: 30_000, what: 'customers linked at Capa' });
   for (const u of await linked()) c[/^drift-(\w+)@/.exec(u.email)![1] as (typeof TAGS)[number]] = u;
 
@@ -56,7 +70,11 @@ beforeAll(async () => {
   rt.sandbox.setDelivery({ dropRate: 0 });
   // Capa last confirmed them three hours ago (past the threshold): stale. "fresh" stays recent.
   const longAgo = new Date(Date.now() - 3 * 3600_000).toISOString();
-  await rt.db.updateTable('users').set({ capaConfirmedAt: longAgo }).where('id', 'in', [c.verified.id, c.review.id, c.unselected.id, c.unchanged.id]).execute();
+  await rt.db
+    .updateTable('users')
+    .set({ capaConfirmedAt: longAgo })
+    .where('id', 'in', [c.verified.id, c.review.id, c.unselected.id, c.unchanged.id])
+    .execute();
   browser = await launchChromium();
 }, 240_000);
 
@@ -78,7 +96,9 @@ describe('refresh and drift in the browser', () => {
     compliance = await browser.newContext();
     page = await signIn(compliance, ops.compliance);
   }, 60_000);
-  afterAll(async () => { await compliance?.close(); });
+  afterAll(async () => {
+    await compliance?.close();
+  });
 
   it('a compliance operator refreshes selected stale customers and watches the run finish', async () => {
     // Precondition: Capa's truth differs from what we show for the customers that moved.
@@ -96,7 +116,8 @@ describe('refresh and drift in the browser', () => {
     // "3 h ago" is rendered by the client once the page is hydrated: the selection is React state.
     await row(page, c.verified.id).getByText('3 h ago').first().waitFor();
 
-    for (const t of ['verified', 'review', 'unchanged'] as const) await page.getByRole('checkbox', { name: `Select ${c[t].externalUserId}` }).check();
+    for (const t of ['verified', 'review', 'unchanged'] as const)
+      await page.getByRole('checkbox', { name: `Select ${c[t].externalUserId}` }).check();
     await page.getByRole('button', { name: 'Preview refresh of these 3 selected…' }).click();
     const preview = page.getByTestId('refresh-preview');
     await preview.getByRole('heading', { name: 'Preview: refresh 3 selected customers' }).waitFor();
@@ -108,7 +129,10 @@ describe('refresh and drift in the browser', () => {
     runId = Number(/\/refresh\/(\d+)$/.exec(page.url())![1]);
     await page.getByRole('heading', { name: `Refresh run #${runId} — Selected customers` }).waitFor();
     // The page polls by itself; no reload.
-    await page.getByTestId('run-status').filter({ hasText: /^done$/ }).waitFor({ timeout: 30_000 });
+    await page
+      .getByTestId('run-status')
+      .filter({ hasText: /^done$/ })
+      .waitFor({ timeout: 30_000 });
     const progress = page.getByTestId('run-progress');
     await progress.getByText('3 of 3 customers answered').waitFor();
     await progress.getByText('2 drift entries (Capa differed from what we showed)').waitFor();
@@ -123,7 +147,14 @@ describe('refresh and drift in the browser', () => {
     await page.getByRole('heading', { name: '1 stale customer', exact: true }).waitFor();
     await row(page, c.unselected.id).waitFor();
     const runRow = page.locator('section[aria-labelledby="runs"] tbody tr').filter({ has: page.getByRole('link', { name: `#${runId}` }) });
-    expect((await runRow.locator('td').allTextContents()).map((s) => s.trim())).toEqual([`#${runId}`, 'Selected (operator)', 'done', '3/3', '2', expect.any(String)]);
+    expect((await runRow.locator('td').allTextContents()).map((s) => s.trim())).toEqual([
+      `#${runId}`,
+      'Selected (operator)',
+      'done',
+      '3/3',
+      '2',
+      expect.any(String),
+    ]);
   }, 90_000);
 
   it('the drift page lists what the run found, was → now, and links to the customer', async () => {
@@ -132,7 +163,10 @@ describe('refresh and drift in the browser', () => {
     await page.getByText('2 drift entries', { exact: true }).waitFor();
     const rows = page.locator('tr[data-drift-id]');
     expect(await rows.count()).toBe(2);
-    for (const [t, now] of [['verified', 'VERIFIED'], ['review', 'REVIEW_NEEDED']] as const) {
+    for (const [t, now] of [
+      ['verified', 'VERIFIED'],
+      ['review', 'REVIEW_NEEDED'],
+    ] as const) {
       const r = rows.filter({ hasText: c[t].email });
       const cells = r.locator('td');
       expect(await cells.nth(2).locator('.badge').getAttribute('class')).toBe('badge LINK_ISSUED'); // we showed
@@ -173,13 +207,22 @@ describe('refresh and drift in the browser', () => {
       await v.goto(`${base}/drift`);
       const csrf = await v.locator('input[name="csrf"]').first().inputValue();
       const runsBefore = await rt.db.selectFrom('refreshRuns').select('id').execute();
-      const forms: Array<Record<string, string>> = [{ intent: 'preview', scope: 'all' }, { intent: 'start', scope: 'all', requestId: 'viewer-refresh-1' }, { intent: 'start', scope: 'selected', userId: c.unselected.id, requestId: 'viewer-refresh-2' }];
+      const forms: Array<Record<string, string>> = [
+        { intent: 'preview', scope: 'all' },
+        { intent: 'start', scope: 'all', requestId: 'viewer-refresh-1' },
+        { intent: 'start', scope: 'selected', userId: c.unselected.id, requestId: 'viewer-refresh-2' },
+      ];
       for (const form of forms) {
         const r = await v.request.post(`${base}/refresh?index`, { form: { csrf, ...form }, headers: { origin: base }, maxRedirects: 0 });
         expect(r.status()).toBe(403);
       }
       expect(await rt.db.selectFrom('refreshRuns').select('id').execute()).toEqual(runsBefore);
-      const audit = await rt.db.selectFrom('auditLog').select(['action', 'targetId']).where('outcome', '=', 'denied').where('targetId', '=', 'POST /refresh').execute();
+      const audit = await rt.db
+        .selectFrom('auditLog')
+        .select(['action', 'targetId'])
+        .where('outcome', '=', 'denied')
+        .where('targetId', '=', 'POST /refresh')
+        .execute();
       expect(audit).toHaveLength(3);
       expect(audit.every((a) => a.action === 'access.denied')).toBe(true);
     } finally {

@@ -40,9 +40,15 @@ afterAll(async () => {
 describe('bulk CSV import in the browser', () => {
   it('a malformed file gets a clear message and creates nothing', async () => {
     await page.goto(`${base}/imports/new`);
-    await page.setInputFiles('input[name="file"]', { name: 'ragged.csv', mimeType: 'text/csv', buffer: readFileSync(path.resolve('test/fixtures/imports/ragged.csv')) });
+    await page.setInputFiles('input[name="file"]', {
+      name: 'ragged.csv',
+      mimeType: 'text/csv',
+      buffer: readFileSync(path.resolve('test/fixtures/imports/ragged.csv')),
+    });
     await page.getByRole('button', { name: 'Upload and check' }).click();
-    await expect.poll(() => page.getByTestId('upload-error').textContent(), { timeout: 15_000 }).toContain('Line 3: this row has 2 fields but the header has 3');
+    await expect
+      .poll(() => page.getByTestId('upload-error').textContent(), { timeout: 15_000 })
+      .toContain('Line 3: this row has 2 fields but the header has 3');
     expect(await rt.db.selectFrom('imports').select('id').execute()).toHaveLength(0);
   });
 
@@ -55,7 +61,11 @@ describe('bulk CSV import in the browser', () => {
     const rows = ['externalUserId;email;type;alias;country;sendLink;comment'];
     for (let i = 1; i <= 120; i++) rows.push(`e2e-${i};e2e.${i}@example.mx;INDIVIDUAL;;MX;${i % 4 === 0 ? 'yes' : 'no'};`);
     rows.push('e2e-bad;not-an-email;INDIVIDUAL;;MX;no;', 'e2e-us;us@example.mx;INDIVIDUAL;;US;yes;');
-    await page.setInputFiles('input[name="file"]', { name: 'customers.csv', mimeType: 'text/csv', buffer: Buffer.from(`\uFEFF${rows.join('\r\n')}\r\n`) });
+    await page.setInputFiles('input[name="file"]', {
+      name: 'customers.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(`\uFEFF${rows.join('\r\n')}\r\n`),
+    });
     await page.getByRole('button', { name: 'Upload and check' }).click();
     await page.waitForURL(/\/imports\/[0-9a-f-]{36}$/);
     const id = /\/imports\/([0-9a-f-]{36})/.exec(page.url())![1]!;
@@ -68,10 +78,13 @@ describe('bulk CSV import in the browser', () => {
     await expect.poll(() => page.getByTestId('import-status').textContent(), { timeout: 15_000 }).toMatch(/running|completed/);
     // The progress bar moves without reloading the page.
     const seen = new Set<string>();
-    await waitFor(async () => {
-      seen.add((await page.getByTestId('done').textContent()) ?? '');
-      return (await page.getByTestId('import-status').textContent()) === 'completed';
-    }, { timeoutMs: 60_000, intervalMs: 200, what: 'completed in the browser' });
+    await waitFor(
+      async () => {
+        seen.add((await page.getByTestId('done').textContent()) ?? '');
+        return (await page.getByTestId('import-status').textContent()) === 'completed';
+      },
+      { timeoutMs: 60_000, intervalMs: 200, what: 'completed in the browser' },
+    );
     expect(seen.size).toBeGreaterThan(1);
     await expect.poll(() => page.getByTestId('done').textContent(), { timeout: 15_000 }).toBe('120');
     expect(rt.sandbox.stats().usersCreated).toBe(120);
@@ -79,7 +92,10 @@ describe('bulk CSV import in the browser', () => {
 
     const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-errors').click()]);
     const csv = readFileSync((await dl.path())!, 'utf8');
-    const lines = csv.replace(/^\uFEFF/, '').trim().split(/\r\n/);
+    const lines = csv
+      .replace(/^\uFEFF/, '')
+      .trim()
+      .split(/\r\n/);
     expect(lines[0]).toBe('row,line,externalUserId,email,type,alias,country,sendLink,status,reason,customerId,customerUrl');
     expect(lines).toHaveLength(3);
     expect(lines[1]).toContain('e2e-bad,not-an-email');
@@ -90,7 +106,9 @@ describe('bulk CSV import in the browser', () => {
     const href = await page.getByRole('link', { name: 'open' }).first().getAttribute('href');
     expect(href).toMatch(/^\/users\/[0-9a-f-]{36}$/);
     const audit = await rt.db.selectFrom('auditLog').select('action').where('targetId', '=', id).execute();
-    expect(audit.map((a) => a.action)).toEqual(expect.arrayContaining(['import.stage', 'import.commit', 'import.completed', 'import.download_errors']));
+    expect(audit.map((a) => a.action)).toEqual(
+      expect.arrayContaining(['import.stage', 'import.commit', 'import.completed', 'import.download_errors']),
+    );
 
     // This runtime has no SMTP_URL: the 30 link e-mails fail, and the page says so rather than a bare "completed".
     await page.goto(`${base}/imports/${id}`);

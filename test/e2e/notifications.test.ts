@@ -33,7 +33,9 @@ let deps: NotifyDeps;
 
 beforeAll(async () => {
   mailbox = await createSandbox({ smtpPort: 0, partners: [{ apiKey: 'mailbox-only-key', webhookSecret: 'mailbox-only-secret' }] });
-  rt = await createTestRuntime({ env: { SMTP_URL: `smtp://127.0.0.1:${mailbox.smtpPort}`, NOTIFY_BACKOFF_MS: '50', NOTIFY_SEND_ATTEMPTS: '4' } });
+  rt = await createTestRuntime({
+    env: { SMTP_URL: `smtp://127.0.0.1:${mailbox.smtpPort}`, NOTIFY_BACKOFF_MS: '50', NOTIFY_SEND_ATTEMPTS: '4' },
+  });
   ({ server, base } = await startBuiltApp());
   await rt.capa.setWebhookSettings(`${base}/webhooks/capa`);
   await createOperator(rt.db, { email: 'nora@desk.test', name: 'Nora Notifications', role: 'compliance', password: PASSWORD });
@@ -62,23 +64,32 @@ describe('notifications end to end', () => {
     const email = `e2e.retry.${randomUUID().slice(0, 6)}@example.mx`;
     const user = await insertUser(rt.db, { email, type: 'INDIVIDUAL', country: 'MX', alias: 'Rosa' });
     await rt.queues.add(createCapaUser, { userId: user.id, sendLink: { country: 'MX', requestId: randomUUID(), redirectUri: `${base}/` } });
-    const first = await waitFor(async () => ((await findUserById(rt.db, user.id))?.kycState === 'LINK_ISSUED' ? activeLink(rt.db, user.id) : null), { what: 'first link', timeoutMs: 20_000 });
+    const first = await waitFor(
+      async () => ((await findUserById(rt.db, user.id))?.kycState === 'LINK_ISSUED' ? activeLink(rt.db, user.id) : null),
+      { what: 'first link', timeoutMs: 20_000 },
+    );
 
     const customer = await browser.newContext();
     const cpage = await customer.newPage();
     // 1. The customer is rejected on the provider's page.
     await cpage.goto(first.url);
     await cpage.getByRole('button', { name: 'Reject' }).click();
-    await waitFor(async () => {
-      const u = await findUserById(rt.db, user.id);
-      return u?.kycState === 'REJECTED' || (await programmesForUser(rt.db, user.id)).length > 0;
-    }, { what: 'rejection recorded', timeoutMs: 20_000 });
+    await waitFor(
+      async () => {
+        const u = await findUserById(rt.db, user.id);
+        return u?.kycState === 'REJECTED' || (await programmesForUser(rt.db, user.id)).length > 0;
+      },
+      { what: 'rejection recorded', timeoutMs: 20_000 },
+    );
 
     // 2. The retry e-mail reaches the sandbox mailbox (the sweep requests the new link once Capa confirmed).
-    const retry = await waitFor(async () => {
-      await runNotificationSweep(deps, new Date());
-      return (await notificationsForUser(rt.db, user.id)).find((m) => m.kind === 'kyc_retry' && m.status === 'sent');
-    }, { what: 'retry e-mail sent', timeoutMs: 30_000 });
+    const retry = await waitFor(
+      async () => {
+        await runNotificationSweep(deps, new Date());
+        return (await notificationsForUser(rt.db, user.id)).find((m) => m.kind === 'kyc_retry' && m.status === 'sent');
+      },
+      { what: 'retry e-mail sent', timeoutMs: 30_000 },
+    );
     expect(retry.linkUrl).not.toBe(first.url);
 
     await cpage.goto(`${mailbox.url}/__sandbox/mailbox`);
@@ -98,10 +109,13 @@ describe('notifications end to end', () => {
 
     // 4. The follow-ups stop: the programme ended because the customer acted, and the cadence's
     //    days pass without a reminder.
-    const [programme] = await waitFor(async () => {
-      const ps = await programmesForUser(rt.db, user.id);
-      return ps[0]?.status === 'stopped' ? ps : null;
-    }, { what: 'programme stopped' });
+    const [programme] = await waitFor(
+      async () => {
+        const ps = await programmesForUser(rt.db, user.id);
+        return ps[0]?.status === 'stopped' ? ps : null;
+      },
+      { what: 'programme stopped' },
+    );
     expect(programme!.stopReason).toMatch(/customer (started KYC|verified)/);
     expect(programme!.verifiedAt).toBeTruthy();
     for (const d of [1, 3, 7, 8]) await runNotificationSweep(deps, new Date(Date.parse(programme!.createdAt) + d * DAY + 60_000));

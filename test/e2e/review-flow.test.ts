@@ -30,7 +30,11 @@ it('a compliance operator claims a review-needed customer, adds a note and resol
   const op = await createOperator(rt.db, { email: 'reviewer@desk.test', name: 'Rita Reviewer', role: 'compliance', password: PASSWORD });
   const u = await insertUser(rt.db, { email: 'needs.review@example.mx', type: 'INDIVIDUAL', country: 'MX' });
   // Through the state machine, as the webhooks would move it.
-  for (const signal of [{ kind: 'LINK_ISSUED' }, { kind: 'WEBHOOK', event: 'CREATED_KYC' }, { kind: 'WEBHOOK', event: 'REVIEW_NEEDED_KYC' }] as const) {
+  for (const signal of [
+    { kind: 'LINK_ISSUED' },
+    { kind: 'WEBHOOK', event: 'CREATED_KYC' },
+    { kind: 'WEBHOOK', event: 'REVIEW_NEEDED_KYC' },
+  ] as const) {
     await rt.db.transaction().execute((trx) => applySignal(trx, u.id, signal, { type: 'webhook', id: 'e2e' }));
   }
   expect((await findUserById(rt.db, u.id))?.kycState).toBe('REVIEW_NEEDED');
@@ -63,11 +67,16 @@ it('a compliance operator claims a review-needed customer, adds a note and resol
     await page.getByRole('button', { name: 'Save status' }).click();
     await page.getByText('Case resolved.').waitFor();
     // The toast can render before the revalidated case data: wait for the status itself.
-    await page.getByTestId('case-status').filter({ hasText: /^Resolved$/ }).waitFor({ timeout: 15_000 });
+    await page
+      .getByTestId('case-status')
+      .filter({ hasText: /^Resolved$/ })
+      .waitFor({ timeout: 15_000 });
     await expect(page.getByTestId('case-status').textContent()).resolves.toBe('Resolved');
 
     // The database agrees, and the queue no longer lists the customer.
-    const c = await waitFor(() => rt.db.selectFrom('reviewCases').selectAll().where('userId', '=', u.id).where('status', '=', 'resolved').executeTakeFirst());
+    const c = await waitFor(() =>
+      rt.db.selectFrom('reviewCases').selectAll().where('userId', '=', u.id).where('status', '=', 'resolved').executeTakeFirst(),
+    );
     expect(c.resolutionReason).toBe('verified_by_capa');
     const notes = await rt.db.selectFrom('caseNotes').selectAll().where('userId', '=', u.id).execute();
     expect(notes.map((n) => [n.author, n.body])).toEqual([[op.email, 'Asked the customer for a clearer selfie.']]);

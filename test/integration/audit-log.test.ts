@@ -8,7 +8,16 @@ import { action as auditAction, loader as auditLoader } from '../../app/routes/a
 import { loader as csvLoader } from '../../app/routes/audit[.]csv';
 import { AUDIT_ACTION_LIST, AUDIT_ACTIONS } from '../../db/repositories/audit-actions.js';
 import { csvField } from '../../db/repositories/audit-query.js';
-import { appendAudit, auditChainHead, auditHash, checkAuditAnchor, GENESIS, listAuditAnchors, recordAuditAnchor, verifyAuditChain } from '../../db/repositories/audit.js';
+import {
+  appendAudit,
+  auditChainHead,
+  auditHash,
+  checkAuditAnchor,
+  GENESIS,
+  listAuditAnchors,
+  recordAuditAnchor,
+  verifyAuditChain,
+} from '../../db/repositories/audit.js';
 import type { Db } from '../../db/client.js';
 import { AUDIT_ANCHOR_EVERY_MS } from '../../jobs/definitions/audit-anchor.js';
 import { startWorkers, type RunningWorkers } from '../../jobs/worker.js';
@@ -32,14 +41,29 @@ async function dropDeleteGuard(t: TestDb) {
 for (const kind of kinds) {
   describe(`audit chain on ${kind}`, () => {
     let t: TestDb;
-    beforeAll(async () => { t = await createTestDb(kind); });
-    afterAll(async () => { await t?.close(); });
+    beforeAll(async () => {
+      t = await createTestDb(kind);
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
 
     it('refuses a targeted UPDATE of one row, a DELETE of the newest row, and (PostgreSQL) TRUNCATE', async () => {
       const rows = [];
-      for (let i = 0; i < 4; i++) rows.push(await appendAudit(t.db, { actor: 'a@desk.test', action: AUDIT_ACTIONS.caseNote, targetType: 'user', targetId: `u${i}`, outcome: 'ok' }));
+      for (let i = 0; i < 4; i++)
+        rows.push(
+          await appendAudit(t.db, {
+            actor: 'a@desk.test',
+            action: AUDIT_ACTIONS.caseNote,
+            targetType: 'user',
+            targetId: `u${i}`,
+            outcome: 'ok',
+          }),
+        );
       await expect(sql`update audit_log set outcome = 'denied' where id = ${rows[1]!.id}`.execute(t.db)).rejects.toThrow(/append-only/);
-      await expect(sql`update audit_log set hash = ${'0'.repeat(64)} where id = ${rows[3]!.id}`.execute(t.db)).rejects.toThrow(/append-only/);
+      await expect(sql`update audit_log set hash = ${'0'.repeat(64)} where id = ${rows[3]!.id}`.execute(t.db)).rejects.toThrow(
+        /append-only/,
+      );
       await expect(sql`delete from audit_log where id = ${rows[3]!.id}`.execute(t.db)).rejects.toThrow(/append-only/);
       if (kind === 'postgres') await expect(sql`truncate audit_log`.execute(t.db)).rejects.toThrow(/append-only/);
       expect(await verifyAuditChain(t.db)).toEqual({ ok: true, rows: 4 });
@@ -47,7 +71,16 @@ for (const kind of kinds) {
 
     it('with the trigger dropped and a row deleted, verification reports the break at the row after it', async () => {
       const more = [];
-      for (let i = 0; i < 5; i++) more.push(await appendAudit(t.db, { actor: 'b@desk.test', action: AUDIT_ACTIONS.caseAssign, targetType: 'user', targetId: `v${i}`, outcome: 'ok' }));
+      for (let i = 0; i < 5; i++)
+        more.push(
+          await appendAudit(t.db, {
+            actor: 'b@desk.test',
+            action: AUDIT_ACTIONS.caseAssign,
+            targetType: 'user',
+            targetId: `v${i}`,
+            outcome: 'ok',
+          }),
+        );
       expect(await verifyAuditChain(t.db)).toEqual({ ok: true, rows: 9 });
       await dropDeleteGuard(t);
       await sql`delete from audit_log where id = ${more[2]!.id}`.execute(t.db);
@@ -75,9 +108,21 @@ async function rewriteAndRecompute(db: Db, victimId: number) {
 for (const kind of kinds) {
   describe(`audit rows cannot be replaced, and anchors, on ${kind}`, () => {
     let t: TestDb;
-    beforeAll(async () => { t = await createTestDb(kind); });
-    afterAll(async () => { await t?.close(); });
-    const append = (i: number) => appendAudit(t.db, { actor: 'c@desk.test', action: AUDIT_ACTIONS.caseNote, targetType: 'user', targetId: `w${i}`, outcome: 'ok', detail: { note: `n${i}` } });
+    beforeAll(async () => {
+      t = await createTestDb(kind);
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+    const append = (i: number) =>
+      appendAudit(t.db, {
+        actor: 'c@desk.test',
+        action: AUDIT_ACTIONS.caseNote,
+        targetType: 'user',
+        targetId: `w${i}`,
+        outcome: 'ok',
+        detail: { note: `n${i}` },
+      });
 
     it('refuses INSERT OR REPLACE / REPLACE INTO (SQLite) and INSERT … ON CONFLICT DO UPDATE over an existing row; the row stays as it was', async () => {
       const rows = [];
@@ -146,21 +191,55 @@ describe('the audit-anchor schedule', () => {
   });
 
   it('one schedule; each run writes the head and count to the log stream and to audit_anchors', { timeout: 60_000 }, async () => {
-    for (let i = 0; i < 3; i++) await appendAudit(rt.db, { actor: 'd@desk.test', action: AUDIT_ACTIONS.caseNote, targetType: 'user', targetId: `x${i}`, outcome: 'ok' });
+    for (let i = 0; i < 3; i++)
+      await appendAudit(rt.db, {
+        actor: 'd@desk.test',
+        action: AUDIT_ACTIONS.caseNote,
+        targetType: 'user',
+        targetId: `x${i}`,
+        outcome: 'ok',
+      });
     const file = path.join(dir, 'worker.log');
     const log = pino({ level: 'info' }, pino.destination({ dest: file, sync: true }));
-    const deps = { env: rt.env, db: rt.db, capa: rt.capa, logger: log, dataKeys: rt.services.dataKeys, redisUrl: rt.env.REDIS_URL, prefix: rt.queues.prefix };
+    const deps = {
+      env: rt.env,
+      db: rt.db,
+      capa: rt.capa,
+      logger: log,
+      dataKeys: rt.services.dataKeys,
+      redisUrl: rt.env.REDIS_URL,
+      prefix: rt.queues.prefix,
+    };
     // Two workers (as two processes would) upsert the same schedule: still one.
     running.push(await startWorkers(deps, { queues: ['maintenance'] }));
     running.push(await startWorkers(deps, { queues: ['maintenance'] }));
-    const schedulers = (await rt.queues.queue('maintenance').getJobSchedulers()).filter((s) => s.key === 'audit-anchor' || s.id === 'audit-anchor');
+    const schedulers = (await rt.queues.queue('maintenance').getJobSchedulers()).filter(
+      (s) => s.key === 'audit-anchor' || s.id === 'audit-anchor',
+    );
     expect(schedulers).toHaveLength(1);
     expect(schedulers[0]?.every).toBe(AUDIT_ANCHOR_EVERY_MS);
 
     // BullMQ runs an `every` schedule's first job at once; the handler writes the row, then the line.
-    const anchorLines = () => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'audit chain anchor');
-    const logged = await waitFor(() => { const l = anchorLines(); return l.length ? l : null; }, { what: 'the anchor log line' });
-    expect(logged[0]).toMatchObject({ level: 30, job: 'audit-anchor', head: (await auditChainHead(rt.db)).head, count: 3, at: expect.any(String) });
+    const anchorLines = () =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.msg === 'audit chain anchor');
+    const logged = await waitFor(
+      () => {
+        const l = anchorLines();
+        return l.length ? l : null;
+      },
+      { what: 'the anchor log line' },
+    );
+    expect(logged[0]).toMatchObject({
+      level: 30,
+      job: 'audit-anchor',
+      head: (await auditChainHead(rt.db)).head,
+      count: 3,
+      at: expect.any(String),
+    });
     const rows = await listAuditAnchors(rt.db);
     expect(rows.find((a) => a.at === logged[0]!.at)).toMatchObject({ rowCount: 3, headHash: logged[0]!.head });
     // What the log line says is what an auditor pastes into /audit later.
@@ -176,10 +255,28 @@ describe('/audit page, CSV export and verify button', () => {
   beforeAll(async () => {
     rt = await createTestRuntime({ worker: false });
     [admin, compliance, viewer] = await Promise.all([signInAs(rt.db, 'admin'), signInAs(rt.db, 'compliance'), signInAs(rt.db, 'viewer')]);
-    await appendAudit(rt.db, { operatorId: compliance.operatorId, actor: compliance.email, action: AUDIT_ACTIONS.linkResend, targetType: 'user', targetId: 'user-1', outcome: 'ok', detail: { reason: '=HYPERLINK("x"), "quoted"' } });
-    await appendAudit(rt.db, { operatorId: admin.operatorId, actor: admin.email, action: AUDIT_ACTIONS.operatorRoleChange, targetType: 'operator', targetId: compliance.operatorId, outcome: 'ok', detail: { from: 'viewer', to: 'compliance' } });
+    await appendAudit(rt.db, {
+      operatorId: compliance.operatorId,
+      actor: compliance.email,
+      action: AUDIT_ACTIONS.linkResend,
+      targetType: 'user',
+      targetId: 'user-1',
+      outcome: 'ok',
+      detail: { reason: '=HYPERLINK("x"), "quoted"' },
+    });
+    await appendAudit(rt.db, {
+      operatorId: admin.operatorId,
+      actor: admin.email,
+      action: AUDIT_ACTIONS.operatorRoleChange,
+      targetType: 'operator',
+      targetId: compliance.operatorId,
+      outcome: 'ok',
+      detail: { from: 'viewer', to: 'compliance' },
+    });
   });
-  afterAll(async () => { await rt?.close(); });
+  afterAll(async () => {
+    await rt?.close();
+  });
 
   it('viewers cannot open it; compliance can, and filters by operator, action, target and date', async () => {
     expect((await call(auditLoader, get('/audit', viewer))).status).toBe(403);
@@ -236,10 +333,20 @@ describe('/audit page, CSV export and verify button', () => {
     expect(ok.data).toMatchObject({ kind: 'compare', code: 'match', count: anchor.rowCount });
     expect((await compare(compliance, anchor.headHash, String(anchor.rowCount - 1))).data).toMatchObject({ code: 'different' });
     expect((await compare(compliance, anchor.headHash, '999999')).data).toMatchObject({ code: 'short' });
-    for (const [head, count] of [['not-a-hash', '3'], [anchor.headHash, '-1'], [anchor.headHash, ''], [anchor.headHash, '1e3']]) {
+    for (const [head, count] of [
+      ['not-a-hash', '3'],
+      [anchor.headHash, '-1'],
+      [anchor.headHash, ''],
+      [anchor.headHash, '1e3'],
+    ]) {
       expect((await compare(compliance, head!, count!)).data).toMatchObject({ kind: 'compare', code: 'invalid' });
     }
-    const logged = await rt.db.selectFrom('auditLog').select(['actor', 'outcome']).where('action', '=', AUDIT_ACTIONS.auditAnchorCompare).orderBy('id', 'asc').execute();
+    const logged = await rt.db
+      .selectFrom('auditLog')
+      .select(['actor', 'outcome'])
+      .where('action', '=', AUDIT_ACTIONS.auditAnchorCompare)
+      .orderBy('id', 'asc')
+      .execute();
     expect(logged).toEqual([
       { actor: compliance.email, outcome: 'ok' },
       { actor: compliance.email, outcome: 'error' },
@@ -255,7 +362,12 @@ describe('/audit page, CSV export and verify button', () => {
     expect(ok.data).toMatchObject({ ok: true });
     expect(ok.data.rows).toBeGreaterThan(3);
     const victim = await rt.db.selectFrom('auditLog').select('id').where('action', '=', 'link.resend').executeTakeFirstOrThrow();
-    const successor = await rt.db.selectFrom('auditLog').select('id').where('id', '>', victim.id).orderBy('id', 'asc').executeTakeFirstOrThrow();
+    const successor = await rt.db
+      .selectFrom('auditLog')
+      .select('id')
+      .where('id', '>', victim.id)
+      .orderBy('id', 'asc')
+      .executeTakeFirstOrThrow();
     await sql`drop trigger audit_log_no_delete`.execute(rt.db);
     await sql`delete from audit_log where id = ${victim.id}`.execute(rt.db);
     const broken = await call(auditAction, post('/audit', admin, {}));

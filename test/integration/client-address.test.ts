@@ -21,7 +21,9 @@ beforeAll(async () => {
   rt = await createTestRuntime({ worker: false });
   ({ server, base } = await startBuiltApp());
   // A deployment whose load balancers live in 10.0.0.0/8: a loopback peer is not one of them.
-  ({ server: strict, base: strictBase } = await startBuiltApp({ trustProxy: parseEnv({ NODE_ENV: 'test', TRUST_PROXY: '10.0.0.0/8' }).TRUST_PROXY }));
+  ({ server: strict, base: strictBase } = await startBuiltApp({
+    trustProxy: parseEnv({ NODE_ENV: 'test', TRUST_PROXY: '10.0.0.0/8' }).TRUST_PROXY,
+  }));
   await createOperator(rt.db, { email: 'ines@desk.test', name: 'Ines', role: 'viewer', password: 'the right password 1' });
 }, 120_000);
 
@@ -40,7 +42,12 @@ async function failedSignInRecordsIp(headers: Record<string, string>, at = base)
     body: new URLSearchParams({ email: 'ines@desk.test', password: 'a wrong password' }).toString(),
   });
   expect(res.status).toBeLessThan(500);
-  const rows = await rt.db.selectFrom('auditLog').select(['ip', 'outcome']).where('action', '=', 'auth.login').where('id', '>', before?.id ?? 0).execute();
+  const rows = await rt.db
+    .selectFrom('auditLog')
+    .select(['ip', 'outcome'])
+    .where('action', '=', 'auth.login')
+    .where('id', '>', before?.id ?? 0)
+    .execute();
   expect(rows).toHaveLength(1);
   expect(rows[0]!.outcome).toBe('denied');
   return rows[0]!.ip;

@@ -16,7 +16,11 @@ beforeAll(async () => {
   rt = await createTestRuntime();
   // The first wait on a queue opens its QueueEvents stream; a job finishing while it connects is
   // missed and reported as "queued" (see the report: jobs/queues.ts could await readiness first).
-  await waitFor(async () => (await rt.queues.addAndWait(fetchDetails, { userId: 'warm-up', requestId: `warm-${Date.now()}` }, 2000)).state === 'completed', { timeoutMs: 20_000, what: 'capa queue warm' });
+  await waitFor(
+    async () =>
+      (await rt.queues.addAndWait(fetchDetails, { userId: 'warm-up', requestId: `warm-${Date.now()}` }, 2000)).state === 'completed',
+    { timeoutMs: 20_000, what: 'capa queue warm' },
+  );
   compliance = await signInAs(rt.db, 'compliance');
   viewer = await signInAs(rt.db, 'viewer');
 });
@@ -52,19 +56,25 @@ describe('create user', () => {
     expect(user?.createdBy).toBe(compliance.operatorId);
 
     // The chained link job lands shortly after; the page (polled by the browser) shows it.
-    const page = await waitFor(async () => {
-      const p = await call(userLoader, get(`/users/${id}`, compliance), { id });
-      return p.data.links.length === 1 ? p : null;
-    }, { what: 'the link on the user page' });
+    const page = await waitFor(
+      async () => {
+        const p = await call(userLoader, get(`/users/${id}`, compliance), { id });
+        return p.data.links.length === 1 ? p : null;
+      },
+      { what: 'the link on the user page' },
+    );
     expect(page.data.user.kycState).toBe('LINK_ISSUED');
     expect(page.data.links[0].status).toBe('active');
     expect(page.data.links[0].url).toMatch(/^http/);
     expect(page.data.final).toBe(false);
     // The link is e-mailed by default, so the message joins the timeline once its hook has run.
-    const withMessage = await waitFor(async () => {
-      const p = await call(userLoader, get(`/users/${id}`, compliance), { id });
-      return p.data.timeline.some((e: { kind: string }) => e.kind === 'message') ? p : null;
-    }, { what: 'the link e-mail on the timeline' });
+    const withMessage = await waitFor(
+      async () => {
+        const p = await call(userLoader, get(`/users/${id}`, compliance), { id });
+        return p.data.timeline.some((e: { kind: string }) => e.kind === 'message') ? p : null;
+      },
+      { what: 'the link e-mail on the timeline' },
+    );
     const kinds = new Set(withMessage.data.timeline.map((e: { kind: string }) => e.kind));
     expect(kinds).toEqual(new Set(['job', 'state', 'operator', 'message']));
     const audit = page.data.timeline.find((e: { kind: string; title: string }) => e.kind === 'operator');
@@ -98,11 +108,18 @@ describe('create user', () => {
 
   it('a double click (same request id) creates one user and shows the same page', async () => {
     const requestId = await newForm(compliance);
-    const [a, b] = await Promise.all([createUser({ email: 'double@example.com', requestId }), createUser({ email: 'double@example.com', requestId })]);
+    const [a, b] = await Promise.all([
+      createUser({ email: 'double@example.com', requestId }),
+      createUser({ email: 'double@example.com', requestId }),
+    ]);
     expect(a.status).toBe(302);
     expect(b.status).toBe(302);
     expect(userIdFrom(a.location)).toBe(userIdFrom(b.location));
-    const n = await rt.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('email', '=', 'double@example.com').executeTakeFirstOrThrow();
+    const n = await rt.db
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('email', '=', 'double@example.com')
+      .executeTakeFirstOrThrow();
     expect(Number(n.n)).toBe(1);
     // A later resubmission of the same form also lands on that user.
     const c = await createUser({ email: 'double@example.com', requestId });
@@ -128,7 +145,9 @@ describe('user actions', () => {
   beforeAll(async () => {
     const res = await createUser({ email: 'actions@example.com', country: 'DO' });
     userId = userIdFrom(res.location);
-    await waitFor(async () => (await call(userLoader, get(`/users/${userId}`, compliance), { id: userId })).data.user.capaSync === 'created');
+    await waitFor(
+      async () => (await call(userLoader, get(`/users/${userId}`, compliance), { id: userId })).data.user.capaSync === 'created',
+    );
   });
 
   const act = (b: Browser, fields: Record<string, string>) => call(userAction, post(`/users/${userId}`, b, fields), { id: userId });
@@ -150,13 +169,19 @@ describe('user actions', () => {
   });
 
   it('the sandbox outcome reaches the user page (webhook → VERIFIED), then fetch details shows the sections', async () => {
-    const capaUserId = (await rt.db.selectFrom('users').select('capaUserId').where('id', '=', userId).executeTakeFirstOrThrow()).capaUserId!;
+    const capaUserId = (await rt.db.selectFrom('users').select('capaUserId').where('id', '=', userId).executeTakeFirstOrThrow())
+      .capaUserId!;
     rt.sandbox.setOutcome(capaUserId, 'VERIFIED');
-    const page = await waitFor(async () => {
-      const p = await call(userLoader, get(`/users/${userId}`, compliance), { id: userId });
-      return p.data.user.kycState === 'VERIFIED' ? p : null;
-    }, { what: 'VERIFIED on the user page', timeoutMs: 15_000 });
-    expect(page.data.timeline.some((e: { kind: string; title: string }) => e.kind === 'webhook' && /VERIFIED_USER/.test(e.title))).toBe(true);
+    const page = await waitFor(
+      async () => {
+        const p = await call(userLoader, get(`/users/${userId}`, compliance), { id: userId });
+        return p.data.user.kycState === 'VERIFIED' ? p : null;
+      },
+      { what: 'VERIFIED on the user page', timeoutMs: 15_000 },
+    );
+    expect(page.data.timeline.some((e: { kind: string; title: string }) => e.kind === 'webhook' && /VERIFIED_USER/.test(e.title))).toBe(
+      true,
+    );
     const hook = page.data.timeline.find((e: { kind: string; title: string }) => e.kind === 'webhook' && /VERIFIED_USER/.test(e.title));
     expect(hook.facts).toContainEqual(['signature', 'valid']);
 
@@ -176,7 +201,8 @@ describe('user actions', () => {
     expect(vp.data.user.email).toMatch(/^a•+@example\.com$/);
     expect(vp.data.canAct).toBe(false);
     expect(vp.data.links.every((l: { url: string }) => !l.url.startsWith('http'))).toBe(true);
-    const idDoc = (p: typeof cp) => Object.fromEntries(p.data.details.sections.find((s: { title: string }) => s.title === 'ID document').rows);
+    const idDoc = (p: typeof cp) =>
+      Object.fromEntries(p.data.details.sections.find((s: { title: string }) => s.title === 'ID document').rows);
     const c = idDoc(cp);
     const v = idDoc(vp);
     expect(v.Number).not.toBe(c.Number);
@@ -186,22 +212,51 @@ describe('user actions', () => {
     for (const val of Object.values(media)) expect(String(val)).not.toMatch(/^https?:/);
     expect(JSON.stringify(vp.data)).not.toContain('actions@example.com');
 
-    const attempts: Array<Record<string, string>> = [{ intent: 'link', country: 'MX', requestId: 'req-viewer-01' }, { intent: 'fetch', requestId: 'req-viewer-02' }];
+    const attempts: Array<Record<string, string>> = [
+      { intent: 'link', country: 'MX', requestId: 'req-viewer-01' },
+      { intent: 'fetch', requestId: 'req-viewer-02' },
+    ];
     for (const fields of attempts) {
       const r = await act(viewer, fields);
       expect(r.status).toBe(403);
     }
-    const denied = await rt.db.selectFrom('auditLog').selectAll().where('operatorId', '=', viewer.operatorId).where('outcome', '=', 'denied').execute();
+    const denied = await rt.db
+      .selectFrom('auditLog')
+      .selectAll()
+      .where('operatorId', '=', viewer.operatorId)
+      .where('outcome', '=', 'denied')
+      .execute();
     expect(denied.length).toBeGreaterThanOrEqual(2);
   });
 
   it('a cross-site post is refused before anything is enqueued', async () => {
-    const before = await rt.db.selectFrom('kycLinks').select((eb) => eb.fn.countAll<number>().as('n')).where('userId', '=', userId).executeTakeFirstOrThrow();
-    const r = await call(userAction, post(`/users/${userId}`, compliance, { intent: 'link', country: 'MX', requestId: 'req-evil-0001' }, { origin: 'https://evil.example' }), { id: userId });
+    const before = await rt.db
+      .selectFrom('kycLinks')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('userId', '=', userId)
+      .executeTakeFirstOrThrow();
+    const r = await call(
+      userAction,
+      post(
+        `/users/${userId}`,
+        compliance,
+        { intent: 'link', country: 'MX', requestId: 'req-evil-0001' },
+        { origin: 'https://evil.example' },
+      ),
+      { id: userId },
+    );
     expect(r.status).toBe(403);
-    const r2 = await call(userAction, post(`/users/${userId}`, compliance, { intent: 'link', country: 'MX', requestId: 'req-evil-0002' }, { csrf: null }), { id: userId });
+    const r2 = await call(
+      userAction,
+      post(`/users/${userId}`, compliance, { intent: 'link', country: 'MX', requestId: 'req-evil-0002' }, { csrf: null }),
+      { id: userId },
+    );
     expect(r2.status).toBe(403);
-    const after = await rt.db.selectFrom('kycLinks').select((eb) => eb.fn.countAll<number>().as('n')).where('userId', '=', userId).executeTakeFirstOrThrow();
+    const after = await rt.db
+      .selectFrom('kycLinks')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('userId', '=', userId)
+      .executeTakeFirstOrThrow();
     expect(Number(after.n)).toBe(Number(before.n));
   });
 
@@ -213,10 +268,17 @@ describe('user actions', () => {
     const r = await call(userAction, post(`/users/${u.id}`, compliance, { intent: 'create', requestId: 'req-create-slow1' }), { id: u.id });
     expect(r.data.tone).toBe('info');
     expect(r.data.text).toMatch(/^Queued/);
-    const audit = await rt.db.selectFrom('auditLog').selectAll().where('targetId', '=', u.id).where('action', '=', 'user.capa_create').executeTakeFirstOrThrow();
+    const audit = await rt.db
+      .selectFrom('auditLog')
+      .selectAll()
+      .where('targetId', '=', u.id)
+      .where('action', '=', 'user.capa_create')
+      .executeTakeFirstOrThrow();
     expect(audit.outcome).toBe('queued');
     await rt.startWorkers();
-    await waitFor(async () => (await call(userLoader, get(`/users/${u.id}`, compliance), { id: u.id })).data.user.capaSync === 'created', { what: 'queued create to land' });
+    await waitFor(async () => (await call(userLoader, get(`/users/${u.id}`, compliance), { id: u.id })).data.user.capaSync === 'created', {
+      what: 'queued create to land',
+    });
     actionWait.ms = 4_000;
   });
 

@@ -23,7 +23,16 @@ let queues: Queues;
 
 beforeAll(async () => {
   t = await createTestDb();
-  const env = parseEnv({ NODE_ENV: 'test', DATABASE_URL: t.url, REDIS_URL: redisUrl(), QUEUE_PREFIX: 'tauth', PUBLIC_URL: ORIGIN, LOG_LEVEL: 'silent', SESSION_IDLE_MINUTES: '30', SESSION_MAX_HOURS: '12' });
+  const env = parseEnv({
+    NODE_ENV: 'test',
+    DATABASE_URL: t.url,
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: 'tauth',
+    PUBLIC_URL: ORIGIN,
+    LOG_LEVEL: 'silent',
+    SESSION_IDLE_MINUTES: '30',
+    SESSION_MAX_HOURS: '12',
+  });
   queues = new Queues({ redisUrl: env.REDIS_URL, prefix: 'tauth' });
   setServices({ env, db: t.db, queues, dataKeys: parseDataKeys(undefined), logger });
 });
@@ -48,17 +57,31 @@ describe('first admin bootstrap', () => {
     expect((await call(setupLoader, get('/setup?token=wrong-token-123'))).status).toBe(404);
 
     // A cross-site post is refused even with the token.
-    const evil = await call(setupAction, post('/setup', null, { token, email: 'first@desk.test', name: 'First', password: 'first-admin-pw-1' }, { origin: 'https://evil.example' }));
+    const evil = await call(
+      setupAction,
+      post(
+        '/setup',
+        null,
+        { token, email: 'first@desk.test', name: 'First', password: 'first-admin-pw-1' },
+        { origin: 'https://evil.example' },
+      ),
+    );
     expect(evil.status).toBe(403);
 
-    const ok = await call(setupAction, post('/setup', null, { token, email: 'first@desk.test', name: 'First', password: 'first-admin-pw-1' }));
+    const ok = await call(
+      setupAction,
+      post('/setup', null, { token, email: 'first@desk.test', name: 'First', password: 'first-admin-pw-1' }),
+    );
     expect(ok.status).toBe(302);
     expect(ok.location).toBe('/?flash=welcome');
     expect(cookieFrom(ok)).toMatch(/^kyc_session=/);
     expect((await findOperatorByEmail(t.db, 'first@desk.test'))?.role).toBe('admin');
 
     // Valid once.
-    const again = await call(setupAction, post('/setup', null, { token, email: 'second@desk.test', name: 'Second', password: 'second-admin-pw' }));
+    const again = await call(
+      setupAction,
+      post('/setup', null, { token, email: 'second@desk.test', name: 'Second', password: 'second-admin-pw' }),
+    );
     expect(again.status).toBe(409);
     expect((await call(setupLoader, get(`/setup?token=${token}`))).status).toBe(404);
 
@@ -72,7 +95,11 @@ describe('first admin bootstrap', () => {
     const env = parseEnv({ NODE_ENV: 'test', DATABASE_URL: t.url, ADMIN_EMAIL: 'Boss@Desk.test', ADMIN_PASSWORD: 'boss-password-1' });
     const r1 = await bootstrapOperators(t.db, env, () => {});
     expect(r1.created).toBeTruthy();
-    const r2 = await bootstrapOperators(t.db, parseEnv({ NODE_ENV: 'test', DATABASE_URL: t.url, ADMIN_EMAIL: 'boss@desk.test', ADMIN_PASSWORD: 'another-password' }), () => {});
+    const r2 = await bootstrapOperators(
+      t.db,
+      parseEnv({ NODE_ENV: 'test', DATABASE_URL: t.url, ADMIN_EMAIL: 'boss@desk.test', ADMIN_PASSWORD: 'another-password' }),
+      () => {},
+    );
     expect(r2).toEqual({});
     await expect(signIn('boss@desk.test', 'boss-password-1')).resolves.toBeTruthy();
   });
@@ -81,7 +108,10 @@ describe('first admin bootstrap', () => {
 describe('sign-in and sessions', () => {
   it('signs in with a cookie that is HttpOnly and SameSite, and rotates the session', async () => {
     const op = await makeOperator(t.db, 'compliance');
-    const res = await call(loginAction, post('/login', null, { email: op.email.toUpperCase(), password: PASSWORD, next: '/users?state=VERIFIED' }));
+    const res = await call(
+      loginAction,
+      post('/login', null, { email: op.email.toUpperCase(), password: PASSWORD, next: '/users?state=VERIFIED' }),
+    );
     expect(res.status).toBe(302);
     expect(res.location).toBe('/users?state=VERIFIED');
     const set = res.headers.get('set-cookie')!;
@@ -127,7 +157,12 @@ describe('sign-in and sessions', () => {
     const blocked = await call(loginAction, post('/login', null, { email: op.email, password: PASSWORD }));
     expect(blocked.status).toBe(429);
     expect(blocked.data.error).toMatch(/Wait \d+ seconds/);
-    const audits = await t.db.selectFrom('auditLog').selectAll().where('action', '=', 'auth.login').where('targetId', '=', op.email).execute();
+    const audits = await t.db
+      .selectFrom('auditLog')
+      .selectAll()
+      .where('action', '=', 'auth.login')
+      .where('targetId', '=', op.email)
+      .execute();
     expect(audits.filter((a) => a.outcome === 'denied').length).toBeGreaterThanOrEqual(7);
     expect((await findOperatorByEmail(t.db, op.email))!.failedLogins).toBeGreaterThanOrEqual(4);
     // Unknown e-mails get the same answer as wrong passwords.
@@ -144,11 +179,19 @@ describe('sign-in and sessions', () => {
 
   it('expires idle sessions and sessions past their absolute lifetime', async () => {
     const idle = await signInAs(t.db, 'viewer');
-    await t.db.updateTable('sessions').set({ lastSeenAt: new Date(Date.now() - 31 * 60_000).toISOString() }).where('operatorId', '=', idle.operatorId).execute();
+    await t.db
+      .updateTable('sessions')
+      .set({ lastSeenAt: new Date(Date.now() - 31 * 60_000).toISOString() })
+      .where('operatorId', '=', idle.operatorId)
+      .execute();
     expect((await call(homeLoader, get('/', idle))).status).toBe(302);
 
     const old = await signInAs(t.db, 'viewer');
-    await t.db.updateTable('sessions').set({ expiresAt: new Date(Date.now() - 1000).toISOString() }).where('operatorId', '=', old.operatorId).execute();
+    await t.db
+      .updateTable('sessions')
+      .set({ expiresAt: new Date(Date.now() - 1000).toISOString() })
+      .where('operatorId', '=', old.operatorId)
+      .execute();
     expect((await call(homeLoader, get('/', old))).status).toBe(302);
   });
 
@@ -175,7 +218,10 @@ describe('sign-in and sessions', () => {
 describe('guards', () => {
   it('requireOperator enforces viewer < compliance < admin with 403', async () => {
     const v = await signInAs(t.db, 'viewer');
-    await expect(requireOperator(get('/', v), 'viewer')).resolves.toMatchObject({ operator: { role: 'viewer' }, session: { csrfToken: v.csrf } });
+    await expect(requireOperator(get('/', v), 'viewer')).resolves.toMatchObject({
+      operator: { role: 'viewer' },
+      session: { csrfToken: v.csrf },
+    });
     const err = await requireOperator(get('/', v), 'compliance').catch((e) => e);
     expect(err).toBeInstanceOf(Response);
     expect(err.status).toBe(403);
@@ -190,7 +236,9 @@ describe('guards', () => {
     const c = await signInAs(t.db, 'compliance');
     await expect(requireMutation(post('/x', c, {}), 'compliance')).resolves.toMatchObject({ operator: { id: c.operatorId } });
     // Header instead of the field.
-    await expect(requireMutation(post('/x', c, {}, { csrf: null, headers: { 'x-csrf-token': c.csrf } }), 'compliance')).resolves.toBeTruthy();
+    await expect(
+      requireMutation(post('/x', c, {}, { csrf: null, headers: { 'x-csrf-token': c.csrf } }), 'compliance'),
+    ).resolves.toBeTruthy();
     const refused = async (r: Request) => {
       const e = await requireMutation(r, 'compliance').catch((x) => x);
       expect(e).toBeInstanceOf(Response);
@@ -204,8 +252,15 @@ describe('guards', () => {
     const other = await signInAs(t.db, 'compliance');
     expect(await refused(post('/x', c, {}, { csrf: other.csrf }))).toBe(403);
     // Referer from our origin is accepted when Origin is absent.
-    await expect(requireMutation(post('/x', c, {}, { origin: null, headers: { referer: `${ORIGIN}/users` } }), 'compliance')).resolves.toBeTruthy();
-    const denied = await t.db.selectFrom('auditLog').selectAll().where('action', '=', 'csrf.refused').where('operatorId', '=', c.operatorId).execute();
+    await expect(
+      requireMutation(post('/x', c, {}, { origin: null, headers: { referer: `${ORIGIN}/users` } }), 'compliance'),
+    ).resolves.toBeTruthy();
+    const denied = await t.db
+      .selectFrom('auditLog')
+      .selectAll()
+      .where('action', '=', 'csrf.refused')
+      .where('operatorId', '=', c.operatorId)
+      .execute();
     expect(denied.length).toBeGreaterThanOrEqual(5);
   });
 });
@@ -215,7 +270,9 @@ describe('operators CLI', () => {
     const out: string[] = [];
     const errs: string[] = [];
     const io = { out: (m: string) => out.push(m), err: (m: string) => errs.push(m), prompt: async () => 'prompted-password-1' };
-    expect(await runOperatorsCli(['add', 'cli@desk.test', '--role', 'viewer', '--name', 'Cli User', '--password', 'cli-password-1'], t.db, io)).toBe(0);
+    expect(
+      await runOperatorsCli(['add', 'cli@desk.test', '--role', 'viewer', '--name', 'Cli User', '--password', 'cli-password-1'], t.db, io),
+    ).toBe(0);
     expect(await runOperatorsCli(['add', 'cli@desk.test', '--role', 'viewer', '--password', 'cli-password-1'], t.db, io)).toBe(1);
     expect(await runOperatorsCli(['add', 'bad@desk.test', '--role', 'boss', '--password', 'cli-password-1'], t.db, io)).toBe(1);
     expect(await runOperatorsCli(['list'], t.db, io)).toBe(0);

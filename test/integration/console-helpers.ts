@@ -62,7 +62,12 @@ export function get(path: string, b?: Browser | null, headers: Record<string, st
 }
 
 /** A form POST as our own page sends it: same Origin and (unless told otherwise) the session's token. */
-export function post(path: string, b: Browser | null, fields: Record<string, string | string[]>, opts: { origin?: string | null; csrf?: string | null; headers?: Record<string, string> } = {}): Request {
+export function post(
+  path: string,
+  b: Browser | null,
+  fields: Record<string, string | string[]>,
+  opts: { origin?: string | null; csrf?: string | null; headers?: Record<string, string> } = {},
+): Request {
   const body = new URLSearchParams();
   const csrf = opts.csrf === undefined ? b?.csrf : opts.csrf;
   if (csrf) body.set('csrf', csrf);
@@ -71,7 +76,12 @@ export function post(path: string, b: Browser | null, fields: Record<string, str
   return new Request(`${ORIGIN}${path}`, {
     method: 'POST',
     body,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(origin ? { origin } : {}), ...(b?.cookie ? { cookie: b.cookie } : {}), ...opts.headers },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(origin ? { origin } : {}),
+      ...(b?.cookie ? { cookie: b.cookie } : {}),
+      ...opts.headers,
+    },
   });
 }
 

@@ -20,10 +20,17 @@ let compliance: Browser & { operatorId: string };
 
 beforeAll(async () => {
   smtp = await startTestSmtp();
-  rt = await createTestRuntime({ worker: false, env: { SMTP_URL: smtp.url, MAIL_FROM: 'KYC Desk <kyc@desk.example>', NOTIFY_BACKOFF_MS: '40' } });
+  rt = await createTestRuntime({
+    worker: false,
+    env: { SMTP_URL: smtp.url, MAIL_FROM: 'KYC Desk <kyc@desk.example>', NOTIFY_BACKOFF_MS: '40' },
+  });
   await rt.startWorkers({ schedules: false });
   // The first wait on a queue opens its event stream; warm it so actions report "completed".
-  await waitFor(async () => (await rt.queues.addAndWait(fetchDetails, { userId: 'warm-up', requestId: `warm-${Date.now()}` }, 2000)).state === 'completed', { timeoutMs: 20_000, what: 'capa queue warm' });
+  await waitFor(
+    async () =>
+      (await rt.queues.addAndWait(fetchDetails, { userId: 'warm-up', requestId: `warm-${Date.now()}` }, 2000)).state === 'completed',
+    { timeoutMs: 20_000, what: 'capa queue warm' },
+  );
   compliance = await signInAs(rt.db, 'compliance');
 });
 
@@ -35,24 +42,45 @@ afterAll(async () => {
 async function createUser(fields: Record<string, string>) {
   const form = await call(newUserLoader, get('/users/new', compliance));
   expect(form.data.localeByCountry).toEqual({ MX: 'es', DO: 'es' });
-  const res = await call(newUserAction, post('/users/new', compliance, { type: 'INDIVIDUAL', country: 'MX', sendLink: 'on', ...fields, requestId: form.data.requestId }));
+  const res = await call(
+    newUserAction,
+    post('/users/new', compliance, { type: 'INDIVIDUAL', country: 'MX', sendLink: 'on', ...fields, requestId: form.data.requestId }),
+  );
   expect(res.status).toBe(302);
   return { id: /^\/users\/([^?]+)/.exec(res.location ?? '')![1]!, requestId: form.data.requestId as string };
 }
 
 const userPage = async (id: string) => (await call(userLoader, get(`/users/${id}`, compliance), { id })).data;
 const act = (id: string, fields: Record<string, string>) => call(userAction, post(`/users/${id}`, compliance, fields), { id });
-const ledger = async (id: string) => (await call(notificationsLoader, get(`/notifications?user=${id}`, compliance))).data.rows as Array<{ status: string; kind: string; linkUrl: string; locale: string }>;
+const ledger = async (id: string) =>
+  (await call(notificationsLoader, get(`/notifications?user=${id}`, compliance))).data.rows as Array<{
+    status: string;
+    kind: string;
+    linkUrl: string;
+    locale: string;
+  }>;
 
 /** Waits until the link job of `requestId` has finished (its hook, which queues the e-mail, runs inside it). */
 const linkJobDone = (requestId: string) =>
-  waitFor(() => rt.db.selectFrom('jobRuns').select('id').where('jobId', '=', `link-${requestId}`).where('status', '=', 'completed').executeTakeFirst(), { what: 'link job completed' });
+  waitFor(
+    () =>
+      rt.db
+        .selectFrom('jobRuns')
+        .select('id')
+        .where('jobId', '=', `link-${requestId}`)
+        .where('status', '=', 'completed')
+        .executeTakeFirst(),
+    { what: 'link job completed' },
+  );
 
 const sentFor = (userId: string, n: number) =>
-  waitFor(async () => {
-    const rows = await notificationsForUser(rt.db, userId);
-    return rows.length === n && rows.every((r) => r.status === 'sent') ? rows : null;
-  }, { what: `${n} message(s) sent`, timeoutMs: 15_000 });
+  waitFor(
+    async () => {
+      const rows = await notificationsForUser(rt.db, userId);
+      return rows.length === n && rows.every((r) => r.status === 'sent') ? rows : null;
+    },
+    { what: `${n} message(s) sent`, timeoutMs: 15_000 },
+  );
 
 describe('console links are e-mailed', () => {
   const email = 'lucia.console@example.mx';
@@ -65,7 +93,14 @@ describe('console links are e-mailed', () => {
     createRequestId = created.requestId;
     const [row] = await sentFor(userId, 1);
     const link = (await activeLink(rt.db, userId))!;
-    expect(row).toMatchObject({ kind: 'kyc_link', locale: 'en', address: email, linkId: link.id, linkUrl: link.url, createdBy: compliance.operatorId });
+    expect(row).toMatchObject({
+      kind: 'kyc_link',
+      locale: 'en',
+      address: email,
+      linkId: link.id,
+      linkUrl: link.url,
+      createdBy: compliance.operatorId,
+    });
 
     const mails = smtp.to(email);
     expect(mails).toHaveLength(1);
@@ -82,7 +117,12 @@ describe('console links are e-mailed', () => {
     // The resend form offers the language the customer was written to in.
     expect(page.emailLocale).toBe('en');
 
-    const audit = await rt.db.selectFrom('auditLog').select(['detail']).where('targetId', '=', userId).where('action', '=', 'user.create').executeTakeFirstOrThrow();
+    const audit = await rt.db
+      .selectFrom('auditLog')
+      .select(['detail'])
+      .where('targetId', '=', userId)
+      .where('action', '=', 'user.create')
+      .executeTakeFirstOrThrow();
     expect(JSON.parse(audit.detail!)).toMatchObject({ sendLink: true, emailLink: true, locale: 'en' });
   });
 
@@ -90,7 +130,12 @@ describe('console links are e-mailed', () => {
     const link = (await activeLink(rt.db, userId))!;
     // The create action asked for the link with the form's request id; a second job with it is the same link request.
     const requestId = createRequestId;
-    const again = await rt.queues.addAndWait(generateLink, { userId, country: 'MX', redirectUri: null, requestId, requestedBy: compliance.operatorId, notify: true, locale: 'en' }, 10_000, { jobId: `rerun-${requestId}` });
+    const again = await rt.queues.addAndWait(
+      generateLink,
+      { userId, country: 'MX', redirectUri: null, requestId, requestedBy: compliance.operatorId, notify: true, locale: 'en' },
+      10_000,
+      { jobId: `rerun-${requestId}` },
+    );
     expect(again.state).toBe('completed');
     expect((again as { result: { linkId: string } }).result.linkId).toBe(link.id);
     expect(await notificationsForUser(rt.db, userId)).toHaveLength(1);
@@ -125,7 +170,12 @@ describe('console links are e-mailed', () => {
     expect((await notificationsForUser(rt.db, userId)).map((m) => m.linkId)).not.toContain(third.id);
     expect(smtp.to(email)).toHaveLength(2);
 
-    const audits = await rt.db.selectFrom('auditLog').select(['action', 'detail']).where('targetId', '=', userId).where('action', '=', 'link.resend').execute();
+    const audits = await rt.db
+      .selectFrom('auditLog')
+      .select(['action', 'detail'])
+      .where('targetId', '=', userId)
+      .where('action', '=', 'link.resend')
+      .execute();
     expect(audits.map((r) => JSON.parse(r.detail!).emailLink).sort()).toEqual([false, true, true]);
   });
 
@@ -149,7 +199,13 @@ describe('console links are e-mailed', () => {
     // and its claim exist, no message does. The job's retry (same request id) sends it once.
     const { id } = await createUser({ email: 'retry.run@example.mx', sendLink: '' });
     await waitFor(async () => (await userPage(id)).user.capaSync === 'created', { what: 'created in Capa' });
-    const payload = { userId: id, country: 'MX' as const, redirectUri: null, requestId: 'req-stopped-run-1', requestedBy: compliance.operatorId };
+    const payload = {
+      userId: id,
+      country: 'MX' as const,
+      redirectUri: null,
+      requestId: 'req-stopped-run-1',
+      requestedBy: compliance.operatorId,
+    };
     expect((await rt.queues.addAndWait(generateLink, payload, 10_000)).state).toBe('completed');
     expect(await notificationsForUser(rt.db, id)).toEqual([]);
     for (const n of [1, 2]) {
@@ -167,13 +223,21 @@ describe('console links are e-mailed', () => {
     // The link expired (as the expiry job records it): the ledger's resend asks for a fresh one.
     await rt.db.updateTable('users').set({ linkExpired: 1 }).where('id', '=', user.id).execute();
     const [original] = await notificationsForUser(rt.db, user.id);
-    const r = await call(notificationsAction, post('/notifications', compliance, { intent: 'resend', messageId: original!.id, locale: '', requestId: 'req-ledger-resend-1' }));
+    const r = await call(
+      notificationsAction,
+      post('/notifications', compliance, { intent: 'resend', messageId: original!.id, locale: '', requestId: 'req-ledger-resend-1' }),
+    );
     expect(r.data).toMatchObject({ ok: true });
     const rows = await sentFor(user.id, 2);
     const fresh = (await activeLink(rt.db, user.id))!;
     expect(rows[0]).toMatchObject({ linkId: fresh.id, dedupeKey: 'resend:req-ledger-resend-1' });
 
-    const again = await rt.queues.addAndWait(generateLink, { userId: user.id, country: 'MX', requestId: 'resend-req-ledger-resend-1', requestedBy: compliance.operatorId, notify: true }, 10_000, { jobId: 'ledger-resend-rerun' });
+    const again = await rt.queues.addAndWait(
+      generateLink,
+      { userId: user.id, country: 'MX', requestId: 'resend-req-ledger-resend-1', requestedBy: compliance.operatorId, notify: true },
+      10_000,
+      { jobId: 'ledger-resend-rerun' },
+    );
     expect(again.state).toBe('completed');
     expect(await notificationsForUser(rt.db, user.id)).toHaveLength(2);
     expect(smtp.to('retry.run@example.mx')).toHaveLength(2);

@@ -48,7 +48,14 @@ const operators = new Map<Role, string>();
 
 beforeAll(async () => {
   t = await createTestDb();
-  const env = parseEnv({ NODE_ENV: 'test', DATABASE_URL: t.url, REDIS_URL: redisUrl(), QUEUE_PREFIX: 'tmatrix', PUBLIC_URL: ORIGIN, LOG_LEVEL: 'silent' });
+  const env = parseEnv({
+    NODE_ENV: 'test',
+    DATABASE_URL: t.url,
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: 'tmatrix',
+    PUBLIC_URL: ORIGIN,
+    LOG_LEVEL: 'silent',
+  });
   queues = new Queues({ redisUrl: env.REDIS_URL, prefix: 'tmatrix' });
   setServices({ env, db: t.db, queues, dataKeys: parseDataKeys(undefined), logger });
   for (const r of ['viewer', 'compliance', 'admin'] as Role[]) operators.set(r, (await makeOperator(t.db, r)).id);
@@ -81,7 +88,7 @@ function pathFor(id: string, params: Record<string, string>): string {
   const segs = id
     .split('.')
     .filter((s) => s !== '_index' && !s.startsWith('_'))
-    .map((s) => (s.startsWith('$') ? params[s.slice(1)] ?? 'x' : s.replace(/_$/, '')));
+    .map((s) => (s.startsWith('$') ? (params[s.slice(1)] ?? 'x') : s.replace(/_$/, '')));
   return `/${segs.join('/')}`;
 }
 
@@ -112,7 +119,10 @@ describe('role × route matrix', () => {
             if (min === undefined) {
               // A route this console does not own: it must refuse anonymous callers (unless public).
               if (PUBLIC.has(id) || role !== 'anonymous') return;
-              expect(isLoginRedirect(res) || res.status === 401 || res.status === 403, `${id} ${kind} must refuse anonymous (got ${res.status})`).toBe(true);
+              expect(
+                isLoginRedirect(res) || res.status === 401 || res.status === 403,
+                `${id} ${kind} must refuse anonymous (got ${res.status})`,
+              ).toBe(true);
               return;
             }
             if (min === 'public') {

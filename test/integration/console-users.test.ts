@@ -21,7 +21,14 @@ const STATES: KycState[] = ['NOT_STARTED', 'LINK_ISSUED', 'IN_PROGRESS', 'VERIFI
 
 beforeAll(async () => {
   t = await createTestDb();
-  const env = parseEnv({ NODE_ENV: 'test', DATABASE_URL: t.url, REDIS_URL: redisUrl(), QUEUE_PREFIX: 'tusers', PUBLIC_URL: ORIGIN, LOG_LEVEL: 'silent' });
+  const env = parseEnv({
+    NODE_ENV: 'test',
+    DATABASE_URL: t.url,
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: 'tusers',
+    PUBLIC_URL: ORIGIN,
+    LOG_LEVEL: 'silent',
+  });
   queues = new Queues({ redisUrl: env.REDIS_URL, prefix: 'tusers' });
   setServices({ env, db: t.db, queues, dataKeys: parseDataKeys(undefined), logger });
   compliance = await signInAs(t.db, 'compliance');
@@ -38,7 +45,13 @@ beforeAll(async () => {
     const created = new Date(Date.UTC(2026, 0, 1 + i, 12)).toISOString();
     await t.db
       .updateTable('users')
-      .set({ kycState: STATES[i % 6]!, createdAt: created, kycStateChangedAt: new Date(Date.UTC(2026, 2, 1 + (59 - i))).toISOString(), capaUserId: i === 11 ? 'capa-uid-eleven' : null, assigneeId: i < 5 ? compliance.operatorId : null })
+      .set({
+        kycState: STATES[i % 6]!,
+        createdAt: created,
+        kycStateChangedAt: new Date(Date.UTC(2026, 2, 1 + (59 - i))).toISOString(),
+        capaUserId: i === 11 ? 'capa-uid-eleven' : null,
+        assigneeId: i < 5 ? compliance.operatorId : null,
+      })
       .where('id', '=', u.id)
       .execute();
   }
@@ -104,7 +117,11 @@ describe('users list', () => {
 
   it('sorts server-side by any sortable column, stably across pages', async () => {
     const byEmail = await list('?sort=email&dir=asc&size=10');
-    expect(byEmail.rows.map((r: { email: string }) => r.email).slice(0, 3)).toEqual(['user00@example.com', 'user01@example.com', 'user02@example.com']);
+    expect(byEmail.rows.map((r: { email: string }) => r.email).slice(0, 3)).toEqual([
+      'user00@example.com',
+      'user01@example.com',
+      'user02@example.com',
+    ]);
     const byChange = await list('?sort=kycStateChangedAt&dir=asc&size=10');
     expect(byChange.rows[0].email).toBe('user59@example.com');
     const byState = await list('?sort=kycState&dir=asc&size=100');
@@ -118,7 +135,16 @@ describe('users list', () => {
 
   it('ignores malformed parameters instead of failing (shared links always open)', async () => {
     const p = parseListParams(new URLSearchParams('state=BOGUS&type=X&country=US&from=yesterday&sort=passwordHash&dir=up&page=-3&size=7'));
-    expect(p).toMatchObject({ states: [], type: null, country: null, createdFrom: null, sort: 'createdAt', dir: 'desc', page: 1, pageSize: 25 });
+    expect(p).toMatchObject({
+      states: [],
+      type: null,
+      country: null,
+      createdFrom: null,
+      sort: 'createdAt',
+      dir: 'desc',
+      page: 1,
+      pageSize: 25,
+    });
     expect((await list('?sort=1;drop table users&page=abc')).total).toBe(60);
   });
 
@@ -136,7 +162,12 @@ describe('home', () => {
     const d = r.data;
     expect(d.counts.VERIFIED).toBe(10);
     expect(d.funnel.map((s: { key: string; count: number }) => [s.key, s.count])).toEqual([
-      ['created', 60], ['link_sent', 50], ['started', 40], ['verified', 10], ['rejected', 10], ['review_needed', 10],
+      ['created', 60],
+      ['link_sent', 50],
+      ['started', 40],
+      ['verified', 10],
+      ['rejected', 10],
+      ['review_needed', 10],
     ]);
     const notStarted = d.oldest.find((o: { state: string }) => o.state === 'NOT_STARTED');
     expect(notStarted.users).toHaveLength(5);

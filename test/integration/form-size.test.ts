@@ -18,7 +18,9 @@ beforeAll(async () => {
   rt = await createTestRuntime({ worker: false, env: { IMPORT_MAX_BYTES: String(LIMIT) } });
   compliance = await signInAs(rt.db, 'compliance');
 }, 60_000);
-afterAll(async () => { await rt?.close(); });
+afterAll(async () => {
+  await rt?.close();
+});
 
 function uploadForm(csv: string): FormData {
   const fd = new FormData();
@@ -40,8 +42,17 @@ const csvOf = (bytes: number) => {
   }
   return `${lines.join('\n')}\n`;
 };
-const imports = async () => Number((await rt.db.selectFrom('imports').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
-const refusals = async () => rt.db.selectFrom('auditLog').select(['outcome', 'operatorId']).where('action', '=', 'request.too_large').execute();
+const imports = async () =>
+  Number(
+    (
+      await rt.db
+        .selectFrom('imports')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
+const refusals = async () =>
+  rt.db.selectFrom('auditLog').select(['outcome', 'operatorId']).where('action', '=', 'request.too_large').execute();
 
 describe('form size limit', () => {
   it('a body over the limit with a declared length is refused with 413, audited, and stores nothing', async () => {
@@ -65,7 +76,10 @@ describe('form size limit', () => {
         c.enqueue(part);
       },
     });
-    const res = await call(uploadAction, new Request(`${ORIGIN}/imports/new`, { method: 'POST', body: stream, headers: headers(type), duplex: 'half' } as RequestInit));
+    const res = await call(
+      uploadAction,
+      new Request(`${ORIGIN}/imports/new`, { method: 'POST', body: stream, headers: headers(type), duplex: 'half' } as RequestInit),
+    );
     expect(res.status).toBe(413);
     // The guard stopped reading shortly after the limit; the rest of the upload was never pulled.
     expect(sent).toBeLessThan(LIMIT + 1024 * 1024 + 256 * 1024);
@@ -74,7 +88,10 @@ describe('form size limit', () => {
 
   it('under the form limit, the import rules still decide: too big a file for an import, and a good file', async () => {
     const tooBig = await multipart(uploadForm(csvOf(LIMIT + 10_000)));
-    const r1 = await call(uploadAction, new Request(`${ORIGIN}/imports/new`, { method: 'POST', body: tooBig.body, headers: headers(tooBig.type) }));
+    const r1 = await call(
+      uploadAction,
+      new Request(`${ORIGIN}/imports/new`, { method: 'POST', body: tooBig.body, headers: headers(tooBig.type) }),
+    );
     expect(r1.status).toBe(413);
     expect(r1.data).toEqual({ error: expect.stringMatching(/The file is larger than 64 KB/) });
     const ok = await multipart(uploadForm('externalUserId,email\nsmall-1,small.1@example.mx\n'));
@@ -104,9 +121,20 @@ describe('form size limit before sign-in', () => {
     });
     return { stream, pulled: () => sent };
   }
-  const anonymousRefusals = async () => rt.db.selectFrom('auditLog').select(['targetId', 'operatorId', 'actor']).where('action', '=', 'request.too_large').where('actor', '=', 'anonymous').execute();
+  const anonymousRefusals = async () =>
+    rt.db
+      .selectFrom('auditLog')
+      .select(['targetId', 'operatorId', 'actor'])
+      .where('action', '=', 'request.too_large')
+      .where('actor', '=', 'anonymous')
+      .execute();
   const formPost = (path: string, body: ReadableStream<Uint8Array>, extra: Record<string, string> = {}) =>
-    new Request(`${ORIGIN}${path}`, { method: 'POST', body, duplex: 'half', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN, ...extra } } as RequestInit);
+    new Request(`${ORIGIN}${path}`, {
+      method: 'POST',
+      body,
+      duplex: 'half',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: ORIGIN, ...extra },
+    } as RequestInit);
 
   it('a 30 MB sign-in form with a declared length is refused with 413 without reading its body', async () => {
     const big = meteredForm(30 * 1024 * 1024);
@@ -139,7 +167,10 @@ describe('form size limit before sign-in', () => {
     expect(ok.status).toBe(302);
     expect(ok.location).toBe('/users');
     expect(cookieFrom(ok)).toMatch(/^kyc_session=/);
-    const padded = await call(loginAction, post('/login', null, { email: op.email, password: PASSWORD, pad: 'x'.repeat(PUBLIC_FORM_MAX_BYTES - 200) }));
+    const padded = await call(
+      loginAction,
+      post('/login', null, { email: op.email, password: PASSWORD, pad: 'x'.repeat(PUBLIC_FORM_MAX_BYTES - 200) }),
+    );
     expect(padded.status).toBe(302);
   });
 });

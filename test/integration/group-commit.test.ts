@@ -14,17 +14,31 @@ async function aliasOf(t: TestDb, id: string): Promise<string | null> {
 for (const kind of kinds) {
   describe(`group commit on ${kind}`, () => {
     let t: TestDb;
-    beforeAll(async () => { t = await createTestDb(kind); });
-    afterAll(async () => { await t?.close(); });
+    beforeAll(async () => {
+      t = await createTestDb(kind);
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
 
     it("one caller's error undoes only that caller's writes; the others commit and get their results", async () => {
-      const users = await Promise.all([0, 1, 2, 3].map((i) => insertUser(t.db, { email: `gc-${kind}-${i}@example.mx`, type: 'INDIVIDUAL' })));
+      const users = await Promise.all(
+        [0, 1, 2, 3].map((i) => insertUser(t.db, { email: `gc-${kind}-${i}@example.mx`, type: 'INDIVIDUAL' })),
+      );
       const gc = new GroupCommit(t.db);
-      const results = await Promise.allSettled(users.map((u, i) => gc.run(async (trx) => {
-        await trx.updateTable('users').set({ alias: `renamed-${i}` }).where('id', '=', u.id).execute();
-        if (i === 2) throw new Error('caller 2 fails after writing');
-        return i * 10;
-      })));
+      const results = await Promise.allSettled(
+        users.map((u, i) =>
+          gc.run(async (trx) => {
+            await trx
+              .updateTable('users')
+              .set({ alias: `renamed-${i}` })
+              .where('id', '=', u.id)
+              .execute();
+            if (i === 2) throw new Error('caller 2 fails after writing');
+            return i * 10;
+          }),
+        ),
+      );
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
       expect(results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<number>).value)).toEqual([0, 10, 30]);
       expect((results[2] as PromiseRejectedResult).reason.message).toBe('caller 2 fails after writing');
@@ -49,26 +63,41 @@ for (const kind of kinds) {
 
     if (kind === 'sqlite') {
       it('callers that arrive together share one transaction and are answered only after its COMMIT', async () => {
-        const users = await Promise.all([0, 1, 2, 3, 4].map((i) => insertUser(t.db, { email: `gc-share-${i}@example.mx`, type: 'INDIVIDUAL' })));
+        const users = await Promise.all(
+          [0, 1, 2, 3, 4].map((i) => insertUser(t.db, { email: `gc-share-${i}@example.mx`, type: 'INDIVIDUAL' })),
+        );
         // A second connection sees only committed data.
         const outside = new SQLite(t.url.replace(/^file:/, ''), { readonly: true });
         try {
           const seenOutside: Array<string | null> = [];
           const gc = new GroupCommit(t.db);
           const done: number[] = [];
-          await Promise.all(users.map((u, i) => gc.run(async (trx) => {
-            await trx.updateTable('users').set({ alias: `batched-${i}` }).where('id', '=', u.id).execute();
-            // The first caller is written at once, alone; the four that arrived meanwhile share the
-            // next transaction: caller 1's write is not yet visible to another connection while
-            // callers 2–4 run, because it is still open.
-            if (i > 1) seenOutside.push((outside.prepare('select alias from users where id = ?').get(users[1].id) as { alias: string | null }).alias);
-            return i;
-          }).then((i) => {
-            done.push(i);
-            // Answered after the commit: now the other connection sees every caller's write.
-            const row = outside.prepare('select alias from users where id = ?').get(u.id) as { alias: string | null };
-            expect(row.alias).toBe(`batched-${i}`);
-          })));
+          await Promise.all(
+            users.map((u, i) =>
+              gc
+                .run(async (trx) => {
+                  await trx
+                    .updateTable('users')
+                    .set({ alias: `batched-${i}` })
+                    .where('id', '=', u.id)
+                    .execute();
+                  // The first caller is written at once, alone; the four that arrived meanwhile share the
+                  // next transaction: caller 1's write is not yet visible to another connection while
+                  // callers 2–4 run, because it is still open.
+                  if (i > 1)
+                    seenOutside.push(
+                      (outside.prepare('select alias from users where id = ?').get(users[1].id) as { alias: string | null }).alias,
+                    );
+                  return i;
+                })
+                .then((i) => {
+                  done.push(i);
+                  // Answered after the commit: now the other connection sees every caller's write.
+                  const row = outside.prepare('select alias from users where id = ?').get(u.id) as { alias: string | null };
+                  expect(row.alias).toBe(`batched-${i}`);
+                }),
+            ),
+          );
           expect(seenOutside).toEqual([null, null, null]);
           expect(done.sort()).toEqual([0, 1, 2, 3, 4]);
         } finally {

@@ -29,7 +29,9 @@ function startWorker(rt: TestRuntime): Promise<ChildProcess> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (b: Buffer) => { if (b.toString().includes('ready')) resolve(child); });
+    child.stdout!.on('data', (b: Buffer) => {
+      if (b.toString().includes('ready')) resolve(child);
+    });
     child.once('exit', (code) => reject(new Error(`worker exited early (${code})`)));
   });
 }
@@ -37,7 +39,9 @@ function startWorker(rt: TestRuntime): Promise<ChildProcess> {
 describe('a worker process killed mid-import (SIGKILL) and another started', () => {
   let rt: TestRuntime;
   const children: ChildProcess[] = [];
-  beforeAll(async () => { rt = await createTestRuntime({ worker: false }); });
+  beforeAll(async () => {
+    rt = await createTestRuntime({ worker: false });
+  });
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     await rt?.close();
@@ -48,8 +52,15 @@ describe('a worker process killed mid-import (SIGKILL) and another started', () 
     const n = 600;
     const lines = ['externalUserId,email,country,sendLink'];
     for (let i = 1; i <= n; i++) lines.push(`crash-${i},crash.${i}@example.mx,MX,${i % 3 === 0 ? 'yes' : 'no'}`);
-    async function* src() { yield Buffer.from(lines.join('\n')); }
-    const staged = await stageImport(rt.db, { source: src(), fileName: 'crash.csv', createdBy: null, limits: { maxBytes: 1e7, maxRows: 1e5 } });
+    async function* src() {
+      yield Buffer.from(lines.join('\n'));
+    }
+    const staged = await stageImport(rt.db, {
+      source: src(),
+      fileName: 'crash.csv',
+      createdBy: null,
+      limits: { maxBytes: 1e7, maxRows: 1e5 },
+    });
     expect(await commitImport(rt.db, staged.importId, null)).toBe(true);
     await feedImport({ db: rt.db, env: rt.env, enqueue: rt.queues }, staged.importId);
 
@@ -63,7 +74,11 @@ describe('a worker process killed mid-import (SIGKILL) and another started', () 
 
     children.push(await startWorker(rt));
     // Jobs the dead worker held are recovered when their lock expires (BullMQ stalled-job check).
-    await waitFor(async () => (await findImport(rt.db, staged.importId))?.status === 'completed', { timeoutMs: 180_000, intervalMs: 500, what: 'import completed after restart' });
+    await waitFor(async () => (await findImport(rt.db, staged.importId))?.status === 'completed', {
+      timeoutMs: 180_000,
+      intervalMs: 500,
+      what: 'import completed after restart',
+    });
 
     const rows = await rt.db.selectFrom('importRows').selectAll().where('importId', '=', staged.importId).execute();
     const p = await importProgress(rt.db, staged.importId);
@@ -86,7 +101,15 @@ describe('a worker process killed mid-import (SIGKILL) and another started', () 
     // One recorded (and so one sent) link per row that asked for one.
     const linkRows = rows.filter((r) => r.status === 'done' && r.sendLink === 1);
     expect(linkRows.length).toBeGreaterThan(0);
-    const links = await rt.db.selectFrom('kycLinks').select(['userId']).where('userId', 'in', linkRows.map((r) => r.userId!)).execute();
+    const links = await rt.db
+      .selectFrom('kycLinks')
+      .select(['userId'])
+      .where(
+        'userId',
+        'in',
+        linkRows.map((r) => r.userId!),
+      )
+      .execute();
     expect(links.length).toBe(linkRows.length);
   });
 });

@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createImport, emailCounts, failedEmailsByImport, insertImportRows, listImportRows, rowEmails } from '../../db/repositories/imports.js';
+import {
+  createImport,
+  emailCounts,
+  failedEmailsByImport,
+  insertImportRows,
+  listImportRows,
+  rowEmails,
+} from '../../db/repositories/imports.js';
 import { cancelMessage, insertMessage, markFailed, markSent, recordTransientError } from '../../db/repositories/notifications.js';
 import { insertUser } from '../../db/repositories/users.js';
 import type { NewImportRow } from '../../db/schema.js';
@@ -27,8 +34,25 @@ for (const kind of kinds) {
       b = await newImport();
       const now = nowIso();
       const row = (importId: string, rowNo: number, o: Partial<NewImportRow>): NewImportRow => ({
-        importId, rowNo, line: rowNo + 1, externalUserId: `x-${rowNo}`, email: `r${rowNo}@example.mx`, type: 'INDIVIDUAL', alias: null, country: 'MX',
-        sendLink: 1, status: 'done', reasonCode: null, reason: null, userId: user.id, capaUserId: 'c', linkId: `${importId}-l${rowNo}`, enqueuedAt: null, finishedAt: now, updatedAt: now, ...o,
+        importId,
+        rowNo,
+        line: rowNo + 1,
+        externalUserId: `x-${rowNo}`,
+        email: `r${rowNo}@example.mx`,
+        type: 'INDIVIDUAL',
+        alias: null,
+        country: 'MX',
+        sendLink: 1,
+        status: 'done',
+        reasonCode: null,
+        reason: null,
+        userId: user.id,
+        capaUserId: 'c',
+        linkId: `${importId}-l${rowNo}`,
+        enqueuedAt: null,
+        finishedAt: now,
+        updatedAt: now,
+        ...o,
       });
       await insertImportRows(t.db, [
         row(a, 1, {}),
@@ -42,7 +66,19 @@ for (const kind of kinds) {
         row(a, 9, { status: 'linking', linkId: null }),
         row(b, 1, {}),
       ]);
-      const msg = async (dedupeKey: string, linkId: string) => (await insertMessage(t.db, { userId: user.id, kind: 'kyc_link', channel: 'email', locale: 'es', address: user.email, dedupeKey, linkId, linkUrl: 'https://verify.example/s/x' })).row.id;
+      const msg = async (dedupeKey: string, linkId: string) =>
+        (
+          await insertMessage(t.db, {
+            userId: user.id,
+            kind: 'kyc_link',
+            channel: 'email',
+            locale: 'es',
+            address: user.email,
+            dedupeKey,
+            linkId,
+            linkUrl: 'https://verify.example/s/x',
+          })
+        ).row.id;
       await markSent(t.db, await msg(`link:${a}-l1`, `${a}-l1`), { subject: 's', providerMessageId: 'p' });
       await markFailed(t.db, await msg(`link:${a}-l2`, `${a}-l2`), 'SMTP 550 at RCPT TO: No such user here');
       await recordTransientError(t.db, await msg(`link:${a}-l3`, `${a}-l3`), 'attempt 1: SMTP unreachable');
@@ -76,7 +112,12 @@ for (const kind of kinds) {
       expect([failed.total, failed.rows.map((r) => r.rowNo)]).toEqual([1, [2]]);
       const pending = await listImportRows(t.db, a, { filter: 'email_pending', page: 1, pageSize: 50 });
       expect(pending.rows.map((r) => r.rowNo)).toEqual([3]);
-      expect(await failedEmailsByImport(t.db, [a, b])).toEqual(new Map([[a, 1], [b, 1]]));
+      expect(await failedEmailsByImport(t.db, [a, b])).toEqual(
+        new Map([
+          [a, 1],
+          [b, 1],
+        ]),
+      );
       expect(await failedEmailsByImport(t.db, [])).toEqual(new Map());
     });
   });

@@ -37,7 +37,9 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
 
   beforeAll(async () => {
     smtp = await startTestSmtp();
-    rt = await createTestRuntime({ env: { SMTP_URL: smtp.url, MAIL_FROM: 'KYC Desk <kyc@desk.example>', NOTIFY_BACKOFF_MS: '40', NOTIFY_SEND_ATTEMPTS: '3' } });
+    rt = await createTestRuntime({
+      env: { SMTP_URL: smtp.url, MAIL_FROM: 'KYC Desk <kyc@desk.example>', NOTIFY_BACKOFF_MS: '40', NOTIFY_SEND_ATTEMPTS: '3' },
+    });
     compliance = await signInAs(rt.db, 'compliance');
   }, 60_000);
   afterAll(async () => {
@@ -50,7 +52,10 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
     if (staged.validRows > 0) {
       expect(await commitImport(rt.db, staged.importId, null)).toBe(true);
       await feedImport({ db: rt.db, env: rt.env, enqueue: rt.queues }, staged.importId);
-      await waitFor(async () => (await findImport(rt.db, staged.importId))?.status === 'completed', { timeoutMs: 30_000, what: `${name} completed` });
+      await waitFor(async () => (await findImport(rt.db, staged.importId))?.status === 'completed', {
+        timeoutMs: 30_000,
+        what: `${name} completed`,
+      });
     }
     return staged;
   }
@@ -59,7 +64,12 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
   async function mailSettled(importId: string, expected: number) {
     return waitFor(
       async () => {
-        const rows = await rt.db.selectFrom('importRows').select(['userId']).where('importId', '=', importId).where('status', '=', 'done').execute();
+        const rows = await rt.db
+          .selectFrom('importRows')
+          .select(['userId'])
+          .where('importId', '=', importId)
+          .where('status', '=', 'done')
+          .execute();
         const mails = (await Promise.all(rows.map((r) => notificationsForUser(rt.db, r.userId!)))).flat();
         return mails.length === expected && mails.every((m) => m.status !== 'queued') ? mails : null;
       },
@@ -74,16 +84,28 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
   };
 
   it('accented and IDN addresses: dry run accepts, Capa creates, every link e-mail arrives over SMTPUTF8 with the UTF-8 address', async () => {
-    const addresses = ['sofía.392@example.mx', 'josé.núñez@example.mx', 'maría.peña@exämple.mx', 'françois@example.do', 'ñandú_5@example.mx'];
+    const addresses = [
+      'sofía.392@example.mx',
+      'josé.núñez@example.mx',
+      'maría.peña@exämple.mx',
+      'françois@example.do',
+      'ñandú_5@example.mx',
+    ];
     // One written decomposed (e + combining acute), as some spreadsheets export it.
     const decomposed = 'luci\u0301a.6@example.mx';
-    const lines = ['externalUserId,email,type,alias,country,sendLink', ...addresses.map((a, i) => `intl-${i + 1},${a},INDIVIDUAL,,MX,yes`), `intl-6,${decomposed},INDIVIDUAL,,MX,yes`];
+    const lines = [
+      'externalUserId,email,type,alias,country,sendLink',
+      ...addresses.map((a, i) => `intl-${i + 1},${a},INDIVIDUAL,,MX,yes`),
+      `intl-6,${decomposed},INDIVIDUAL,,MX,yes`,
+    ];
     const before = rt.sandbox.stats();
     const staged = await runImport(`${lines.join('\n')}\n`, 'accented.csv');
     expect(staged).toMatchObject({ totalRows: 6, validRows: 6, invalidRows: 0 });
 
     const mails = await mailSettled(staged.importId, 6);
-    expect(mails.map((m) => [m.address, m.status, m.failureReason])).toEqual(expect.arrayContaining([...addresses, 'lucía.6@example.mx'].map((a) => [a, 'sent', null])));
+    expect(mails.map((m) => [m.address, m.status, m.failureReason])).toEqual(
+      expect.arrayContaining([...addresses, 'lucía.6@example.mx'].map((a) => [a, 'sent', null])),
+    );
     expect(rt.sandbox.stats().usersCreated - before.usersCreated).toBe(6);
     expect(rt.sandbox.users().map((u) => u.email)).toEqual(expect.arrayContaining(['sofía.392@example.mx', 'lucía.6@example.mx']));
 
@@ -121,15 +143,30 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
     ]);
     // The dry-run page shows the reason.
     const d = await page(staged.importId);
-    expect(d.rows.map((r: { reason: string | null }) => r.reason)).toContain('"ana@localhost" is not a valid e-mail address: the domain has no dot (like example.com)');
+    expect(d.rows.map((r: { reason: string | null }) => r.reason)).toContain(
+      '"ana@localhost" is not a valid e-mail address: the domain has no dot (like example.com)',
+    );
 
     // Every door gives the same verdict for the same address.
-    const probe = ['sofía.probe@example.mx', 'ana.probe@exämple.mx', 'ana@localhost', '"ana"@example.mx', 'ana lópez@example.mx', 'ana@example.mx.', 'ana😀@example.mx', `${'a'.repeat(65)}@example.mx`, 'ana@[127.0.0.1]'];
+    const probe = [
+      'sofía.probe@example.mx',
+      'ana.probe@exämple.mx',
+      'ana@localhost',
+      '"ana"@example.mx',
+      'ana lópez@example.mx',
+      'ana@example.mx.',
+      'ana😀@example.mx',
+      `${'a'.repeat(65)}@example.mx`,
+      'ana@[127.0.0.1]',
+    ];
     let n = 0;
     for (const address of probe) {
       const rule = checkEmail(address);
       const form = CreateUserSchema.safeParse({ email: address, type: 'INDIVIDUAL', country: 'MX', requestId: 'req-12345678' });
-      const row = checkRow({ rowNo: 1, line: 2, values: { externalUserId: '', email: address, type: '', alias: '', country: 'MX', sendLink: '' } }, new DuplicateTracker());
+      const row = checkRow(
+        { rowNo: 1, line: 2, values: { externalUserId: '', email: address, type: '', alias: '', country: 'MX', sendLink: '' } },
+        new DuplicateTracker(),
+      );
       const channel = checkEmailAddress(address);
       const capa = await rt.capa.createUser({ type: 'INDIVIDUAL', email: address, externalUserId: `probe-${++n}` }).then(
         () => 'created',
@@ -150,16 +187,31 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
 
   it('an e-mail the SMTP server refuses: failed with its reason on the import page, in the summary, the list and the results file', async () => {
     smtp.refuse.set('rechazo.ñ@example.mx', [550, 'No such user here']);
-    const csv = ['externalUserId,email,type,alias,country,sendLink', 'smtp-1,bien.á@example.mx,INDIVIDUAL,,MX,yes', 'smtp-2,rechazo.ñ@example.mx,INDIVIDUAL,,MX,yes', 'smtp-3,sin.link@example.mx,INDIVIDUAL,,MX,no'].join('\n');
+    const csv = [
+      'externalUserId,email,type,alias,country,sendLink',
+      'smtp-1,bien.á@example.mx,INDIVIDUAL,,MX,yes',
+      'smtp-2,rechazo.ñ@example.mx,INDIVIDUAL,,MX,yes',
+      'smtp-3,sin.link@example.mx,INDIVIDUAL,,MX,no',
+    ].join('\n');
     const staged = await runImport(`${csv}\n`, 'refused.csv');
     const mails = await mailSettled(staged.importId, 2);
-    expect(mails.find((m) => m.address === 'rechazo.ñ@example.mx')).toMatchObject({ status: 'failed', failureReason: expect.stringMatching(/SMTP 550.*No such user here/) });
+    expect(mails.find((m) => m.address === 'rechazo.ñ@example.mx')).toMatchObject({
+      status: 'failed',
+      failureReason: expect.stringMatching(/SMTP 550.*No such user here/),
+    });
     expect(smtp.to('bien.á@example.mx')).toHaveLength(1);
 
     const d = await page(staged.importId, '?rows=all');
     expect(d.import.status).toBe('completed');
     expect(d.emails).toEqual({ expected: 2, sent: 1, failed: 1, pending: 0, cancelled: 0, missing: 0 });
-    expect(d.rows.map((r: { email: string; status: string; emailOutcome: string; emailReason: string | null }) => [r.email, r.status, r.emailOutcome, r.emailReason])).toEqual([
+    expect(
+      d.rows.map((r: { email: string; status: string; emailOutcome: string; emailReason: string | null }) => [
+        r.email,
+        r.status,
+        r.emailOutcome,
+        r.emailReason,
+      ]),
+    ).toEqual([
       ['bien.á@example.mx', 'done', 'sent', null],
       ['rechazo.ñ@example.mx', 'done', 'failed', expect.stringMatching(/SMTP 550.*No such user here/)],
       ['sin.link@example.mx', 'done', 'none', null],
@@ -178,15 +230,26 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
     expect(list.data.rows.find((r: { fileName: string }) => r.fileName === 'accented.csv')).toMatchObject({ failedEmails: 0 });
 
     // The results file says it too.
-    const csvOut = await call(downloadLoader, get(`/imports/${staged.importId}/download?kind=results`, compliance), { id: staged.importId });
-    const lines = String(csvOut.data).replace(/^\uFEFF/, '').trim().split(/\r\n/);
-    expect(lines[0]).toBe('row,line,externalUserId,email,type,alias,country,sendLink,status,reason,customerId,customerUrl,emailStatus,emailReason');
+    const csvOut = await call(downloadLoader, get(`/imports/${staged.importId}/download?kind=results`, compliance), {
+      id: staged.importId,
+    });
+    const lines = String(csvOut.data)
+      .replace(/^\uFEFF/, '')
+      .trim()
+      .split(/\r\n/);
+    expect(lines[0]).toBe(
+      'row,line,externalUserId,email,type,alias,country,sendLink,status,reason,customerId,customerUrl,emailStatus,emailReason',
+    );
     expect(lines[1]).toMatch(/^1,2,smtp-1,bien\.á@example\.mx,.*,sent,$/);
     expect(lines[2]).toMatch(/^2,3,smtp-2,rechazo\.ñ@example\.mx,.*,failed,SMTP 550 .*No such user here/);
     expect(lines[3]).toMatch(/^3,4,smtp-3,sin\.link@example\.mx,.*,,$/);
     // The errors file stays the re-uploadable shape.
     const errors = await call(downloadLoader, get(`/imports/${staged.importId}/download?kind=errors`, compliance), { id: staged.importId });
-    expect(String(errors.data).replace(/^\uFEFF/, '').split(/\r\n/)[0]).toBe('row,line,externalUserId,email,type,alias,country,sendLink,status,reason,customerId,customerUrl');
+    expect(
+      String(errors.data)
+        .replace(/^\uFEFF/, '')
+        .split(/\r\n/)[0],
+    ).toBe('row,line,externalUserId,email,type,alias,country,sendLink,status,reason,customerId,customerUrl');
   });
 
   it('a mail server without SMTPUTF8 refuses a UTF-8 mailbox: a permanent failure that says why; ASCII addresses still go', async () => {
@@ -197,7 +260,9 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
       const err = await channel.send({ id: 'strict-1', to: 'sofía@example.mx', rendered, locale: 'es', tags: {} }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ChannelError);
       expect(err).toMatchObject({ permanent: true, code: 'smtp-553' });
-      expect((err as Error).message).toMatch(/^SMTP 553 at RCPT TO: .*Non-ASCII.*\(an internationalised address: this mail server does not accept SMTPUTF8\)$/);
+      expect((err as Error).message).toMatch(
+        /^SMTP 553 at RCPT TO: .*Non-ASCII.*\(an internationalised address: this mail server does not accept SMTPUTF8\)$/,
+      );
       await channel.send({ id: 'strict-2', to: 'ana@exämple.mx', rendered, locale: 'es', tags: {} });
       expect(strict.to('ana@exämple.mx')).toHaveLength(1);
       expect(strict.to('ana@exämple.mx')[0]!.smtpUtf8).toBe(false);

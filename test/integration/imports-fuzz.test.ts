@@ -11,21 +11,44 @@ import { createTestDb, type TestDb } from '../support/runtime.js';
  */
 describe('CSV staging under hostile input (property-based)', () => {
   let t: TestDb;
-  beforeAll(async () => { t = await createTestDb('sqlite'); });
-  afterAll(async () => { await t?.close(); });
+  beforeAll(async () => {
+    t = await createTestDb('sqlite');
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
 
   async function* chunks(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
     for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
   }
   const counts = async () => ({
-    imports: Number((await t.db.selectFrom('imports').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
-    rows: Number((await t.db.selectFrom('importRows').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
+    imports: Number(
+      (
+        await t.db
+          .selectFrom('imports')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    ),
+    rows: Number(
+      (
+        await t.db
+          .selectFrom('importRows')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    ),
   });
 
   async function check(bytes: Uint8Array, chunkSize: number) {
     const before = await counts();
     try {
-      const r = await stageImport(t.db, { source: chunks(bytes, chunkSize), fileName: 'fuzz.csv', createdBy: null, limits: { maxBytes: 1_000_000, maxRows: 5_000 } });
+      const r = await stageImport(t.db, {
+        source: chunks(bytes, chunkSize),
+        fileName: 'fuzz.csv',
+        createdBy: null,
+        limits: { maxBytes: 1_000_000, maxRows: 5_000 },
+      });
       const after = await counts();
       expect(r.validRows + r.invalidRows).toBe(r.totalRows);
       expect(after.imports).toBe(before.imports + 1);
@@ -37,18 +60,35 @@ describe('CSV staging under hostile input (property-based)', () => {
     }
   }
 
-  const cell = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('"', '""', '"a,b"', 'x"y', '\n', '\r\n', ';', ',', 'MX', 'DO', 'BUSINESS', 'yes', 'a@b.mx', '\u0000', '\ufeff'));
-  const csvText = fc.tuple(
-    fc.constantFrom('email,type,country', 'EMAIL;Type;Country;sendLink', 'externalUserId,email,alias,country,sendLink,extra', 'email', ''),
-    fc.array(fc.array(cell, { maxLength: 7 }), { maxLength: 30 }),
-    fc.constantFrom(',', ';'),
-  ).map(([header, rows, sep]) => `${header}\n${rows.map((r) => r.join(sep)).join('\n')}`);
+  const cell = fc.oneof(
+    fc.string({ maxLength: 20 }),
+    fc.constantFrom('"', '""', '"a,b"', 'x"y', '\n', '\r\n', ';', ',', 'MX', 'DO', 'BUSINESS', 'yes', 'a@b.mx', '\u0000', '\ufeff'),
+  );
+  const csvText = fc
+    .tuple(
+      fc.constantFrom(
+        'email,type,country',
+        'EMAIL;Type;Country;sendLink',
+        'externalUserId,email,alias,country,sendLink,extra',
+        'email',
+        '',
+      ),
+      fc.array(fc.array(cell, { maxLength: 7 }), { maxLength: 30 }),
+      fc.constantFrom(',', ';'),
+    )
+    .map(([header, rows, sep]) => `${header}\n${rows.map((r) => r.join(sep)).join('\n')}`);
 
   it('structured CSV-like text with quoting, separators and line breaks', async () => {
-    await fc.assert(fc.asyncProperty(csvText, fc.integer({ min: 1, max: 64 }), async (text, size) => check(new TextEncoder().encode(text), size)), { numRuns: 120, seed: 7 });
+    await fc.assert(
+      fc.asyncProperty(csvText, fc.integer({ min: 1, max: 64 }), async (text, size) => check(new TextEncoder().encode(text), size)),
+      { numRuns: 120, seed: 7 },
+    );
   });
 
   it('arbitrary bytes', async () => {
-    await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 2048 }), fc.integer({ min: 1, max: 512 }), async (bytes, size) => check(bytes, size)), { numRuns: 120, seed: 8 });
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 2048 }), fc.integer({ min: 1, max: 512 }), async (bytes, size) => check(bytes, size)),
+      { numRuns: 120, seed: 8 },
+    );
   });
 });

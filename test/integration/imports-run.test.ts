@@ -1,7 +1,15 @@
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cancelImport, commitImport, findImport, importProgress, pauseImport, resumeImport, retryFailedRows } from '../../db/repositories/imports.js';
+import {
+  cancelImport,
+  commitImport,
+  findImport,
+  importProgress,
+  pauseImport,
+  resumeImport,
+  retryFailedRows,
+} from '../../db/repositories/imports.js';
 import { drainImport, feedImport } from '../../jobs/imports/orchestration.js';
 import { stageImport } from '../../jobs/imports/stage.js';
 import { insertUser } from '../../db/repositories/users.js';
@@ -11,11 +19,14 @@ const limits = { maxBytes: 20 * 1024 * 1024, maxRows: 100_000 };
 
 export function bulkCsv(tag: string, n: number, opts: { linkEvery?: number } = {}): string {
   const lines = ['externalUserId,email,type,alias,country,sendLink'];
-  for (let i = 1; i <= n; i++) lines.push(`${tag}-${i},${tag}.${i}@example.mx,INDIVIDUAL,,MX,${opts.linkEvery && i % opts.linkEvery === 0 ? 'yes' : 'no'}`);
+  for (let i = 1; i <= n; i++)
+    lines.push(`${tag}-${i},${tag}.${i}@example.mx,INDIVIDUAL,,MX,${opts.linkEvery && i % opts.linkEvery === 0 ? 'yes' : 'no'}`);
   return `${lines.join('\n')}\n`;
 }
 
-async function* once(s: string): AsyncGenerator<Uint8Array> { yield Buffer.from(s); }
+async function* once(s: string): AsyncGenerator<Uint8Array> {
+  yield Buffer.from(s);
+}
 
 async function stageAndCommit(rt: TestRuntime, source: AsyncIterable<Uint8Array>, name = 'bulk.csv') {
   const staged = await stageImport(rt.db, { source, fileName: name, createdBy: null, limits });
@@ -33,14 +44,27 @@ describe('tracked imports against the sandbox (real Redis, SQLite, workers)', ()
     await insertUser(rt.db, { externalUserId: 'existing-0001', email: 'existing@example.mx', type: 'INDIVIDUAL' });
     await insertUser(rt.db, { externalUserId: 'other-0009', email: 'already@example.mx', type: 'INDIVIDUAL' });
   });
-  afterAll(async () => { await rt?.close(); });
+  afterAll(async () => {
+    await rt?.close();
+  });
 
   it('the file with every kind of bad row: only valid rows reach Capa; links only where asked; audited', async () => {
     const before = rt.sandbox.stats();
     const staged = await stageAndCommit(rt, createReadStream(path.resolve('test/fixtures/imports/every-bad-row.csv')), 'every-bad-row.csv');
     await waitFor(async () => (await statusOf(rt, staged.importId)) === 'completed', { timeoutMs: 20_000, what: 'import completed' });
-    const rows = await rt.db.selectFrom('importRows').selectAll().where('importId', '=', staged.importId).where('status', '<>', 'invalid').orderBy('rowNo').execute();
-    expect(rows.map((r) => [r.rowNo, r.status])).toEqual([[1, 'done'], [2, 'done'], [3, 'done'], [16, 'done']]);
+    const rows = await rt.db
+      .selectFrom('importRows')
+      .selectAll()
+      .where('importId', '=', staged.importId)
+      .where('status', '<>', 'invalid')
+      .orderBy('rowNo')
+      .execute();
+    expect(rows.map((r) => [r.rowNo, r.status])).toEqual([
+      [1, 'done'],
+      [2, 'done'],
+      [3, 'done'],
+      [16, 'done'],
+    ]);
     for (const r of rows) {
       const u = await rt.db.selectFrom('users').selectAll().where('id', '=', r.userId!).executeTakeFirstOrThrow();
       expect(u.capaUserId).toBe(r.capaUserId);
@@ -51,7 +75,12 @@ describe('tracked imports against the sandbox (real Redis, SQLite, workers)', ()
     expect(after.createUserCalls.total - before.createUserCalls.total).toBe(4);
     expect(after.linksGenerated - before.linksGenerated).toBe(2);
     expect(after.createUserCalls.duplicates).toBe(0);
-    const audit = await rt.db.selectFrom('auditLog').select(['action']).where('targetType', '=', 'import').where('targetId', '=', staged.importId).execute();
+    const audit = await rt.db
+      .selectFrom('auditLog')
+      .select(['action'])
+      .where('targetType', '=', 'import')
+      .where('targetId', '=', staged.importId)
+      .execute();
     expect(audit.map((a) => a.action)).toContain('import.completed');
 
     // Re-uploading the same file: every row already exists here; committing creates nothing new.
@@ -68,7 +97,10 @@ describe('tracked imports against the sandbox (real Redis, SQLite, workers)', ()
     try {
       const before = rt.sandbox.stats();
       const staged = await stageAndCommit(rt, once(bulkCsv('r429', 60, { linkEvery: 3 })));
-      await waitFor(async () => (await statusOf(rt, staged.importId)) === 'completed', { timeoutMs: 30_000, what: 'import completed under 429s' });
+      await waitFor(async () => (await statusOf(rt, staged.importId)) === 'completed', {
+        timeoutMs: 30_000,
+        what: 'import completed under 429s',
+      });
       const p = await importProgress(rt.db, staged.importId);
       expect(p).toMatchObject({ done: 60, failed: 0, remaining: 0 });
       const after = rt.sandbox.stats();
@@ -84,18 +116,29 @@ describe('tracked imports against the sandbox (real Redis, SQLite, workers)', ()
   it('a Capa outage (every call 500) pauses the import with the reason instead of failing rows; resume finishes it', async () => {
     rt.sandbox.setFaults({ errorRate: 1 });
     const staged = await stageAndCommit(rt, once(bulkCsv('outage', 40)));
-    const paused = await waitFor(async () => {
-      const imp = await findImport(rt.db, staged.importId);
-      return imp?.status === 'paused' ? imp : null;
-    }, { timeoutMs: 30_000, what: 'paused by outage' });
+    const paused = await waitFor(
+      async () => {
+        const imp = await findImport(rt.db, staged.importId);
+        return imp?.status === 'paused' ? imp : null;
+      },
+      { timeoutMs: 30_000, what: 'paused by outage' },
+    );
     expect(paused.pauseKind).toBe('outage');
     expect(paused.statusReason).toMatch(/Capa is not answering properly \(5 failures in a row; last: .*HTTP 500/);
     // Let in-flight rows settle, then: no row failed, nothing was created.
-    await waitFor(async () => (await importProgress(rt.db, staged.importId)).counts.queued === 0, { timeoutMs: 20_000, what: 'in-flight rows released' });
+    await waitFor(async () => (await importProgress(rt.db, staged.importId)).counts.queued === 0, {
+      timeoutMs: 20_000,
+      what: 'in-flight rows released',
+    });
     const p = await importProgress(rt.db, staged.importId);
     expect(p.failed).toBe(0);
     expect(p.done).toBe(0);
-    const retrying = await rt.db.selectFrom('importRows').select(['reason']).where('importId', '=', staged.importId).where('attempts', '>', 0).execute();
+    const retrying = await rt.db
+      .selectFrom('importRows')
+      .select(['reason'])
+      .where('importId', '=', staged.importId)
+      .where('attempts', '>', 0)
+      .execute();
     expect(retrying.length).toBeGreaterThan(0);
     expect(retrying[0]!.reason).toMatch(/^will retry: /);
 
@@ -107,14 +150,17 @@ describe('tracked imports against the sandbox (real Redis, SQLite, workers)', ()
     expect(rt.sandbox.stats().createUserCalls.duplicates).toBe(0);
   });
 
-  it("operator pause holds the rows, resume continues, cancel stops what has not started", { timeout: 90_000 }, async () => {
+  it('operator pause holds the rows, resume continues, cancel stops what has not started', { timeout: 90_000 }, async () => {
     rt.sandbox.setFaults({ latencyMs: 100 });
     try {
       const staged = await stageAndCommit(rt, once(bulkCsv('pause', 1000)));
       await waitFor(async () => (await importProgress(rt.db, staged.importId)).done >= 20, { timeoutMs: 20_000, what: 'some rows done' });
       expect(await pauseImport(rt.db, staged.importId, 'operator', 'paused by test')).toBe(true);
       await drainImport({ db: rt.db, env: rt.env, enqueue: rt.queues }, staged.importId);
-      await waitFor(async () => (await importProgress(rt.db, staged.importId)).counts.queued === 0, { timeoutMs: 20_000, what: 'queued rows released' });
+      await waitFor(async () => (await importProgress(rt.db, staged.importId)).counts.queued === 0, {
+        timeoutMs: 20_000,
+        what: 'queued rows released',
+      });
       const held = await importProgress(rt.db, staged.importId);
       expect(held.remaining).toBeGreaterThan(0);
       // While paused nothing moves (the relay does not feed a paused import).
@@ -124,17 +170,27 @@ describe('tracked imports against the sandbox (real Redis, SQLite, workers)', ()
 
       expect(await resumeImport(rt.db, staged.importId)).toBe(true);
       await feedImport({ db: rt.db, env: rt.env, enqueue: rt.queues }, staged.importId);
-      await waitFor(async () => (await importProgress(rt.db, staged.importId)).done > held.done + 10, { timeoutMs: 20_000, what: 'progress after resume' });
+      await waitFor(async () => (await importProgress(rt.db, staged.importId)).done > held.done + 10, {
+        timeoutMs: 20_000,
+        what: 'progress after resume',
+      });
       expect(await cancelImport(rt.db, staged.importId)).toBe(true);
       await drainImport({ db: rt.db, env: rt.env, enqueue: rt.queues }, staged.importId);
-      await waitFor(async () => (await importProgress(rt.db, staged.importId)).remaining === 0, { timeoutMs: 20_000, what: 'in-flight rows settled after cancel' });
+      await waitFor(async () => (await importProgress(rt.db, staged.importId)).remaining === 0, {
+        timeoutMs: 20_000,
+        what: 'in-flight rows settled after cancel',
+      });
       const p = await importProgress(rt.db, staged.importId);
       expect(p.cancelled).toBeGreaterThan(0);
       expect(p.done + p.cancelled + p.failed).toBe(1000);
       expect(await statusOf(rt, staged.importId)).toBe('cancelled');
       // Every done row is a customer in Capa; no cancelled row reached Capa.
       const created = new Set(rt.sandbox.users().map((u) => u.externalUserId));
-      const rows = await rt.db.selectFrom('importRows').select(['externalUserId', 'status']).where('importId', '=', staged.importId).execute();
+      const rows = await rt.db
+        .selectFrom('importRows')
+        .select(['externalUserId', 'status'])
+        .where('importId', '=', staged.importId)
+        .execute();
       for (const r of rows) expect(created.has(r.externalUserId!)).toBe(r.status === 'done');
     } finally {
       rt.sandbox.setFaults({});
@@ -147,14 +203,24 @@ describe('tracked imports against the sandbox (real Redis, SQLite, workers)', ()
     const csv = 'externalUserId,email,country,sendLink\nretry-1,outside@example.mx,MX,no\nretry-2,retry2@example.mx,MX,no\n';
     const staged = await stageAndCommit(rt, once(csv));
     await waitFor(async () => (await statusOf(rt, staged.importId)) === 'completed', { what: 'completed with a failure' });
-    const failed = await rt.db.selectFrom('importRows').selectAll().where('importId', '=', staged.importId).where('status', '=', 'failed').execute();
+    const failed = await rt.db
+      .selectFrom('importRows')
+      .selectAll()
+      .where('importId', '=', staged.importId)
+      .where('status', '=', 'failed')
+      .execute();
     expect(failed.map((r) => r.rowNo)).toEqual([1]);
     expect(failed[0]!.reason).toMatch(/e-?mail|exists|conflict/i);
     expect(await retryFailedRows(rt.db, staged.importId)).toBe(1);
     expect(await statusOf(rt, staged.importId)).toBe('running');
     await feedImport({ db: rt.db, env: rt.env, enqueue: rt.queues }, staged.importId);
     await waitFor(async () => (await statusOf(rt, staged.importId)) === 'completed', { what: 'completed again' });
-    const row = await rt.db.selectFrom('importRows').selectAll().where('importId', '=', staged.importId).where('rowNo', '=', 1).executeTakeFirstOrThrow();
+    const row = await rt.db
+      .selectFrom('importRows')
+      .selectAll()
+      .where('importId', '=', staged.importId)
+      .where('rowNo', '=', 1)
+      .executeTakeFirstOrThrow();
     expect(row.status).toBe('failed'); // Capa still refuses; the row says why, nothing duplicated
     expect(row.gen).toBeGreaterThan(1);
   });

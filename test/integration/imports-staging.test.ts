@@ -22,11 +22,30 @@ describe('import staging (dry run): parse + validate + store', () => {
     await insertUser(t.db, { externalUserId: 'existing-0001', email: 'existing@example.mx', type: 'INDIVIDUAL' });
     await insertUser(t.db, { externalUserId: 'other-0009', email: 'Already@example.mx', type: 'INDIVIDUAL' });
   });
-  afterAll(async () => { await t?.close(); });
+  afterAll(async () => {
+    await t?.close();
+  });
 
-  const stageFile = (name: string, l = limits) => stageImport(t.db, { source: createReadStream(path.join(FIX, name)), fileName: name, createdBy: null, limits: l });
-  const importCount = async () => Number((await t.db.selectFrom('imports').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
-  const rowCount = async () => Number((await t.db.selectFrom('importRows').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+  const stageFile = (name: string, l = limits) =>
+    stageImport(t.db, { source: createReadStream(path.join(FIX, name)), fileName: name, createdBy: null, limits: l });
+  const importCount = async () =>
+    Number(
+      (
+        await t.db
+          .selectFrom('imports')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+  const rowCount = async () =>
+    Number(
+      (
+        await t.db
+          .selectFrom('importRows')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
 
   it('a file with every kind of bad row: each row gets its reason, unknown columns are reported', async () => {
     const r = await stageFile('every-bad-row.csv');
@@ -75,7 +94,9 @@ describe('import staging (dry run): parse + validate + store', () => {
     const rows = await t.db.selectFrom('importRows').selectAll().where('importId', '=', r.importId).orderBy('rowNo').execute();
     expect(rows[0]).toMatchObject({ externalUserId: 'semi-0001', alias: 'Pérez; Ana', country: 'MX', sendLink: 1 });
     expect(rows[1]).toMatchObject({ type: 'BUSINESS', country: 'DO', sendLink: 0 });
-    expect((await t.db.selectFrom('imports').select('delimiter').where('id', '=', r.importId).executeTakeFirstOrThrow()).delimiter).toBe(';');
+    expect((await t.db.selectFrom('imports').select('delimiter').where('id', '=', r.importId).executeTakeFirstOrThrow()).delimiter).toBe(
+      ';',
+    );
   });
 
   it('the template itself stages cleanly, even read in tiny chunks', async () => {
@@ -106,7 +127,8 @@ describe('import staging (dry run): parse + validate + store', () => {
   for (const [name, input, code, message] of malformed) {
     it(`malformed file (${name}) → a clear message and nothing stored`, async () => {
       const [imports, rows] = [await importCount(), await rowCount()];
-      const source = typeof input === 'string' && input.endsWith('.csv') ? createReadStream(path.join(FIX, input)) : bytes(input as string | Buffer);
+      const source =
+        typeof input === 'string' && input.endsWith('.csv') ? createReadStream(path.join(FIX, input)) : bytes(input as string | Buffer);
       const err = await stageImport(t.db, { source, fileName: 'bad.csv', createdBy: null, limits }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ImportFileError);
       expect((err as ImportFileError).code).toBe(code);
@@ -119,10 +141,20 @@ describe('import staging (dry run): parse + validate + store', () => {
   it('size and row limits → a clear message, nothing stored', async () => {
     const before = await importCount();
     const csv = 'email,country\n' + Array.from({ length: 6 }, (_, i) => `limit${i}@example.mx,MX`).join('\n');
-    const tooMany = await stageImport(t.db, { source: bytes(csv, 50), fileName: 'x.csv', createdBy: null, limits: { maxBytes: 10_000, maxRows: 5 } }).catch((e: unknown) => e);
+    const tooMany = await stageImport(t.db, {
+      source: bytes(csv, 50),
+      fileName: 'x.csv',
+      createdBy: null,
+      limits: { maxBytes: 10_000, maxRows: 5 },
+    }).catch((e: unknown) => e);
     expect(tooMany).toMatchObject({ code: 'too_many_rows' });
     expect((tooMany as Error).message).toContain('more than 5 data rows');
-    const tooBig = await stageImport(t.db, { source: bytes(csv, 50), fileName: 'x.csv', createdBy: null, limits: { maxBytes: 100, maxRows: 100 } }).catch((e: unknown) => e);
+    const tooBig = await stageImport(t.db, {
+      source: bytes(csv, 50),
+      fileName: 'x.csv',
+      createdBy: null,
+      limits: { maxBytes: 100, maxRows: 100 },
+    }).catch((e: unknown) => e);
     expect(tooBig).toMatchObject({ code: 'too_large' });
     expect(await importCount()).toBe(before);
   });

@@ -15,7 +15,11 @@ const kinds: Array<'sqlite' | 'postgres'> = ['sqlite'];
 if (await postgresAvailable()) kinds.push('postgres');
 
 const SECRET = 'inbox-query-secret';
-const noQueue: Enqueuer = { add: async () => { throw new Error('Redis is not part of this test'); } } as unknown as Enqueuer;
+const noQueue: Enqueuer = {
+  add: async () => {
+    throw new Error('Redis is not part of this test');
+  },
+} as unknown as Enqueuer;
 
 for (const kind of kinds) {
   describe(`inbox queries on ${kind}`, () => {
@@ -45,17 +49,40 @@ for (const kind of kinds) {
       await deliver('unsigned', { type: 'KYC', event: 'VERIFIED_USER', externalUserId: 'ana-1' }, '');
       await deliver('other', { type: 'PAYMENT', event: 'SETTLED', externalUserId: 'ana-1' });
       // What the worker would record: CREATED_KYC moved Ana on; VERIFIED_USER failed once.
-      const o = await t.db.transaction().execute((trx) => applySignal(trx, ana.id, { kind: 'WEBHOOK', event: 'CREATED_KYC' }, { type: 'webhook', id: String(ids.anaCreated) }));
-      await settleDelivery(t.db, ids.anaCreated!, { status: 'processed', userId: ana.id, stateFrom: o.from, stateTo: o.to, effect: 'apply', attempts: 1 });
+      const o = await t.db
+        .transaction()
+        .execute((trx) =>
+          applySignal(trx, ana.id, { kind: 'WEBHOOK', event: 'CREATED_KYC' }, { type: 'webhook', id: String(ids.anaCreated) }),
+        );
+      await settleDelivery(t.db, ids.anaCreated!, {
+        status: 'processed',
+        userId: ana.id,
+        stateFrom: o.from,
+        stateTo: o.to,
+        effect: 'apply',
+        attempts: 1,
+      });
       await settleDelivery(t.db, ids.anaVerified!, { status: 'failed', userId: ana.id, error: 'boom', attempts: 8 });
-      await settleDelivery(t.db, ids.stranger!, { status: 'ignored', effect: 'unknown_user', error: 'no customer with externalUserId nobody-9', attempts: 1 });
+      await settleDelivery(t.db, ids.stranger!, {
+        status: 'ignored',
+        effect: 'unknown_user',
+        error: 'no customer with externalUserId nobody-9',
+        attempts: 1,
+      });
     });
-    afterAll(async () => { await t?.close(); });
+    afterAll(async () => {
+      await t?.close();
+    });
 
     const idsOf = async (q: Parameters<typeof listInbox>[1]) => (await listInbox(t.db, q)).rows.map((r) => r.id);
 
     it('filters by customer (externalUserId or our user id), event, verdict and status', async () => {
-      expect(await idsOf({ customer: 'ana-1', verdict: 'valid', sort: 'id', dir: 'asc' })).toEqual([ids.anaCreated, ids.anaCreatedAgain, ids.anaVerified, ids.other]);
+      expect(await idsOf({ customer: 'ana-1', verdict: 'valid', sort: 'id', dir: 'asc' })).toEqual([
+        ids.anaCreated,
+        ids.anaCreatedAgain,
+        ids.anaVerified,
+        ids.other,
+      ]);
       expect(await idsOf({ customer: anaId })).toEqual([ids.anaVerified, ids.anaCreated]);
       expect(await idsOf({ event: 'REJECTED_KYC' })).toEqual([ids.stranger]);
       expect(await idsOf({ verdict: 'mismatch' })).toEqual([ids.forged]);
@@ -66,7 +93,11 @@ for (const kind of kinds) {
 
     it('tells duplicates, state changes and errors apart', async () => {
       expect(await idsOf({ duplicate: 'duplicate' })).toEqual([ids.anaCreatedAgain]);
-      expect(await idsOf({ duplicate: 'new', customer: 'ana-1', verdict: 'valid', dir: 'asc' })).toEqual([ids.anaCreated, ids.anaVerified, ids.other]);
+      expect(await idsOf({ duplicate: 'new', customer: 'ana-1', verdict: 'valid', dir: 'asc' })).toEqual([
+        ids.anaCreated,
+        ids.anaVerified,
+        ids.other,
+      ]);
       expect(await idsOf({ changedOnly: true })).toEqual([ids.anaCreated]);
       expect(await idsOf({ errorsOnly: true, dir: 'asc' })).toEqual([ids.anaVerified, ids.stranger, ids.forged, ids.unsigned, ids.other]);
     });
@@ -87,12 +118,12 @@ for (const kind of kinds) {
     });
 
     it('gives a delivery its context, and counts for /metrics', async () => {
-      const original = (await t.db.selectFrom('webhookInbox').selectAll().where('id', '=', ids.anaCreated!).executeTakeFirstOrThrow());
+      const original = await t.db.selectFrom('webhookInbox').selectAll().where('id', '=', ids.anaCreated!).executeTakeFirstOrThrow();
       const ctx = await deliveryContext(t.db, original);
       expect(ctx.duplicates.map((d) => d.id)).toEqual([ids.anaCreatedAgain]);
       expect(ctx.stateChanges.map((s) => `${s.fromState}>${s.toState}`)).toEqual(['LINK_ISSUED>IN_PROGRESS']);
       expect(ctx.customer).toMatchObject({ id: anaId, kycState: 'IN_PROGRESS' });
-      const dup = (await t.db.selectFrom('webhookInbox').selectAll().where('id', '=', ids.anaCreatedAgain!).executeTakeFirstOrThrow());
+      const dup = await t.db.selectFrom('webhookInbox').selectAll().where('id', '=', ids.anaCreatedAgain!).executeTakeFirstOrThrow();
       expect((await deliveryContext(t.db, dup)).original?.id).toBe(ids.anaCreated);
       const counts = await inboxCounts(t.db);
       expect(counts.byVerdict).toEqual({ valid: 5, missing: 1, malformed: 0, mismatch: 1 });

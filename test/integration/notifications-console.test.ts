@@ -20,8 +20,14 @@ import { findUserById, insertUser } from '../../db/repositories/users.js';
 import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 import { createTestDb, createTestRuntime, postgresAvailable, waitFor, type TestRuntime } from '../support/runtime.js';
 
-const compliance: SignedIn = { operator: { id: 'op-compliance', email: 'c@desk.example', name: 'Carla', role: 'compliance' }, session: { csrfToken: 'x' } };
-const viewer: SignedIn = { operator: { id: 'op-viewer', email: 'v@desk.example', name: 'Vic', role: 'viewer' }, session: { csrfToken: 'x' } };
+const compliance: SignedIn = {
+  operator: { id: 'op-compliance', email: 'c@desk.example', name: 'Carla', role: 'compliance' },
+  session: { csrfToken: 'x' },
+};
+const viewer: SignedIn = {
+  operator: { id: 'op-viewer', email: 'v@desk.example', name: 'Vic', role: 'viewer' },
+  session: { csrfToken: 'x' },
+};
 const req = () => new Request('http://127.0.0.1/notifications', { method: 'POST' });
 
 describe('notifications console facade (list, preview, resend, stop; audited)', () => {
@@ -39,7 +45,9 @@ describe('notifications console facade (list, preview, resend, stop; audited)', 
     await rt.queues.add(createCapaUser, { userId });
     await waitFor(async () => (await findUserById(rt.db, userId))?.capaUserId, { what: 'in Capa' });
     await rt.queues.add(generateLink, { userId, country: 'MX', requestId: randomUUID(), notify: true });
-    messageId = (await waitFor(async () => (await notificationsForUser(rt.db, userId)).find((m) => m.status === 'sent'), { what: 'first e-mail' })).id;
+    messageId = (
+      await waitFor(async () => (await notificationsForUser(rt.db, userId)).find((m) => m.status === 'sent'), { what: 'first e-mail' })
+    ).id;
   });
   afterAll(async () => {
     await rt?.close();
@@ -52,9 +60,13 @@ describe('notifications console facade (list, preview, resend, stop; audited)', 
     expect(row).toMatchObject({ address: 'console.ana@example.mx', status: 'sent', kind: 'kyc_link', attempts: 1 });
     expect(row.linkUrl).toBe((await activeLink(rt.db, userId))!.url);
     expect(all.counts.sent).toBeGreaterThanOrEqual(1);
-    expect((await notificationsListData(compliance, new URLSearchParams('status=failed'))).rows.find((r) => r.id === messageId)).toBeUndefined();
+    expect(
+      (await notificationsListData(compliance, new URLSearchParams('status=failed'))).rows.find((r) => r.id === messageId),
+    ).toBeUndefined();
     expect((await notificationsListData(compliance, new URLSearchParams('q=console.ana@example.mx'))).total).toBe(1);
-    expect((await notificationsListData(compliance, new URLSearchParams('kind=kyc_retry'))).rows.find((r) => r.id === messageId)).toBeUndefined();
+    expect(
+      (await notificationsListData(compliance, new URLSearchParams('kind=kyc_retry'))).rows.find((r) => r.id === messageId),
+    ).toBeUndefined();
     // Malformed filters are dropped, never an error.
     expect((await notificationsListData(compliance, new URLSearchParams('status=bogus&size=7&sort=x'))).total).toBeGreaterThanOrEqual(1);
     const masked = (await notificationsListData(viewer, new URLSearchParams())).rows.find((r) => r.id === messageId)!;
@@ -92,19 +104,39 @@ describe('notifications console facade (list, preview, resend, stop; audited)', 
     expect(resent.headers['content-language']).toBe('en');
     const rows = await notificationsForUser(rt.db, userId);
     expect(rows.filter((r) => r.dedupeKey === `resend:${requestId}`)).toHaveLength(1);
-    expect(rows.find((r) => r.dedupeKey === `resend:${requestId}`)).toMatchObject({ createdBy: 'op-compliance', cause: 'operator:op-compliance' });
-    const audit = await rt.db.selectFrom('auditLog').selectAll().where('action', '=', 'notification.resend').where('targetId', '=', userId).execute();
+    expect(rows.find((r) => r.dedupeKey === `resend:${requestId}`)).toMatchObject({
+      createdBy: 'op-compliance',
+      cause: 'operator:op-compliance',
+    });
+    const audit = await rt.db
+      .selectFrom('auditLog')
+      .selectAll()
+      .where('action', '=', 'notification.resend')
+      .where('targetId', '=', userId)
+      .execute();
     expect(audit).toHaveLength(2);
     expect(audit[0]).toMatchObject({ actor: 'c@desk.example', outcome: 'queued', targetType: 'user' });
-    expect(await resendMessage(req(), compliance, { messageId: 'missing', requestId })).toEqual({ ok: false, message: 'That message no longer exists.' });
+    expect(await resendMessage(req(), compliance, { messageId: 'missing', requestId })).toEqual({
+      ok: false,
+      message: 'That message no longer exists.',
+    });
   });
 
   it('operator stop of a programme is audited; stopping twice says so', async () => {
     const user = await insertUser(rt.db, { email: 'stop.me@example.mx', type: 'INDIVIDUAL', country: 'MX' });
-    const { programme } = await insertProgramme(rt.db, { userId: user.id, rejectedAt: new Date().toISOString(), cadenceDays: [1, 3, 7], firstDueAt: new Date(Date.now() + 86_400_000).toISOString() });
+    const { programme } = await insertProgramme(rt.db, {
+      userId: user.id,
+      rejectedAt: new Date().toISOString(),
+      cadenceDays: [1, 3, 7],
+      firstDueAt: new Date(Date.now() + 86_400_000).toISOString(),
+    });
     const r = await stopProgrammeAction(req(), compliance, programme.id);
     expect(r.ok).toBe(true);
-    expect((await programmesForUser(rt.db, user.id))[0]).toMatchObject({ status: 'stopped', stopReason: 'operator', stoppedBy: 'op-compliance' });
+    expect((await programmesForUser(rt.db, user.id))[0]).toMatchObject({
+      status: 'stopped',
+      stopReason: 'operator',
+      stoppedBy: 'op-compliance',
+    });
     const again = await stopProgrammeAction(req(), compliance, programme.id);
     expect(again.ok).toBe(false);
     expect(again.message).toMatch(/already stopped/);
@@ -120,8 +152,22 @@ describe.each(['sqlite', 'postgres'] as const)('notifications repository on %s',
     try {
       const db = t.db;
       const u = await insertUser(db, { email: `repo-${kind}@example.mx`, type: 'INDIVIDUAL', country: 'DO' });
-      const a = await insertMessage(db, { userId: u.id, kind: 'kyc_link', channel: 'email', locale: 'es', address: u.email, dedupeKey: 'k1' });
-      const b = await insertMessage(db, { userId: u.id, kind: 'kyc_link', channel: 'email', locale: 'es', address: u.email, dedupeKey: 'k1' });
+      const a = await insertMessage(db, {
+        userId: u.id,
+        kind: 'kyc_link',
+        channel: 'email',
+        locale: 'es',
+        address: u.email,
+        dedupeKey: 'k1',
+      });
+      const b = await insertMessage(db, {
+        userId: u.id,
+        kind: 'kyc_link',
+        channel: 'email',
+        locale: 'es',
+        address: u.email,
+        dedupeKey: 'k1',
+      });
       expect(a.created).toBe(true);
       expect(b.created).toBe(false);
       expect(b.row.id).toBe(a.row.id);
@@ -134,7 +180,15 @@ describe.each(['sqlite', 'postgres'] as const)('notifications repository on %s',
       await recordProgrammeOutcome(db, u.id, 'IN_PROGRESS');
       await recordProgrammeOutcome(db, u.id, 'VERIFIED');
       expect(await conversion(db)).toMatchObject({ rejected: 1, reinvited: 1, resubmitted: 1, verified: 1, active: 1 });
-      const list = await listMessages(db, { status: 'queued', kind: 'kyc_link', sort: 'attempts', dir: 'asc', page: 1, pageSize: 10, q: u.email });
+      const list = await listMessages(db, {
+        status: 'queued',
+        kind: 'kyc_link',
+        sort: 'attempts',
+        dir: 'asc',
+        page: 1,
+        pageSize: 10,
+        q: u.email,
+      });
       expect(list.total).toBe(1);
       expect(list.rows[0]).toMatchObject({ id: a.row.id, externalUserId: u.externalUserId, kycState: 'NOT_STARTED' });
       expect(await rejectionsWithoutProgramme(db, '2000-01-01T00:00:00.000Z')).toEqual([]);

@@ -5,7 +5,13 @@ import { conversion, getMessage, notificationsForUser, programmesForUser } from 
 import { activeLink } from '../../db/repositories/links.js';
 import { applySignal, findUserById, insertUser } from '../../db/repositories/users.js';
 import type { KycLink, User } from '../../db/schema.js';
-import { cadenceFrom, followupDueAt, runNotificationSweep, stopProgrammesForUser, type NotifyDeps } from '../../jobs/notifications/programme.js';
+import {
+  cadenceFrom,
+  followupDueAt,
+  runNotificationSweep,
+  stopProgrammesForUser,
+  type NotifyDeps,
+} from '../../jobs/notifications/programme.js';
 import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 import { generateLink } from '../../jobs/definitions/generate-link.js';
 import { fetchDetails } from '../../jobs/definitions/fetch-details.js';
@@ -20,7 +26,10 @@ const DAY = 86_400_000;
 async function linkedCustomer(email: string): Promise<{ user: User; link: KycLink }> {
   const user = await insertUser(rt.db, { email, type: 'INDIVIDUAL', country: 'MX' });
   await rt.queues.add(createCapaUser, { userId: user.id, sendLink: { country: 'MX', requestId: randomUUID() } });
-  const link = await waitFor(async () => ((await findUserById(rt.db, user.id))?.kycState === 'LINK_ISSUED' ? activeLink(rt.db, user.id) : null), { what: 'first link' });
+  const link = await waitFor(
+    async () => ((await findUserById(rt.db, user.id))?.kycState === 'LINK_ISSUED' ? activeLink(rt.db, user.id) : null),
+    { what: 'first link' },
+  );
   return { user: (await findUserById(rt.db, user.id))!, link };
 }
 
@@ -33,12 +42,15 @@ async function submit(url: string, outcome: 'VERIFIED' | 'REJECTED' | 'REVIEW_NE
 async function rejectAndReinvite(email: string) {
   const { user, link } = await linkedCustomer(email);
   await submit(link.url, 'REJECTED');
-  const retry = await waitFor(async () => {
-    // The scheduled sweep is off in tests: run it (it requests the retry link once Capa confirmed the rejection).
-    await runNotificationSweep(deps, new Date());
-    const rows = await notificationsForUser(rt.db, user.id);
-    return rows.find((r) => r.kind === 'kyc_retry' && r.status === 'sent');
-  }, { what: 'retry message sent', timeoutMs: 15_000 });
+  const retry = await waitFor(
+    async () => {
+      // The scheduled sweep is off in tests: run it (it requests the retry link once Capa confirmed the rejection).
+      await runNotificationSweep(deps, new Date());
+      const rows = await notificationsForUser(rt.db, user.id);
+      return rows.find((r) => r.kind === 'kyc_retry' && r.status === 'sent');
+    },
+    { what: 'retry message sent', timeoutMs: 15_000 },
+  );
   const [programme] = await programmesForUser(rt.db, user.id);
   return { user, firstLink: link, retry, programme: programme! };
 }
@@ -49,7 +61,13 @@ describe('retry programme for rejected customers', () => {
     rt = await createTestRuntime({
       worker: false,
       // 1, 3, 7 and 14 days configured, but at most 3 follow-ups.
-      env: { SMTP_URL: smtp.url, NOTIFY_BACKOFF_MS: '40', NOTIFY_SEND_ATTEMPTS: '3', NOTIFY_FOLLOWUP_DAYS: '7,1,3,14', NOTIFY_MAX_FOLLOWUPS: '3' },
+      env: {
+        SMTP_URL: smtp.url,
+        NOTIFY_BACKOFF_MS: '40',
+        NOTIFY_SEND_ATTEMPTS: '3',
+        NOTIFY_FOLLOWUP_DAYS: '7,1,3,14',
+        NOTIFY_MAX_FOLLOWUPS: '3',
+      },
     });
     await rt.startWorkers({ schedules: false });
     deps = { db: rt.db, enqueue: rt.queues, env: rt.env, logger };
@@ -74,7 +92,11 @@ describe('retry programme for rejected customers', () => {
     expect(retry).toMatchObject({ step: 0, programmeId: programme.id, linkId: fresh.id, linkUrl: fresh.url, locale: 'es' });
     expect((await findUserById(rt.db, user.id))?.kycState).toBe('LINK_ISSUED');
     // The re-invitation is recorded once Capa confirmed the rejection (no link raced the check).
-    expect((await rt.db.selectFrom('stateChanges').select('toState').where('userId', '=', user.id).orderBy('id').execute()).map((r) => r.toState)).toEqual(['LINK_ISSUED', 'IN_PROGRESS', 'REJECTED', 'LINK_ISSUED']);
+    expect(
+      (await rt.db.selectFrom('stateChanges').select('toState').where('userId', '=', user.id).orderBy('id').execute()).map(
+        (r) => r.toState,
+      ),
+    ).toEqual(['LINK_ISSUED', 'IN_PROGRESS', 'REJECTED', 'LINK_ISSUED']);
     expect(programme).toMatchObject({ status: 'active', nextStep: 1 });
     expect((await programmesForUser(rt.db, user.id))[0]!.reinvitedAt).toBeTruthy();
 
@@ -115,7 +137,10 @@ describe('retry programme for rejected customers', () => {
     const [p] = await programmesForUser(rt.db, user.id);
     expect(p).toMatchObject({ status: 'finished', nextDueAt: null });
     const rows = await notificationsForUser(rt.db, user.id);
-    const steps = rows.filter((r) => r.programmeId === p!.id).map((r) => `${r.kind}:${r.step}:${r.status}`).sort();
+    const steps = rows
+      .filter((r) => r.programmeId === p!.id)
+      .map((r) => `${r.kind}:${r.step}:${r.status}`)
+      .sort();
     expect(steps).toEqual(['kyc_retry:0:sent', 'kyc_retry_reminder:1:sent', 'kyc_retry_reminder:2:sent', 'kyc_retry_reminder:3:sent']);
     // Reminders carry the live link (the one from the retry e-mail), not a dead one.
     const live = (await activeLink(rt.db, user.id))!;
@@ -138,10 +163,13 @@ describe('retry programme for rejected customers', () => {
     } finally {
       await smtp.start();
     }
-    const cancelled = await waitFor(async () => {
-      const r = await getMessage(rt.db, followupId);
-      return r?.status === 'cancelled' ? r : null;
-    }, { what: 'follow-up cancelled' });
+    const cancelled = await waitFor(
+      async () => {
+        const r = await getMessage(rt.db, followupId);
+        return r?.status === 'cancelled' ? r : null;
+      },
+      { what: 'follow-up cancelled' },
+    );
     expect(cancelled.failureReason).toMatch(/customer (started KYC|verified)/);
     const [p] = await programmesForUser(rt.db, user.id);
     expect(p!.status).toBe('stopped');
@@ -168,17 +196,23 @@ describe('retry programme for rejected customers', () => {
     // A poll right after the re-invitation still sees the old rejection: an echo, not a new one.
     const echoJob = await rt.queues.add(fetchDetails, { userId: user.id, cause: 'test', requestId: `echo-${randomUUID()}` });
     // Wait for this very poll (an earlier fetch for the same customer must not satisfy the wait).
-    await waitFor(() => rt.db.selectFrom('jobRuns').select('id').where('jobId', '=', echoJob).where('status', '=', 'completed').executeTakeFirst(), { what: 'echo poll' });
+    await waitFor(
+      () => rt.db.selectFrom('jobRuns').select('id').where('jobId', '=', echoJob).where('status', '=', 'completed').executeTakeFirst(),
+      { what: 'echo poll' },
+    );
     await runNotificationSweep(deps, new Date());
     expect(await programmesForUser(rt.db, user.id)).toHaveLength(1);
     await submit(live.url, 'REJECTED');
     // The second attempt's webhooks and a poll race each other; either settles the rejection.
     await rt.queues.add(fetchDetails, { userId: user.id, cause: 'test', requestId: `after-${randomUUID()}` });
-    const second = await waitFor(async () => {
-      await runNotificationSweep(deps, new Date());
-      const ps = await programmesForUser(rt.db, user.id);
-      return ps.length === 2 && ps.find((p) => p.id !== programme.id)?.reinvitedAt ? ps : null;
-    }, { what: 'second programme re-invited', timeoutMs: 30_000 });
+    const second = await waitFor(
+      async () => {
+        await runNotificationSweep(deps, new Date());
+        const ps = await programmesForUser(rt.db, user.id);
+        return ps.length === 2 && ps.find((p) => p.id !== programme.id)?.reinvitedAt ? ps : null;
+      },
+      { what: 'second programme re-invited', timeoutMs: 30_000 },
+    );
     const old = second.find((p) => p.id === programme.id)!;
     expect(old.status).toBe('stopped');
     expect(old.resubmittedAt).toBeTruthy();
@@ -196,13 +230,20 @@ describe('retry programme for rejected customers', () => {
       await applySignal(trx, user.id, { kind: 'WEBHOOK', event: 'REJECTED_KYC' }, { type: 'system' });
     });
     // …and the details check that follows a rejection confirmed it.
-    await rt.db.updateTable('users').set({ capaConfirmedAt: new Date(Date.now() + 1000).toISOString() }).where('id', '=', user.id).execute();
+    await rt.db
+      .updateTable('users')
+      .set({ capaConfirmedAt: new Date(Date.now() + 1000).toISOString() })
+      .where('id', '=', user.id)
+      .execute();
     await runNotificationSweep(deps, new Date());
     expect(await programmesForUser(rt.db, user.id)).toHaveLength(1);
-    await waitFor(async () => {
-      await runNotificationSweep(deps, new Date());
-      return (await notificationsForUser(rt.db, user.id)).find((r) => r.kind === 'kyc_retry' && r.status === 'sent');
-    }, { what: 'retry sent', timeoutMs: 15_000 });
+    await waitFor(
+      async () => {
+        await runNotificationSweep(deps, new Date());
+        return (await notificationsForUser(rt.db, user.id)).find((r) => r.kind === 'kyc_retry' && r.status === 'sent');
+      },
+      { what: 'retry sent', timeoutMs: 15_000 },
+    );
     await runNotificationSweep(deps, new Date());
     expect(await programmesForUser(rt.db, user.id)).toHaveLength(1);
   });
@@ -239,7 +280,10 @@ describe('retry programme for rejected customers', () => {
   it('an operator-requested link with notify reaches the customer (kyc_link) even after a rejection programme', async () => {
     const { user } = await rejectAndReinvite('manual.link@example.mx');
     await rt.queues.add(generateLink, { userId: user.id, country: 'MX', requestId: randomUUID(), notify: true, requestedBy: null });
-    const row = await waitFor(async () => (await notificationsForUser(rt.db, user.id)).find((r) => r.kind === 'kyc_link' && r.status === 'sent'), { what: 'link e-mail' });
+    const row = await waitFor(
+      async () => (await notificationsForUser(rt.db, user.id)).find((r) => r.kind === 'kyc_link' && r.status === 'sent'),
+      { what: 'link e-mail' },
+    );
     expect(row.linkId).toBe((await activeLink(rt.db, user.id))!.id);
   });
 });

@@ -19,18 +19,24 @@ let deps: NotifyDeps;
 async function customerInCapa(email: string, extra: { alias?: string } = {}): Promise<User> {
   const user = await insertUser(rt.db, { email, type: 'INDIVIDUAL', country: 'MX', alias: extra.alias ?? null });
   await rt.queues.add(createCapaUser, { userId: user.id });
-  return waitFor(async () => {
-    const u = await findUserById(rt.db, user.id);
-    return u?.capaUserId ? u : null;
-  }, { what: 'customer created in Capa' });
+  return waitFor(
+    async () => {
+      const u = await findUserById(rt.db, user.id);
+      return u?.capaUserId ? u : null;
+    },
+    { what: 'customer created in Capa' },
+  );
 }
 
 const rowFor = (userId: string) => waitFor(async () => (await notificationsForUser(rt.db, userId))[0], { what: 'ledger row' });
 const settled = (id: string, status = 'sent') =>
-  waitFor(async () => {
-    const r = await getMessage(rt.db, id);
-    return r && r.status === status ? r : null;
-  }, { what: `message ${status}`, timeoutMs: 15_000 });
+  waitFor(
+    async () => {
+      const r = await getMessage(rt.db, id);
+      return r && r.status === status ? r : null;
+    },
+    { what: `message ${status}`, timeoutMs: 15_000 },
+  );
 
 describe('notifications: e-mail over real SMTP', () => {
   beforeAll(async () => {
@@ -53,7 +59,16 @@ describe('notifications: e-mail over real SMTP', () => {
     const row = await rowFor(user.id);
     const sent = await settled(row.id);
     const link = (await activeLink(rt.db, user.id))!;
-    expect(sent).toMatchObject({ kind: 'kyc_link', channel: 'email', locale: 'es', address: 'ana.link@example.mx', linkId: link.id, linkUrl: link.url, attempts: 1, status: 'sent' });
+    expect(sent).toMatchObject({
+      kind: 'kyc_link',
+      channel: 'email',
+      locale: 'es',
+      address: 'ana.link@example.mx',
+      linkId: link.id,
+      linkUrl: link.url,
+      attempts: 1,
+      status: 'sent',
+    });
     expect(sent.sentAt).toBeTruthy();
 
     const [mail] = smtp.to('ana.link@example.mx');
@@ -81,7 +96,16 @@ describe('notifications: e-mail over real SMTP', () => {
     const requestId = randomUUID();
     await rt.queues.add(generateLink, { userId: user.id, country: 'MX', requestId });
     await waitFor(() => activeLink(rt.db, user.id), { what: 'link' });
-    await waitFor(() => rt.db.selectFrom('jobRuns').select('id').where('jobId', '=', `link-${requestId}`).where('status', '=', 'completed').executeTakeFirst(), { what: 'link job done' });
+    await waitFor(
+      () =>
+        rt.db
+          .selectFrom('jobRuns')
+          .select('id')
+          .where('jobId', '=', `link-${requestId}`)
+          .where('status', '=', 'completed')
+          .executeTakeFirst(),
+      { what: 'link job done' },
+    );
     expect(await notificationsForUser(rt.db, user.id)).toEqual([]);
     expect(smtp.to('no.notify@example.mx')).toHaveLength(0);
   });
@@ -102,7 +126,12 @@ describe('notifications: e-mail over real SMTP', () => {
   it('a malformed address fails before SMTP with a clear reason', async () => {
     // Imported data can carry anything; the ledger must say why nothing was sent.
     const user = await insertUser(rt.db, { email: 'not an address@@example', type: 'INDIVIDUAL', country: 'DO' });
-    const { row } = await queueMessage(deps, { user, kind: 'kyc_link', dedupeKey: `test:${randomUUID()}`, link: { id: 'l-x', url: 'https://verify.example/s/x' } });
+    const { row } = await queueMessage(deps, {
+      user,
+      kind: 'kyc_link',
+      dedupeKey: `test:${randomUUID()}`,
+      link: { id: 'l-x', url: 'https://verify.example/s/x' },
+    });
     const failed = await settled(row.id, 'failed');
     expect(failed.failureReason).toMatch(/not a valid e-mail address/);
     expect(failed.attempts).toBe(0);
@@ -114,10 +143,13 @@ describe('notifications: e-mail over real SMTP', () => {
     try {
       await rt.queues.add(generateLink, { userId: user.id, country: 'MX', requestId: randomUUID(), notify: true });
       const row = await rowFor(user.id);
-      const waiting = await waitFor(async () => {
-        const r = await getMessage(rt.db, row.id);
-        return r && r.status === 'queued' && r.attempts >= 2 && r.lastError ? r : null;
-      }, { what: 'a failed attempt recorded while SMTP is down' });
+      const waiting = await waitFor(
+        async () => {
+          const r = await getMessage(rt.db, row.id);
+          return r && r.status === 'queued' && r.attempts >= 2 && r.lastError ? r : null;
+        },
+        { what: 'a failed attempt recorded while SMTP is down' },
+      );
       expect(waiting.lastError).toMatch(/SMTP unreachable|ECONNREFUSED/);
     } finally {
       await smtp.start();
@@ -164,12 +196,17 @@ describe('notifications: e-mail over real SMTP', () => {
     expect(a.row.id).toBe(b.row.id);
     expect([a.created, b.created].filter(Boolean)).toHaveLength(1);
     // Five more jobs for the same row, each with its own id (a relay, a double click, a replay).
-    await Promise.all([1, 2, 3, 4, 5].map((i) => rt.queues.add(sendNotification, { notificationId: a.row.id }, { jobId: `dup-${a.row.id}-${i}` })));
+    await Promise.all(
+      [1, 2, 3, 4, 5].map((i) => rt.queues.add(sendNotification, { notificationId: a.row.id }, { jobId: `dup-${a.row.id}-${i}` })),
+    );
     const sent = await settled(a.row.id);
-    await waitFor(async () => {
-      const counts = await rt.queues.queue('notifications').getJobCounts('active', 'waiting', 'delayed');
-      return counts.active + counts.waiting + counts.delayed === 0;
-    }, { what: 'duplicate jobs drained', timeoutMs: 15_000 });
+    await waitFor(
+      async () => {
+        const counts = await rt.queues.queue('notifications').getJobCounts('active', 'waiting', 'delayed');
+        return counts.active + counts.waiting + counts.delayed === 0;
+      },
+      { what: 'duplicate jobs drained', timeoutMs: 15_000 },
+    );
     expect(smtp.to('twice@example.mx')).toHaveLength(1);
     expect(sent.attempts).toBe(1);
     expect((await notificationsForUser(rt.db, user.id)).length).toBe(1);
@@ -183,11 +220,14 @@ describe('notifications: e-mail over real SMTP', () => {
       await rt.queues.add(generateLink, { userId: user.id, country: 'MX', requestId: randomUUID(), notify: true });
       firstId = (await rowFor(user.id)).id;
       await rt.queues.add(generateLink, { userId: user.id, country: 'MX', requestId: randomUUID(), notify: false });
-      await waitFor(async () => {
-        const l = await activeLink(rt.db, user.id);
-        const first = await getMessage(rt.db, firstId);
-        return l && first && l.id !== first.linkId ? l : null;
-      }, { what: 'a newer link' });
+      await waitFor(
+        async () => {
+          const l = await activeLink(rt.db, user.id);
+          const first = await getMessage(rt.db, firstId);
+          return l && first && l.id !== first.linkId ? l : null;
+        },
+        { what: 'a newer link' },
+      );
     } finally {
       await smtp.start();
     }

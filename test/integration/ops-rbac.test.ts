@@ -40,7 +40,12 @@ describe('operations views: who may see and do what (real HTTP against createWeb
     const list = await get(web.url, '/admin/queues/api/queues', ops.admin);
     expect(list.status).toBe(200);
     const body = (await list.json()) as { queues: Array<{ name: string }> };
-    expect(body.queues.map((q) => q.name).sort()).toEqual(rt.queues.allQueues().map((q) => q.name).sort());
+    expect(body.queues.map((q) => q.name).sort()).toEqual(
+      rt.queues
+        .allQueues()
+        .map((q) => q.name)
+        .sort(),
+    );
   });
 
   it('a forged or revoked cookie does not open bull-board', async () => {
@@ -52,14 +57,25 @@ describe('operations views: who may see and do what (real HTTP against createWeb
   });
 
   it('bull-board writes need our own origin and are audited', async () => {
-    const cross = await fetch(`${web.url}/admin/queues/api/queues/webhooks/pause`, { method: 'PUT', headers: { cookie: ops.admin.cookie, origin: 'https://evil.example' } });
+    const cross = await fetch(`${web.url}/admin/queues/api/queues/webhooks/pause`, {
+      method: 'PUT',
+      headers: { cookie: ops.admin.cookie, origin: 'https://evil.example' },
+    });
     expect(cross.status).toBe(403);
     expect(await rt.queues.queue('webhooks').isPaused()).toBe(false);
-    const same = await fetch(`${web.url}/admin/queues/api/queues/webhooks/pause`, { method: 'PUT', headers: { cookie: ops.admin.cookie, origin: web.url } });
+    const same = await fetch(`${web.url}/admin/queues/api/queues/webhooks/pause`, {
+      method: 'PUT',
+      headers: { cookie: ops.admin.cookie, origin: web.url },
+    });
     expect(same.status).toBe(200);
     expect(await rt.queues.queue('webhooks').isPaused()).toBe(true);
     await rt.queues.queue('webhooks').resume();
-    const audit = await rt.db.selectFrom('auditLog').select(['action', 'outcome', 'targetId']).where('action', '=', 'queues.board').orderBy('id').execute();
+    const audit = await rt.db
+      .selectFrom('auditLog')
+      .select(['action', 'outcome', 'targetId'])
+      .where('action', '=', 'queues.board')
+      .orderBy('id')
+      .execute();
     expect(audit.map((a) => a.outcome)).toEqual(['denied', 'ok']);
     expect(audit[1]!.targetId).toContain('/admin/queues/api/queues/webhooks/pause');
   });
@@ -73,7 +89,23 @@ describe('operations views: who may see and do what (real HTTP against createWeb
   ];
 
   it.each(views)('%s needs %s: signed out → /login, lower roles → 403', async (path, min) => {
-    await rt.db.insertInto('webhookInbox').values({ receivedAt: new Date().toISOString(), rawBody: '{}', headers: '{}', signatureVerdict: 'valid', secretIndex: 0, eventType: 'KYC', eventName: 'CREATED_KYC', externalUserId: 'rbac-1', dedupeKey: null, duplicateOf: null, status: 'processed' }).onConflict((oc) => oc.doNothing()).execute();
+    await rt.db
+      .insertInto('webhookInbox')
+      .values({
+        receivedAt: new Date().toISOString(),
+        rawBody: '{}',
+        headers: '{}',
+        signatureVerdict: 'valid',
+        secretIndex: 0,
+        eventType: 'KYC',
+        eventName: 'CREATED_KYC',
+        externalUserId: 'rbac-1',
+        dedupeKey: null,
+        duplicateOf: null,
+        status: 'processed',
+      })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
     const anon = await get(web.url, path, null);
     expect(anon.status).toBe(302);
     expect(anon.headers.get('location')).toMatch(/^\/login\?next=/);
@@ -90,15 +122,28 @@ describe('operations views: who may see and do what (real HTTP against createWeb
     ['/capa/deliveries', { intent: 'retry', id: 'nope', requestId: 'rbac-request-2' }],
     ['/admin/settings', { intent: 'set-url', url: 'https://example.test/webhooks/capa' }],
   ] as const)('actions on %s are admin-only (viewer and compliance get 403, nothing changes)', async (path, fields) => {
-    const before = await rt.db.selectFrom('auditLog').select((eb) => eb.fn.countAll<number>().as('n')).where('outcome', '!=', 'denied').executeTakeFirstOrThrow();
+    const before = await rt.db
+      .selectFrom('auditLog')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('outcome', '!=', 'denied')
+      .executeTakeFirstOrThrow();
     for (const role of ['viewer', 'compliance'] as const) {
       const r = await postForm(web.url, path, ops[role], fields);
       expect(r.status, `${role} POST ${path}`).toBe(403);
     }
-    const after = await rt.db.selectFrom('auditLog').select((eb) => eb.fn.countAll<number>().as('n')).where('outcome', '!=', 'denied').executeTakeFirstOrThrow();
+    const after = await rt.db
+      .selectFrom('auditLog')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('outcome', '!=', 'denied')
+      .executeTakeFirstOrThrow();
     expect(Number(after.n)).toBe(Number(before.n));
     // Without the CSRF token even an admin is refused.
-    const noToken = await fetch(`${web.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: web.url, cookie: ops.admin.cookie }, body: new URLSearchParams(fields) });
+    const noToken = await fetch(`${web.url}${path}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: web.url, cookie: ops.admin.cookie },
+      body: new URLSearchParams(fields),
+    });
     expect(noToken.status).toBe(403);
   });
 });

@@ -22,8 +22,15 @@ const require = createRequire(import.meta.url);
 
 /** Route files the operations tests exercise (plus root). */
 const OPS_ROUTE_FILES = [
-  'routes/webhooks._index.tsx', 'routes/webhooks.$id.tsx', 'routes/queues.tsx', 'routes/capa.deliveries._index.tsx',
-  'routes/capa.deliveries.$id.tsx', 'routes/admin.settings.tsx', 'routes/metrics.ts', 'routes/readyz.ts', 'routes/healthz.ts',
+  'routes/webhooks._index.tsx',
+  'routes/webhooks.$id.tsx',
+  'routes/queues.tsx',
+  'routes/capa.deliveries._index.tsx',
+  'routes/capa.deliveries.$id.tsx',
+  'routes/admin.settings.tsx',
+  'routes/metrics.ts',
+  'routes/readyz.ts',
+  'routes/healthz.ts',
 ];
 
 export async function buildOpsApp(): Promise<{ build: ServerBuild; cleanup(): void }> {
@@ -36,7 +43,11 @@ export async function buildOpsApp(): Promise<{ build: ServerBuild; cleanup(): vo
   const dir = path.join(root, 'node_modules', '.cache', `ops-test-build-${randomBytes(4).toString('hex')}`);
   mkdirSync(dir, { recursive: true });
   const config = await readConfig(root, 'production');
-  const routes = Object.fromEntries(Object.entries(config.routes as Record<string, { file: string }>).filter(([id, r]) => id === 'root' || OPS_ROUTE_FILES.includes(r.file)));
+  const routes = Object.fromEntries(
+    Object.entries(config.routes as Record<string, { file: string }>).filter(
+      ([id, r]) => id === 'root' || OPS_ROUTE_FILES.includes(r.file),
+    ),
+  );
   const cfg = {
     ...config,
     routes,
@@ -62,7 +73,11 @@ export async function serveWebApp(build: ServerBuild): Promise<Served> {
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   return {
     url,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -92,7 +107,13 @@ export async function signedInOperator(db: Db, role: Role, tag: string = role): 
 }
 
 /** A form POST from one of our pages (Origin set, CSRF token included). */
-export function postForm(base: string, pathName: string, who: TestOperator | null, fields: Record<string, string>, extraHeaders: Record<string, string> = {}): Promise<Response> {
+export function postForm(
+  base: string,
+  pathName: string,
+  who: TestOperator | null,
+  fields: Record<string, string>,
+  extraHeaders: Record<string, string> = {},
+): Promise<Response> {
   return fetch(`${base}${pathName}`, {
     method: 'POST',
     redirect: 'manual',

@@ -29,13 +29,21 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
   let cleanup: () => void;
 
   async function post(body: string, secret = WEBHOOK_SECRET) {
-    const r = await fetch(rt.intakeUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, secret) }, body });
+    const r = await fetch(rt.intakeUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, secret) },
+      body,
+    });
     return (await r.json()) as { id: number };
   }
-  const settled = (id: number) => waitFor(async () => {
-    const r = await rt.db.selectFrom('webhookInbox').selectAll().where('id', '=', id).executeTakeFirst();
-    return r && r.status !== 'received' ? r : null;
-  }, { what: `delivery ${id} settled` });
+  const settled = (id: number) =>
+    waitFor(
+      async () => {
+        const r = await rt.db.selectFrom('webhookInbox').selectAll().where('id', '=', id).executeTakeFirst();
+        return r && r.status !== 'received' ? r : null;
+      },
+      { what: `delivery ${id} settled` },
+    );
 
   beforeAll(async () => {
     rt = await createTestRuntime();
@@ -57,7 +65,11 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     const created = await post(JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: u.externalUserId }));
     await settled(created.id);
     const repeat = await post(JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: u.externalUserId }));
-    const bad = await fetch(rt.intakeUrl, { method: 'POST', headers: { 'capa-signature': signBody('{}', 'wrong-secret-xx') }, body: JSON.stringify({ type: 'KYC', event: 'VERIFIED_USER', externalUserId: u.externalUserId }) });
+    const bad = await fetch(rt.intakeUrl, {
+      method: 'POST',
+      headers: { 'capa-signature': signBody('{}', 'wrong-secret-xx') },
+      body: JSON.stringify({ type: 'KYC', event: 'VERIFIED_USER', externalUserId: u.externalUserId }),
+    });
     expect(bad.status).toBe(401);
     const stranger = await post(JSON.stringify({ type: 'KYC', event: 'VERIFIED_USER', externalUserId: 'nobody-here' }));
     await settled(stranger.id);
@@ -74,9 +86,18 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     expect(await ids({ changed: '1' })).toEqual([created.id]);
     expect(await ids({ errors: '1', status: 'ignored' })).toEqual([stranger.id]);
     const listed = await inboxListData(viewer, new URLSearchParams({ customer: u.externalUserId }));
-    expect(listed.rows[1]).toMatchObject({ userId: u.id, stateFrom: 'NOT_STARTED', stateTo: 'IN_PROGRESS', signatureVerdict: 'valid', duplicateOf: null });
+    expect(listed.rows[1]).toMatchObject({
+      userId: u.id,
+      stateFrom: 'NOT_STARTED',
+      stateTo: 'IN_PROGRESS',
+      signatureVerdict: 'valid',
+      duplicateOf: null,
+    });
     // Garbage in the URL is dropped, not an error.
-    const junk = await inboxListData(viewer, new URLSearchParams({ verdict: 'nope', status: 'x', sort: 'drop table', page: '-3', size: '7' }));
+    const junk = await inboxListData(
+      viewer,
+      new URLSearchParams({ verdict: 'nope', status: 'x', sort: 'drop table', page: '-3', size: '7' }),
+    );
     expect(junk.total).toBeGreaterThanOrEqual(4);
     expect(junk.params).toMatchObject({ verdict: null, status: null, sort: 'id', page: 1, pageSize: 50 });
     // Paging and sorting happen in SQL.
@@ -88,7 +109,14 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
   });
 
   it('viewers see the raw body with personal data masked; compliance sees it whole', async () => {
-    const body = JSON.stringify({ type: 'TRANSACTION', event: 'COMPLETED_ON_RAMP', externalUserId: 'tx-1', transactionId: 't-9', firstName: 'Mariana', lastName: 'Lopez' });
+    const body = JSON.stringify({
+      type: 'TRANSACTION',
+      event: 'COMPLETED_ON_RAMP',
+      externalUserId: 'tx-1',
+      transactionId: 't-9',
+      firstName: 'Mariana',
+      lastName: 'Lopez',
+    });
     const { id } = await post(body);
     const v = (await inboxDetailData(viewer, id))!;
     expect(v.body.masked).toBe(true);
@@ -112,10 +140,13 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     // The same form again (double click / resubmit) queues nothing more.
     const r2 = await reprocessDelivery(req(), admin, id, form({ intent: 'reprocess', requestId: 'reprocess-req-0001' }));
     expect(r2.tone).toBe('info');
-    const again = await waitFor(async () => {
-      const r = await rt.db.selectFrom('webhookInbox').selectAll().where('id', '=', id).executeTakeFirst();
-      return r && r.status === 'processed' && r.processedAt !== first.processedAt ? r : null;
-    }, { what: 're-processed' });
+    const again = await waitFor(
+      async () => {
+        const r = await rt.db.selectFrom('webhookInbox').selectAll().where('id', '=', id).executeTakeFirst();
+        return r && r.status === 'processed' && r.processedAt !== first.processedAt ? r : null;
+      },
+      { what: 're-processed' },
+    );
     // Applied once already: the second run is a no-op (same state before and after).
     expect(first).toMatchObject({ stateFrom: 'NOT_STARTED', stateTo: 'IN_PROGRESS' });
     expect(again).toMatchObject({ stateFrom: 'IN_PROGRESS', stateTo: 'IN_PROGRESS', effect: 'noop', error: null });
@@ -127,13 +158,26 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     // A new request re-processes again (a deliberate second click after it finished).
     const r3 = await reprocessDelivery(req(), admin, id, form({ intent: 'reprocess', requestId: 'reprocess-req-0002' }));
     expect(r3.tone).toBe('ok');
-    await waitFor(async () => {
-      const r = await rt.db.selectFrom('webhookInbox').select(['status', 'processedAt']).where('id', '=', id).executeTakeFirst();
-      return r?.status === 'processed' && r.processedAt !== again.processedAt;
-    }, { what: 'third run' });
-    const audit = await rt.db.selectFrom('auditLog').select(['action', 'outcome', 'operatorId']).where('targetType', '=', 'webhook').where('targetId', '=', String(id)).orderBy('id').execute();
+    await waitFor(
+      async () => {
+        const r = await rt.db.selectFrom('webhookInbox').select(['status', 'processedAt']).where('id', '=', id).executeTakeFirst();
+        return r?.status === 'processed' && r.processedAt !== again.processedAt;
+      },
+      { what: 'third run' },
+    );
+    const audit = await rt.db
+      .selectFrom('auditLog')
+      .select(['action', 'outcome', 'operatorId'])
+      .where('targetType', '=', 'webhook')
+      .where('targetId', '=', String(id))
+      .orderBy('id')
+      .execute();
     // Queued, refused while still waiting (the resubmitted form), queued again.
-    expect(audit.map((a) => `${a.action}:${a.outcome}`)).toEqual(['webhook.reprocess:queued', 'webhook.reprocess:denied', 'webhook.reprocess:queued']);
+    expect(audit.map((a) => `${a.action}:${a.outcome}`)).toEqual([
+      'webhook.reprocess:queued',
+      'webhook.reprocess:denied',
+      'webhook.reprocess:queued',
+    ]);
     expect(audit.every((a) => a.operatorId === admin.operator.id)).toBe(true);
     // A rejected (unverified) delivery is refused in words, and the refusal is audited.
     const bad = await fetch(rt.intakeUrl, { method: 'POST', body: '{"type":"KYC"}' });
@@ -141,7 +185,9 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     const refused = await reprocessDelivery(req(), admin, badId, form({ intent: 'reprocess', requestId: 'reprocess-req-0003' }));
     expect(refused).toMatchObject({ tone: 'error' });
     expect(refused.message).toMatch(/signature did not verify/);
-    expect((await rt.db.selectFrom('webhookInbox').select('status').where('id', '=', badId).executeTakeFirstOrThrow()).status).toBe('rejected');
+    expect((await rt.db.selectFrom('webhookInbox').select('status').where('id', '=', badId).executeTakeFirstOrThrow()).status).toBe(
+      'rejected',
+    );
   });
 
   it('Capa delivery log: list, detail, retry of a FAILED delivery, 409 and 429 in plain words', async () => {
@@ -159,7 +205,9 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     const ok = await retryCapaDelivery(req(), admin, form({ intent: 'retry', id: nid!, requestId: 'capa-retry-0001' }));
     expect(ok.tone).toBe('ok');
     // Capa delivers it to our intake.
-    await waitFor(() => rt.db.selectFrom('webhookInbox').select('id').where('externalUserId', '=', 'capa-log-1').executeTakeFirst(), { what: 'redelivered' });
+    await waitFor(() => rt.db.selectFrom('webhookInbox').select('id').where('externalUserId', '=', 'capa-log-1').executeTakeFirst(), {
+      what: 'redelivered',
+    });
     // It is no longer FAILED: Capa answers 409, we say why.
     const conflict = await retryCapaDelivery(req(), admin, form({ intent: 'retry', id: nid!, requestId: 'capa-retry-0002' }));
     expect(conflict.tone).toBe('error');
@@ -180,7 +228,12 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     const held = await retryCapaDelivery(req(), admin, form({ intent: 'retry', id: nid!, requestId: 'capa-retry-0004' }));
     expect(held.message).toMatch(/^Not sent/);
     expect(rt.sandbox.stats().sent429).toBe(sentBefore);
-    const audit = await rt.db.selectFrom('auditLog').select(['outcome']).where('action', '=', 'capa.delivery.retry').orderBy('id').execute();
+    const audit = await rt.db
+      .selectFrom('auditLog')
+      .select(['outcome'])
+      .where('action', '=', 'capa.delivery.retry')
+      .orderBy('id')
+      .execute();
     expect(audit.map((a) => a.outcome)).toEqual(['ok', 'error', 'error', 'denied']);
   });
 
@@ -199,15 +252,23 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
   });
 
   it('plain words for failed jobs', () => {
-    expect(plainJobError('Capa createUser failed (HTTP 409 CONFLICT): User with this email already exists')).toBe('This email or external id already exists in Capa.');
-    expect(plainJobError('Capa getKycDetails failed (timeout TIMEOUT): No complete answer within 10 ms')).toBe('Capa did not answer in time.');
+    expect(plainJobError('Capa createUser failed (HTTP 409 CONFLICT): User with this email already exists')).toBe(
+      'This email or external id already exists in Capa.',
+    );
+    expect(plainJobError('Capa getKycDetails failed (timeout TIMEOUT): No complete answer within 10 ms')).toBe(
+      'Capa did not answer in time.',
+    );
     expect(plainJobError('invalid payload for x: Required')).toMatch(/invalid/);
   });
 
   it('/readyz reports db, Redis, workers per queue and backlog; no worker → degraded, still ready', async () => {
     const r = await get(web.url, '/readyz', null);
     expect(r.status).toBe(200);
-    const body = (await r.json()) as { ok: boolean; degraded: string[]; checks: Record<string, { ok: boolean; perQueue?: Record<string, unknown> }> };
+    const body = (await r.json()) as {
+      ok: boolean;
+      degraded: string[];
+      checks: Record<string, { ok: boolean; perQueue?: Record<string, unknown> }>;
+    };
     expect(body.ok).toBe(true);
     expect(body.checks.workers!.ok).toBe(true);
     expect(body.checks.workers!.perQueue!.webhooks).toBeGreaterThan(0);
@@ -220,7 +281,8 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const samples = parsePrometheus(await r.text());
-    const find = (name: string, labels: Record<string, string> = {}) => samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    const find = (name: string, labels: Record<string, string> = {}) =>
+      samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
     expect(find('kyc_webhooks_received', { verdict: 'valid' })[0]!.value).toBeGreaterThan(3);
     expect(find('kyc_webhooks_received', { verdict: 'mismatch' })[0]!.value).toBeGreaterThanOrEqual(1);
     expect(find('kyc_jobs', { queue: 'webhooks', state: 'completed' })[0]!.value).toBeGreaterThan(0);
@@ -241,10 +303,17 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
   it('with no worker connected: /readyz stays ready but reports it, and the Queues page warns', async () => {
     await rt.workers!.close(5000);
     rt.workers = null;
-    const body = await waitFor(async () => {
-      const b = (await (await get(web.url, '/readyz', null)).json()) as { ok: boolean; degraded: string[]; checks: { workers: { detail?: string } } };
-      return b.degraded.includes('workers') ? b : null;
-    }, { what: 'workers reported missing' });
+    const body = await waitFor(
+      async () => {
+        const b = (await (await get(web.url, '/readyz', null)).json()) as {
+          ok: boolean;
+          degraded: string[];
+          checks: { workers: { detail?: string } };
+        };
+        return b.degraded.includes('workers') ? b : null;
+      },
+      { what: 'workers reported missing' },
+    );
     expect(body.ok).toBe(true);
     expect(body.checks.workers.detail).toMatch(/no worker connected for: .*webhooks/);
     const { queuesData } = await import('../../app/queues.server.js');

@@ -30,7 +30,13 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) await capa.add('generate-link', { userId: `g-${i}` }, { jobId: `gl-${i}`, attempts: 3 });
   // A real worker that fails every job for good, so all eight end in the failed set.
   const connection = redisConnection(rt.env.REDIS_URL, 'worker');
-  const refuser = new Worker('capa', async () => { throw new UnrecoverableError('Capa refused (test)'); }, { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 4 });
+  const refuser = new Worker(
+    'capa',
+    async () => {
+      throw new UnrecoverableError('Capa refused (test)');
+    },
+    { connection, prefix: rt.env.QUEUE_PREFIX, concurrency: 4 },
+  );
   await waitFor(async () => ((await capa.getFailedCount()) === 8 ? true : null), { what: 'eight failed jobs' });
   await refuser.close();
   connection.disconnect();
@@ -38,18 +44,33 @@ beforeAll(async () => {
 
 async function failedMessageJob() {
   const u = await insertUser(rt.db, { email: 'queued.message@example.mx', type: 'INDIVIDUAL', country: 'MX' });
-  const { row } = await insertMessage(rt.db, { userId: u.id, kind: 'kyc_link', channel: 'email', locale: 'es', address: u.email, dedupeKey: `queues-${u.id}` });
+  const { row } = await insertMessage(rt.db, {
+    userId: u.id,
+    kind: 'kyc_link',
+    channel: 'email',
+    locale: 'es',
+    address: u.email,
+    dedupeKey: `queues-${u.id}`,
+  });
   const notifications = rt.queues.queue('notifications');
   await notifications.add('send-notification', { notificationId: row.id }, { jobId: `notify-${row.id}`, attempts: 1 });
   const connection = redisConnection(rt.env.REDIS_URL, 'worker');
-  const refuser = new Worker('notifications', async () => { throw new UnrecoverableError('SMTP refused (test)'); }, { connection, prefix: rt.env.QUEUE_PREFIX });
+  const refuser = new Worker(
+    'notifications',
+    async () => {
+      throw new UnrecoverableError('SMTP refused (test)');
+    },
+    { connection, prefix: rt.env.QUEUE_PREFIX },
+  );
   await waitFor(async () => ((await notifications.getFailedCount()) === 1 ? true : null), { what: 'a failed message job' });
   await refuser.close();
   connection.disconnect();
   return { user: u, jobId: `notify-${row.id}` };
 }
 
-afterAll(async () => { await rt?.close(); });
+afterAll(async () => {
+  await rt?.close();
+});
 
 describe('/queues retry', () => {
   it('lists failed jobs per kind in plain words', async () => {
@@ -73,14 +94,20 @@ describe('/queues retry', () => {
     expect(audit[0]).toMatchObject({ targetId: 'capa', outcome: 'queued', actor: admin.operator.email });
     expect(JSON.parse(audit[0]!.detail!)).toMatchObject({ name: 'fetch-details', moved: 5 });
     // Nothing left of that kind: said plainly, nothing moved.
-    expect(await queueAction(req(), admin, form({ intent: 'retry-kind', queue: 'capa', name: 'fetch-details' }))).toMatchObject({ tone: 'info' });
+    expect(await queueAction(req(), admin, form({ intent: 'retry-kind', queue: 'capa', name: 'fetch-details' }))).toMatchObject({
+      tone: 'info',
+    });
   });
 
   it('retries one job; a job that is not failed or does not exist is refused in plain words', async () => {
     expect(await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'gl-1' }))).toMatchObject({ tone: 'ok' });
     expect(await rt.queues.queue('capa').getJobState('gl-1')).not.toBe('failed');
-    expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'gl-1' }))).message).toMatch(/is not failed any more/);
-    expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'nope-1' }))).message).toMatch(/no longer exists/);
+    expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'gl-1' }))).message).toMatch(
+      /is not failed any more/,
+    );
+    expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'nope-1' }))).message).toMatch(
+      /no longer exists/,
+    );
     expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'no-such-queue', jobId: 'gl-2' }))).tone).toBe('error');
     expect((await rt.queues.queue('capa').getJobs(['failed'])).map((j) => j.id).sort()).toEqual(['gl-0', 'gl-2']);
   });

@@ -24,14 +24,27 @@ describe('refresh and drift in the console', () => {
   beforeAll(async () => {
     rt = await createTestRuntime({
       worker: false,
-      env: { REFRESH_STALE_LINK_ISSUED_MINUTES: '0', REFRESH_STALE_IN_PROGRESS_MINUTES: '0', REFRESH_STALE_REVIEW_NEEDED_MINUTES: '0', CAPA_RATE_LIMIT_PER_SEC: '50' },
+      env: {
+        REFRESH_STALE_LINK_ISSUED_MINUTES: '0',
+        REFRESH_STALE_IN_PROGRESS_MINUTES: '0',
+        REFRESH_STALE_REVIEW_NEEDED_MINUTES: '0',
+        CAPA_RATE_LIMIT_PER_SEC: '50',
+      },
     });
     await rt.startWorkers({ schedules: false });
     compliance = await signInAs(rt.db, 'compliance');
     viewer = await signInAs(rt.db, 'viewer');
-    for (let i = 0; i < 8; i++) users.push(await insertUser(rt.db, { email: `console-${i}@example.mx`, type: 'INDIVIDUAL', country: 'MX' }));
-    await Promise.all(users.map((u) => rt.queues.add(createCapaUser, { userId: u.id, sendLink: { country: 'MX', requestId: randomUUID() } })));
-    await waitFor(async () => (await rt.db.selectFrom('users').select('id').where('kycState', '=', 'LINK_ISSUED').where('capaUserId', 'is not', null).execute()).length === 8, { timeoutMs: 30_000 });
+    for (let i = 0; i < 8; i++)
+      users.push(await insertUser(rt.db, { email: `console-${i}@example.mx`, type: 'INDIVIDUAL', country: 'MX' }));
+    await Promise.all(
+      users.map((u) => rt.queues.add(createCapaUser, { userId: u.id, sendLink: { country: 'MX', requestId: randomUUID() } })),
+    );
+    await waitFor(
+      async () =>
+        (await rt.db.selectFrom('users').select('id').where('kycState', '=', 'LINK_ISSUED').where('capaUserId', 'is not', null).execute())
+          .length === 8,
+      { timeoutMs: 30_000 },
+    );
     users = await Promise.all(users.map(async (u) => (await findUserById(rt.db, u.id))!));
     // Capa knows the outcomes; every webhook is lost.
     rt.sandbox.setDelivery({ dropRate: 1 });
@@ -40,7 +53,9 @@ describe('refresh and drift in the console', () => {
     rt.sandbox.setDelivery({ dropRate: 0 });
     notInCapa = await insertUser(rt.db, { email: 'not-in-capa@example.mx', type: 'INDIVIDUAL', country: 'MX' });
   }, 60_000);
-  afterAll(async () => { await rt?.close(); });
+  afterAll(async () => {
+    await rt?.close();
+  });
 
   const refreshAudit = () => rt.db.selectFrom('auditLog').selectAll().where('action', 'like', 'refresh.%').orderBy('id').execute();
 
@@ -64,10 +79,16 @@ describe('refresh and drift in the console', () => {
     const bogus = await call(refreshAction, post('/refresh', compliance, { intent: 'explode', scope: 'all' }));
     expect(bogus.status).toBe(400);
     expect(bogus.data.errors.intent).toMatch(/Preview or Start/);
-    const tooMany = await call(refreshAction, post('/refresh', compliance, { intent: 'preview', scope: 'selected', userId: Array.from({ length: 1001 }, (_, i) => `u${i}`) }));
+    const tooMany = await call(
+      refreshAction,
+      post('/refresh', compliance, { intent: 'preview', scope: 'selected', userId: Array.from({ length: 1001 }, (_, i) => `u${i}`) }),
+    );
     expect(tooMany.status).toBe(400);
     expect(tooMany.data.errors.userIds).toMatch(/at most 1000/);
-    const noCsrf = await call(refreshAction, post('/refresh', compliance, { intent: 'start', scope: 'all', requestId: 'abcdefgh12' }, { csrf: null }));
+    const noCsrf = await call(
+      refreshAction,
+      post('/refresh', compliance, { intent: 'start', scope: 'all', requestId: 'abcdefgh12' }, { csrf: null }),
+    );
     expect(noCsrf.status).toBe(403);
     expect(await rt.db.selectFrom('refreshRuns').select('id').execute()).toEqual([]);
     expect(await refreshAudit()).toEqual([]);
@@ -76,7 +97,12 @@ describe('refresh and drift in the console', () => {
   it('“refresh all stale now”: preview (calls, ETA), then an audited, tracked run', { timeout: 60_000 }, async () => {
     const preview = await call(refreshAction, post('/refresh', compliance, { intent: 'preview', scope: 'all' }));
     expect(preview.status).toBe(200);
-    expect(preview.data.preview).toMatchObject({ scope: 'all', calls: 8, ratePerSec: 50, byState: { LINK_ISSUED: 8, IN_PROGRESS: 0, REVIEW_NEEDED: 0 } });
+    expect(preview.data.preview).toMatchObject({
+      scope: 'all',
+      calls: 8,
+      ratePerSec: 50,
+      byState: { LINK_ISSUED: 8, IN_PROGRESS: 0, REVIEW_NEEDED: 0 },
+    });
     expect(preview.data.preview.etaSeconds).toBeGreaterThanOrEqual(1);
     expect(preview.data.preview.eta).toMatch(/^about \d+ s$/);
     // A preview writes nothing.
@@ -93,13 +119,22 @@ describe('refresh and drift in the console', () => {
     expect(await rt.db.selectFrom('refreshRuns').select('id').execute()).toHaveLength(1);
     const audit = await refreshAudit();
     expect(audit).toHaveLength(1);
-    expect(audit[0]).toMatchObject({ action: 'refresh.all_stale', outcome: 'queued', operatorId: compliance.operatorId, targetType: 'refresh_run', targetId: String(runId) });
+    expect(audit[0]).toMatchObject({
+      action: 'refresh.all_stale',
+      outcome: 'queued',
+      operatorId: compliance.operatorId,
+      targetType: 'refresh_run',
+      targetId: String(runId),
+    });
     expect(JSON.parse(audit[0]!.detail!)).toMatchObject({ calls: 8, ratePerSec: 50 });
 
-    const done = await waitFor(async () => {
-      const r = await call(runLoader, get(`/refresh/${runId}`, viewer), { runId: String(runId) });
-      return r.data.run.status === 'done' ? r.data : null;
-    }, { timeoutMs: 30_000, what: 'run done' });
+    const done = await waitFor(
+      async () => {
+        const r = await call(runLoader, get(`/refresh/${runId}`, viewer), { runId: String(runId) });
+        return r.data.run.status === 'done' ? r.data : null;
+      },
+      { timeoutMs: 30_000, what: 'run done' },
+    );
     expect(done.run).toMatchObject({ kind: 'all_stale', total: 8, answered: 8, failed: 0, drift: 4 });
     expect(done.run.progress).toMatchObject({ total: 8, answered: 8, pending: 0, drift: 4 });
     expect(done.requestedBy).toBe('compliance operator');
@@ -111,8 +146,17 @@ describe('refresh and drift in the console', () => {
     expect(drift.data.perDay).toEqual([{ day: today, count: 4, customers: 4 }]);
     expect(drift.data.total).toBe(4);
     expect(drift.data.rows.every((r: { email: string }) => r.email.includes('•'))).toBe(true);
-    expect(drift.data.rows.map((r: { userId: string }) => r.userId).sort()).toEqual(users.slice(0, 4).map((u) => u.id).sort());
-    expect(drift.data.rows[0]).toMatchObject({ wasState: 'LINK_ISSUED', runId, missedEvents: expect.stringMatching(/^CREATED_KYC,(VERIFIED_USER|REVIEW_NEEDED_KYC)$/) });
+    expect(drift.data.rows.map((r: { userId: string }) => r.userId).sort()).toEqual(
+      users
+        .slice(0, 4)
+        .map((u) => u.id)
+        .sort(),
+    );
+    expect(drift.data.rows[0]).toMatchObject({
+      wasState: 'LINK_ISSUED',
+      runId,
+      missedEvents: expect.stringMatching(/^CREATED_KYC,(VERIFIED_USER|REVIEW_NEEDED_KYC)$/),
+    });
     const forCompliance = await call(driftLoader, get(`/drift?day=${today}&now=VERIFIED&size=10`, compliance));
     expect(forCompliance.data.total).toBe(2);
     expect(forCompliance.data.rows[0].email).toMatch(/^console-\d@example\.mx$/);
@@ -132,17 +176,31 @@ describe('refresh and drift in the console', () => {
     const preview = await call(refreshAction, post('/refresh', compliance, { intent: 'preview', scope: 'selected', userId: ids }));
     expect(preview.data.preview).toMatchObject({ scope: 'selected', calls: 2, notInCapa: 1, unknown: 1 });
     expect(preview.data.preview.userIds.sort()).toEqual([users[4]!.id, users[5]!.id].sort());
-    const started = await call(refreshAction, post('/refresh', compliance, { intent: 'start', scope: 'selected', requestId: 'req-selected-1', userId: preview.data.preview.userIds }));
+    const started = await call(
+      refreshAction,
+      post('/refresh', compliance, {
+        intent: 'start',
+        scope: 'selected',
+        requestId: 'req-selected-1',
+        userId: preview.data.preview.userIds,
+      }),
+    );
     expect(started.status).toBe(302);
     const runId = Number(started.location!.split('/').pop());
-    const run = await waitFor(async () => {
-      const r = await rt.db.selectFrom('refreshRuns').selectAll().where('id', '=', runId).executeTakeFirst();
-      return r?.status === 'done' ? r : null;
-    }, { timeoutMs: 30_000 });
+    const run = await waitFor(
+      async () => {
+        const r = await rt.db.selectFrom('refreshRuns').selectAll().where('id', '=', runId).executeTakeFirst();
+        return r?.status === 'done' ? r : null;
+      },
+      { timeoutMs: 30_000 },
+    );
     expect(run).toMatchObject({ kind: 'selected', total: 2, answered: 2, drift: 0 });
     expect((await refreshAudit()).at(-1)).toMatchObject({ action: 'refresh.selected', targetId: String(runId), outcome: 'queued' });
     // Nobody to ask: a clear message, no run.
-    const nothing = await call(refreshAction, post('/refresh', compliance, { intent: 'start', scope: 'selected', requestId: 'req-selected-2', userId: [notInCapa.id] }));
+    const nothing = await call(
+      refreshAction,
+      post('/refresh', compliance, { intent: 'start', scope: 'selected', requestId: 'req-selected-2', userId: [notInCapa.id] }),
+    );
     expect(nothing.status).toBe(400);
     expect(nothing.data.errors.form).toMatch(/None of the selected customers is in Capa yet/);
     expect(await rt.db.selectFrom('refreshRuns').select('id').where('requestId', '=', 'req-selected-2').execute()).toEqual([]);
@@ -153,21 +211,34 @@ describe('refresh and drift in the console', () => {
     setServices({ ...rt.services, queues: deadRedis });
     let runId: number;
     try {
-      const started = await call(refreshAction, post('/refresh', compliance, { intent: 'start', scope: 'selected', requestId: 'req-redis-down', userId: [users[6]!.id] }));
+      const started = await call(
+        refreshAction,
+        post('/refresh', compliance, { intent: 'start', scope: 'selected', requestId: 'req-redis-down', userId: [users[6]!.id] }),
+      );
       expect(started.status).toBe(302);
       runId = Number(started.location!.split('/').pop());
     } finally {
       setServices(rt.services);
       deadRedis.connection.disconnect();
     }
-    expect(await rt.db.selectFrom('refreshRuns').select(['status', 'total']).where('id', '=', runId).executeTakeFirst()).toEqual({ status: 'queued', total: 1 });
+    expect(await rt.db.selectFrom('refreshRuns').select(['status', 'total']).where('id', '=', runId).executeTakeFirst()).toEqual({
+      status: 'queued',
+      total: 1,
+    });
     const audit = (await refreshAudit()).at(-1)!;
     expect(audit).toMatchObject({ action: 'refresh.selected', targetId: String(runId), outcome: 'queued' });
     expect(JSON.parse(audit.detail!)).toMatchObject({ redis: 'unavailable' });
     // Once the run is old enough to be considered lost, the scheduled scan queues it.
-    await rt.db.updateTable('refreshRuns').set({ createdAt: new Date(Date.now() - 60_000).toISOString() }).where('id', '=', runId).execute();
+    await rt.db
+      .updateTable('refreshRuns')
+      .set({ createdAt: new Date(Date.now() - 60_000).toISOString() })
+      .where('id', '=', runId)
+      .execute();
     await rt.queues.add(refreshScan, {});
-    await waitFor(async () => (await rt.db.selectFrom('refreshRuns').select('status').where('id', '=', runId).executeTakeFirst())?.status === 'done', { timeoutMs: 30_000, what: 'stored run done' });
+    await waitFor(
+      async () => (await rt.db.selectFrom('refreshRuns').select('status').where('id', '=', runId).executeTakeFirst())?.status === 'done',
+      { timeoutMs: 30_000, what: 'stored run done' },
+    );
   });
 
   it('an unknown run number is a 404 with a message', async () => {

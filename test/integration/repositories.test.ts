@@ -16,8 +16,12 @@ if (await postgresAvailable()) kinds.push('postgres');
 for (const kind of kinds) {
   describe(`repositories on ${kind}`, () => {
     let t: TestDb;
-    beforeAll(async () => { t = await createTestDb(kind); });
-    afterAll(async () => { await t?.close(); });
+    beforeAll(async () => {
+      t = await createTestDb(kind);
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
 
     it('opens the requested engine', () => {
       expect(kindOf(t.db)).toBe(kind);
@@ -33,20 +37,31 @@ for (const kind of kinds) {
 
     it('applySignal moves state, records the cause, and ignores a late CREATED_KYC', async () => {
       const u = await insertUser(t.db, { email: 'sig@example.mx', type: 'INDIVIDUAL' });
-      const o1 = await t.db.transaction().execute((trx) => applySignal(trx, u.id, { kind: 'LINK_ISSUED' }, { type: 'operator', id: 'op1' }));
+      const o1 = await t.db
+        .transaction()
+        .execute((trx) => applySignal(trx, u.id, { kind: 'LINK_ISSUED' }, { type: 'operator', id: 'op1' }));
       expect(o1).toMatchObject({ from: 'NOT_STARTED', to: 'LINK_ISSUED', changed: true });
-      await t.db.transaction().execute((trx) => applySignal(trx, u.id, { kind: 'WEBHOOK', event: 'VERIFIED_USER' }, { type: 'webhook', id: '7' }));
-      const late = await t.db.transaction().execute((trx) => applySignal(trx, u.id, { kind: 'WEBHOOK', event: 'CREATED_KYC' }, { type: 'webhook', id: '8' }));
+      await t.db
+        .transaction()
+        .execute((trx) => applySignal(trx, u.id, { kind: 'WEBHOOK', event: 'VERIFIED_USER' }, { type: 'webhook', id: '7' }));
+      const late = await t.db
+        .transaction()
+        .execute((trx) => applySignal(trx, u.id, { kind: 'WEBHOOK', event: 'CREATED_KYC' }, { type: 'webhook', id: '8' }));
       expect(late).toMatchObject({ changed: false, to: 'VERIFIED', decision: { effect: 'stale' } });
       const hist = await stateHistory(t.db, u.id);
-      expect(hist.map((h) => `${h.fromState}>${h.toState}:${h.causeType}:${h.causeId}`)).toEqual(['NOT_STARTED>LINK_ISSUED:operator:op1', 'LINK_ISSUED>VERIFIED:webhook:7']);
+      expect(hist.map((h) => `${h.fromState}>${h.toState}:${h.causeType}:${h.causeId}`)).toEqual([
+        'NOT_STARTED>LINK_ISSUED:operator:op1',
+        'LINK_ISSUED>VERIFIED:webhook:7',
+      ]);
       const row = await t.db.selectFrom('users').selectAll().where('id', '=', u.id).executeTakeFirstOrThrow();
       expect(row.kycStateCause).toBe('webhook:7');
     });
 
     it('a poll that changes the state is recorded as drift and confirms the state', async () => {
       const u = await insertUser(t.db, { email: 'poll@example.mx', type: 'INDIVIDUAL' });
-      const o = await t.db.transaction().execute((trx) => applySignal(trx, u.id, { kind: 'POLLED', state: 'REJECTED' }, { type: 'poll', id: 'j1' }));
+      const o = await t.db
+        .transaction()
+        .execute((trx) => applySignal(trx, u.id, { kind: 'POLLED', state: 'REJECTED' }, { type: 'poll', id: 'j1' }));
       expect(o).toMatchObject({ changed: true, drift: true, to: 'REJECTED' });
       const row = await t.db.selectFrom('users').select(['capaConfirmedAt']).where('id', '=', u.id).executeTakeFirstOrThrow();
       expect(row.capaConfirmedAt).not.toBeNull();
@@ -55,8 +70,12 @@ for (const kind of kinds) {
 
     it('links: a new link supersedes the active one', async () => {
       const u = await insertUser(t.db, { email: 'link@example.mx', type: 'INDIVIDUAL' });
-      await t.db.transaction().execute((trx) => insertLink(trx, { userId: u.id, url: 'https://k/1', country: 'MX', redirectUri: null, createdBy: null }));
-      await t.db.transaction().execute((trx) => insertLink(trx, { userId: u.id, url: 'https://k/2', country: 'DO', redirectUri: null, createdBy: null }));
+      await t.db
+        .transaction()
+        .execute((trx) => insertLink(trx, { userId: u.id, url: 'https://k/1', country: 'MX', redirectUri: null, createdBy: null }));
+      await t.db
+        .transaction()
+        .execute((trx) => insertLink(trx, { userId: u.id, url: 'https://k/2', country: 'DO', redirectUri: null, createdBy: null }));
       const links = await linksForUser(t.db, u.id);
       expect(links.map((l) => `${l.url}:${l.status}`).sort()).toEqual(['https://k/1:superseded', 'https://k/2:active']);
     });
@@ -64,7 +83,17 @@ for (const kind of kinds) {
     it('details are encrypted at rest with the key id stored, and read back', async () => {
       const u = await insertUser(t.db, { email: 'det@example.mx', type: 'INDIVIDUAL' });
       const keys = parseDataKeys(`k2026:${'ab'.repeat(32)}`);
-      await insertDetailsSnapshot(t.db, { userId: u.id, details: { idInfo: { idNumber: 'SECRET-123' } }, verificationResult: 'VERIFIED', mappedState: 'VERIFIED', cause: null }, keys);
+      await insertDetailsSnapshot(
+        t.db,
+        {
+          userId: u.id,
+          details: { idInfo: { idNumber: 'SECRET-123' } },
+          verificationResult: 'VERIFIED',
+          mappedState: 'VERIFIED',
+          cause: null,
+        },
+        keys,
+      );
       const raw = await t.db.selectFrom('kycDetails').select(['payload', 'keyId']).where('userId', '=', u.id).executeTakeFirstOrThrow();
       expect(raw.keyId).toBe('k2026');
       expect(raw.payload).not.toContain('SECRET-123');
@@ -82,7 +111,17 @@ for (const kind of kinds) {
     });
 
     it('inbox: duplicates are found inside the window; the relay finds unqueued rows', async () => {
-      const base = { rawBody: '{}', headers: '{}', signatureVerdict: 'valid' as const, secretIndex: 0, eventType: 'KYC', eventName: 'VERIFIED_USER', externalUserId: 'x', duplicateOf: null, status: 'received' as const };
+      const base = {
+        rawBody: '{}',
+        headers: '{}',
+        signatureVerdict: 'valid' as const,
+        secretIndex: 0,
+        eventType: 'KYC',
+        eventName: 'VERIFIED_USER',
+        externalUserId: 'x',
+        duplicateOf: null,
+        status: 'received' as const,
+      };
       const old = new Date(Date.now() - 60_000).toISOString();
       const id1 = await insertDelivery(t.db, { ...base, receivedAt: old, dedupeKey: 'dk1' });
       expect(await findOriginal(t.db, 'dk1', new Date().toISOString())).toBe(id1);
@@ -93,12 +132,23 @@ for (const kind of kinds) {
     });
 
     it('audit log: hash chain verifies; UPDATE and DELETE are refused by the database', async () => {
-      for (let i = 0; i < 5; i++) await appendAudit(t.db, { actor: 'operator:o1', operatorId: 'o1', action: 'test.action', targetType: 'user', targetId: `u${i}`, outcome: 'ok', detail: { i } });
+      for (let i = 0; i < 5; i++)
+        await appendAudit(t.db, {
+          actor: 'operator:o1',
+          operatorId: 'o1',
+          action: 'test.action',
+          targetType: 'user',
+          targetId: `u${i}`,
+          outcome: 'ok',
+          detail: { i },
+        });
       expect(await verifyAuditChain(t.db)).toMatchObject({ ok: true, rows: 5 });
       await expect(sql`update audit_log set action = 'tampered'`.execute(t.db)).rejects.toThrow(/append-only/);
       await expect(sql`delete from audit_log where target_id = 'u2'`.execute(t.db)).rejects.toThrow(/append-only/);
       // Concurrent appends never fork the chain.
-      await Promise.all(Array.from({ length: 10 }, (_, i) => appendAudit(t.db, { actor: 'system', action: 'race', outcome: 'ok', detail: { i } })));
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => appendAudit(t.db, { actor: 'system', action: 'race', outcome: 'ok', detail: { i } })),
+      );
       expect(await verifyAuditChain(t.db)).toMatchObject({ ok: true, rows: 15 });
     });
   });

@@ -16,13 +16,23 @@ let viewer: Browser & { operatorId: string; email: string };
 
 beforeAll(async () => {
   rt = await createTestRuntime({ worker: false });
-  [compliance, other, viewer] = await Promise.all([signInAs(rt.db, 'compliance'), signInAs(rt.db, 'compliance'), signInAs(rt.db, 'viewer')]);
+  [compliance, other, viewer] = await Promise.all([
+    signInAs(rt.db, 'compliance'),
+    signInAs(rt.db, 'compliance'),
+    signInAs(rt.db, 'viewer'),
+  ]);
 });
-afterAll(async () => { await rt?.close(); });
+afterAll(async () => {
+  await rt?.close();
+});
 
 async function reviewCustomer(email: string, state: 'REVIEW_NEEDED' | 'REJECTED' = 'REVIEW_NEEDED') {
   const u = await insertUser(rt.db, { email, type: 'INDIVIDUAL', country: 'MX' });
-  await rt.db.updateTable('users').set({ kycState: state, kycStateChangedAt: new Date(Date.now() - 3_600_000).toISOString() }).where('id', '=', u.id).execute();
+  await rt.db
+    .updateTable('users')
+    .set({ kycState: state, kycStateChangedAt: new Date(Date.now() - 3_600_000).toISOString() })
+    .where('id', '=', u.id)
+    .execute();
   return u.id;
 }
 
@@ -57,7 +67,12 @@ describe('role rules', () => {
     expect(await rt.db.selectFrom('caseNotes').selectAll().where('userId', '=', id).execute()).toEqual([]);
     expect(await rt.db.selectFrom('caseTasks').selectAll().where('userId', '=', id).execute()).toEqual([]);
     expect(await rt.db.selectFrom('reviewCases').selectAll().where('userId', '=', id).execute()).toEqual([]);
-    const denied = await rt.db.selectFrom('auditLog').selectAll().where('operatorId', '=', viewer.operatorId).where('outcome', '=', 'denied').execute();
+    const denied = await rt.db
+      .selectFrom('auditLog')
+      .selectAll()
+      .where('operatorId', '=', viewer.operatorId)
+      .where('outcome', '=', 'denied')
+      .execute();
     expect(denied.length).toBeGreaterThanOrEqual(tries.length);
   });
 
@@ -80,28 +95,46 @@ describe('case work', () => {
     expect((await findUserById(rt.db, id))?.assigneeId).toBe(compliance.operatorId);
     expect(await auditFor(id, 'case.claim')).toHaveLength(1);
 
-    const note = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'note', body: '  Called the customer; will resend the link.  ' }), { userId: id });
+    const note = await call(
+      caseAction,
+      post(`/review/${id}`, compliance, { intent: 'note', body: '  Called the customer; will resend the link.  ' }),
+      { userId: id },
+    );
     expect(note).toMatchObject({ status: 200, data: { tone: 'ok' } });
     const empty = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'note', body: '   ' }), { userId: id });
     expect(empty.status).toBe(400);
     expect(empty.data.text).toMatch(/Write the note/);
-    const badDate = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'task', title: 'Chase', dueOn: '2026-02-30' }), { userId: id });
+    const badDate = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'task', title: 'Chase', dueOn: '2026-02-30' }), {
+      userId: id,
+    });
     expect(badDate.status).toBe(400);
     expect(badDate.data.text).toMatch(/real date/);
-    const task = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'task', title: 'Chase the customer', dueOn: '2026-12-01' }), { userId: id });
+    const task = await call(
+      caseAction,
+      post(`/review/${id}`, compliance, { intent: 'task', title: 'Chase the customer', dueOn: '2026-12-01' }),
+      { userId: id },
+    );
     expect(task.status).toBe(200);
     const noReason = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'status', status: 'resolved' }), { userId: id });
     expect(noReason.status).toBe(400);
     expect(noReason.data.text).toMatch(/resolution reason/);
-    const other_ = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'status', status: 'resolved', reason: 'other' }), { userId: id });
+    const other_ = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'status', status: 'resolved', reason: 'other' }), {
+      userId: id,
+    });
     expect(other_.data.text).toMatch(/Explain/);
-    const done = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'status', status: 'resolved', reason: 'customer_retried', comment: 'New link sent' }), { userId: id });
+    const done = await call(
+      caseAction,
+      post(`/review/${id}`, compliance, { intent: 'status', status: 'resolved', reason: 'customer_retried', comment: 'New link sent' }),
+      { userId: id },
+    );
     expect(done).toMatchObject({ status: 200, data: { tone: 'ok', text: 'Case resolved.' } });
 
     const page = await call(caseLoader, get(`/review/${id}`, compliance), { userId: id });
     expect(page.data.caseStatus).toBe('resolved');
     expect(page.data.case.resolutionReason).toBe('customer_retried');
-    expect(page.data.notes.map((n: { body: string; author: string }) => [n.body, n.author])).toEqual([['Called the customer; will resend the link.', compliance.email]]);
+    expect(page.data.notes.map((n: { body: string; author: string }) => [n.body, n.author])).toEqual([
+      ['Called the customer; will resend the link.', compliance.email],
+    ]);
     expect(page.data.tasks).toHaveLength(1);
     // Viewers see that a note exists, not its text.
     const vpage = await call(caseLoader, get(`/review/${id}`, viewer), { userId: id });
@@ -116,7 +149,12 @@ describe('case work', () => {
     // The user page's timeline includes the case entries (registered timeline source).
     const user = (await findUserById(rt.db, id))!;
     const timeline = await buildTimeline({ db: rt.db, user, canSeePii: true });
-    expect(timeline.filter((e) => e.kind.startsWith('case.')).map((e) => e.kind).sort()).toEqual(['case.assignment', 'case.note', 'case.status', 'case.status', 'case.task']);
+    expect(
+      timeline
+        .filter((e) => e.kind.startsWith('case.'))
+        .map((e) => e.kind)
+        .sort(),
+    ).toEqual(['case.assignment', 'case.note', 'case.status', 'case.status', 'case.task']);
 
     // Refused attempts are audited as errors; successes as ok.
     expect((await auditFor(id, 'case.resolve')).map((a) => a.outcome)).toEqual(['error', 'error', 'ok']);
@@ -134,7 +172,9 @@ describe('case work', () => {
     expect(mine.data.rows.map((x: { userId: string }) => x.userId)).toContain(id);
     const un = await call(queueLoader, get('/review?unassigned=1', other));
     expect(un.data.rows.map((x: { userId: string }) => x.userId)).not.toContain(id);
-    const toViewer = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'assign', assignee: viewer.operatorId }), { userId: id });
+    const toViewer = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'assign', assignee: viewer.operatorId }), {
+      userId: id,
+    });
     expect(toViewer.status).toBe(400);
     expect(toViewer.data.text).toMatch(/viewer and cannot work cases/);
     expect((await findUserById(rt.db, id))?.assigneeId).toBe(other.operatorId);
@@ -151,12 +191,22 @@ if (await postgresAvailable()) kinds.push('postgres');
 for (const kind of kinds) {
   describe(`case history is append-only on ${kind}`, () => {
     let t: TestDb;
-    beforeAll(async () => { t = await createTestDb(kind); });
-    afterAll(async () => { await t?.close(); });
+    beforeAll(async () => {
+      t = await createTestDb(kind);
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
     it('notes and case events refuse UPDATE and DELETE', async () => {
       const u = await insertUser(t.db, { email: 'ao@example.mx', type: 'INDIVIDUAL' });
-      await t.db.insertInto('caseNotes').values({ userId: u.id, at: new Date().toISOString(), authorId: null, author: 'a@x', body: 'original' }).execute();
-      await t.db.insertInto('caseEvents').values({ userId: u.id, at: new Date().toISOString(), actorId: null, actor: 'a@x', kind: 'claimed', detail: null }).execute();
+      await t.db
+        .insertInto('caseNotes')
+        .values({ userId: u.id, at: new Date().toISOString(), authorId: null, author: 'a@x', body: 'original' })
+        .execute();
+      await t.db
+        .insertInto('caseEvents')
+        .values({ userId: u.id, at: new Date().toISOString(), actorId: null, actor: 'a@x', kind: 'claimed', detail: null })
+        .execute();
       await expect(sql`update case_notes set body = 'rewritten'`.execute(t.db)).rejects.toThrow(/append-only/);
       await expect(sql`delete from case_notes`.execute(t.db)).rejects.toThrow(/append-only/);
       await expect(sql`update case_events set actor = 'someone else'`.execute(t.db)).rejects.toThrow(/append-only/);

@@ -21,7 +21,10 @@ if (await postgresAvailable()) kinds.push('postgres');
 async function seedOperator(t: TestDb, email: string): Promise<string> {
   const id = `op-${email}`;
   const now = new Date().toISOString();
-  await t.db.insertInto('operators').values({ id, email, name: email, role: 'compliance', passwordHash: 'x', disabled: 0, createdAt: now, updatedAt: now }).execute();
+  await t.db
+    .insertInto('operators')
+    .values({ id, email, name: email, role: 'compliance', passwordHash: 'x', disabled: 0, createdAt: now, updatedAt: now })
+    .execute();
   return id;
 }
 
@@ -32,7 +35,11 @@ async function seedReviewCases(t: TestDb, n: number, tag: string, country: 'MX' 
     const u = await insertUser(t.db, { email: `${tag}-${i}@example.mx`, type: 'INDIVIDUAL', country });
     // Several cases share a timestamp: ties are broken by id, and both sessions still meet on the same candidate.
     const at = new Date(base + Math.floor(i / 3) * 60_000).toISOString();
-    await t.db.updateTable('users').set({ kycState: i % 4 === 3 ? 'REJECTED' : 'REVIEW_NEEDED', kycStateChangedAt: at }).where('id', '=', u.id).execute();
+    await t.db
+      .updateTable('users')
+      .set({ kycState: i % 4 === 3 ? 'REJECTED' : 'REVIEW_NEEDED', kycStateChangedAt: at })
+      .where('id', '=', u.id)
+      .execute();
     ids.push(u.id);
   }
   return ids;
@@ -74,7 +81,10 @@ class Session {
     if (l !== undefined) return Promise.resolve(l);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('claim session did not answer in 20 s')), 20_000);
-      this.waiters.push((x) => { clearTimeout(timer); resolve(x); });
+      this.waiters.push((x) => {
+        clearTimeout(timer);
+        resolve(x);
+      });
     });
   }
 }
@@ -103,10 +113,17 @@ for (const kind of kinds) {
       const ops = [await seedOperator(t, 'ana@desk.test'), await seedOperator(t, 'bo@desk.test')];
       const cases = await seedReviewCases(t, ROUNDS * 2 - 3, 'race'); // the last rounds run out of cases
       const sessions = ops.map((op) => {
-        const child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(dir, 'claimer.mts'), t.url, schema, op], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+        const child = spawn(path.join(ROOT, 'node_modules/.bin/tsx'), [path.join(dir, 'claimer.mts'), t.url, schema, op], {
+          cwd: ROOT,
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
         let err = '';
-        child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-        child.on('exit', (code) => { if (code) console.error(`claim session exited ${code}: ${err}`); });
+        child.stderr.on('data', (d: Buffer) => {
+          err += d.toString();
+        });
+        child.on('exit', (code) => {
+          if (code) console.error(`claim session exited ${code}: ${err}`);
+        });
         return new Session(child);
       });
       try {
@@ -115,7 +132,9 @@ for (const kind of kinds) {
         let nulls = 0;
         for (let round = 0; round < ROUNDS; round++) {
           for (const s of sessions) s.child.stdin.write('go\n');
-          const answers = (await Promise.all(sessions.map((s) => s.next()))).map((l) => JSON.parse(l) as { ok: boolean; error?: string; r: { userId: string } | null });
+          const answers = (await Promise.all(sessions.map((s) => s.next()))).map(
+            (l) => JSON.parse(l) as { ok: boolean; error?: string; r: { userId: string } | null },
+          );
           answers.forEach((a, i) => {
             expect(a.error ?? null).toBeNull();
             expect(a.ok).toBe(true);
@@ -131,7 +150,12 @@ for (const kind of kinds) {
         const rows = await t.db.selectFrom('users').select(['id', 'assigneeId']).where('id', 'in', cases).execute();
         const owner = new Map(rows.map((r) => [r.id, r.assigneeId]));
         for (const g of got) expect(owner.get(g.userId)).toBe(g.op);
-        const claimedEvents = await t.db.selectFrom('caseEvents').select(['userId']).where('kind', '=', 'claimed').where('userId', 'in', cases).execute();
+        const claimedEvents = await t.db
+          .selectFrom('caseEvents')
+          .select(['userId'])
+          .where('kind', '=', 'claimed')
+          .where('userId', 'in', cases)
+          .execute();
         expect(claimedEvents.length).toBe(cases.length);
       } finally {
         for (const s of sessions) s.child.stdin.end('exit\n');

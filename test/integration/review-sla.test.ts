@@ -49,7 +49,13 @@ describe('SLA clock (pure)', () => {
   });
 
   it('breaches exactly past the target for us, and a resolved case stops the clock', () => {
-    const input = { openedAt: at(0), currentState: 'REVIEW_NEEDED' as KycState, currentStateAt: at(0), stateChanges: [], statusChanges: [] };
+    const input = {
+      openedAt: at(0),
+      currentState: 'REVIEW_NEEDED' as KycState,
+      currentStateAt: at(0),
+      stateChanges: [],
+      statusChanges: [],
+    };
     expect(slaClock(input, T0 + 24 * H, targets)).toMatchObject({ waitingOn: 'us', breached: false, currentMs: 24 * H });
     expect(slaClock(input, T0 + 24 * H + 1, targets)).toMatchObject({ waitingOn: 'us', breached: true });
     const resolved = slaClock({ ...input, statusChanges: [{ at: at(3), status: 'resolved' }] }, T0 + 100 * H, targets);
@@ -60,13 +66,20 @@ describe('SLA clock (pure)', () => {
 
 describe('review queue with an injected clock', () => {
   let t: TestDb;
-  beforeAll(async () => { t = await createTestDb('sqlite'); });
-  afterAll(async () => { await t?.close(); });
+  beforeAll(async () => {
+    t = await createTestDb('sqlite');
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
 
   async function customer(email: string, state: KycState, changedAt: string, country: 'MX' | 'DO' = 'MX') {
     const u = await insertUser(t.db, { email, type: 'INDIVIDUAL', country });
     await t.db.updateTable('users').set({ kycState: state, kycStateChangedAt: changedAt }).where('id', '=', u.id).execute();
-    await t.db.insertInto('stateChanges').values({ userId: u.id, at: changedAt, fromState: 'IN_PROGRESS', toState: state, causeType: 'webhook', causeId: null, reason: null }).execute();
+    await t.db
+      .insertInto('stateChanges')
+      .values({ userId: u.id, at: changedAt, fromState: 'IN_PROGRESS', toState: state, causeType: 'webhook', causeId: null, reason: null })
+      .execute();
     return u.id;
   }
 
@@ -85,16 +98,25 @@ describe('review queue with an injected clock', () => {
       ['us', 10, false],
     ]);
     expect(q.breachedCount).toBe(2);
-    expect((await reviewQueue(t.db, { filters: { breached: true }, operatorId: null, now, targets })).rows.map((r) => r.userId)).toEqual([old, rej]);
-    expect((await reviewQueue(t.db, { filters: { states: ['REJECTED'] }, operatorId: null, now, targets })).rows.map((r) => r.userId)).toEqual([rej]);
-    expect((await reviewQueue(t.db, { filters: { country: 'DO' }, operatorId: null, now, targets })).rows.map((r) => r.userId)).toEqual([rej]);
+    expect((await reviewQueue(t.db, { filters: { breached: true }, operatorId: null, now, targets })).rows.map((r) => r.userId)).toEqual([
+      old,
+      rej,
+    ]);
+    expect(
+      (await reviewQueue(t.db, { filters: { states: ['REJECTED'] }, operatorId: null, now, targets })).rows.map((r) => r.userId),
+    ).toEqual([rej]);
+    expect((await reviewQueue(t.db, { filters: { country: 'DO' }, operatorId: null, now, targets })).rows.map((r) => r.userId)).toEqual([
+      rej,
+    ]);
     // Earlier, nothing was breached yet.
     expect((await reviewQueue(t.db, { filters: { breached: true }, operatorId: null, now: T0 + 20 * H, targets })).rows).toEqual([]);
 
     // Waiting on the customer moves the clock to the customer's (longer) target; resolving removes the case.
     const actor = { id: null, label: 'test' };
     await setCaseStatus(t.db, old, actor, { status: 'waiting_customer' });
-    const after = (await reviewQueue(t.db, { filters: {}, operatorId: null, now: Date.now() + H, targets })).rows.find((r) => r.userId === old)!;
+    const after = (await reviewQueue(t.db, { filters: {}, operatorId: null, now: Date.now() + H, targets })).rows.find(
+      (r) => r.userId === old,
+    )!;
     expect(after.caseStatus).toBe('waiting_customer');
     expect(after.sla.waitingOn).toBe('customer');
     await setCaseStatus(t.db, rej, actor, { status: 'resolved', reason: 'rejection_confirmed' });
@@ -102,6 +124,8 @@ describe('review queue with an injected clock', () => {
     // …until the customer is rejected again later: the case reopens by itself.
     const again = new Date(Date.now() + 1000).toISOString();
     await t.db.updateTable('users').set({ kycStateChangedAt: again }).where('id', '=', rej).execute();
-    expect((await reviewQueue(t.db, { filters: {}, operatorId: null, now: Date.now() + 2000, targets })).rows.map((r) => r.userId)).toContain(rej);
+    expect(
+      (await reviewQueue(t.db, { filters: {}, operatorId: null, now: Date.now() + 2000, targets })).rows.map((r) => r.userId),
+    ).toContain(rej);
   });
 });

@@ -15,7 +15,13 @@ async function privateRedis(args: string[]) {
   const redis = new Redis(`redis://127.0.0.1:${port}`, { maxRetriesPerRequest: 1 });
   redis.on('error', () => {});
   await waitFor(async () => (await redis.ping()) === 'PONG', { what: 'private redis' });
-  return { redis, stop: () => { redis.disconnect(); child.kill(); } };
+  return {
+    redis,
+    stop: () => {
+      redis.disconnect();
+      child.kill();
+    },
+  };
 }
 
 describe('startup self-check', () => {

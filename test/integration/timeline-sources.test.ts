@@ -10,12 +10,24 @@ import { call, get, signInAs } from './console-helpers.js';
 /** The user page's one timeline includes the messages ledger. */
 describe('user timeline sources', () => {
   let rt: TestRuntime;
-  beforeAll(async () => { rt = await createTestRuntime({ worker: false }); });
-  afterAll(async () => { await rt?.close(); });
+  beforeAll(async () => {
+    rt = await createTestRuntime({ worker: false });
+  });
+  afterAll(async () => {
+    await rt?.close();
+  });
 
   it('shows messages sent to the customer, masked for viewers', async () => {
     const u = await insertUser(rt.db, { email: 'timeline.msg@example.mx', type: 'INDIVIDUAL', country: 'MX' });
-    await insertMessage(rt.db, { userId: u.id, kind: 'kyc_link', channel: 'email', locale: 'es', address: u.email, dedupeKey: `tl-${u.id}`, linkUrl: 'https://kyc.example/s/abc' });
+    await insertMessage(rt.db, {
+      userId: u.id,
+      kind: 'kyc_link',
+      channel: 'email',
+      locale: 'es',
+      address: u.email,
+      dedupeKey: `tl-${u.id}`,
+      linkUrl: 'https://kyc.example/s/abc',
+    });
     const compliance = await signInAs(rt.db, 'compliance');
     const res = await call(userPage, get(`/users/${u.id}`, compliance), { id: u.id });
     const messages = (res.data.timeline as Array<{ kind: string; facts?: Array<[string, string]> }>).filter((e) => e.kind === 'message');
@@ -30,7 +42,12 @@ describe('user timeline sources', () => {
   it('names the operator behind a state change and links the webhook delivery that caused one', async () => {
     const u = await insertUser(rt.db, { email: 'timeline.by@example.mx', type: 'INDIVIDUAL', country: 'MX' });
     await markCapaCreated(rt.db, u.id, randomUUID());
-    const op = await createOperator(rt.db, { email: 'ana.by@desk.test', name: 'Ana Analyst', role: 'compliance', password: 'ana-password-1' });
+    const op = await createOperator(rt.db, {
+      email: 'ana.by@desk.test',
+      name: 'Ana Analyst',
+      role: 'compliance',
+      password: 'ana-password-1',
+    });
     await rt.db.transaction().execute(async (trx) => {
       await applySignal(trx, u.id, { kind: 'LINK_ISSUED' }, { type: 'operator', id: op.id, reason: 'link generated' });
       await applySignal(trx, u.id, { kind: 'WEBHOOK', event: 'CREATED_KYC' }, { type: 'webhook', id: '7', reason: 'CREATED_KYC' });

@@ -27,11 +27,19 @@ for (const kind of kinds) {
       ];
       for (let i = 0; i < 40; i++) seed.push({ email: `filler${i}@example.com`, externalUserId: `fill-${i}` });
       for (const s of seed) {
-        const u = await insertUser(t.db, { email: s.email, externalUserId: s.externalUserId, alias: s.alias, type: 'INDIVIDUAL', country: 'MX' });
+        const u = await insertUser(t.db, {
+          email: s.email,
+          externalUserId: s.externalUserId,
+          alias: s.alias,
+          type: 'INDIVIDUAL',
+          country: 'MX',
+        });
         if (s.capa) await t.db.updateTable('users').set({ capaUserId: s.capa }).where('id', '=', u.id).execute();
       }
     });
-    afterAll(async () => { await t?.close(); });
+    afterAll(async () => {
+      await t?.close();
+    });
 
     it('finds a fragment of any searched column, ignoring case', async () => {
       expect(emails(await listUsers(t.db, { q: 'LOPEZ@BANK' }))).toEqual(['maria.lopez@bank.mx']);
@@ -65,14 +73,20 @@ for (const kind of kinds) {
 
     if (kind === 'postgres') {
       it("the trigram index serves the list's own search expression", async () => {
-        const idx = await sql<{ indexdef: string }>`select indexdef from pg_indexes where tablename = 'users' and indexname = 'users_search_trgm' and schemaname = current_schema()`.execute(t.db);
+        const idx = await sql<{
+          indexdef: string;
+        }>`select indexdef from pg_indexes where tablename = 'users' and indexname = 'users_search_trgm' and schemaname = current_schema()`.execute(
+          t.db,
+        );
         expect(idx.rows).toHaveLength(1);
         // With sequential scans priced out, a usable index shows in the plan; an expression that
         // drifted from the index's would leave only a scan.
         const plan = await t.db.connection().execute(async (c) => {
           await sql`set enable_seqscan = off`.execute(c);
           try {
-            return await sql<{ 'QUERY PLAN': string }>`explain select id from users where (${PG_SEARCH_DOCUMENT}) ilike ${'%lopez%'}`.execute(c);
+            return await sql<{
+              'QUERY PLAN': string;
+            }>`explain select id from users where (${PG_SEARCH_DOCUMENT}) ilike ${'%lopez%'}`.execute(c);
           } finally {
             await sql`reset enable_seqscan`.execute(c);
           }

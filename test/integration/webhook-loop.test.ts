@@ -10,23 +10,42 @@ import { freePort } from '../setup/global-setup.js';
 
 async function onboard(rt: TestRuntime, email: string) {
   const user = await insertUser(rt.db, { email, type: 'INDIVIDUAL', country: 'MX' });
-  await rt.queues.add(createCapaUser, { userId: user.id, sendLink: { country: 'MX', redirectUri: 'https://partner.example/kyc/return', requestId: randomUUID() } });
-  const withLink = await waitFor(async () => {
-    const u = await findUserById(rt.db, user.id);
-    return u?.kycState === 'LINK_ISSUED' && u.capaUserId ? u : null;
-  }, { what: 'Capa user and link' });
-  const link = await rt.db.selectFrom('kycLinks').selectAll().where('userId', '=', user.id).where('status', '=', 'active').executeTakeFirstOrThrow();
+  await rt.queues.add(createCapaUser, {
+    userId: user.id,
+    sendLink: { country: 'MX', redirectUri: 'https://partner.example/kyc/return', requestId: randomUUID() },
+  });
+  const withLink = await waitFor(
+    async () => {
+      const u = await findUserById(rt.db, user.id);
+      return u?.kycState === 'LINK_ISSUED' && u.capaUserId ? u : null;
+    },
+    { what: 'Capa user and link' },
+  );
+  const link = await rt.db
+    .selectFrom('kycLinks')
+    .selectAll()
+    .where('userId', '=', user.id)
+    .where('status', '=', 'active')
+    .executeTakeFirstOrThrow();
   return { user: withLink, link };
 }
 
 async function postSigned(rt: TestRuntime, body: string, secret = WEBHOOK_SECRET) {
-  return fetch(rt.intakeUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, secret) }, body });
+  return fetch(rt.intakeUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, secret) },
+    body,
+  });
 }
 
 describe('the KYC loop end to end (sandbox → signed webhook → worker → state)', () => {
   let rt: TestRuntime;
-  beforeAll(async () => { rt = await createTestRuntime(); });
-  afterAll(async () => { await rt?.close(); });
+  beforeAll(async () => {
+    rt = await createTestRuntime();
+  });
+  afterAll(async () => {
+    await rt?.close();
+  });
 
   for (const outcome of ['VERIFIED', 'REJECTED', 'REVIEW_NEEDED'] as const) {
     it(`create → link → customer picks ${outcome} on the hosted page → state ${outcome}`, async () => {
@@ -39,21 +58,31 @@ describe('the KYC loop end to end (sandbox → signed webhook → worker → sta
       expect(submit.status).toBe(303);
       expect(submit.headers.get('location')).toBe('https://partner.example/kyc/return');
 
-      const final = await waitFor(async () => {
-        const u = await findUserById(rt.db, user.id);
-        return u?.kycState === outcome ? u : null;
-      }, { what: `state ${outcome}` });
+      const final = await waitFor(
+        async () => {
+          const u = await findUserById(rt.db, user.id);
+          return u?.kycState === outcome ? u : null;
+        },
+        { what: `state ${outcome}` },
+      );
       expect(final.kycStateCause).toMatch(/^(webhook|poll):/);
       const hist = await stateHistory(rt.db, user.id);
       expect(hist.map((h) => h.toState)).toEqual(['LINK_ISSUED', 'IN_PROGRESS', outcome]);
       // Both deliveries were stored, verified and processed.
-      const inbox = await rt.db.selectFrom('webhookInbox').selectAll().where('externalUserId', '=', user.externalUserId).orderBy('id').execute();
+      const inbox = await rt.db
+        .selectFrom('webhookInbox')
+        .selectAll()
+        .where('externalUserId', '=', user.externalUserId)
+        .orderBy('id')
+        .execute();
       expect(inbox.map((d) => `${d.eventName}:${d.signatureVerdict}:${d.status}`)).toEqual([
         'CREATED_KYC:valid:processed',
         `${outcome === 'VERIFIED' ? 'VERIFIED_USER' : outcome === 'REJECTED' ? 'REJECTED_KYC' : 'REVIEW_NEEDED_KYC'}:valid:processed`,
       ]);
       // The outcome triggered a details fetch, stored as a snapshot.
-      await waitFor(() => rt.db.selectFrom('kycDetails').select('id').where('userId', '=', user.id).executeTakeFirst(), { what: 'details snapshot' });
+      await waitFor(() => rt.db.selectFrom('kycDetails').select('id').where('userId', '=', user.id).executeTakeFirst(), {
+        what: 'details snapshot',
+      });
     });
   }
 
@@ -102,7 +131,10 @@ describe('the KYC loop end to end (sandbox → signed webhook → worker → sta
     await rt.db.updateTable('users').set({ capaUserId: randomUUID(), capaSync: 'created' }).where('id', '=', u.id).execute();
     const { fetchDetails } = await import('../../jobs/definitions/fetch-details.js');
     await rt.queues.add(fetchDetails, { userId: u.id, cause: 'test', requestId: 'refused-1' });
-    const run = await waitFor(() => rt.db.selectFrom('jobRuns').selectAll().where('userId', '=', u.id).where('status', '=', 'failed').executeTakeFirst(), { what: 'failed run' });
+    const run = await waitFor(
+      () => rt.db.selectFrom('jobRuns').selectAll().where('userId', '=', u.id).where('status', '=', 'failed').executeTakeFirst(),
+      { what: 'failed run' },
+    );
     expect(run.error).toMatch(/Capa does not know this user|not found/i);
     const runs = await rt.db.selectFrom('jobRuns').select('id').where('userId', '=', u.id).execute();
     expect(runs).toHaveLength(1);
@@ -112,7 +144,10 @@ describe('the KYC loop end to end (sandbox → signed webhook → worker → sta
     const ids = rt.sandbox.emitEvent({ type: 'TRANSACTION', event: 'COMPLETED_ON_RAMP', externalUserId: 'someone', transactionId: 't1' });
     expect(ids.length).toBe(1);
     await rt.sandbox.flushDeliveries();
-    const row = await waitFor(() => rt.db.selectFrom('webhookInbox').selectAll().where('eventType', '=', 'TRANSACTION').executeTakeFirst(), { what: 'stored transaction event' });
+    const row = await waitFor(
+      () => rt.db.selectFrom('webhookInbox').selectAll().where('eventType', '=', 'TRANSACTION').executeTakeFirst(),
+      { what: 'stored transaction event' },
+    );
     expect(row).toMatchObject({ status: 'ignored', signatureVerdict: 'valid', eventName: 'COMPLETED_ON_RAMP' });
   });
 
@@ -129,15 +164,29 @@ describe('the KYC loop end to end (sandbox → signed webhook → worker → sta
       return r?.status === 'processed' ? r : null;
     });
     expect(d.effect).toBe('conflict_check');
-    await waitFor(() => rt.db.selectFrom('jobRuns').select('id').where('jobName', '=', 'fetch-details').where('userId', '=', user.id).where('status', '=', 'completed').executeTakeFirst(), { what: 'conflict check' });
+    await waitFor(
+      () =>
+        rt.db
+          .selectFrom('jobRuns')
+          .select('id')
+          .where('jobName', '=', 'fetch-details')
+          .where('userId', '=', user.id)
+          .where('status', '=', 'completed')
+          .executeTakeFirst(),
+      { what: 'conflict check' },
+    );
     expect((await findUserById(rt.db, user.id))?.kycState).toBe('VERIFIED');
   });
 });
 
 describe('webhook intake edge cases', () => {
   let rt: TestRuntime;
-  beforeAll(async () => { rt = await createTestRuntime({ worker: false, env: { CAPA_WEBHOOK_SECRET: `${WEBHOOK_SECRET},rotated-second-secret` } }); });
-  afterAll(async () => { await rt?.close(); });
+  beforeAll(async () => {
+    rt = await createTestRuntime({ worker: false, env: { CAPA_WEBHOOK_SECRET: `${WEBHOOK_SECRET},rotated-second-secret` } });
+  });
+  afterAll(async () => {
+    await rt?.close();
+  });
 
   const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: 'edge-1' });
   const lastRow = () => rt.db.selectFrom('webhookInbox').selectAll().orderBy('id', 'desc').executeTakeFirstOrThrow();
@@ -148,18 +197,30 @@ describe('webhook intake edge cases', () => {
     ['non-hex', 'z'.repeat(64), 'malformed'],
     ['wrong secret', signBody(body, 'not-the-secret'), 'mismatch'],
   ])('%s signature → 401, stored as rejected', async (_name, sig, verdict) => {
-    const res = await fetch(rt.intakeUrl, { method: 'POST', headers: { 'content-type': 'application/json', ...(sig ? { 'capa-signature': sig } : {}) }, body });
+    const res = await fetch(rt.intakeUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(sig ? { 'capa-signature': sig } : {}) },
+      body,
+    });
     expect(res.status).toBe(401);
     expect(await lastRow()).toMatchObject({ status: 'rejected', signatureVerdict: verdict, rawBody: body });
   });
 
   it('tampered body → 401', async () => {
-    const res = await fetch(rt.intakeUrl, { method: 'POST', headers: { 'capa-signature': signBody(body, WEBHOOK_SECRET) }, body: body.replace('edge-1', 'edge-2') });
+    const res = await fetch(rt.intakeUrl, {
+      method: 'POST',
+      headers: { 'capa-signature': signBody(body, WEBHOOK_SECRET) },
+      body: body.replace('edge-1', 'edge-2'),
+    });
     expect(res.status).toBe(401);
   });
 
   it('the rotated second secret is accepted', async () => {
-    const res = await postSigned(rt, JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: 'rot-1' }), 'rotated-second-secret');
+    const res = await postSigned(
+      rt,
+      JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: 'rot-1' }),
+      'rotated-second-secret',
+    );
     expect(res.status).toBe(200);
     expect(await lastRow()).toMatchObject({ signatureVerdict: 'valid', secretIndex: 1, status: 'received' });
   });
@@ -217,7 +278,12 @@ describe('webhook intake edge cases', () => {
       await deadQueues.close();
     }
     // Redis is back: the relay finds the stored row and queues it exactly once.
-    await waitFor(async () => (await relayInbox({ db: rt.db, enqueue: rt.queues })) >= 0 && (await rt.db.selectFrom('webhookInbox').select('enqueuedAt').where('id', '=', id).executeTakeFirst())?.enqueuedAt, { timeoutMs: 8000, intervalMs: 500, what: 'relay' });
+    await waitFor(
+      async () =>
+        (await relayInbox({ db: rt.db, enqueue: rt.queues })) >= 0 &&
+        (await rt.db.selectFrom('webhookInbox').select('enqueuedAt').where('id', '=', id).executeTakeFirst())?.enqueuedAt,
+      { timeoutMs: 8000, intervalMs: 500, what: 'relay' },
+    );
     const job = await rt.queues.queue('webhooks').getJob(`wh-${id}`);
     expect(job?.data).toEqual({ inboxId: id });
   });
@@ -225,8 +291,12 @@ describe('webhook intake edge cases', () => {
 
 describe('duplicate detection follows the customer journey', () => {
   let rt: TestRuntime;
-  beforeAll(async () => { rt = await createTestRuntime(); });
-  afterAll(async () => { await rt?.close(); });
+  beforeAll(async () => {
+    rt = await createTestRuntime();
+  });
+  afterAll(async () => {
+    await rt?.close();
+  });
 
   it('a customer who retries right after a rejection is not mistaken for a duplicate', async () => {
     const { user, link } = await onboard(rt, 'quick-retry@example.mx');
@@ -235,13 +305,27 @@ describe('duplicate detection follows the customer journey', () => {
     // A new link at once, then the customer passes: the same CREATED_KYC body within minutes.
     const { generateLink } = await import('../../jobs/definitions/generate-link.js');
     await rt.queues.add(generateLink, { userId: user.id, country: 'MX', requestId: randomUUID() });
-    const second = await waitFor(async () => {
-      const l = await rt.db.selectFrom('kycLinks').selectAll().where('userId', '=', user.id).where('status', '=', 'active').executeTakeFirst();
-      return l && l.id !== link.id ? l : null;
-    }, { what: 'second link' });
+    const second = await waitFor(
+      async () => {
+        const l = await rt.db
+          .selectFrom('kycLinks')
+          .selectAll()
+          .where('userId', '=', user.id)
+          .where('status', '=', 'active')
+          .executeTakeFirst();
+        return l && l.id !== link.id ? l : null;
+      },
+      { what: 'second link' },
+    );
     await fetch(second.url, { method: 'POST', body: new URLSearchParams({ outcome: 'VERIFIED' }), redirect: 'manual' });
     await waitFor(async () => (await findUserById(rt.db, user.id))?.kycState === 'VERIFIED', { what: 'verified after retry' });
-    const created = await rt.db.selectFrom('webhookInbox').selectAll().where('externalUserId', '=', user.externalUserId).where('eventName', '=', 'CREATED_KYC').orderBy('id').execute();
+    const created = await rt.db
+      .selectFrom('webhookInbox')
+      .selectAll()
+      .where('externalUserId', '=', user.externalUserId)
+      .where('eventName', '=', 'CREATED_KYC')
+      .orderBy('id')
+      .execute();
     expect(created.length).toBe(2);
     expect(created[1].duplicateOf).toBeNull();
     // Processed, not dropped. After a re-invitation it could also be the first attempt's late retry,

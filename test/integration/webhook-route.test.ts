@@ -8,11 +8,19 @@ import { startBuiltApp } from '../support/web.js';
 /** The Remix route (fallback when the Remix build is served without server/web.ts) runs the same intake. */
 describe('app/routes/webhooks.capa (Remix route)', () => {
   let rt: TestRuntime;
-  beforeAll(async () => { rt = await createTestRuntime({ worker: false }); });
-  afterAll(async () => { await rt?.close(); });
+  beforeAll(async () => {
+    rt = await createTestRuntime({ worker: false });
+  });
+  afterAll(async () => {
+    await rt?.close();
+  });
 
   const req = (body: string, sig?: string) =>
-    new Request('http://x/webhooks/capa', { method: 'POST', headers: { 'content-type': 'application/json', ...(sig ? { 'capa-signature': sig } : {}) }, body });
+    new Request('http://x/webhooks/capa', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(sig ? { 'capa-signature': sig } : {}) },
+      body,
+    });
 
   it('stores and acknowledges a signed delivery', async () => {
     const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: 'route-1' });
@@ -56,7 +64,11 @@ describe('POST /webhooks/capa on the served build (server/web.ts)', () => {
     return m ? Number(m[1]) : 0;
   };
   const post = (body: string) =>
-    fetch(`${base}/webhooks/capa`, { method: 'POST', headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, WEBHOOK_SECRET) }, body });
+    fetch(`${base}/webhooks/capa`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, WEBHOOK_SECRET) },
+      body,
+    });
 
   it('stores a signed delivery in the services the test installed', async () => {
     const res = await post(JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: 'served-1' }));
@@ -68,7 +80,15 @@ describe('POST /webhooks/capa on the served build (server/web.ts)', () => {
 
   it('refuses an oversized body with 413, stores nothing, and counts it in /metrics', async () => {
     const before = await refusedTooLarge();
-    const rows = async () => Number((await rt.db.selectFrom('webhookInbox').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const rows = async () =>
+      Number(
+        (
+          await rt.db
+            .selectFrom('webhookInbox')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
     const stored = await rows();
     const res = await post('x'.repeat(300 * 1024));
     expect(res.status).toBe(413);

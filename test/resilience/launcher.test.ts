@@ -21,7 +21,9 @@ function processesWith(marker: string): number[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (readFileSync(`/proc/${entry}/environ`, 'latin1').includes(marker)) pids.push(Number(entry));
-    } catch { /* gone, or not ours */ }
+    } catch {
+      /* gone, or not ours */
+    }
   }
   return pids;
 }
@@ -38,7 +40,9 @@ function alive(pid: number): boolean {
 describe('npm start: the launcher supervises its children', () => {
   let sandbox: Sandbox;
   const cleanups: Array<() => Promise<unknown>> = [];
-  beforeAll(async () => { sandbox = await createSandbox({ partners: [{ apiKey: KEY, webhookSecret: 'launcher-secret', webhookUrl: null }] }); });
+  beforeAll(async () => {
+    sandbox = await createSandbox({ partners: [{ apiKey: KEY, webhookSecret: 'launcher-secret', webhookUrl: null }] });
+  });
   afterAll(async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
     await sandbox?.close();
@@ -48,14 +52,40 @@ describe('npm start: the launcher supervises its children', () => {
     const tdb: TestDb = await createTestDb('sqlite');
     const prefix = `la${randomBytes(4).toString('hex')}`;
     const proc = startProc('launcher', 'server/start.ts', {
-      DATABASE_URL: tdb.url, REDIS_URL: redisUrl(), REDIS_AUTOSTART: 'false', QUEUE_PREFIX: prefix, CAPA_BASE_URL: sandbox.url, CAPA_API_KEY: KEY,
-      CAPA_WEBHOOK_SECRET: 'launcher-secret', NODE_ENV: 'production', SESSION_SECRET: 'launcher-session-secret-0123456789', PORT: String(port), SHUTDOWN_TIMEOUT_MS: '3000',
+      DATABASE_URL: tdb.url,
+      REDIS_URL: redisUrl(),
+      REDIS_AUTOSTART: 'false',
+      QUEUE_PREFIX: prefix,
+      CAPA_BASE_URL: sandbox.url,
+      CAPA_API_KEY: KEY,
+      CAPA_WEBHOOK_SECRET: 'launcher-secret',
+      NODE_ENV: 'production',
+      SESSION_SECRET: 'launcher-session-secret-0123456789',
+      PORT: String(port),
+      SHUTDOWN_TIMEOUT_MS: '3000',
     });
-    cleanups.push(() => tdb.close(), () => proc.stop());
+    cleanups.push(
+      () => tdb.close(),
+      () => proc.stop(),
+    );
     return { proc, prefix };
   }
 
-  type Ready = { ok: boolean; degraded: string[]; checks: { workers: { ok: boolean }; processes?: { ok: boolean; detail?: string; perProcess: Record<string, { up: boolean; pid: number; restarts: number; lastExit: { code: number | null; signal: string | null } | null }> } } };
+  type Ready = {
+    ok: boolean;
+    degraded: string[];
+    checks: {
+      workers: { ok: boolean };
+      processes?: {
+        ok: boolean;
+        detail?: string;
+        perProcess: Record<
+          string,
+          { up: boolean; pid: number; restarts: number; lastExit: { code: number | null; signal: string | null } | null }
+        >;
+      };
+    };
+  };
   const readyz = async (url: string): Promise<Ready> => (await (await fetch(`${url}/readyz`)).json()) as Ready;
 
   it('a worker killed with SIGKILL is started again, /readyz reports the restart, SIGTERM stops everything', async () => {
@@ -63,20 +93,26 @@ describe('npm start: the launcher supervises its children', () => {
     const url = `http://127.0.0.1:${port}`;
     const { proc } = await launcher(port);
     await waitHttp(`${url}/healthz`, 90_000);
-    const before = await waitFor(async () => {
-      const r = await readyz(url);
-      return r.checks.processes?.perProcess.worker?.up && r.checks.workers.ok ? r : null;
-    }, { timeoutMs: 60_000, intervalMs: 250, what: 'launcher report and worker connected' });
+    const before = await waitFor(
+      async () => {
+        const r = await readyz(url);
+        return r.checks.processes?.perProcess.worker?.up && r.checks.workers.ok ? r : null;
+      },
+      { timeoutMs: 60_000, intervalMs: 250, what: 'launcher report and worker connected' },
+    );
     expect(before.checks.processes!.ok).toBe(true);
     const webPid = before.checks.processes!.perProcess.web.pid;
     const oldWorker = before.checks.processes!.perProcess.worker.pid;
 
     process.kill(oldWorker, 'SIGKILL');
-    const after = await waitFor(async () => {
-      const r = await readyz(url);
-      const w = r.checks.processes?.perProcess.worker;
-      return w?.up && w.restarts === 1 && w.pid !== oldWorker && r.checks.workers.ok ? r : null;
-    }, { timeoutMs: 60_000, intervalMs: 250, what: 'worker restarted and connected again' });
+    const after = await waitFor(
+      async () => {
+        const r = await readyz(url);
+        const w = r.checks.processes?.perProcess.worker;
+        return w?.up && w.restarts === 1 && w.pid !== oldWorker && r.checks.workers.ok ? r : null;
+      },
+      { timeoutMs: 60_000, intervalMs: 250, what: 'worker restarted and connected again' },
+    );
     expect(after.checks.processes!.perProcess.worker.lastExit).toMatchObject({ signal: 'SIGKILL' });
     expect(after.checks.processes!.ok).toBe(false); // a recent crash is reported…
     expect(after.degraded).toContain('processes');
@@ -105,6 +141,9 @@ describe('npm start: the launcher supervises its children', () => {
     expect(proc.output()).toMatch(/web exited unexpectedly \(exit code 1\); restarting it in 8 s/);
     expect(proc.output()).toMatch(/web crashed 5 times within 5 minutes \(last: exit code 1\); stopping everything/);
     // The worker went with it.
-    await waitFor(() => processesWith(`QUEUE_PREFIX=${prefix}`).length === 0, { timeoutMs: 15_000, what: 'no process of this launcher left' });
+    await waitFor(() => processesWith(`QUEUE_PREFIX=${prefix}`).length === 0, {
+      timeoutMs: 15_000,
+      what: 'no process of this launcher left',
+    });
   }, 200_000);
 });

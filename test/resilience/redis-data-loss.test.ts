@@ -39,7 +39,18 @@ describe('Redis losing its data or freezing, with real web and worker processes'
     const port = await freePort();
     webUrl = `http://127.0.0.1:${port}`;
     sandbox = await createSandbox({ partners: [{ apiKey: KEY, webhookSecret: SECRET, webhookUrl: null }] });
-    const env = { DATABASE_URL: tdb.url, REDIS_URL: redis.url, QUEUE_PREFIX: prefix, CAPA_BASE_URL: sandbox.url, CAPA_API_KEY: KEY, CAPA_WEBHOOK_SECRET: SECRET, NODE_ENV: 'production', SESSION_SECRET: 'loss-session-secret-0123456789', PORT: String(port), SHUTDOWN_TIMEOUT_MS: '5000' };
+    const env = {
+      DATABASE_URL: tdb.url,
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: prefix,
+      CAPA_BASE_URL: sandbox.url,
+      CAPA_API_KEY: KEY,
+      CAPA_WEBHOOK_SECRET: SECRET,
+      NODE_ENV: 'production',
+      SESSION_SECRET: 'loss-session-secret-0123456789',
+      PORT: String(port),
+      SHUTDOWN_TIMEOUT_MS: '5000',
+    };
     web = startProc('web', 'server/web.ts', env);
     worker = startProc('worker', 'jobs/worker.ts', env);
     queues = new Queues({ redisUrl: redis.url, prefix });
@@ -63,7 +74,11 @@ describe('Redis losing its data or freezing, with real web and worker processes'
 
   async function post(externalUserId: string): Promise<{ status: number; id?: number }> {
     const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId });
-    const res = await fetch(`${webUrl}/webhooks/capa`, { method: 'POST', headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, SECRET) }, body });
+    const res = await fetch(`${webUrl}/webhooks/capa`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, SECRET) },
+      body,
+    });
     const json = (await res.json().catch(() => ({}))) as { id?: number };
     return { status: res.status, id: json.id };
   }
@@ -72,25 +87,40 @@ describe('Redis losing its data or freezing, with real web and worker processes'
   async function load(users: User[], parallel: number, onAck?: (acked: number) => void | Promise<void>): Promise<number[]> {
     const ids: number[] = [];
     let next = 0;
-    await Promise.all(Array.from({ length: parallel }, async () => {
-      while (next < users.length) {
-        const u = users[next++];
-        const r = await post(u.externalUserId);
-        expect(r.status, web.output()).toBe(200);
-        ids.push(r.id!);
-        await onAck?.(ids.length);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: parallel }, async () => {
+        while (next < users.length) {
+          const u = users[next++];
+          const r = await post(u.externalUserId);
+          expect(r.status, web.output()).toBe(200);
+          ids.push(r.id!);
+          await onAck?.(ids.length);
+        }
+      }),
+    );
     return ids;
   }
 
-  const statuses = async (ids: number[]) => tdb.db.selectFrom('webhookInbox').select(['id', 'status', 'enqueuedAt']).where('id', 'in', ids).execute();
+  const statuses = async (ids: number[]) =>
+    tdb.db.selectFrom('webhookInbox').select(['id', 'status', 'enqueuedAt']).where('id', 'in', ids).execute();
 
   /** Every delivery processed, each customer moved exactly once, nothing restarted. */
   async function expectAllProcessed(users: User[], ids: number[], timeoutMs: number) {
-    await waitFor(async () => (await statuses(ids)).every((r) => r.status !== 'received'), { timeoutMs, intervalMs: 500, what: 'every acknowledged delivery to reach a final status' });
+    await waitFor(async () => (await statuses(ids)).every((r) => r.status !== 'received'), {
+      timeoutMs,
+      intervalMs: 500,
+      what: 'every acknowledged delivery to reach a final status',
+    });
     expect((await statuses(ids)).filter((r) => r.status !== 'processed')).toEqual([]);
-    const changes = await tdb.db.selectFrom('stateChanges').select('userId').where('userId', 'in', users.map((u) => u.id)).execute();
+    const changes = await tdb.db
+      .selectFrom('stateChanges')
+      .select('userId')
+      .where(
+        'userId',
+        'in',
+        users.map((u) => u.id),
+      )
+      .execute();
     expect(changes.length).toBe(users.length);
     expect(new Set(changes.map((c) => c.userId)).size).toBe(users.length);
     expect(worker.child.exitCode, worker.output()).toBeNull();
@@ -98,10 +128,13 @@ describe('Redis losing its data or freezing, with real web and worker processes'
   }
 
   async function expectSchedulers() {
-    await waitFor(async () => {
-      for (const s of SCHEDULES) if (!(await queues.queue(s.queue).getJobScheduler(s.id))) return false;
-      return true;
-    }, { timeoutMs: 30_000, what: 'every job scheduler back in Redis' });
+    await waitFor(
+      async () => {
+        for (const s of SCHEDULES) if (!(await queues.queue(s.queue).getJobScheduler(s.id))) return false;
+        return true;
+      },
+      { timeoutMs: 30_000, what: 'every job scheduler back in Redis' },
+    );
   }
 
   /** Deliveries stay queued in Redis, unprocessed, and the relay marks them queued. */
@@ -117,12 +150,20 @@ describe('Redis losing its data or freezing, with real web and worker processes'
     // The first half is acknowledged, queued and marked queued by the relay; the rest arrives
     // while Redis is killed and restarted empty.
     const first = await load(users.slice(0, 120), 4);
-    await waitFor(async () => (await statuses(first)).every((r) => r.enqueuedAt !== null), { timeoutMs: 30_000, what: 'relay to mark the first half queued' });
+    await waitFor(async () => (await statuses(first)).every((r) => r.enqueuedAt !== null), {
+      timeoutMs: 30_000,
+      what: 'relay to mark the first half queued',
+    });
     expect((await statuses(first)).every((r) => r.status === 'received')).toBe(true);
 
     let killed: Promise<void> | undefined;
     const rest = await load(users.slice(120), 4, (acked) => {
-      if (acked === 30) killed = (async () => { await redis.stop('SIGKILL'); await new Promise((r) => setTimeout(r, 1000)); await redis.start(); })();
+      if (acked === 30)
+        killed = (async () => {
+          await redis.stop('SIGKILL');
+          await new Promise((r) => setTimeout(r, 1000));
+          await redis.start();
+        })();
     });
     await killed;
 
@@ -136,7 +177,10 @@ describe('Redis losing its data or freezing, with real web and worker processes'
     const users = await customers(120, 'flushed');
     await holdProcessing();
     const ids = await load(users, 4);
-    await waitFor(async () => (await statuses(ids)).every((r) => r.enqueuedAt !== null), { timeoutMs: 30_000, what: 'relay to mark them queued' });
+    await waitFor(async () => (await statuses(ids)).every((r) => r.enqueuedAt !== null), {
+      timeoutMs: 30_000,
+      what: 'relay to mark them queued',
+    });
     expect(await queues.queue('webhooks').getJobCounts('paused')).toEqual({ paused: 120 });
 
     await queues.connection.flushall();

@@ -16,8 +16,12 @@ import { createTestRuntime, waitFor, WEBHOOK_SECRET, type TestRuntime } from '..
  */
 describe('relay: queued deliveries whose jobs were lost', () => {
   let rt: TestRuntime;
-  beforeAll(async () => { rt = await createTestRuntime({ worker: false }); });
-  afterAll(async () => { await rt?.close(); });
+  beforeAll(async () => {
+    rt = await createTestRuntime({ worker: false });
+  });
+  afterAll(async () => {
+    await rt?.close();
+  });
 
   const webhooks = () => rt.queues.queue('webhooks');
 
@@ -25,7 +29,11 @@ describe('relay: queued deliveries whose jobs were lost', () => {
   async function deliver(): Promise<number> {
     const u = await insertUser(rt.db, { email: `lost-${randomUUID()}@example.mx`, type: 'INDIVIDUAL', country: 'MX' });
     const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: u.externalUserId });
-    const res = await fetch(rt.intakeUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, WEBHOOK_SECRET) }, body });
+    const res = await fetch(rt.intakeUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, WEBHOOK_SECRET) },
+      body,
+    });
     expect(res.status).toBe(200);
     const { id } = (await res.json()) as { id: number };
     // The intake adds after answering.
@@ -40,7 +48,14 @@ describe('relay: queued deliveries whose jobs were lost', () => {
     const token = randomUUID();
     const job = await w.getNextJob(token);
     expect(job?.id).toBe(`wh-${expectedId}`);
-    return { job: job!, token, close: async () => { await w.close(); conn.disconnect(); } };
+    return {
+      job: job!,
+      token,
+      close: async () => {
+        await w.close();
+        conn.disconnect();
+      },
+    };
   }
 
   it('re-queues jobs failed by BullMQ, completed without effect or gone from Redis; leaves waiting ones alone', async () => {
@@ -68,7 +83,11 @@ describe('relay: queued deliveries whose jobs were lost', () => {
 
     // As the relay left them on an earlier pass: queued, a while ago.
     const ids = [failedId, completedId, goneId, waitingId];
-    await rt.db.updateTable('webhookInbox').set({ enqueuedAt: isoAgo(QUEUED_RECHECK_MS + 5_000) }).where('id', 'in', ids).execute();
+    await rt.db
+      .updateTable('webhookInbox')
+      .set({ enqueuedAt: isoAgo(QUEUED_RECHECK_MS + 5_000) })
+      .where('id', 'in', ids)
+      .execute();
 
     expect(await relayInbox({ db: rt.db, enqueue: rt.queues })).toBe(3);
     for (const id of [failedId, completedId, goneId]) {
@@ -83,8 +102,18 @@ describe('relay: queued deliveries whose jobs were lost', () => {
 
     // A worker runs all four, each once.
     await rt.startWorkers({ schedules: false });
-    await waitFor(async () => (await rt.db.selectFrom('webhookInbox').select('id').where('id', 'in', ids).where('status', '=', 'processed').execute()).length === 4, { what: 'all four processed' });
-    const changes = await rt.db.selectFrom('stateChanges').select('causeId').where('causeType', '=', 'webhook').where('causeId', 'in', ids.map(String)).execute();
+    await waitFor(
+      async () =>
+        (await rt.db.selectFrom('webhookInbox').select('id').where('id', 'in', ids).where('status', '=', 'processed').execute()).length ===
+        4,
+      { what: 'all four processed' },
+    );
+    const changes = await rt.db
+      .selectFrom('stateChanges')
+      .select('causeId')
+      .where('causeType', '=', 'webhook')
+      .where('causeId', 'in', ids.map(String))
+      .execute();
     expect(changes.map((c) => Number(c.causeId)).sort((x, y) => x - y)).toEqual([...ids].sort((x, y) => x - y));
     await rt.workers!.close();
     rt.workers = null;
@@ -105,10 +134,13 @@ describe('relay: queued deliveries whose jobs were lost', () => {
         if (keys.length) await conn.del(...keys);
       } while (cursor !== '0');
       expect(await q('maintenance').getJobScheduler('relay-inbox')).toBeUndefined();
-      await waitFor(async () => {
-        for (const s of SCHEDULES) if (!(await q(s.queue).getJobScheduler(s.id))) return false;
-        return true;
-      }, { what: 'every scheduler created again' });
+      await waitFor(
+        async () => {
+          for (const s of SCHEDULES) if (!(await q(s.queue).getJobScheduler(s.id))) return false;
+          return true;
+        },
+        { what: 'every scheduler created again' },
+      );
 
       // The scheduler is there but its next run was lost (BullMQ creates it when the current run
       // starts; a Redis error at that moment, or a replica that lagged, leaves none): it would
@@ -118,10 +150,13 @@ describe('relay: queued deliveries whose jobs were lost', () => {
       const key = (k: string) => `${rt.queues.prefix}:maintenance:${k}`;
       await conn.multi().zrem(key('delayed'), lost).lrem(key('wait'), 0, lost).zrem(key('prioritized'), lost).del(key(lost)).exec();
       expect(await q('maintenance').getJob(lost)).toBeUndefined();
-      await waitFor(async () => {
-        const s = await q('maintenance').getJobScheduler('relay-inbox');
-        return s?.next != null && (await q('maintenance').getJob(`repeat:relay-inbox:${s.next}`));
-      }, { what: 'relay-inbox next run restored' });
+      await waitFor(
+        async () => {
+          const s = await q('maintenance').getJobScheduler('relay-inbox');
+          return s?.next != null && (await q('maintenance').getJob(`repeat:relay-inbox:${s.next}`));
+        },
+        { what: 'relay-inbox next run restored' },
+      );
       // One schedule per id, however often it was repaired.
       const ids = (await q('maintenance').getJobSchedulers()).map((s) => s.key);
       expect(ids.filter((k) => k === 'relay-inbox').length).toBe(1);

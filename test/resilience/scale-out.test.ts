@@ -35,9 +35,25 @@ describe.runIf(hasPg)('scale-out on PostgreSQL: 2 web + 2 worker processes', () 
   beforeAll(async () => {
     tdb = await createTestDb('postgres');
     sandbox = await createSandbox({ partners: [{ apiKey: KEY, webhookSecret: SECRET, webhookUrl: null }] });
-    const schema = (await tdb.db.withoutPlugins().selectNoFrom((eb) => eb.fn<string>('current_schema', []).as('s')).executeTakeFirstOrThrow()).s;
+    const schema = (
+      await tdb.db
+        .withoutPlugins()
+        .selectNoFrom((eb) => eb.fn<string>('current_schema', []).as('s'))
+        .executeTakeFirstOrThrow()
+    ).s;
     const dbUrl = `${POSTGRES_URL}${POSTGRES_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-    const base = { DATABASE_URL: dbUrl, REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, CAPA_BASE_URL: sandbox.url, CAPA_API_KEY: KEY, CAPA_WEBHOOK_SECRET: SECRET, NODE_ENV: 'production', SESSION_SECRET: 'scale-session-secret-0123456789', LOG_LEVEL: 'debug', SHUTDOWN_TIMEOUT_MS: '5000' };
+    const base = {
+      DATABASE_URL: dbUrl,
+      REDIS_URL: redisUrl(),
+      QUEUE_PREFIX: prefix,
+      CAPA_BASE_URL: sandbox.url,
+      CAPA_API_KEY: KEY,
+      CAPA_WEBHOOK_SECRET: SECRET,
+      NODE_ENV: 'production',
+      SESSION_SECRET: 'scale-session-secret-0123456789',
+      LOG_LEVEL: 'debug',
+      SHUTDOWN_TIMEOUT_MS: '5000',
+    };
     for (let i = 0; i < 2; i++) {
       const port = await freePort();
       procs.push(startProc(`web-${i}`, 'server/web.ts', { ...base, PORT: String(port) }));
@@ -57,7 +73,12 @@ describe.runIf(hasPg)('scale-out on PostgreSQL: 2 web + 2 worker processes', () 
     const capa = new CapaClient({ baseUrl: sandbox.url, apiKey: KEY });
     const users = [];
     for (let i = 0; i < N; i++) {
-      const u = await insertUser(tdb.db, { email: `${marker}.${i}@example.mx`, alias: `${marker} Alias ${i}`, type: 'INDIVIDUAL', country: 'MX' });
+      const u = await insertUser(tdb.db, {
+        email: `${marker}.${i}@example.mx`,
+        alias: `${marker} Alias ${i}`,
+        type: 'INDIVIDUAL',
+        country: 'MX',
+      });
       const { userId } = await capa.createUser({ type: 'INDIVIDUAL', email: u.email, externalUserId: u.externalUserId, alias: u.alias! });
       await markCapaCreated(tdb.db, u.id, userId);
       users.push(u);
@@ -66,7 +87,13 @@ describe.runIf(hasPg)('scale-out on PostgreSQL: 2 web + 2 worker processes', () 
     const windowStart = Date.now();
     const post = async (web: string, event: string, externalUserId: string) => {
       const body = JSON.stringify({ type: 'KYC', event, externalUserId });
-      return (await fetch(`${web}/webhooks/capa`, { method: 'POST', headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, SECRET) }, body })).status;
+      return (
+        await fetch(`${web}/webhooks/capa`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, SECRET) },
+          body,
+        })
+      ).status;
     };
     // Each delivery goes to both web processes at the same moment (Capa retrying while the first
     // attempt is still in flight), CREATED_KYC first, then the outcome.
@@ -74,11 +101,21 @@ describe.runIf(hasPg)('scale-out on PostgreSQL: 2 web + 2 worker processes', () 
       const statuses = await Promise.all(users.flatMap((u) => webs.map((w) => post(w, event, u.externalUserId))));
       expect(statuses.every((s) => s === 200)).toBe(true);
       if (event === 'CREATED_KYC') {
-        await waitFor(async () => (await tdb.db.selectFrom('users').select('id').where('kycState', '=', 'IN_PROGRESS').execute()).length === N, { timeoutMs: 90_000, intervalMs: 500, what: 'all IN_PROGRESS' });
+        await waitFor(
+          async () => (await tdb.db.selectFrom('users').select('id').where('kycState', '=', 'IN_PROGRESS').execute()).length === N,
+          { timeoutMs: 90_000, intervalMs: 500, what: 'all IN_PROGRESS' },
+        );
       }
     }
-    await waitFor(async () => (await tdb.db.selectFrom('users').select('id').where('kycState', '=', 'VERIFIED').execute()).length === N, { timeoutMs: 90_000, intervalMs: 500, what: 'all VERIFIED' });
-    await waitFor(async () => (await tdb.db.selectFrom('webhookInbox').select('id').where('status', '=', 'received').execute()).length === 0, { timeoutMs: 60_000, what: 'inbox drained' });
+    await waitFor(async () => (await tdb.db.selectFrom('users').select('id').where('kycState', '=', 'VERIFIED').execute()).length === N, {
+      timeoutMs: 90_000,
+      intervalMs: 500,
+      what: 'all VERIFIED',
+    });
+    await waitFor(
+      async () => (await tdb.db.selectFrom('webhookInbox').select('id').where('status', '=', 'received').execute()).length === 0,
+      { timeoutMs: 60_000, what: 'inbox drained' },
+    );
 
     for (const u of users) {
       expect((await stateHistory(tdb.db, u.id)).map((h) => h.toState)).toEqual(['IN_PROGRESS', 'VERIFIED']);
@@ -92,12 +129,26 @@ describe.runIf(hasPg)('scale-out on PostgreSQL: 2 web + 2 worker processes', () 
     const M = 150;
     const createsBefore = sandbox.stats().usersCreated;
     const linksBefore = sandbox.stats().linksGenerated;
-    const csv = ['email,country,sendLink', ...Array.from({ length: M }, (_, i) => `${marker}.imp${i}@example.mx,MX,${i % 10 === 0 ? 'yes' : 'no'}`)].join('\n');
-    async function* file() { yield Buffer.from(csv); }
-    const staged = await stageImport(tdb.db, { source: file(), fileName: 'scale.csv', createdBy: null, limits: { maxBytes: 1e6, maxRows: 1e4 } });
+    const csv = [
+      'email,country,sendLink',
+      ...Array.from({ length: M }, (_, i) => `${marker}.imp${i}@example.mx,MX,${i % 10 === 0 ? 'yes' : 'no'}`),
+    ].join('\n');
+    async function* file() {
+      yield Buffer.from(csv);
+    }
+    const staged = await stageImport(tdb.db, {
+      source: file(),
+      fileName: 'scale.csv',
+      createdBy: null,
+      limits: { maxBytes: 1e6, maxRows: 1e4 },
+    });
     expect(staged.validRows).toBe(M);
     await commitImport(tdb.db, staged.importId, null);
-    await waitFor(async () => (await findImport(tdb.db, staged.importId))?.status === 'completed', { timeoutMs: 120_000, intervalMs: 500, what: 'import completed by two workers' });
+    await waitFor(async () => (await findImport(tdb.db, staged.importId))?.status === 'completed', {
+      timeoutMs: 120_000,
+      intervalMs: 500,
+      what: 'import completed by two workers',
+    });
     const rows = await tdb.db.selectFrom('importRows').select(['status']).where('importId', '=', staged.importId).execute();
     expect(rows.filter((r) => r.status === 'done').length).toBe(M);
     const stats = sandbox.stats();
@@ -108,7 +159,8 @@ describe.runIf(hasPg)('scale-out on PostgreSQL: 2 web + 2 worker processes', () 
     // One scheduler, however many workers: relay-inbox (every 5 s) ran about once per period.
     await new Promise((r) => setTimeout(r, 11_000));
     const seconds = (Date.now() - windowStart) / 1000;
-    const relayRuns = (await tdb.db.selectFrom('jobRuns').select('id').where('jobName', '=', 'relay-inbox').execute()).length - relayRunsBefore;
+    const relayRuns =
+      (await tdb.db.selectFrom('jobRuns').select('id').where('jobName', '=', 'relay-inbox').execute()).length - relayRunsBefore;
     expect(relayRuns).toBeGreaterThanOrEqual(1);
     expect(relayRuns).toBeLessThanOrEqual(Math.ceil(seconds / 5) + 1);
 
@@ -123,7 +175,20 @@ describe.runIf(hasPg)('scale-out on PostgreSQL: 2 web + 2 worker processes', () 
         cursor = next;
         for (const k of keys) {
           const type = await r.type(k);
-          const dump = type === 'hash' ? JSON.stringify(await r.hgetall(k)) : type === 'string' ? await r.get(k) : type === 'list' ? JSON.stringify(await r.lrange(k, 0, -1)) : type === 'zset' ? JSON.stringify(await r.zrange(k, 0, -1)) : type === 'set' ? JSON.stringify(await r.smembers(k)) : type === 'stream' ? JSON.stringify(await r.xrange(k, '-', '+')) : '';
+          const dump =
+            type === 'hash'
+              ? JSON.stringify(await r.hgetall(k))
+              : type === 'string'
+                ? await r.get(k)
+                : type === 'list'
+                  ? JSON.stringify(await r.lrange(k, 0, -1))
+                  : type === 'zset'
+                    ? JSON.stringify(await r.zrange(k, 0, -1))
+                    : type === 'set'
+                      ? JSON.stringify(await r.smembers(k))
+                      : type === 'stream'
+                        ? JSON.stringify(await r.xrange(k, '-', '+'))
+                        : '';
           expect(dump ?? '').not.toContain(marker);
           scanned++;
         }

@@ -41,11 +41,27 @@ describe.runIf(hasPg)('worker SIGKILLed mid-processing, several rounds', () => {
   beforeAll(async () => {
     tdb = await createTestDb('postgres');
     sandbox = await createSandbox({ partners: [{ apiKey: KEY, webhookSecret: SECRET, webhookUrl: null }] });
-    const schema = (await tdb.db.withoutPlugins().selectNoFrom((eb) => eb.fn<string>('current_schema', []).as('s')).executeTakeFirstOrThrow()).s;
+    const schema = (
+      await tdb.db
+        .withoutPlugins()
+        .selectNoFrom((eb) => eb.fn<string>('current_schema', []).as('s'))
+        .executeTakeFirstOrThrow()
+    ).s;
     const dbUrl = `${POSTGRES_URL}${POSTGRES_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
     const port = await freePort();
     webUrl = `http://127.0.0.1:${port}`;
-    env = { DATABASE_URL: dbUrl, REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, CAPA_BASE_URL: sandbox.url, CAPA_API_KEY: KEY, CAPA_WEBHOOK_SECRET: SECRET, NODE_ENV: 'production', SESSION_SECRET: 'rounds-session-secret-0123456789', PORT: String(port), SHUTDOWN_TIMEOUT_MS: '3000' };
+    env = {
+      DATABASE_URL: dbUrl,
+      REDIS_URL: redisUrl(),
+      QUEUE_PREFIX: prefix,
+      CAPA_BASE_URL: sandbox.url,
+      CAPA_API_KEY: KEY,
+      CAPA_WEBHOOK_SECRET: SECRET,
+      NODE_ENV: 'production',
+      SESSION_SECRET: 'rounds-session-secret-0123456789',
+      PORT: String(port),
+      SHUTDOWN_TIMEOUT_MS: '3000',
+    };
     web = startProc('web', 'server/web.ts', env);
     queues = new Queues({ redisUrl: redisUrl(), prefix });
     await waitHttp(`${webUrl}/healthz`);
@@ -62,7 +78,9 @@ describe.runIf(hasPg)('worker SIGKILLed mid-processing, several rounds', () => {
         cursor = next;
         if (keys.length) await queues.connection.del(...keys);
       } while (cursor !== '0');
-    } catch { /* Redis gone */ }
+    } catch {
+      /* Redis gone */
+    }
     await queues?.close();
     await sandbox?.close();
     await tdb?.close();
@@ -72,7 +90,11 @@ describe.runIf(hasPg)('worker SIGKILLed mid-processing, several rounds', () => {
     const ids: number[] = [];
     for (const u of users) {
       const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: u.externalUserId });
-      const res = await fetch(`${webUrl}/webhooks/capa`, { method: 'POST', headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, SECRET) }, body });
+      const res = await fetch(`${webUrl}/webhooks/capa`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'capa-signature': signBody(body, SECRET) },
+        body,
+      });
       expect(res.status, web.output()).toBe(200);
       ids.push(((await res.json()) as { id: number }).id);
     }
@@ -81,7 +103,8 @@ describe.runIf(hasPg)('worker SIGKILLed mid-processing, several rounds', () => {
 
   it(`${ROUNDS} kill/restart rounds with a delivery in flight at each kill: every delivery is processed once`, async () => {
     const users: User[] = [];
-    for (let i = 0; i < 20 * (ROUNDS + 1) + 1; i++) users.push(await insertUser(tdb.db, { email: `round-${i}@example.mx`, type: 'INDIVIDUAL', country: 'MX' }));
+    for (let i = 0; i < 20 * (ROUNDS + 1) + 1; i++)
+      users.push(await insertUser(tdb.db, { email: `round-${i}@example.mx`, type: 'INDIVIDUAL', country: 'MX' }));
     const [held, ...others] = users;
     // The held customer's row stays locked through every round.
     const lock = new pg.Client({ connectionString: env.DATABASE_URL });
@@ -103,10 +126,13 @@ describe.runIf(hasPg)('worker SIGKILLed mid-processing, several rounds', () => {
         workers.push(w);
         // The held delivery is back in a worker: at once in the first round, after BullMQ's
         // stalled-job check hands it back (lock expiry, up to about a minute) in later ones.
-        await waitFor(async () => {
-          const job = await webhooks.getJob(heldJob);
-          return job && (await job.getState()) === 'active' && (job.stalledCounter ?? 0) >= round - 1;
-        }, { timeoutMs: 90_000, intervalMs: 200, what: `round ${round}: the held delivery in flight` });
+        await waitFor(
+          async () => {
+            const job = await webhooks.getJob(heldJob);
+            return job && (await job.getState()) === 'active' && (job.stalledCounter ?? 0) >= round - 1;
+          },
+          { timeoutMs: 90_000, intervalMs: 200, what: `round ${round}: the held delivery in flight` },
+        );
         w.child.kill('SIGKILL');
         await w.exited();
       }
@@ -117,9 +143,16 @@ describe.runIf(hasPg)('worker SIGKILLed mid-processing, several rounds', () => {
       ids.push(...(await deliver(others.slice(ROUNDS * 20))));
       const last = startProc('worker-last', 'jobs/worker.ts', env);
       workers.push(last);
-      await waitFor(async () => (await tdb.db.selectFrom('webhookInbox').select('id').where('id', 'in', ids).where('status', '=', 'received').execute()).length === 0, {
-        timeoutMs: 180_000, intervalMs: 500, what: 'every acknowledged delivery processed',
-      });
+      await waitFor(
+        async () =>
+          (await tdb.db.selectFrom('webhookInbox').select('id').where('id', 'in', ids).where('status', '=', 'received').execute())
+            .length === 0,
+        {
+          timeoutMs: 180_000,
+          intervalMs: 500,
+          what: 'every acknowledged delivery processed',
+        },
+      );
       // The loss really happened — BullMQ failed the held job after its second crash — and the
       // relay replaced it.
       expect(last.output()).toContain('job stalled more than allowable limit');
@@ -132,8 +165,17 @@ describe.runIf(hasPg)('worker SIGKILLed mid-processing, several rounds', () => {
     const rows = await tdb.db.selectFrom('webhookInbox').select(['id', 'status', 'effect']).where('id', 'in', ids).execute();
     expect(rows.length).toBe(users.length);
     expect(rows.filter((r) => r.status !== 'processed')).toEqual([]);
-    for (const u of [held, others[0], others.at(-1)!]) expect((await stateHistory(tdb.db, u.id)).map((h) => h.toState)).toEqual(['IN_PROGRESS']);
-    const changes = await tdb.db.selectFrom('stateChanges').select('userId').where('userId', 'in', users.map((u) => u.id)).execute();
+    for (const u of [held, others[0], others.at(-1)!])
+      expect((await stateHistory(tdb.db, u.id)).map((h) => h.toState)).toEqual(['IN_PROGRESS']);
+    const changes = await tdb.db
+      .selectFrom('stateChanges')
+      .select('userId')
+      .where(
+        'userId',
+        'in',
+        users.map((u) => u.id),
+      )
+      .execute();
     expect(changes.length).toBe(users.length); // one change per customer, however often its job ran
   }, 420_000);
 });

@@ -23,16 +23,50 @@ const KEY = 'signals-partner-key';
 async function seedDeliveries(tdb: TestDb, prefix: string, n: number) {
   const now = new Date().toISOString();
   const users = Array.from({ length: n }, (_, i) => ({
-    id: randomUUID(), externalUserId: `sig-${prefix}-${i}`, capaUserId: randomUUID(), type: 'INDIVIDUAL' as const, email: `sig-${prefix}-${i}@example.mx`, alias: null, country: 'MX' as const,
-    kycState: 'LINK_ISSUED' as const, kycStateChangedAt: now, kycStateReason: null, kycStateCause: null, capaConfirmedAt: now, capaSync: 'created' as const, capaSyncError: null,
-    unmappedResult: null, assigneeId: null, createdBy: null, createdAt: now, updatedAt: now,
+    id: randomUUID(),
+    externalUserId: `sig-${prefix}-${i}`,
+    capaUserId: randomUUID(),
+    type: 'INDIVIDUAL' as const,
+    email: `sig-${prefix}-${i}@example.mx`,
+    alias: null,
+    country: 'MX' as const,
+    kycState: 'LINK_ISSUED' as const,
+    kycStateChangedAt: now,
+    kycStateReason: null,
+    kycStateCause: null,
+    capaConfirmedAt: now,
+    capaSync: 'created' as const,
+    capaSyncError: null,
+    unmappedResult: null,
+    assigneeId: null,
+    createdBy: null,
+    createdAt: now,
+    updatedAt: now,
   }));
   for (let i = 0; i < n; i += 200) {
-    await tdb.db.insertInto('users').values(users.slice(i, i + 200)).execute();
-    await tdb.db.insertInto('webhookInbox').values(users.slice(i, i + 200).map((u) => ({
-      receivedAt: now, rawBody: '{}', headers: '{}', signatureVerdict: 'valid' as const, secretIndex: 0, eventType: 'KYC', eventName: 'CREATED_KYC',
-      externalUserId: u.externalUserId, dedupeKey: null, duplicateOf: null, status: 'received' as const, enqueuedAt: now,
-    }))).execute();
+    await tdb.db
+      .insertInto('users')
+      .values(users.slice(i, i + 200))
+      .execute();
+    await tdb.db
+      .insertInto('webhookInbox')
+      .values(
+        users.slice(i, i + 200).map((u) => ({
+          receivedAt: now,
+          rawBody: '{}',
+          headers: '{}',
+          signatureVerdict: 'valid' as const,
+          secretIndex: 0,
+          eventType: 'KYC',
+          eventName: 'CREATED_KYC',
+          externalUserId: u.externalUserId,
+          dedupeKey: null,
+          duplicateOf: null,
+          status: 'received' as const,
+          enqueuedAt: now,
+        })),
+      )
+      .execute();
   }
   const ids = (await tdb.db.selectFrom('webhookInbox').select('id').execute()).map((r) => r.id);
   const conn = new Redis(redisUrl(), { maxRetriesPerRequest: null });
@@ -45,10 +79,23 @@ async function seedDeliveries(tdb: TestDb, prefix: string, n: number) {
 
 describe('worker processes under SIGKILL and SIGTERM', () => {
   let sandbox: Sandbox;
-  beforeAll(async () => { sandbox = await createSandbox({ partners: [{ apiKey: KEY, webhookSecret: SECRET, webhookUrl: null }] }); });
-  afterAll(async () => { await sandbox?.close(); });
+  beforeAll(async () => {
+    sandbox = await createSandbox({ partners: [{ apiKey: KEY, webhookSecret: SECRET, webhookUrl: null }] });
+  });
+  afterAll(async () => {
+    await sandbox?.close();
+  });
 
-  const envFor = (tdb: TestDb, prefix: string) => ({ DATABASE_URL: tdb.url, REDIS_URL: redisUrl(), QUEUE_PREFIX: prefix, CAPA_BASE_URL: sandbox.url, CAPA_API_KEY: KEY, CAPA_WEBHOOK_SECRET: SECRET, SHUTDOWN_TIMEOUT_MS: '8000', CAPA_RATE_LIMIT_PER_SEC: '500' });
+  const envFor = (tdb: TestDb, prefix: string) => ({
+    DATABASE_URL: tdb.url,
+    REDIS_URL: redisUrl(),
+    QUEUE_PREFIX: prefix,
+    CAPA_BASE_URL: sandbox.url,
+    CAPA_API_KEY: KEY,
+    CAPA_WEBHOOK_SECRET: SECRET,
+    SHUTDOWN_TIMEOUT_MS: '8000',
+    CAPA_RATE_LIMIT_PER_SEC: '500',
+  });
 
   it('SIGKILL mid-batch: a second worker finishes everything, each delivery takes effect once', async () => {
     const tdb = await createTestDb('sqlite');
@@ -94,7 +141,30 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
         const { userId } = await capa.createUser({ type: 'INDIVIDUAL', email, externalUserId });
         const id = randomUUID();
         ids.push(id);
-        await tdb.db.insertInto('users').values({ id, externalUserId, capaUserId: userId, type: 'INDIVIDUAL', email, alias: null, country: 'MX', kycState: 'LINK_ISSUED', kycStateChangedAt: now, kycStateReason: null, kycStateCause: null, capaConfirmedAt: null, capaSync: 'created', capaSyncError: null, unmappedResult: null, assigneeId: null, createdBy: null, createdAt: now, updatedAt: now }).execute();
+        await tdb.db
+          .insertInto('users')
+          .values({
+            id,
+            externalUserId,
+            capaUserId: userId,
+            type: 'INDIVIDUAL',
+            email,
+            alias: null,
+            country: 'MX',
+            kycState: 'LINK_ISSUED',
+            kycStateChangedAt: now,
+            kycStateReason: null,
+            kycStateCause: null,
+            capaConfirmedAt: null,
+            capaSync: 'created',
+            capaSyncError: null,
+            unmappedResult: null,
+            assigneeId: null,
+            createdBy: null,
+            createdAt: now,
+            updatedAt: now,
+          })
+          .execute();
       }
       sandbox.setFaults({ latencyMs: 700 });
       for (const id of ids) await queues.add(fetchDetails, { userId: id, cause: 'sigterm-test' });
@@ -108,13 +178,26 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
       expect(counts.active).toBe(0); // nothing left holding a lock: nothing will stall
       expect(counts.failed).toBe(0);
       // Completed fetch-details jobs are removed from Redis; their runs are in job_runs.
-      const finished = (await tdb.db.selectFrom('jobRuns').select('id').where('jobName', '=', 'fetch-details').where('status', '=', 'completed').execute()).length;
+      const finished = (
+        await tdb.db.selectFrom('jobRuns').select('id').where('jobName', '=', 'fetch-details').where('status', '=', 'completed').execute()
+      ).length;
       expect(finished).toBeGreaterThan(0); // in-flight calls were allowed to finish
       expect(finished + counts.waiting + counts.delayed + counts.prioritized).toBe(60);
       sandbox.setFaults({});
       const again = startProc('worker-again', 'jobs/worker.ts', envFor(tdb, prefix));
       try {
-        await waitFor(async () => (await tdb.db.selectFrom('jobRuns').select('id').where('jobName', '=', 'fetch-details').where('status', '=', 'completed').execute()).length === 60, { timeoutMs: 60_000, what: 'remaining jobs' });
+        await waitFor(
+          async () =>
+            (
+              await tdb.db
+                .selectFrom('jobRuns')
+                .select('id')
+                .where('jobName', '=', 'fetch-details')
+                .where('status', '=', 'completed')
+                .execute()
+            ).length === 60,
+          { timeoutMs: 60_000, what: 'remaining jobs' },
+        );
       } finally {
         await again.stop();
       }
@@ -137,8 +220,21 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
     try {
       for (let i = 0; i < M; i++) {
         const u = await insertUser(tdb.db, { email: `mail-${prefix}-${i}@example.mx`, type: 'INDIVIDUAL', country: 'MX' });
-        const link = await tdb.db.transaction().execute((trx) => insertLink(trx, { userId: u.id, url: `https://kyc.example/s/${i}`, country: 'MX', redirectUri: null, createdBy: null }));
-        const { row } = await insertMessage(tdb.db, { userId: u.id, kind: 'kyc_link', channel: 'email', locale: 'es', address: u.email, dedupeKey: `kill-test-${i}`, linkId: link.id, linkUrl: link.url });
+        const link = await tdb.db
+          .transaction()
+          .execute((trx) =>
+            insertLink(trx, { userId: u.id, url: `https://kyc.example/s/${i}`, country: 'MX', redirectUri: null, createdBy: null }),
+          );
+        const { row } = await insertMessage(tdb.db, {
+          userId: u.id,
+          kind: 'kyc_link',
+          channel: 'email',
+          locale: 'es',
+          address: u.email,
+          dedupeKey: `kill-test-${i}`,
+          linkId: link.id,
+          linkUrl: link.url,
+        });
         await queues.add(sendNotification, { notificationId: row.id });
       }
       const env = { ...envFor(tdb, prefix), SMTP_URL: smtp.url, NOTIFY_BACKOFF_MS: '200' };
@@ -150,7 +246,10 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
       expect(await sent()).toBeLessThan(M);
       const second = startProc('worker-2', 'jobs/worker.ts', env);
       try {
-        await waitFor(async () => (await tdb.db.selectFrom('notifications').select('id').where('status', '=', 'queued').execute()).length === 0, { timeoutMs: 150_000, intervalMs: 1000, what: 'every message settled' });
+        await waitFor(
+          async () => (await tdb.db.selectFrom('notifications').select('id').where('status', '=', 'queued').execute()).length === 0,
+          { timeoutMs: 150_000, intervalMs: 1000, what: 'every message settled' },
+        );
       } finally {
         await second.stop();
       }
@@ -188,7 +287,30 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
         sandbox.setOutcome(userId, outcomes[i % 3]);
         const id = randomUUID();
         expected.set(id, outcomes[i % 3]);
-        await tdb.db.insertInto('users').values({ id, externalUserId, capaUserId: userId, type: 'INDIVIDUAL', email, alias: null, country: 'MX', kycState: 'LINK_ISSUED', kycStateChangedAt: old, kycStateReason: null, kycStateCause: null, capaConfirmedAt: old, capaSync: 'created', capaSyncError: null, unmappedResult: null, assigneeId: null, createdBy: null, createdAt: old, updatedAt: old }).execute();
+        await tdb.db
+          .insertInto('users')
+          .values({
+            id,
+            externalUserId,
+            capaUserId: userId,
+            type: 'INDIVIDUAL',
+            email,
+            alias: null,
+            country: 'MX',
+            kycState: 'LINK_ISSUED',
+            kycStateChangedAt: old,
+            kycStateReason: null,
+            kycStateCause: null,
+            capaConfirmedAt: old,
+            capaSync: 'created',
+            capaSyncError: null,
+            unmappedResult: null,
+            assigneeId: null,
+            createdBy: null,
+            createdAt: old,
+            updatedAt: old,
+          })
+          .execute();
       }
       const env = { ...envFor(tdb, prefix), CAPA_RATE_LIMIT_PER_SEC: '40' };
       const confirmed = async () => (await tdb.db.selectFrom('users').select('id').where('capaConfirmedAt', '>', old).execute()).length;
@@ -200,7 +322,11 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
       expect(await confirmed()).toBeLessThan(R);
       const second = startProc('worker-2', 'jobs/worker.ts', env);
       try {
-        await waitFor(async () => (await confirmed()) === R, { timeoutMs: 150_000, intervalMs: 1000, what: 'every stale customer confirmed' });
+        await waitFor(async () => (await confirmed()) === R, {
+          timeoutMs: 150_000,
+          intervalMs: 1000,
+          what: 'every stale customer confirmed',
+        });
       } finally {
         await second.stop();
       }
@@ -210,7 +336,12 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
       const reached = new Map(changes.map((c) => [c.userId, c.toState]));
       for (const [id, outcome] of expected) expect(reached.get(id)).toBe(outcome);
       expect(changes.length).toBe(R); // each customer's drift applied once, despite the kill
-      const failed = await tdb.db.selectFrom('jobRuns').select('id').where('jobName', '=', 'fetch-details').where('status', '=', 'failed').execute();
+      const failed = await tdb.db
+        .selectFrom('jobRuns')
+        .select('id')
+        .where('jobName', '=', 'fetch-details')
+        .where('status', '=', 'failed')
+        .execute();
       expect(failed).toEqual([]);
     } finally {
       await queues.close();

@@ -28,7 +28,10 @@ async function waitForPort(port: number, deadlineMs: number): Promise<void> {
   while (Date.now() < until) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;
@@ -48,8 +51,14 @@ export default async function setup(): Promise<() => void> {
     const port = await freePort();
     dir = mkdtempSync(path.join(os.tmpdir(), 'kyc-redis-'));
     // noeviction + appendonly mirror what production must run with (see docs/deploy.md).
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--dir', dir], { stdio: 'ignore' });
-    child.on('error', (err) => { console.error('could not start redis-server (apt-get install redis-server):', err.message); });
+    child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--dir', dir],
+      { stdio: 'ignore' },
+    );
+    child.on('error', (err) => {
+      console.error('could not start redis-server (apt-get install redis-server):', err.message);
+    });
     await waitForPort(port, 10_000);
     process.env.REDIS_URL = `redis://127.0.0.1:${port}`;
     process.env.TEST_REDIS_PRIVATE = '1';

@@ -13,7 +13,9 @@ export interface ReceivedRequest {
   json: unknown;
 }
 
-export type Responder = (req: ReceivedRequest) => { status: number; body?: string; delayMs?: number } | Promise<{ status: number; body?: string; delayMs?: number }>;
+export type Responder = (
+  req: ReceivedRequest,
+) => { status: number; body?: string; delayMs?: number } | Promise<{ status: number; body?: string; delayMs?: number }>;
 
 export interface Receiver {
   url: string;
@@ -36,7 +38,15 @@ export async function startReceiver(responder: Responder = () => ({ status: 200,
     } catch {
       json = undefined;
     }
-    const r: ReceivedRequest = { n: received.length + 1, method: req.method ?? '', path: req.url ?? '', headers: req.headers, raw, body, json };
+    const r: ReceivedRequest = {
+      n: received.length + 1,
+      method: req.method ?? '',
+      path: req.url ?? '',
+      headers: req.headers,
+      raw,
+      body,
+      json,
+    };
     received.push(r);
     const out = await current(r);
     if (out.delayMs) await new Promise((ok) => setTimeout(ok, out.delayMs));

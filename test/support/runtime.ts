@@ -79,7 +79,9 @@ export async function createTestDb(kind: 'sqlite' | 'postgres' = 'sqlite'): Prom
     const db = createDb(POSTGRES_URL, { schema });
     await migrateToLatest(db, { schema });
     return {
-      db, url: POSTGRES_URL, kind,
+      db,
+      url: POSTGRES_URL,
+      kind,
       async close() {
         await db.withoutPlugins().schema.dropSchema(schema).cascade().execute();
         await db.destroy();
@@ -90,7 +92,15 @@ export async function createTestDb(kind: 'sqlite' | 'postgres' = 'sqlite'): Prom
   const url = `file:${path.join(dir, 'test.sqlite')}`;
   const db = createDb(url);
   await migrateToLatest(db);
-  return { db, url, kind, async close() { await db.destroy(); rmSync(dir, { recursive: true, force: true }); } };
+  return {
+    db,
+    url,
+    kind,
+    async close() {
+      await db.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface TestRuntime {
@@ -111,7 +121,9 @@ export interface TestRuntime {
  * Everything real: a migrated database, Redis with a private queue prefix, the Capa sandbox over
  * HTTP and an HTTP intake that runs the same webhook route code as the web app.
  */
-export async function createTestRuntime(opts: { dbKind?: 'sqlite' | 'postgres'; worker?: boolean; env?: Record<string, string>; timeScale?: number } = {}): Promise<TestRuntime> {
+export async function createTestRuntime(
+  opts: { dbKind?: 'sqlite' | 'postgres'; worker?: boolean; env?: Record<string, string>; timeScale?: number } = {},
+): Promise<TestRuntime> {
   const tdb = await createTestDb(opts.dbKind ?? 'sqlite');
   const prefix = `t${randomBytes(5).toString('hex')}`;
 
@@ -152,11 +164,22 @@ export async function createTestRuntime(opts: { dbKind?: 'sqlite' | 'postgres'; 
 
   // The production intake: the express fast path of server/web.ts, over the same services.
   const app = express();
-  app.use(capaWebhookRouter(webhookIntake(async () => ({ db: services.db, enqueue: services.queues, secrets: services.env.CAPA_WEBHOOK_SECRET }))));
+  app.use(
+    capaWebhookRouter(
+      webhookIntake(async () => ({ db: services.db, enqueue: services.queues, secrets: services.env.CAPA_WEBHOOK_SECRET })),
+    ),
+  );
   handler = app;
 
   const rt: TestRuntime = {
-    env, db: tdb.db, queues, capa, sandbox, services, intakeUrl, workers: null,
+    env,
+    db: tdb.db,
+    queues,
+    capa,
+    sandbox,
+    services,
+    intakeUrl,
+    workers: null,
     async startWorkers(o) {
       const w = await startWorkers({ env, db: tdb.db, capa, logger, dataKeys: services.dataKeys, redisUrl: env.REDIS_URL, prefix }, o);
       rt.workers = w;
@@ -175,7 +198,9 @@ export async function createTestRuntime(opts: { dbKind?: 'sqlite' | 'postgres'; 
           cursor = next;
           if (keys.length) await conn.del(...keys);
         } while (cursor !== '0');
-      } catch { /* Redis may be stopped by the test */ }
+      } catch {
+        /* Redis may be stopped by the test */
+      }
       await queues.close();
       setServices(undefined);
       await tdb.close();
@@ -186,7 +211,10 @@ export async function createTestRuntime(opts: { dbKind?: 'sqlite' | 'postgres'; 
 }
 
 /** Polls `fn` until it returns a truthy value or the deadline passes (never a blind sleep). */
-export async function waitFor<T>(fn: () => Promise<T> | T, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  fn: () => Promise<T> | T,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<NonNullable<T>> {
   const until = Date.now() + (opts.timeoutMs ?? 20_000);
   let last: unknown;
   while (Date.now() < until) {

@@ -66,7 +66,12 @@ export async function startTestSmtp(port = 0, opts: { smtpUtf8?: boolean } = {})
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
           const raw = Buffer.concat(chunks);
-          received.push({ ...parseMessage(raw), envelopeTo: session.envelope.rcptTo.map((r) => r.address), smtpUtf8: Boolean(session.envelope.smtpUtf8), raw: raw.toString('utf8') });
+          received.push({
+            ...parseMessage(raw),
+            envelopeTo: session.envelope.rcptTo.map((r) => r.address),
+            smtpUtf8: Boolean(session.envelope.smtpUtf8),
+            raw: raw.toString('utf8'),
+          });
           cb();
         });
       },

@@ -7,7 +7,15 @@ import { createWebApp, hostOf, type WebOptions } from '../../server/web.js';
 import { serveServicesTo } from './runtime.js';
 
 /** Debian's Chromium, headless, with the flags this machine's closed network needs. */
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
@@ -33,7 +41,13 @@ export async function startBuiltApp(opts: Omit<WebOptions, 'build'> = {}): Promi
  * Opens `path` in a new page of `ctx`, is sent to the sign-in form, signs in and lands back on
  * `path` — the way an operator arrives.
  */
-export async function signInThroughPage(ctx: BrowserContext, base: string, email: string, password: string, path = '/users'): Promise<Page> {
+export async function signInThroughPage(
+  ctx: BrowserContext,
+  base: string,
+  email: string,
+  password: string,
+  path = '/users',
+): Promise<Page> {
   const page = await ctx.newPage();
   await page.goto(`${base}${path}`);
   await page.waitForURL((u) => u.pathname === '/login' && u.searchParams.get('next') === path);

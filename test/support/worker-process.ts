@@ -15,5 +15,8 @@ const capa = new CapaClient({ baseUrl: env.capaBaseUrl, apiKey: env.CAPA_API_KEY
 const running = await startWorkers({ env, db, capa, logger, redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX });
 process.stdout.write('ready\n');
 process.on('SIGTERM', () => {
-  void running.close(2000).then(() => db.destroy()).then(() => process.exit(0));
+  void running
+    .close(2000)
+    .then(() => db.destroy())
+    .then(() => process.exit(0));
 });
