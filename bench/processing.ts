@@ -83,18 +83,16 @@ try {
   const ids = (await db.selectFrom('webhookInbox').select('id').orderBy('id').execute()).map((r) => r.id);
   for (let i = 0; i < ids.length; i += 1000) {
     await q.addBulk(
-      ids
-        .slice(i, i + 1000)
-        .map((id) => ({
-          name: 'process-webhook',
-          data: { inboxId: id },
-          opts: {
-            jobId: `wh-${id}`,
-            attempts: 8,
-            backoff: { type: 'exponential', delay: 500 },
-            removeOnComplete: { age: 3600, count: 10_000 },
-          },
-        })),
+      ids.slice(i, i + 1000).map((id) => ({
+        name: 'process-webhook',
+        data: { inboxId: id },
+        opts: {
+          jobId: `wh-${id}`,
+          attempts: 8,
+          backoff: { type: 'exponential', delay: 500 },
+          removeOnComplete: { age: 3600, count: 10_000 },
+        },
+      })),
     );
   }
   const seedSeconds = (performance.now() - seedStart) / 1000;

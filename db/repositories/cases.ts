@@ -156,13 +156,11 @@ export async function reviewQueueRows(
     .limit(QUEUE_CAP + 1)
     .execute();
   const truncated = raw.length > QUEUE_CAP;
-  const rows = raw
-    .slice(0, QUEUE_CAP)
-    .map(({ resolvedAt: _r, ...r }) => ({
-      ...r,
-      assigneeName: r.assigneeName ?? null,
-      caseStatus: (r.caseStatus as CaseStatus | null) ?? null,
-    }));
+  const rows = raw.slice(0, QUEUE_CAP).map(({ resolvedAt: _r, ...r }) => ({
+    ...r,
+    assigneeName: r.assigneeName ?? null,
+    caseStatus: (r.caseStatus as CaseStatus | null) ?? null,
+  }));
   const ids = rows.map((r) => r.userId);
   const history = await historyFor(db, ids);
   const openTasks = new Map<string, { n: number; next: string | null }>();

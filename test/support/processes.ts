@@ -59,9 +59,7 @@ export function startProc(name: string, file: string, env: Record<string, string
  * A redis-server this test owns, so it can be stopped, started, frozen (SIGSTOP) or killed. With
  * persistence (the default) AOF keeps its data across a restart; without, it comes back empty.
  */
-export async function ownRedis(
-  opts: { persistence?: boolean } = {},
-): Promise<{
+export async function ownRedis(opts: { persistence?: boolean } = {}): Promise<{
   url: string;
   stop(signal?: NodeJS.Signals): Promise<void>;
   start(): Promise<void>;
