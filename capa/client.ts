@@ -414,51 +414,105 @@ function isNoKycYet(err: CapaError): boolean {
 const KEY_MESSAGES = /api key/i;
 const OWNERSHIP_MESSAGES = /not associated with the partner|partner information is required/i;
 
-/** Plain words for an operator; never includes PII or Capa's raw body. */
-export function describeCapaError(err: unknown): string {
-  if (!(err instanceof CapaError)) {
-    return `Unexpected error while talking to Capa: ${err instanceof Error ? err.message : String(err)}`;
-  }
-  if (err.kind === 'timeout' || err.kind === 'network') return 'Capa did not answer in time; the request will be retried.';
+/**
+ * What went wrong with a Capa call, as a code and its values: the UI words it in the operator's
+ * language (catalogue `capa:errors.<code>`), describeCapaError in English for logs and stored
+ * errors. Values never include PII or Capa's raw body.
+ */
+export type CapaErrorCode =
+  | 'unexpected'
+  | 'timeout'
+  | 'invalid_response'
+  | 'rate_limited'
+  | 'rate_limited_for'
+  | 'internal'
+  | 'other_partner'
+  | 'api_key'
+  | 'unauthorized'
+  | 'partner_flow'
+  | 'already_exists'
+  | 'already_exists_after_retry'
+  | 'refused'
+  | 'no_notification'
+  | 'no_notification_log'
+  | 'no_kyc_yet'
+  | 'unknown_user'
+  | 'endpoint_not_found'
+  | 'kyb_only'
+  | 'invalid_input'
+  | 'invalid_input_details'
+  | 'http';
+
+export function capaErrorCode(err: unknown): { code: CapaErrorCode; values: Record<string, string | number> } {
+  const say = (code: CapaErrorCode, values: Record<string, string | number> = {}) => ({ code, values });
+  if (!(err instanceof CapaError)) return say('unexpected', { detail: err instanceof Error ? err.message : String(err) });
+  if (err.kind === 'timeout' || err.kind === 'network') return say('timeout');
   const s = err.status ?? 0;
-  if (err.code === 'INVALID_RESPONSE') return 'Capa answered with something we could not understand.';
+  if (err.code === 'INVALID_RESPONSE') return say('invalid_response');
   if (s === 429) {
     return err.retryAfterMs !== undefined
-      ? `Capa is rate-limiting us; retrying after ${Math.max(1, Math.ceil(err.retryAfterMs / 1000))} s.`
-      : 'Capa is rate-limiting us; retrying shortly.';
+      ? say('rate_limited_for', { seconds: Math.max(1, Math.ceil(err.retryAfterMs / 1000)) })
+      : say('rate_limited');
   }
-  if (s >= 500) return 'Capa had an internal error.';
+  if (s >= 500) return say('internal');
   if (s === 401) {
-    if (OWNERSHIP_MESSAGES.test(err.capaMessage)) return 'This user belongs to another Capa partner (or the API key is wrong).';
-    if (KEY_MESSAGES.test(err.capaMessage)) return 'Capa rejected our API key; check CAPA_API_KEY.';
-    return 'Capa refused the request as unauthorized.';
+    if (OWNERSHIP_MESSAGES.test(err.capaMessage)) return say('other_partner');
+    if (KEY_MESSAGES.test(err.capaMessage)) return say('api_key');
+    return say('unauthorized');
   }
-  if (s === 403) return 'Capa says our partner account is not set up for this (invalid partner flow); contact Capa.';
+  if (s === 403) return say('partner_flow');
   if (s === 409) {
-    if (err.op === 'createUser') {
-      return err.attempts > 1
-        ? 'This email or external id already exists in Capa (possibly created by our own earlier attempt that timed out).'
-        : 'This email or external id already exists in Capa.';
-    }
-    return `Capa refused: ${err.capaMessage}`;
+    if (err.op === 'createUser') return say(err.attempts > 1 ? 'already_exists_after_retry' : 'already_exists');
+    return say('refused', { capaMessage: err.capaMessage });
   }
   if (s === 404) {
     if (err.op.includes('WebhookNotification')) {
-      return err.code === 'NOT_FOUND' && /notification/i.test(err.capaMessage)
-        ? 'Capa has no webhook notification with this id.'
-        : 'This Capa environment does not offer the webhook notification log.';
+      return err.code === 'NOT_FOUND' && /notification/i.test(err.capaMessage) ? say('no_notification') : say('no_notification_log');
     }
-    if (err.code === 'NOT_FOUND_ERROR' && /verification|kyc/i.test(err.capaMessage)) return 'This user has not submitted KYC yet.';
-    if (err.code === 'NOT_FOUND_ERROR') return 'Capa does not know this user.';
-    return 'Capa answered "not found" for this endpoint; check CAPA_BASE_URL.';
+    if (err.code === 'NOT_FOUND_ERROR' && /verification|kyc/i.test(err.capaMessage)) return say('no_kyc_yet');
+    if (err.code === 'NOT_FOUND_ERROR') return say('unknown_user');
+    return say('endpoint_not_found');
   }
   if (s === 400) {
-    if (err.code === 'INVALID_VERIFICATION_TYPE_FOR_USER')
-      return `This user type cannot do KYC (business users need KYB). Capa says: ${err.capaMessage}`;
+    if (err.code === 'INVALID_VERIFICATION_TYPE_FOR_USER') return say('kyb_only', { capaMessage: err.capaMessage });
     const details = errorDetails(err.body);
-    return `Capa rejected the input: ${err.capaMessage}${details ? ` (${details})` : ''}`;
+    return details
+      ? say('invalid_input_details', { capaMessage: err.capaMessage, details })
+      : say('invalid_input', { capaMessage: err.capaMessage });
   }
-  return `Capa answered HTTP ${s} (${err.code}): ${err.capaMessage}`;
+  return say('http', { status: s, capaCode: err.code, capaMessage: err.capaMessage });
+}
+
+const ENGLISH: Record<CapaErrorCode, (v: Record<string, string | number>) => string> = {
+  unexpected: (v) => `Unexpected error while talking to Capa: ${v.detail}`,
+  timeout: () => 'Capa did not answer in time; the request will be retried.',
+  invalid_response: () => 'Capa answered with something we could not understand.',
+  rate_limited_for: (v) => `Capa is rate-limiting us; retrying after ${v.seconds} s.`,
+  rate_limited: () => 'Capa is rate-limiting us; retrying shortly.',
+  internal: () => 'Capa had an internal error.',
+  other_partner: () => 'This user belongs to another Capa partner (or the API key is wrong).',
+  api_key: () => 'Capa rejected our API key; check CAPA_API_KEY.',
+  unauthorized: () => 'Capa refused the request as unauthorized.',
+  partner_flow: () => 'Capa says our partner account is not set up for this (invalid partner flow); contact Capa.',
+  already_exists_after_retry: () =>
+    'This email or external id already exists in Capa (possibly created by our own earlier attempt that timed out).',
+  already_exists: () => 'This email or external id already exists in Capa.',
+  refused: (v) => `Capa refused: ${v.capaMessage}`,
+  no_notification: () => 'Capa has no webhook notification with this id.',
+  no_notification_log: () => 'This Capa environment does not offer the webhook notification log.',
+  no_kyc_yet: () => 'This user has not submitted KYC yet.',
+  unknown_user: () => 'Capa does not know this user.',
+  endpoint_not_found: () => 'Capa answered "not found" for this endpoint; check CAPA_BASE_URL.',
+  kyb_only: (v) => `This user type cannot do KYC (business users need KYB). Capa says: ${v.capaMessage}`,
+  invalid_input_details: (v) => `Capa rejected the input: ${v.capaMessage} (${v.details})`,
+  invalid_input: (v) => `Capa rejected the input: ${v.capaMessage}`,
+  http: (v) => `Capa answered HTTP ${v.status} (${v.capaCode}): ${v.capaMessage}`,
+};
+
+/** Plain English words (logs, stored job errors); never includes PII or Capa's raw body. */
+export function describeCapaError(err: unknown): string {
+  const { code, values } = capaErrorCode(err);
+  return ENGLISH[code](values);
 }
 
 /** Optional list of field problems (`error.details`, as the sandbox sends); not documented by Capa. */
