@@ -1,7 +1,16 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { CapaClient, CapaError, describeCapaError, parseRetryAfter, type CapaCallInfo, type CapaClientOptions } from './client';
+import {
+  CapaClient,
+  CapaError,
+  capaErrorCode,
+  capaErrorCodeOfText,
+  describeCapaError,
+  parseRetryAfter,
+  type CapaCallInfo,
+  type CapaClientOptions,
+} from './client';
 import { createSandbox, type Sandbox } from './sandbox/server';
 
 // Everything here is real HTTP against the sandbox (or, for envelope variants the sandbox does
@@ -564,5 +573,39 @@ describe('parseRetryAfter', () => {
 describe('describeCapaError', () => {
   it('handles non-Capa errors', () => {
     expect(describeCapaError(new Error('boom'))).toBe('Unexpected error while talking to Capa: boom');
+  });
+});
+
+describe('capaErrorCode', () => {
+  const capa = (init: Partial<ConstructorParameters<typeof CapaError>[0]>) =>
+    new CapaError({ status: 400, code: 'BAD_REQUEST', capaMessage: 'x', kind: 'http', retryable: false, op: 'getKycDetails', ...init });
+
+  it('gives the code and values the console words, and describeCapaError is its English', () => {
+    const cases: Array<[unknown, ReturnType<typeof capaErrorCode>]> = [
+      [capa({ kind: 'timeout', status: null }), { code: 'timeout', values: {} }],
+      [capa({ status: 429, retryAfterMs: 1500 }), { code: 'rate_limited_for', values: { seconds: 2 } }],
+      [capa({ status: 409, op: 'createUser', attempts: 2 }), { code: 'already_exists_after_retry', values: {} }],
+      [
+        capa({ status: 409, op: 'retryWebhookNotification', capaMessage: 'Not FAILED' }),
+        { code: 'refused', values: { capaMessage: 'Not FAILED' } },
+      ],
+      [capa({ status: 404, code: 'NOT_FOUND_ERROR', capaMessage: 'User was not found' }), { code: 'unknown_user', values: {} }],
+      [
+        capa({ status: 418, code: 'TEAPOT', capaMessage: 'short and stout' }),
+        { code: 'http', values: { status: 418, capaCode: 'TEAPOT', capaMessage: 'short and stout' } },
+      ],
+      [new Error('boom'), { code: 'unexpected', values: { detail: 'boom' } }],
+    ];
+    for (const [err, want] of cases) {
+      expect(capaErrorCode(err)).toEqual(want);
+      // Stored English reads back as the same code (values as text): old rows are worded too.
+      const back = capaErrorCodeOfText(describeCapaError(err));
+      expect(back).toEqual({ code: want.code, values: Object.fromEntries(Object.entries(want.values).map(([k, v]) => [k, String(v)])) });
+    }
+    expect(capaErrorCodeOfText('Capa rejected the input: Invalid User Input (email: not valid; country: missing)')).toEqual({
+      code: 'invalid_input_details',
+      values: { capaMessage: 'Invalid User Input', details: 'email: not valid; country: missing' },
+    });
+    expect(capaErrorCodeOfText('connect ECONNREFUSED 127.0.0.1:6379')).toBeNull();
   });
 });

@@ -483,36 +483,65 @@ export function capaErrorCode(err: unknown): { code: CapaErrorCode; values: Reco
   return say('http', { status: s, capaCode: err.code, capaMessage: err.capaMessage });
 }
 
-const ENGLISH: Record<CapaErrorCode, (v: Record<string, string | number>) => string> = {
-  unexpected: (v) => `Unexpected error while talking to Capa: ${v.detail}`,
-  timeout: () => 'Capa did not answer in time; the request will be retried.',
-  invalid_response: () => 'Capa answered with something we could not understand.',
-  rate_limited_for: (v) => `Capa is rate-limiting us; retrying after ${v.seconds} s.`,
-  rate_limited: () => 'Capa is rate-limiting us; retrying shortly.',
-  internal: () => 'Capa had an internal error.',
-  other_partner: () => 'This user belongs to another Capa partner (or the API key is wrong).',
-  api_key: () => 'Capa rejected our API key; check CAPA_API_KEY.',
-  unauthorized: () => 'Capa refused the request as unauthorized.',
-  partner_flow: () => 'Capa says our partner account is not set up for this (invalid partner flow); contact Capa.',
-  already_exists_after_retry: () =>
+const ENGLISH: Record<CapaErrorCode, string> = {
+  unexpected: 'Unexpected error while talking to Capa: {{detail}}',
+  timeout: 'Capa did not answer in time; the request will be retried.',
+  invalid_response: 'Capa answered with something we could not understand.',
+  rate_limited_for: 'Capa is rate-limiting us; retrying after {{seconds}} s.',
+  rate_limited: 'Capa is rate-limiting us; retrying shortly.',
+  internal: 'Capa had an internal error.',
+  other_partner: 'This user belongs to another Capa partner (or the API key is wrong).',
+  api_key: 'Capa rejected our API key; check CAPA_API_KEY.',
+  unauthorized: 'Capa refused the request as unauthorized.',
+  partner_flow: 'Capa says our partner account is not set up for this (invalid partner flow); contact Capa.',
+  already_exists_after_retry:
     'This email or external id already exists in Capa (possibly created by our own earlier attempt that timed out).',
-  already_exists: () => 'This email or external id already exists in Capa.',
-  refused: (v) => `Capa refused: ${v.capaMessage}`,
-  no_notification: () => 'Capa has no webhook notification with this id.',
-  no_notification_log: () => 'This Capa environment does not offer the webhook notification log.',
-  no_kyc_yet: () => 'This user has not submitted KYC yet.',
-  unknown_user: () => 'Capa does not know this user.',
-  endpoint_not_found: () => 'Capa answered "not found" for this endpoint; check CAPA_BASE_URL.',
-  kyb_only: (v) => `This user type cannot do KYC (business users need KYB). Capa says: ${v.capaMessage}`,
-  invalid_input_details: (v) => `Capa rejected the input: ${v.capaMessage} (${v.details})`,
-  invalid_input: (v) => `Capa rejected the input: ${v.capaMessage}`,
-  http: (v) => `Capa answered HTTP ${v.status} (${v.capaCode}): ${v.capaMessage}`,
+  already_exists: 'This email or external id already exists in Capa.',
+  refused: 'Capa refused: {{capaMessage}}',
+  no_notification: 'Capa has no webhook notification with this id.',
+  no_notification_log: 'This Capa environment does not offer the webhook notification log.',
+  no_kyc_yet: 'This user has not submitted KYC yet.',
+  unknown_user: 'Capa does not know this user.',
+  endpoint_not_found: 'Capa answered "not found" for this endpoint; check CAPA_BASE_URL.',
+  kyb_only: 'This user type cannot do KYC (business users need KYB). Capa says: {{capaMessage}}',
+  invalid_input_details: 'Capa rejected the input: {{capaMessage}} ({{details}})',
+  invalid_input: 'Capa rejected the input: {{capaMessage}}',
+  http: 'Capa answered HTTP {{status}} ({{capaCode}}): {{capaMessage}}',
 };
 
 /** Plain English words (logs, stored job errors); never includes PII or Capa's raw body. */
 export function describeCapaError(err: unknown): string {
   const { code, values } = capaErrorCode(err);
-  return ENGLISH[code](values);
+  return ENGLISH[code].replace(/\{\{(\w+)\}\}/g, (_, k: string) => String(values[k] ?? ''));
+}
+
+// Longest first, so "Capa rejected the input: x (y)" is read with its details.
+const ENGLISH_PATTERNS = (Object.entries(ENGLISH) as Array<[CapaErrorCode, string]>)
+  .sort((a, b) => b[1].length - a[1].length)
+  .map(([code, text]) => {
+    const keys: string[] = [];
+    const source = text
+      .split(/(\{\{\w+\}\})/)
+      .map((part) => {
+        const m = /^\{\{(\w+)\}\}$/.exec(part);
+        if (!m) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        keys.push(m[1]!);
+        return '([\\s\\S]+?)';
+      })
+      .join('');
+    return { code, keys, re: new RegExp(`^${source}$`) };
+  });
+
+/**
+ * The code of a Capa failure stored as describeCapaError's English (job errors, old rows), so
+ * it can be worded in the reader's language; null for any other text.
+ */
+export function capaErrorCodeOfText(text: string): { code: CapaErrorCode; values: Record<string, string> } | null {
+  for (const p of ENGLISH_PATTERNS) {
+    const m = p.re.exec(text);
+    if (m) return { code: p.code, values: Object.fromEntries(p.keys.map((k, i) => [k, m[i + 1]!])) };
+  }
+  return null;
 }
 
 /** Optional list of field problems (`error.details`, as the sandbox sends); not documented by Capa. */
