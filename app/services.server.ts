@@ -32,7 +32,7 @@ export function services(): Promise<Services> {
     const env = readEnv();
     const db = createDb(env.DATABASE_URL);
     await migrateToLatest(db);
-    const queues = new Queues({ redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX });
+    const queues = new Queues({ redis: env.redis, prefix: env.QUEUE_PREFIX });
     // Reported once per process, without delaying the first request.
     const report = () => void selfCheck({ redis: queues.connection, db }).then((ws) => ws.forEach((w) => logger.warn(`SELF-CHECK: ${w}`)));
     if (queues.connection.status === 'ready') report();

@@ -122,8 +122,8 @@ async function endToEndBench() {
   const db = createDb(url);
   await migrateToLatest(db);
   const capa = new CapaClient({ baseUrl: sandbox.url, apiKey: 'bench-partner-key', timeoutMs: 10_000 });
-  const workers = await startWorkers({ env, db, capa, logger, redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX });
-  const queues = new Queues({ redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX });
+  const workers = await startWorkers({ env, db, capa, logger, redis: env.redis, prefix: env.QUEUE_PREFIX });
+  const queues = new Queues({ redis: env.redis, prefix: env.QUEUE_PREFIX });
   const lines = ['externalUserId,email,country,sendLink'];
   for (let i = 1; i <= E2E_ROWS; i++) lines.push(`e2e-${i},e2e.${i}@example.mx,MX,${LINK_EVERY && i % LINK_EVERY === 0 ? 'yes' : 'no'}`);
   async function* src() {

@@ -80,7 +80,7 @@ try {
 
   // Which frozen-phase deliveries reached Redis by the intake's own add (sent before the freeze
   // was noticed, and taken once Redis ran again) — the others wait for the relay (no worker here).
-  const queues = new Queues({ redisUrl: redis.url, prefix: PREFIX });
+  const queues = new Queues({ redis: redis.url, prefix: PREFIX });
   const ids = Array.from({ length: frozenTo - frozenFrom + 1 }, (_, i) => `wh-${frozenFrom + i}`);
   let direct = 0;
   for (let i = 0; i < ids.length; i += 1000)

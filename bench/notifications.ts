@@ -33,7 +33,7 @@ const env = parseEnv({
   LOG_LEVEL: 'silent',
   WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '8',
 });
-const queues = new Queues({ redisUrl: redis.url, prefix: 'benchn' });
+const queues = new Queues({ redis: redis.url, prefix: 'benchn' });
 const deps: NotifyDeps = { db, enqueue: queues, env, logger };
 const sections: Parameters<typeof writeResults>[1]['sections'] = [];
 
@@ -83,7 +83,7 @@ try {
     );
   }
   const running = await startWorkers(
-    { env, db, capa: new CapaClient({ baseUrl: env.capaBaseUrl, apiKey: 'x' }), logger, redisUrl: redis.url, prefix: 'benchn' },
+    { env, db, capa: new CapaClient({ baseUrl: env.capaBaseUrl, apiKey: 'x' }), logger, redis: redis.url, prefix: 'benchn' },
     { queues: ['notifications'], schedules: false },
   );
   const t0 = performance.now();

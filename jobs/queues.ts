@@ -1,6 +1,6 @@
 import { Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { redisConnection } from '../lib/redis.js';
+import { redisConnection, type RedisTarget } from '../lib/redis.js';
 import { QUEUE_NAMES, type Enqueuer, type JobDeclaration, type QueueName } from './types.js';
 
 export type WaitResult =
@@ -36,8 +36,8 @@ export class Queues implements Enqueuer {
   private readonly ownConnections: Redis[] = [];
   readonly connection: Redis;
 
-  constructor(private readonly opts: { redisUrl: string; prefix: string; connection?: Redis }) {
-    this.connection = opts.connection ?? redisConnection(opts.redisUrl, 'producer');
+  constructor(private readonly opts: { redis: RedisTarget; prefix: string; connection?: Redis }) {
+    this.connection = opts.connection ?? redisConnection(opts.redis, 'producer');
     if (this.connection.status === 'ready') this.wasReady = true;
     else
       this.connection.once('ready', () => {
@@ -169,7 +169,7 @@ export class Queues implements Enqueuer {
   private queueEvents(name: QueueName): QueueEvents {
     let e = this.events.get(name);
     if (!e) {
-      const conn = redisConnection(this.opts.redisUrl, 'worker');
+      const conn = redisConnection(this.opts.redis, 'worker');
       this.ownConnections.push(conn);
       e = new QueueEvents(name, { connection: conn, prefix: this.opts.prefix });
       e.on('error', () => {});

@@ -9,7 +9,7 @@ import { env as readEnv, type Env } from '../lib/config.js';
 import { logger as rootLogger, type Logger } from '../lib/logger.js';
 import { CapaCallStats } from './capa-metrics.js';
 import { Queues } from './queues.js';
-import { redisConnection } from '../lib/redis.js';
+import { redisConnection, type RedisTarget } from '../lib/redis.js';
 import { JOBS, jobsByName, jobsForQueue } from './catalog.js';
 import { SCHEDULES, hasHandler, loadHandler } from './registry.js';
 import { QUEUE_NAMES, type JobContext, type JobHandler, type QueueName } from './types.js';
@@ -21,7 +21,8 @@ export interface WorkerDeps {
   capa: CapaClient;
   logger?: Logger;
   dataKeys?: DataKey[];
-  redisUrl: string;
+  /** REDIS_URL, or the Sentinel group (Env.redis). */
+  redis: RedisTarget;
   prefix: string;
 }
 
@@ -57,13 +58,13 @@ export async function startWorkers(
       handlers.set(j.name, h);
     }
   }
-  const queues = new Queues({ redisUrl: deps.redisUrl, prefix: deps.prefix });
+  const queues = new Queues({ redis: deps.redis, prefix: deps.prefix });
 
   const connections: Redis[] = [];
   const workers: Worker[] = [];
   for (const qn of names) {
     if (jobsForQueue(qn).length === 0) continue;
-    const connection = redisConnection(deps.redisUrl, 'worker');
+    const connection = redisConnection(deps.redis, 'worker');
     connections.push(connection);
     const rate = deps.env.CAPA_RATE_LIMIT_PER_SEC;
     const worker: Worker = new Worker(
@@ -292,14 +293,14 @@ async function main(): Promise<void> {
   const db = createDb(e.DATABASE_URL, { durability: 'normal' });
   await migrateToLatest(db);
   // Capa call counts/latency go to Redis, where the web process's /metrics reads them.
-  const capaStats = new CapaCallStats(redisConnection(e.REDIS_URL, 'producer'), e.QUEUE_PREFIX);
+  const capaStats = new CapaCallStats(redisConnection(e.redis, 'producer'), e.QUEUE_PREFIX);
   const running = await startWorkers({
     env: e,
     db,
     capa: capaClientFromEnv(e, capaStats.record),
     logger: log,
     dataKeys: parseDataKeys(e.KYC_DETAILS_KEY),
-    redisUrl: e.REDIS_URL,
+    redis: e.redis,
     prefix: e.QUEUE_PREFIX,
   });
   log.info({ queues: running.workers.map((w) => w.name) }, 'worker started');

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import type { RedisTarget } from './redis.js';
 
 /**
  * One environment schema for every process (web, worker, sandbox, CLI).
@@ -11,6 +12,17 @@ const csv = z.string().transform((s) =>
     .map((x) => x.trim())
     .filter(Boolean),
 );
+
+/** One sentinel: `host:port`, `[ipv6]:port`, or a bare host (port 26379, Sentinel's own default). */
+const sentinelAddress = z.string().transform((raw, ctx) => {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+))(?::(\d+))?$/.exec(raw);
+  const port = m?.[3] === undefined ? 26379 : Number(m[3]);
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${raw}" is not host:port (e.g. redis-sentinel-1:26379, [::1]:26379)` });
+    return z.NEVER;
+  }
+  return { host: m[1] ?? m[2], port };
+});
 
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no', '']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
@@ -26,6 +38,19 @@ export const EnvSchema = z
         message: 'must start with file: (SQLite) or postgres:// (PostgreSQL)',
       }),
     REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+    /**
+     * Redis Sentinel instead of REDIS_URL: the sentinels (comma-separated host:port, a few are
+     * enough — they tell each other) and the master group name they monitor. When set, they take
+     * precedence over REDIS_URL: every (re)connect asks the sentinels for the current primary.
+     */
+    REDIS_SENTINELS: csv.pipe(z.array(sentinelAddress).min(1, 'needs at least one host:port')).optional(),
+    REDIS_SENTINEL_NAME: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/, 'the master group name: letters, digits, dot, dash and underscore (e.g. mymaster)')
+      .optional(),
+    /** AUTH of the sentinels (their `requirepass`), and of the primary and replicas, in sentinel mode. */
+    REDIS_SENTINEL_PASSWORD: z.string().optional(),
+    REDIS_PASSWORD: z.string().optional(),
     /** Prefix for every BullMQ key; lets tests and several deployments share one Redis. */
     QUEUE_PREFIX: z
       .string()
@@ -118,12 +143,33 @@ export const EnvSchema = z
     if (env.NODE_ENV === 'production' && !env.SESSION_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['SESSION_SECRET'], message: 'is required when NODE_ENV=production' });
     }
+    if (env.REDIS_SENTINELS && !env.REDIS_SENTINEL_NAME) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_SENTINEL_NAME'],
+        message: 'is required with REDIS_SENTINELS: the master group name the sentinels monitor (e.g. mymaster)',
+      });
+    }
+    if (!env.REDIS_SENTINELS) {
+      for (const v of ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD'] as const) {
+        if (env[v]) ctx.addIssue({ code: 'custom', path: [v], message: 'needs REDIS_SENTINELS (host:port of the sentinels)' });
+      }
+      if (env.REDIS_PASSWORD) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['REDIS_PASSWORD'],
+          message: 'is for the Redis behind REDIS_SENTINELS; with REDIS_URL put the password in the URL (redis://:password@host:6379)',
+        });
+      }
+    }
     if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
       ctx.addIssue({ code: 'custom', path: ['ADMIN_PASSWORD'], message: 'ADMIN_EMAIL and ADMIN_PASSWORD go together' });
     }
   });
 
 export type Env = z.infer<typeof EnvSchema> & {
+  /** The Redis every process uses: the Sentinel group when REDIS_SENTINELS is set, else REDIS_URL. */
+  redis: RedisTarget;
   /** Base URL of Capa actually used (the embedded sandbox when CAPA_BASE_URL is unset). */
   capaBaseUrl: string;
   usingSandbox: boolean;
@@ -150,6 +196,14 @@ export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, '');
   return {
     ...e,
+    redis: e.REDIS_SENTINELS
+      ? {
+          sentinels: e.REDIS_SENTINELS,
+          name: e.REDIS_SENTINEL_NAME!,
+          ...(e.REDIS_PASSWORD ? { password: e.REDIS_PASSWORD } : {}),
+          ...(e.REDIS_SENTINEL_PASSWORD ? { sentinelPassword: e.REDIS_SENTINEL_PASSWORD } : {}),
+        }
+      : e.REDIS_URL,
     capaBaseUrl: (e.CAPA_BASE_URL ?? `http://127.0.0.1:${e.SANDBOX_PORT}`).replace(/\/$/, ''),
     usingSandbox: !e.CAPA_BASE_URL,
     publicUrl,

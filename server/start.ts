@@ -142,7 +142,7 @@ process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
 try {
-  redisChild = await ensureRedis(e.REDIS_URL, { autostart: e.REDIS_AUTOSTART, dataDir: './data', log: (m) => log.info(m) });
+  redisChild = await ensureRedis(e.redis, { autostart: e.REDIS_AUTOSTART, dataDir: './data', log: (m) => log.info(m) });
   const db = createDb(e.DATABASE_URL);
   await migrateToLatest(db);
   await bootstrapOperators(db, e, (m) => console.log(m));

@@ -207,7 +207,7 @@ describe('the audit-anchor schedule', () => {
       capa: rt.capa,
       logger: log,
       dataKeys: rt.services.dataKeys,
-      redisUrl: rt.env.REDIS_URL,
+      redis: rt.env.redis,
       prefix: rt.queues.prefix,
     };
     // Two workers (as two processes would) upsert the same schedule: still one.

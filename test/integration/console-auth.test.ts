@@ -33,7 +33,7 @@ beforeAll(async () => {
     SESSION_IDLE_MINUTES: '30',
     SESSION_MAX_HOURS: '12',
   });
-  queues = new Queues({ redisUrl: env.REDIS_URL, prefix: 'tauth' });
+  queues = new Queues({ redis: env.redis, prefix: 'tauth' });
   setServices({ env, db: t.db, queues, dataKeys: parseDataKeys(undefined), logger });
 });
 

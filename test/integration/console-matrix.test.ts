@@ -56,7 +56,7 @@ beforeAll(async () => {
     PUBLIC_URL: ORIGIN,
     LOG_LEVEL: 'silent',
   });
-  queues = new Queues({ redisUrl: env.REDIS_URL, prefix: 'tmatrix' });
+  queues = new Queues({ redis: env.redis, prefix: 'tmatrix' });
   setServices({ env, db: t.db, queues, dataKeys: parseDataKeys(undefined), logger });
   for (const r of ['viewer', 'compliance', 'admin'] as Role[]) operators.set(r, (await makeOperator(t.db, r)).id);
   userId = (await insertUser(t.db, { email: 'matrix@example.com', type: 'INDIVIDUAL', country: 'MX' })).id;

@@ -29,7 +29,7 @@ beforeAll(async () => {
     PUBLIC_URL: ORIGIN,
     LOG_LEVEL: 'silent',
   });
-  queues = new Queues({ redisUrl: env.REDIS_URL, prefix: 'tusers' });
+  queues = new Queues({ redis: env.redis, prefix: 'tusers' });
   setServices({ env, db: t.db, queues, dataKeys: parseDataKeys(undefined), logger });
   compliance = await signInAs(t.db, 'compliance');
   viewer = await signInAs(t.db, 'viewer');

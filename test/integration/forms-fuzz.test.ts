@@ -141,7 +141,7 @@ beforeAll(async () => {
     CAPA_BASE_URL: 'http://127.0.0.1:9',
     CAPA_TIMEOUT_MS: '300',
   });
-  queues = new Queues({ redisUrl: env.REDIS_URL, prefix: 'tformfuzz' });
+  queues = new Queues({ redis: env.redis, prefix: 'tformfuzz' });
   setServices({ env, db: t.db, queues, dataKeys: parseDataKeys(undefined), logger });
   adminId = (await makeOperator(t.db, 'admin')).id;
   userId = (await insertUser(t.db, { email: 'fuzz-target@example.mx', type: 'INDIVIDUAL', country: 'MX' })).id;

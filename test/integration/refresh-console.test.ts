@@ -207,7 +207,7 @@ describe('refresh and drift in the console', () => {
   });
 
   it('with Redis down the run is stored and audited, and the next scan queues it', { timeout: 60_000 }, async () => {
-    const deadRedis = new Queues({ redisUrl: 'redis://127.0.0.1:1', prefix: 'dead' });
+    const deadRedis = new Queues({ redis: 'redis://127.0.0.1:1', prefix: 'dead' });
     setServices({ ...rt.services, queues: deadRedis });
     let runId: number;
     try {

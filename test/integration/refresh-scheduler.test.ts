@@ -38,7 +38,7 @@ describe('the refresh schedule: one schedule however many workers', () => {
       capa: rt.capa,
       logger,
       dataKeys: rt.services.dataKeys,
-      redisUrl: rt.env.REDIS_URL,
+      redis: rt.env.redis,
       prefix: rt.queues.prefix,
     };
     const started = Date.now();

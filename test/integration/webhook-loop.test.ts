@@ -262,7 +262,7 @@ describe('webhook intake edge cases', () => {
 
   it('with Redis unreachable the delivery is still acknowledged and stored; the relay queues it later', async () => {
     const deadPort = await freePort();
-    const deadQueues = new Queues({ redisUrl: `redis://127.0.0.1:${deadPort}`, prefix: rt.queues.prefix });
+    const deadQueues = new Queues({ redis: `redis://127.0.0.1:${deadPort}`, prefix: rt.queues.prefix });
     const liveQueues = rt.services.queues;
     rt.services.queues = deadQueues;
     let id: number;

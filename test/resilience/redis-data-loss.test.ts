@@ -53,7 +53,7 @@ describe('Redis losing its data or freezing, with real web and worker processes'
     };
     web = startProc('web', 'server/web.ts', env);
     worker = startProc('worker', 'jobs/worker.ts', env);
-    queues = new Queues({ redisUrl: redis.url, prefix });
+    queues = new Queues({ redis: redis.url, prefix });
     await waitHttp(`${webUrl}/healthz`);
   }, 120_000);
 

@@ -99,7 +99,7 @@ describe('Redis outage with real web and worker processes', () => {
       expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(1000);
 
       // An operator action enqueues through the same Queues: it reports "unavailable", not a hang.
-      const q = new Queues({ redisUrl: redis.url, prefix });
+      const q = new Queues({ redis: redis.url, prefix });
       const t0 = Date.now();
       const r = await q.addAndWait(processWebhook, { inboxId: 1 }, 4000);
       expect(r.state).toBe('unavailable');

@@ -63,7 +63,7 @@ describe.runIf(hasPg)('worker SIGKILLed mid-processing, several rounds', () => {
       SHUTDOWN_TIMEOUT_MS: '3000',
     };
     web = startProc('web', 'server/web.ts', env);
-    queues = new Queues({ redisUrl: redisUrl(), prefix });
+    queues = new Queues({ redis: redisUrl(), prefix });
     await waitHttp(`${webUrl}/healthz`);
   }, 120_000);
 

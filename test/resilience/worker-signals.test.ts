@@ -131,7 +131,7 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
     const tdb = await createTestDb('sqlite');
     const prefix = `g${randomBytes(4).toString('hex')}`;
     const capa = new CapaClient({ baseUrl: sandbox.url, apiKey: KEY });
-    const queues = new Queues({ redisUrl: redisUrl(), prefix });
+    const queues = new Queues({ redis: redisUrl(), prefix });
     try {
       const now = new Date().toISOString();
       const ids: string[] = [];
@@ -215,7 +215,7 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
     const tdb = await createTestDb('sqlite');
     const prefix = `n${randomBytes(4).toString('hex')}`;
     const smtp = await startTestSmtp();
-    const queues = new Queues({ redisUrl: redisUrl(), prefix });
+    const queues = new Queues({ redis: redisUrl(), prefix });
     const M = 120;
     try {
       for (let i = 0; i < M; i++) {
@@ -273,7 +273,7 @@ describe('worker processes under SIGKILL and SIGTERM', () => {
     const tdb = await createTestDb('sqlite');
     const prefix = `r${randomBytes(4).toString('hex')}`;
     const capa = new CapaClient({ baseUrl: sandbox.url, apiKey: KEY });
-    const queues = new Queues({ redisUrl: redisUrl(), prefix });
+    const queues = new Queues({ redis: redisUrl(), prefix });
     const R = 300;
     try {
       const old = new Date(Date.now() - 2 * 86_400_000).toISOString();

@@ -157,7 +157,7 @@ export async function createTestRuntime(
     LOG_LEVEL: 'silent',
     ...opts.env,
   });
-  const queues = new Queues({ redisUrl: env.REDIS_URL, prefix });
+  const queues = new Queues({ redis: env.redis, prefix });
   const capa = new CapaClient({ baseUrl: sandbox.url, apiKey: API_KEY, timeoutMs: 5000, baseDelayMs: 20, maxDelayMs: 200 });
   const services: Services = { env, db: tdb.db, queues, dataKeys: parseDataKeys(env.KYC_DETAILS_KEY), logger };
   setServices(services);
@@ -181,7 +181,7 @@ export async function createTestRuntime(
     intakeUrl,
     workers: null,
     async startWorkers(o) {
-      const w = await startWorkers({ env, db: tdb.db, capa, logger, dataKeys: services.dataKeys, redisUrl: env.REDIS_URL, prefix }, o);
+      const w = await startWorkers({ env, db: tdb.db, capa, logger, dataKeys: services.dataKeys, redis: env.redis, prefix }, o);
       rt.workers = w;
       return w;
     },

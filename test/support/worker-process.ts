@@ -12,7 +12,7 @@ import { logger } from '../../lib/logger.js';
 const env = parseEnv(process.env);
 const db = createDb(env.DATABASE_URL);
 const capa = new CapaClient({ baseUrl: env.capaBaseUrl, apiKey: env.CAPA_API_KEY, timeoutMs: 5000, baseDelayMs: 20, maxDelayMs: 200 });
-const running = await startWorkers({ env, db, capa, logger, redisUrl: env.REDIS_URL, prefix: env.QUEUE_PREFIX });
+const running = await startWorkers({ env, db, capa, logger, redis: env.redis, prefix: env.QUEUE_PREFIX });
 process.stdout.write('ready\n');
 process.on('SIGTERM', () => {
   void running
