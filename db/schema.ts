@@ -29,6 +29,9 @@ export interface OperatorsTable {
   updatedAt: string;
 }
 
+  /** The provider (issuer) and subject of the person, once they signed in through single sign-on. */
+  oidcIssuer: Generated<string | null>;
+  oidcSubject: Generated<string | null>;
 export interface SessionsTable {
   /** sha256 of the cookie value: a leaked table does not leak live sessions. */
   idHash: string;
@@ -42,6 +45,53 @@ export interface SessionsTable {
   ip: string | null;
 }
 
+  /** full: signed in; mfa: password accepted, second factor pending; enrol: a second factor must be set up first. */
+  stage: Generated<SessionStage>;
+  /** How the session was opened: password, password+totp, password+passkey, password+recovery, oidc. */
+  method: Generated<string | null>;
+  /** The provider's refresh and ID tokens, encrypted like KYC details (single sign-on sessions only). */
+  oidcTokens: Generated<string | null>;
+  oidcCheckedAt: Generated<string | null>;
+  /** The WebAuthn challenge last handed to this session; cleared when used. */
+  challenge: Generated<string | null>;
+}
+
+export type SessionStage = 'full' | 'mfa' | 'enrol';
+
+/** An operator's TOTP secret (encrypted like KYC details); confirmed once a first code was accepted. */
+export interface OperatorTotpTable {
+  operatorId: string;
+  secret: string;
+  confirmedAt: string | null;
+  /** The last accepted time step: a code from that step or earlier is a replay. */
+  lastTimeStep: number | null;
+  createdAt: string;
+}
+
+/** One-time recovery codes, stored as sha256 (they are long random strings, not passwords). */
+export interface OperatorRecoveryCodesTable {
+  id: Generated<number>;
+  operatorId: string;
+  codeHash: string;
+  createdAt: string;
+  usedAt: string | null;
+}
+
+/** WebAuthn credentials (passkeys, security keys). */
+export interface OperatorPasskeysTable {
+  /** The credential id, base64url. */
+  id: string;
+  operatorId: string;
+  /** COSE public key, base64url. */
+  publicKey: string;
+  counter: number;
+  /** JSON array of transports the authenticator reported. */
+  transports: string | null;
+  deviceType: string | null;
+  backedUp: number;
+  name: string;
+  createdAt: string;
+  lastUsedAt: string | null;
 export interface SetupTokensTable {
   tokenHash: string;
   createdAt: string;
@@ -490,3 +540,8 @@ export type RetryProgramme = Selectable<RetryProgrammesTable>;
 export type Import = Selectable<ImportsTable>;
 export type ImportRow = Selectable<ImportRowsTable>;
 export type NewImportRow = Insertable<ImportRowsTable>;
+  operatorTotp: OperatorTotpTable;
+  operatorRecoveryCodes: OperatorRecoveryCodesTable;
+  operatorPasskeys: OperatorPasskeysTable;
+export type OperatorTotp = Selectable<OperatorTotpTable>;
+export type OperatorPasskey = Selectable<OperatorPasskeysTable>;

@@ -227,3 +227,23 @@ export async function auditOutcomesForTarget(
     .limit(q.limit)
     .execute();
 }
+
+/**
+ * Refusals recorded from one client address since `since` against the given target types (the
+ * per-address sign-in throttle), newest first.
+ */
+export async function auditRefusalsFromIp(
+  db: Executor,
+  q: { ip: string; targetTypes: string[]; since: string; limit: number },
+): Promise<Array<Pick<AuditEntry, 'at'>>> {
+  return db
+    .selectFrom('auditLog')
+    .select(['at'])
+    .where('ip', '=', q.ip)
+    .where('at', '>=', q.since)
+    .where('targetType', 'in', q.targetTypes)
+    .where('outcome', '=', 'denied')
+    .orderBy('at', 'desc')
+    .limit(q.limit)
+    .execute();
+}

@@ -13,7 +13,7 @@ export type PublicOperator = Pick<Operator, 'id' | 'email' | 'name' | 'role' | '
 
 export async function insertOperator(
   db: Executor,
-  input: { email: string; name: string; role: Role; passwordHash: string },
+  input: { email: string; name: string; role: Role; passwordHash: string; oidc?: { issuer: string; subject: string } },
 ): Promise<Operator> {
   const now = nowIso();
   const row: Operator = {
@@ -28,6 +28,8 @@ export async function insertOperator(
     lastLoginAt: null,
     createdAt: now,
     updatedAt: now,
+    oidcIssuer: input.oidc?.issuer ?? null,
+    oidcSubject: input.oidc?.subject ?? null,
   };
   await db.insertInto('operators').values(row).execute();
   return row;
@@ -39,6 +41,16 @@ export async function findOperatorByEmail(db: Executor, email: string): Promise<
 
 export async function findOperatorById(db: Executor, id: string): Promise<Operator | undefined> {
   return db.selectFrom('operators').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** The operator a provider's subject belongs to (set at their first single sign-on). */
+export async function findOperatorBySubject(db: Executor, issuer: string, subject: string): Promise<Operator | undefined> {
+  return db.selectFrom('operators').selectAll().where('oidcIssuer', '=', issuer).where('oidcSubject', '=', subject).executeTakeFirst();
+}
+
+/** Records the provider subject an operator (found by e-mail) signed in as, so later sign-ins match by subject. */
+export async function linkOperatorSubject(db: Executor, id: string, issuer: string, subject: string): Promise<void> {
+  await db.updateTable('operators').set({ oidcIssuer: issuer, oidcSubject: subject, updatedAt: nowIso() }).where('id', '=', id).execute();
 }
 
 export async function listOperators(db: Executor): Promise<PublicOperator[]> {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Operator, Session } from '../schema.js';
+import type { Operator, Session, SessionStage } from '../schema.js';
 import { isoAgo, isoIn, nowIso } from '../../lib/time.js';
 import { sha256 } from './operators.js';
 import type { Executor } from '../client.js';
@@ -13,15 +13,29 @@ export interface SessionPolicy {
   maxMs: number;
 }
 
+/**
+ * A session that is not yet signed in (second factor pending or to be set up) lives at most this
+ * long: the password was accepted, and that alone must not hold a door open for hours.
+ */
+export const PENDING_SESSION_MS = 10 * 60_000;
+
 export async function createSession(
   db: Executor,
-  input: { operatorId: string; userAgent: string | null; ip: string | null },
+  input: {
+    operatorId: string;
+    userAgent: string | null;
+    ip: string | null;
+    stage?: SessionStage;
+    method?: string | null;
+    oidcTokens?: string | null;
+  },
   policy: SessionPolicy,
 ): Promise<{ id: string; csrfToken: string; expiresAt: string }> {
   const id = randomBytes(32).toString('base64url');
   const csrfToken = randomBytes(24).toString('base64url');
   const now = nowIso();
-  const expiresAt = isoIn(policy.maxMs);
+  const stage = input.stage ?? 'full';
+  const expiresAt = isoIn(stage === 'full' ? policy.maxMs : Math.min(policy.maxMs, PENDING_SESSION_MS));
   await db
     .insertInto('sessions')
     .values({
@@ -34,6 +48,10 @@ export async function createSession(
       revokedAt: null,
       userAgent: input.userAgent?.slice(0, 300) ?? null,
       ip: input.ip,
+      stage,
+      method: input.method ?? null,
+      oidcTokens: input.oidcTokens ?? null,
+      oidcCheckedAt: input.oidcTokens ? now : null,
     })
     .execute();
   return { id, csrfToken, expiresAt };
@@ -41,14 +59,20 @@ export async function createSession(
 
 export type LiveSession = { session: Session; operator: Pick<Operator, 'id' | 'email' | 'name' | 'role'> };
 
-/** Touching last-seen at most this often keeps polling pages from writing on every request. */
+/** Touching last-seen at most this often keeps busy pages from writing on every request. */
 const TOUCH_EVERY_MS = 30_000;
 
 /**
  * The live session for a cookie id: not revoked, within its absolute lifetime, used within the
- * idle window, and its operator not disabled. Refreshes last-seen.
+ * idle window, and its operator not disabled. Refreshes last-seen unless `touch` is false (a
+ * page polling on its own is not the operator being active).
  */
-export async function findLiveSession(db: Executor, id: string, policy: SessionPolicy): Promise<LiveSession | null> {
+export async function findLiveSession(
+  db: Executor,
+  id: string,
+  policy: SessionPolicy,
+  opts: { touch?: boolean } = {},
+): Promise<LiveSession | null> {
   const row = await db
     .selectFrom('sessions')
     .innerJoin('operators', 'operators.id', 'sessions.operatorId')
@@ -59,7 +83,7 @@ export async function findLiveSession(db: Executor, id: string, policy: SessionP
   if (!row) return null;
   const now = Date.now();
   if (row.revokedAt || row.disabled || Date.parse(row.expiresAt) <= now || Date.parse(row.lastSeenAt) + policy.idleMs <= now) return null;
-  if (Date.parse(row.lastSeenAt) + TOUCH_EVERY_MS <= now) {
+  if (opts.touch !== false && Date.parse(row.lastSeenAt) + TOUCH_EVERY_MS <= now) {
     await db.updateTable('sessions').set({ lastSeenAt: nowIso() }).where('idHash', '=', row.idHash).execute();
   }
   const { email, name, role, disabled: _d, ...session } = row;
@@ -67,10 +91,14 @@ export async function findLiveSession(db: Executor, id: string, policy: SessionP
 }
 
 export async function revokeSession(db: Executor, id: string): Promise<void> {
-  await db.updateTable('sessions').set({ revokedAt: nowIso() }).where('idHash', '=', sha256(id)).where('revokedAt', 'is', null).execute();
+  await revokeSessionByHash(db, sha256(id));
 }
 
-/** Signs an operator out everywhere (disable, password reset). */
+export async function revokeSessionByHash(db: Executor, idHash: string): Promise<void> {
+  await db.updateTable('sessions').set({ revokedAt: nowIso() }).where('idHash', '=', idHash).where('revokedAt', 'is', null).execute();
+}
+
+/** Signs an operator out everywhere (disable, password reset, factors reset, the provider said no). */
 export async function revokeOperatorSessions(db: Executor, operatorId: string): Promise<number> {
   const r = await db
     .updateTable('sessions')
@@ -79,6 +107,68 @@ export async function revokeOperatorSessions(db: Executor, operatorId: string): 
     .where('revokedAt', 'is', null)
     .executeTakeFirst();
   return Number(r.numUpdatedRows);
+}
+
+export type SessionListing = Pick<Session, 'idHash' | 'createdAt' | 'lastSeenAt' | 'expiresAt' | 'userAgent' | 'ip' | 'method'>;
+
+/** An operator's signed-in sessions (not revoked, not expired, used within the idle window), most recent first. */
+export async function listLiveSessions(db: Executor, operatorId: string, policy: SessionPolicy): Promise<SessionListing[]> {
+  const now = nowIso();
+  return db
+    .selectFrom('sessions')
+    .select(['idHash', 'createdAt', 'lastSeenAt', 'expiresAt', 'userAgent', 'ip', 'method'])
+    .where('operatorId', '=', operatorId)
+    .where('revokedAt', 'is', null)
+    .where('stage', '=', 'full')
+    .where('expiresAt', '>', now)
+    .where('lastSeenAt', '>', isoAgo(policy.idleMs))
+    .orderBy('lastSeenAt', 'desc')
+    .limit(100)
+    .execute();
+}
+
+/** How many signed-in sessions each operator has (the operators page). */
+export async function liveSessionCounts(db: Executor, policy: SessionPolicy): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom('sessions')
+    .select(['operatorId', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('revokedAt', 'is', null)
+    .where('stage', '=', 'full')
+    .where('expiresAt', '>', nowIso())
+    .where('lastSeenAt', '>', isoAgo(policy.idleMs))
+    .groupBy('operatorId')
+    .execute();
+  return new Map(rows.map((r) => [r.operatorId, Number(r.n)]));
+}
+
+/** Stores the WebAuthn challenge just handed to this session (replacing any earlier one). */
+export async function setSessionChallenge(db: Executor, idHash: string, challenge: string): Promise<void> {
+  await db.updateTable('sessions').set({ challenge }).where('idHash', '=', idHash).execute();
+}
+
+/**
+ * Takes the session's WebAuthn challenge and clears it in one conditional update, so one
+ * challenge answers at most one ceremony even when two answers race.
+ */
+export async function takeSessionChallenge(db: Executor, idHash: string): Promise<string | null> {
+  const row = await db.selectFrom('sessions').select('challenge').where('idHash', '=', idHash).executeTakeFirst();
+  if (!row?.challenge) return null;
+  const r = await db
+    .updateTable('sessions')
+    .set({ challenge: null })
+    .where('idHash', '=', idHash)
+    .where('challenge', '=', row.challenge)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0 ? row.challenge : null;
+}
+
+/** Records a re-check at the provider (and the tokens it returned, when they rotated). */
+export async function markOidcChecked(db: Executor, idHash: string, oidcTokens: string | null): Promise<void> {
+  await db
+    .updateTable('sessions')
+    .set(oidcTokens ? { oidcCheckedAt: nowIso(), oidcTokens } : { oidcCheckedAt: nowIso() })
+    .where('idHash', '=', idHash)
+    .execute();
 }
 
 /** Housekeeping: drops sessions that ended long ago. */
