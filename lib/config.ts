@@ -25,6 +25,23 @@ const sentinelAddress = z.string().transform((raw, ctx) => {
 });
 
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no', '']).transform((v) => v === 'true' || v === '1' || v === 'yes');
+/** One OIDC_ROLE_MAP entry, `value:role`; the value may itself contain colons (split at the last one). */
+const roleMapEntry = z.string().transform((raw, ctx) => {
+  const at = raw.lastIndexOf(':');
+  const value = raw.slice(0, at).trim();
+  const role = raw.slice(at + 1).trim();
+  if (at <= 0 || !value || !['admin', 'compliance', 'viewer'].includes(role)) {
+    ctx.addIssue({ code: 'custom', message: `"${raw}" is not group:role with role admin, compliance or viewer (e.g. kyc-admins:admin)` });
+    return z.NEVER;
+  }
+  return { value, role: role as 'admin' | 'compliance' | 'viewer' };
+});
+
+function parseMfaRequired(v: string): Array<'admin' | 'compliance' | 'viewer'> {
+  if (v.trim() === 'none') return [];
+  return [...new Set(v.split(',').map((r) => r.trim() as 'admin' | 'compliance' | 'viewer'))];
+}
+
 
 export const EnvSchema = z
   .object({
@@ -72,6 +89,38 @@ export const EnvSchema = z
     SESSION_IDLE_MINUTES: z.coerce.number().int().positive().default(30),
     SESSION_MAX_HOURS: z.coerce.number().int().positive().default(12),
     KYC_DETAILS_KEY: z
+    /**
+     * Single sign-on through an OpenID Connect provider (docs/deploy.md): discovery from the
+     * issuer, authorization code + PKCE. The provider redirects back to PUBLIC_URL/auth/oidc/callback.
+     */
+    OIDC_ISSUER: z.string().url().optional(),
+    OIDC_CLIENT_ID: z.string().min(1).optional(),
+    OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+    /** The provider's name on the sign-in button ("Sign in with Okta"). */
+    OIDC_DISPLAY_NAME: z.string().min(1).max(60).optional(),
+    OIDC_SCOPES: z.string().default('openid email profile'),
+    /** The claim holding the person's groups or roles; a dotted path reaches nested claims (realm_access.roles). */
+    OIDC_ROLE_CLAIM: z.string().min(1).default('groups'),
+    /** `group:role,…` — which claim value gives which console role; the highest wins. Empty: roles are kept in the console. */
+    OIDC_ROLE_MAP: csv.pipe(z.array(roleMapEntry)).default(''),
+    /** Create an operator on first sign-in through the provider (needs OIDC_ROLE_MAP). */
+    OIDC_JIT: bool.default('false'),
+    /** How often a session opened through the provider is re-checked there (refresh token); 0 = on every request. */
+    OIDC_RECHECK_SECONDS: z.coerce.number().int().min(0).default(300),
+    /** Password sign-in off for everyone except the break-glass admin(s). */
+    SSO_ONLY: bool.default('false'),
+    SSO_BREAK_GLASS_EMAIL: csv.pipe(z.array(z.string().email('each break-glass address must be an e-mail'))).default(''),
+    /**
+     * Roles that must use a second factor with password sign-in (`none` for nobody). Default
+     * `admin,compliance`, except under NODE_ENV=test (see mfaRequired below).
+     */
+    MFA_REQUIRED: z
+      .string()
+      .regex(
+        /^\s*(none|((admin|compliance|viewer)\s*(,\s*(admin|compliance|viewer)\s*)*))\s*$/,
+        'must be none or a comma-separated list of admin, compliance, viewer',
+      )
+      .optional(),
       .string()
       .regex(
         /^(([A-Za-z0-9_-]+:)?[0-9a-fA-F]{64})(,([A-Za-z0-9_-]+:)?[0-9a-fA-F]{64})*$/,
@@ -173,6 +222,19 @@ export type Env = z.infer<typeof EnvSchema> & {
   /** Base URL of Capa actually used (the embedded sandbox when CAPA_BASE_URL is unset). */
   capaBaseUrl: string;
   usingSandbox: boolean;
+    if (Boolean(env.OIDC_ISSUER) !== Boolean(env.OIDC_CLIENT_ID)) {
+      ctx.addIssue({ code: 'custom', path: ['OIDC_CLIENT_ID'], message: 'OIDC_ISSUER and OIDC_CLIENT_ID go together' });
+    }
+    if (env.SSO_ONLY && !env.OIDC_ISSUER) {
+      ctx.addIssue({ code: 'custom', path: ['SSO_ONLY'], message: 'needs OIDC_ISSUER: with single sign-on off nobody could sign in' });
+    }
+    if (env.OIDC_JIT && env.OIDC_ROLE_MAP.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OIDC_JIT'],
+        message: 'needs OIDC_ROLE_MAP: an operator created on first sign-in takes the role the provider gives',
+      });
+    }
   publicUrl: string;
   sessionSecret: string;
 };
@@ -183,6 +245,8 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+  /** Roles whose password sign-in needs a second factor (MFA_REQUIRED). */
+  mfaRequired: Array<'admin' | 'compliance' | 'viewer'>;
 
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
   // Empty strings in .env files mean "unset".
@@ -218,6 +282,10 @@ let cached: Env | undefined;
 /** The validated environment, read once per process. Exits the process on bad config. */
 export function env(): Env {
   if (!cached) {
+    // A second factor for admins and compliance unless told otherwise; the test suite signs
+    // operators in with passwords only, so under NODE_ENV=test the default is none and the
+    // second-factor tests set MFA_REQUIRED themselves.
+    mfaRequired: parseMfaRequired(e.MFA_REQUIRED ?? (e.NODE_ENV === 'test' ? 'none' : 'admin,compliance')),
     try {
       cached = parseEnv();
     } catch (err) {
