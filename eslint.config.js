@@ -2,6 +2,7 @@ import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
 import reactHooks from 'eslint-plugin-react-hooks';
 import globals from 'globals';
+import i18next from 'eslint-plugin-i18next';
 import tseslint from 'typescript-eslint';
 
 /** Comments say why, never which ticket: a ticket number means nothing to the next reader. */
@@ -17,6 +18,14 @@ const noTicketComments = {
     };
   },
 };
+
+/**
+ * Screens whose every word a person reads comes from a catalogue (app/locales): text in JSX,
+ * strings chosen inside JSX expressions, and the attributes people read (title, placeholder,
+ * aria-label, alt, label). The list grows as screens are translated; once every screen is, it
+ * becomes all of app/routes/** and app/components/**.
+ */
+const TRANSLATED_SCREENS = ['app/root.tsx', 'app/components/**/*.tsx'];
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'build/', 'public/build/', 'data/', 'bench/results/', '.cache/'] },
@@ -51,6 +60,33 @@ export default tseslint.config(
           message: 'Queries live in db/repositories: add a function there.',
         },
         { selector: "TaggedTemplateExpression[tag.name='sql']", message: 'Queries live in db/repositories: add a function there.' },
+      ],
+    },
+  },
+  {
+    files: TRANSLATED_SCREENS,
+    ignores: ['**/*.test.{ts,tsx}'],
+    plugins: { i18next },
+    rules: {
+      'i18next/no-literal-string': [
+        'error',
+        {
+          mode: 'jsx-only',
+          'jsx-attributes': { include: ['title', 'placeholder', 'aria-label', 'alt', 'label'] },
+          // Not words to translate: digits, punctuation, arrows and separators; codes in capitals
+          // (VERIFIED, CSV); identifiers, keys and values in lower case without spaces ('asc',
+          // 'users:list.empty', 'created-queued'); paths ('/users').
+          words: {
+            exclude: [
+              '[0-9!-/:-@[-`{-~\\s·—–…←→↑↓▲▼•×✓✗]+',
+              '[A-Z0-9_-]+',
+              '[a-z][a-z0-9]*([_.:/-][a-zA-Z0-9]+)*',
+              '/[\\w/.:?=&%#-]*',
+              /^\p{Emoji}+$/u,
+            ],
+          },
+          message: 'Text a person reads comes from a catalogue (app/locales, t())',
+        },
       ],
     },
   },

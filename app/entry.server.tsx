@@ -4,6 +4,10 @@ import { createReadableStreamFromReadable } from '@remix-run/node';
 import { RemixServer } from '@remix-run/react';
 import { isbot } from 'isbot';
 import { renderToPipeableStream } from 'react-dom/server';
+import { I18nextProvider } from 'react-i18next';
+import type { RootData } from './components/csrf';
+import { languageOf } from './i18n';
+import { i18nInstance, localeFor } from './i18n.server';
 import { NonceContext } from './nonce';
 
 /**
@@ -29,7 +33,16 @@ export function handleDataRequest(response: Response): Response {
   return response;
 }
 
-export default function handleRequest(
+/**
+ * The language the root loader chose (the operator's, the browser's or the instance's); when the
+ * root loader did not answer (it failed), the same choice without an operator.
+ */
+async function pageLanguage(request: Request, remixContext: EntryContext) {
+  const root = remixContext.staticHandlerContext.loaderData?.root as Partial<RootData> | undefined;
+  return languageOf(root?.locale) ?? (await localeFor(request, null)).locale;
+}
+
+export default async function handleRequest(
   request: Request,
   responseStatusCode: number,
   responseHeaders: Headers,
@@ -40,12 +53,15 @@ export default function handleRequest(
   const readyEvent = ua && isbot(ua) ? 'onAllReady' : 'onShellReady';
   const nonce = (loadContext as { cspNonce?: string } | undefined)?.cspNonce;
   noStore(responseHeaders);
+  const i18n = i18nInstance(await pageLanguage(request, remixContext));
   return new Promise((resolve, reject) => {
     let shellRendered = false;
     const { pipe, abort } = renderToPipeableStream(
-      <NonceContext.Provider value={nonce}>
-        <RemixServer context={remixContext} url={request.url} abortDelay={ABORT_DELAY} nonce={nonce} />
-      </NonceContext.Provider>,
+      <I18nextProvider i18n={i18n}>
+        <NonceContext.Provider value={nonce}>
+          <RemixServer context={remixContext} url={request.url} abortDelay={ABORT_DELAY} nonce={nonce} />
+        </NonceContext.Provider>
+      </I18nextProvider>,
       {
         nonce,
         [readyEvent]() {

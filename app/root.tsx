@@ -10,48 +10,59 @@ import {
   isRouteErrorResponse,
   useNavigation,
   useRouteError,
+  useRouteLoaderData,
 } from '@remix-run/react';
+import { useTranslation } from 'react-i18next';
+import { useChangeLanguage } from 'remix-i18next/react';
 import { currentSession } from './auth.server';
 import { CsrfInput, useRootData, type RootData } from './components/csrf';
+import { useFormat } from './components/format';
+import { localeFor, preferencesOf } from './i18n.server';
 import { navFor } from './nav';
 import { useNonce } from './nonce';
 import styles from './styles.css';
 
 export const links: LinksFunction = () => [{ rel: 'stylesheet', href: styles }];
 
-/** Public: the login and setup pages render inside this layout too. Routes guard themselves. */
+/**
+ * Public: the login and setup pages render inside this layout too. Routes guard themselves.
+ * Also decides the page's language and time zone (app/i18n.server.ts), which entry.server.tsx
+ * renders with and the browser reads back from `<html lang>`.
+ */
 export async function loader({ request }: LoaderFunctionArgs): Promise<RootData> {
   const live = await currentSession(request);
-  if (!live) return { operator: null, csrfToken: null };
+  const { locale, timeZone } = await localeFor(request, live ? preferencesOf(live.operator) : null);
+  if (!live) return { operator: null, csrfToken: null, locale, timeZone };
   const { id, email, name, role } = live.operator;
-  return { operator: { id, email, name, role }, csrfToken: live.session.csrfToken };
+  return { operator: { id, email, name, role }, csrfToken: live.session.csrfToken, locale, timeZone };
 }
 
 function TopNav() {
+  const { t } = useTranslation('common');
   const { operator } = useRootData();
   const navigation = useNavigation();
   if (!operator) return null;
   return (
-    <nav className="top" aria-label="Main">
-      <strong>KYC Desk</strong>
+    <nav className="top" aria-label={t('nav.main')}>
+      <strong>{t('app_name')}</strong>
       {navFor(operator.role).map((n) => (
         <NavLink key={n.to} to={n.to} end={n.to === '/'} prefetch="intent">
-          {n.label}
+          {t(n.label)}
         </NavLink>
       ))}
       <span className="spacer" />
       {navigation.state !== 'idle' ? (
         <span className="muted" aria-live="polite">
-          Loading…
+          {t('nav.loading')}
         </span>
       ) : null}
       <span title={operator.email}>
-        {operator.name} · <span className="role">{operator.role}</span>
+        {operator.name} · <span className="role">{t(`roles.${operator.role}`)}</span>
       </span>
       <Form method="post" action="/logout" className="inline">
         <CsrfInput />
         <button type="submit" className="secondary small">
-          Sign out
+          {t('nav.sign_out')}
         </button>
       </Form>
     </nav>
@@ -60,12 +71,18 @@ function TopNav() {
 
 export function Layout({ children }: { children: React.ReactNode }) {
   const nonce = useNonce();
+  const { t, i18n } = useTranslation('common');
+  const root = useRouteLoaderData('root') as RootData | undefined;
+  // Without root data (its loader failed) the page is in the language the server rendered it in.
+  const locale = root?.locale ?? i18n.language;
+  // After the operator changes language the root loader answers in the new one; follow it.
+  useChangeLanguage(locale);
   return (
-    <html lang="en">
+    <html lang={locale}>
       <head>
         <meta charSet="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>KYC Desk</title>
+        <title>{t('app_name')}</title>
         <Meta />
         <Links />
       </head>
@@ -84,27 +101,28 @@ export default function App() {
 }
 
 export function ErrorBoundary() {
+  const { t } = useTranslation('common');
+  const fmt = useFormat();
   const error = useRouteError();
   const status = isRouteErrorResponse(error) ? error.status : 500;
   const text = isRouteErrorResponse(error)
     ? typeof error.data === 'string' && error.data
       ? error.data
       : error.statusText
-    : 'Something went wrong on our side.';
-  const title = status === 404 ? 'Not found' : status === 403 ? 'Not allowed' : status === 429 ? 'Slow down' : 'Something went wrong';
-  const advice =
-    status === 404
-      ? 'Check the address, or find the customer from the Users list.'
-      : status === 403
-        ? 'Your role does not allow this. Ask an admin to change your role if you need it.'
-        : 'Try again in a moment. If this keeps happening, tell the on-call engineer the time and what you clicked.';
+    : t('errors.unexpected');
+  const kind = status === 404 || status === 403 || status === 429 ? String(status) : 'generic';
+  const advice = status === 404 || status === 403 ? String(status) : 'generic';
+  const now = new Date();
   return (
     <main className="page error-page">
-      <h1>{title}</h1>
+      <h1>{t(`errors.title_${kind}`)}</h1>
       <p>{text}</p>
-      <p>{advice}</p>
+      <p>{t(`errors.advice_${advice}`)}</p>
       <p className="muted">
-        <a href="/">Back to the dashboard</a> · {new Date().toISOString()}
+        <a href="/">{t('errors.back_home')}</a> · {/* The moment the page was drawn: the server's and the browser's differ by design. */}
+        <time dateTime={now.toISOString()} suppressHydrationWarning>
+          {fmt.dateTime(now, { seconds: true })}
+        </time>
       </p>
     </main>
   );

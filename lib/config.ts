@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { LANGUAGES, TIME_ZONES } from './locales.js';
 import type { RedisTarget } from './redis.js';
 
 /**
@@ -187,6 +188,13 @@ export const EnvSchema = z
       .transform((v) => (/^\d+$/.test(v.trim()) ? Number(v.trim()) : v.trim())),
     /** Waiting jobs in one queue above which /readyz and the Queues page report a backlog. */
     OPS_BACKLOG_WARN: z.coerce.number().int().positive().default(1000),
+    /**
+     * The console's language for an operator who has not chosen one and whose browser asks for
+     * neither Spanish nor English; and their time zone. English/UTC keep existing installs as
+     * they were; a Mexican deployment sets es and America/Mexico_City.
+     */
+    DEFAULT_LOCALE: z.enum(LANGUAGES).default('en'),
+    DEFAULT_TIME_ZONE: z.enum(TIME_ZONES).default('UTC'),
   })
   .superRefine((env, ctx) => {
     if (env.NODE_ENV === 'production' && !env.SESSION_SECRET) {

@@ -1,5 +1,7 @@
 import { NavLink } from '@remix-run/react';
+import { useTranslation } from 'react-i18next';
 import { useRootData } from './csrf';
+import { useFormat } from './format';
 import { Toast } from './toast';
 
 /** Shared bits of the operations views: sub-navigation, action toast, time. */
@@ -9,27 +11,28 @@ export { Pager, ServerTable, withParams } from './server-table';
 
 const RANK = { viewer: 0, compliance: 1, admin: 2 } as const;
 const LINKS = [
-  { to: '/webhooks', label: 'Webhook inbox', minRole: 'viewer' },
-  { to: '/capa/deliveries', label: 'Capa delivery log', minRole: 'compliance' },
-  { to: '/queues', label: 'Queues', minRole: 'admin' },
-  { to: '/admin/queues', label: 'Job board', minRole: 'admin', external: true },
-  { to: '/admin/settings', label: 'Webhook settings', minRole: 'admin' },
+  { to: '/webhooks', label: 'ops_nav.inbox', minRole: 'viewer' },
+  { to: '/capa/deliveries', label: 'ops_nav.capa_log', minRole: 'compliance' },
+  { to: '/queues', label: 'ops_nav.queues', minRole: 'admin' },
+  { to: '/admin/queues', label: 'ops_nav.job_board', minRole: 'admin', external: true },
+  { to: '/admin/settings', label: 'ops_nav.webhook_settings', minRole: 'admin' },
 ] as const;
 
 export function OpsNav() {
+  const { t } = useTranslation('common');
   const { operator } = useRootData();
   if (!operator) return null;
   return (
-    <nav className="chips" aria-label="Operations">
+    <nav className="chips" aria-label={t('ops_nav.label')}>
       {LINKS.filter((l) => RANK[operator.role] >= RANK[l.minRole]).map((l) =>
         'external' in l ? (
           // bull-board is not a Remix route: a full page load.
           <a key={l.to} href={l.to} className="chip">
-            {l.label}
+            {t(l.label)}
           </a>
         ) : (
           <NavLink key={l.to} to={l.to} end={false} className={({ isActive }) => `chip ${isActive ? 'active' : ''}`}>
-            {l.label}
+            {t(l.label)}
           </NavLink>
         ),
       )}
@@ -41,11 +44,13 @@ export function ActionToast({ result }: { result: { tone: 'ok' | 'error' | 'info
   return result ? <Toast tone={result.tone} text={result.message} /> : null;
 }
 
+/** A moment to the second, in the operator's language and time zone; the stored UTC value on hover. */
 export function Time({ iso }: { iso: string | null | undefined }) {
+  const fmt = useFormat();
   if (!iso) return <span className="muted">—</span>;
   return (
     <time dateTime={iso} title={iso}>
-      {iso.replace('T', ' ').slice(0, 19)}
+      {fmt.dateTime(iso, { seconds: true })}
     </time>
   );
 }

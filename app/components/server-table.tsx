@@ -1,6 +1,7 @@
 import { Link, useLocation } from '@remix-run/react';
 import { flexRender, getCoreRowModel, useReactTable, type ColumnDef } from '@tanstack/react-table';
 import type { ComponentPropsWithoutRef, ReactNode } from 'react';
+import { useTranslation } from 'react-i18next';
 
 /**
  * The one way to render a table (ARCHITECTURE.md principle 6): TanStack Table v8, sorted, filtered
@@ -119,22 +120,21 @@ export function ServerTable<T>({
 
 /** Previous / next links that keep every other URL parameter; `children` go after "Next →" (e.g. a page-size form). */
 export function Pager({ page, pageCount, children }: { page: number; pageCount: number; children?: ReactNode }) {
+  const { t } = useTranslation('common');
   const location = useLocation();
   if (pageCount <= 1) return null;
   return (
-    <nav className="pager" aria-label="Pages">
+    <nav className="pager" aria-label={t('pager.label')}>
       {page > 1 ? (
-        <Link to={withParams(location.search, { page: String(page - 1) })}>← Previous</Link>
+        <Link to={withParams(location.search, { page: String(page - 1) })}>{t('pager.previous')}</Link>
       ) : (
-        <span className="muted">← Previous</span>
+        <span className="muted">{t('pager.previous')}</span>
       )}
-      <span>
-        Page {page} of {pageCount}
-      </span>
+      <span>{t('pager.page_of', { page, total: pageCount })}</span>
       {page < pageCount ? (
-        <Link to={withParams(location.search, { page: String(page + 1) })}>Next →</Link>
+        <Link to={withParams(location.search, { page: String(page + 1) })}>{t('pager.next')}</Link>
       ) : (
-        <span className="muted">Next →</span>
+        <span className="muted">{t('pager.next')}</span>
       )}
       {children}
     </nav>

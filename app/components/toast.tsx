@@ -1,19 +1,19 @@
 import { useSearchParams } from '@remix-run/react';
+import { useTranslation } from 'react-i18next';
 
 /**
  * Toasts. After a redirect the message travels as a short code in the URL (`?flash=created`),
- * never as free text, so a crafted link cannot put words on our page; after an action that
- * re-renders, the route passes its own message.
+ * never as free text, so a crafted link cannot put words on our page; the code names a
+ * `common:flash.<code>` entry and its tone. After an action that re-renders, the route passes
+ * its own (translated) message.
  */
-export const FLASH: Record<string, { tone: 'ok' | 'error' | 'info'; text: string }> = {
-  created: { tone: 'ok', text: 'Customer created and sent to Capa.' },
-  'created-queued': {
-    tone: 'info',
-    text: 'Customer saved. Capa is slow right now: the request is queued and this page will show the outcome.',
-  },
-  'created-failed': { tone: 'error', text: 'Customer saved here, but Capa refused it — see the reason below.' },
-  'signed-out': { tone: 'info', text: 'You are signed out.' },
-  welcome: { tone: 'ok', text: 'Welcome! Your admin account is ready.' },
+export const FLASH_TONES: Record<string, 'ok' | 'error' | 'info'> = {
+  created: 'ok',
+  'created-queued': 'info',
+  'created-failed': 'error',
+  'signed-out': 'info',
+  welcome: 'ok',
+  'preferences-saved': 'ok',
 };
 
 export function Toast({ tone, text }: { tone: 'ok' | 'error' | 'info'; text: string }) {
@@ -25,7 +25,9 @@ export function Toast({ tone, text }: { tone: 'ok' | 'error' | 'info'; text: str
 }
 
 export function FlashToast() {
+  const { t } = useTranslation('common');
   const [params] = useSearchParams();
-  const f = FLASH[params.get('flash') ?? ''];
-  return f ? <Toast tone={f.tone} text={f.text} /> : null;
+  const code = params.get('flash') ?? '';
+  const tone = Object.hasOwn(FLASH_TONES, code) ? FLASH_TONES[code] : undefined;
+  return tone ? <Toast tone={tone} text={t(`flash.${code}`)} /> : null;
 }

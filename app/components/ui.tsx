@@ -1,11 +1,25 @@
 import { useEffect, useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { useFormat } from './format';
 
+/** A state's name in the operator's language; the Capa code stays on hover and in the class. */
 export function StateBadge({ state }: { state: string }) {
-  return <span className={`badge ${state}`}>{state.replace(/_/g, ' ')}</span>;
+  const { t, i18n } = useTranslation('common');
+  const key = `states.${state}`;
+  return (
+    <span className={`badge ${state}`} title={state}>
+      {i18n.exists(key, { ns: 'common' }) ? t(key) : state.replace(/_/g, ' ')}
+    </span>
+  );
 }
 
-/** "3 min ago", with the exact UTC time on hover. Server and first client render agree (UTC text). */
+/**
+ * "hace 3 min" / "3 min. ago", with the exact local time on hover. The server and the first
+ * client render show the same local date and time (the relative text depends on the clock of
+ * whoever renders, so it only replaces it after hydration).
+ */
 export function TimeAgo({ iso }: { iso: string | null | undefined }) {
+  const fmt = useFormat();
   const [now, setNow] = useState<number | null>(null);
   useEffect(() => {
     setNow(Date.now());
@@ -13,27 +27,17 @@ export function TimeAgo({ iso }: { iso: string | null | undefined }) {
     return () => clearInterval(t);
   }, []);
   if (!iso) return <span className="muted">—</span>;
-  const t = Date.parse(iso);
-  const text = now === null ? iso.replace('T', ' ').slice(0, 16) + ' UTC' : ago(now - t);
+  const text = now === null ? fmt.dateTime(iso) : fmt.relative(iso, now);
   return (
-    <time dateTime={iso} title={iso}>
+    <time dateTime={iso} title={`${fmt.dateTime(iso, { seconds: true })} · ${fmt.timeZone}`}>
       {text}
     </time>
   );
 }
 
-function ago(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 45) return 'just now';
-  const m = Math.round(s / 60);
-  if (m < 60) return `${m} min ago`;
-  const h = Math.round(m / 60);
-  if (h < 36) return `${h} h ago`;
-  return `${Math.round(h / 24)} d ago`;
-}
-
 /** Copies text; without JavaScript the text stays selectable next to it. */
-export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
+export function CopyButton({ text, label }: { text: string; label?: string }) {
+  const { t } = useTranslation('common');
   const [done, setDone] = useState(false);
   return (
     <button
@@ -46,7 +50,7 @@ export function CopyButton({ text, label = 'Copy' }: { text: string; label?: str
         });
       }}
     >
-      {done ? 'Copied' : label}
+      {done ? t('buttons.copied') : (label ?? t('buttons.copy'))}
     </button>
   );
 }

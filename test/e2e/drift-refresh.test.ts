@@ -113,8 +113,8 @@ describe('refresh and drift in the browser', () => {
       expect(await row(page, c[t].id).getByRole('link', { name: c[t].email }).getAttribute('href')).toBe(`/users/${c[t].id}`);
     }
     expect(await row(page, c.fresh.id).count()).toBe(0);
-    // "3 h ago" is rendered by the client once the page is hydrated: the selection is React state.
-    await row(page, c.verified.id).getByText('3 h ago').first().waitFor();
+    // "3 hr. ago" is rendered by the client once the page is hydrated: the selection is React state.
+    await row(page, c.verified.id).getByText('3 hr. ago').first().waitFor();
 
     for (const t of ['verified', 'review', 'unchanged'] as const)
       await page.getByRole('checkbox', { name: `Select ${c[t].externalUserId}` }).check();
