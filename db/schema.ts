@@ -27,11 +27,11 @@ export interface OperatorsTable {
   lastLoginAt: string | null;
   createdAt: string;
   updatedAt: string;
-}
-
   /** The provider (issuer) and subject of the person, once they signed in through single sign-on. */
   oidcIssuer: Generated<string | null>;
   oidcSubject: Generated<string | null>;
+}
+
 export interface SessionsTable {
   /** sha256 of the cookie value: a leaked table does not leak live sessions. */
   idHash: string;
@@ -43,8 +43,6 @@ export interface SessionsTable {
   revokedAt: string | null;
   userAgent: string | null;
   ip: string | null;
-}
-
   /** full: signed in; mfa: password accepted, second factor pending; enrol: a second factor must be set up first. */
   stage: Generated<SessionStage>;
   /** How the session was opened: password, password+totp, password+passkey, password+recovery, oidc. */
@@ -92,6 +90,8 @@ export interface OperatorPasskeysTable {
   name: string;
   createdAt: string;
   lastUsedAt: string | null;
+}
+
 export interface SetupTokensTable {
   tokenHash: string;
   createdAt: string;
@@ -490,6 +490,9 @@ export interface DriftEventsTable {
 export interface Database {
   operators: OperatorsTable;
   sessions: SessionsTable;
+  operatorTotp: OperatorTotpTable;
+  operatorRecoveryCodes: OperatorRecoveryCodesTable;
+  operatorPasskeys: OperatorPasskeysTable;
   setupTokens: SetupTokensTable;
   users: UsersTable;
   kycLinks: KycLinksTable;
@@ -517,6 +520,8 @@ export interface Database {
 export type Operator = Selectable<OperatorsTable>;
 export type NewOperator = Insertable<OperatorsTable>;
 export type Session = Selectable<SessionsTable>;
+export type OperatorTotp = Selectable<OperatorTotpTable>;
+export type OperatorPasskey = Selectable<OperatorPasskeysTable>;
 export type User = Selectable<UsersTable>;
 export type NewUser = Insertable<UsersTable>;
 export type UserUpdate = Updateable<UsersTable>;
@@ -540,8 +545,3 @@ export type RetryProgramme = Selectable<RetryProgrammesTable>;
 export type Import = Selectable<ImportsTable>;
 export type ImportRow = Selectable<ImportRowsTable>;
 export type NewImportRow = Insertable<ImportRowsTable>;
-  operatorTotp: OperatorTotpTable;
-  operatorRecoveryCodes: OperatorRecoveryCodesTable;
-  operatorPasskeys: OperatorPasskeysTable;
-export type OperatorTotp = Selectable<OperatorTotpTable>;
-export type OperatorPasskey = Selectable<OperatorPasskeysTable>;

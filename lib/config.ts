@@ -25,7 +25,6 @@ const sentinelAddress = z.string().transform((raw, ctx) => {
   return { host: m[1] ?? m[2], port };
 });
 
-const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no', '']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 /** One OIDC_ROLE_MAP entry, `value:role`; the value may itself contain colons (split at the last one). */
 const roleMapEntry = z.string().transform((raw, ctx) => {
   const at = raw.lastIndexOf(':');
@@ -43,6 +42,7 @@ function parseMfaRequired(v: string): Array<'admin' | 'compliance' | 'viewer'> {
   return [...new Set(v.split(',').map((r) => r.trim() as 'admin' | 'compliance' | 'viewer'))];
 }
 
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no', '']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 export const EnvSchema = z
   .object({
@@ -89,7 +89,6 @@ export const EnvSchema = z
     ADMIN_PASSWORD: z.string().min(10).optional(),
     SESSION_IDLE_MINUTES: z.coerce.number().int().positive().default(30),
     SESSION_MAX_HOURS: z.coerce.number().int().positive().default(12),
-    KYC_DETAILS_KEY: z
     /**
      * Single sign-on through an OpenID Connect provider (docs/deploy.md): discovery from the
      * issuer, authorization code + PKCE. The provider redirects back to PUBLIC_URL/auth/oidc/callback.
@@ -122,6 +121,7 @@ export const EnvSchema = z
         'must be none or a comma-separated list of admin, compliance, viewer',
       )
       .optional(),
+    KYC_DETAILS_KEY: z
       .string()
       .regex(
         /^(([A-Za-z0-9_-]+:)?[0-9a-fA-F]{64})(,([A-Za-z0-9_-]+:)?[0-9a-fA-F]{64})*$/,
@@ -222,16 +222,11 @@ export const EnvSchema = z
     if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
       ctx.addIssue({ code: 'custom', path: ['ADMIN_PASSWORD'], message: 'ADMIN_EMAIL and ADMIN_PASSWORD go together' });
     }
-  });
-
-export type Env = z.infer<typeof EnvSchema> & {
-  /** The Redis every process uses: the Sentinel group when REDIS_SENTINELS is set, else REDIS_URL. */
-  redis: RedisTarget;
-  /** Base URL of Capa actually used (the embedded sandbox when CAPA_BASE_URL is unset). */
-  capaBaseUrl: string;
-  usingSandbox: boolean;
     if (Boolean(env.OIDC_ISSUER) !== Boolean(env.OIDC_CLIENT_ID)) {
       ctx.addIssue({ code: 'custom', path: ['OIDC_CLIENT_ID'], message: 'OIDC_ISSUER and OIDC_CLIENT_ID go together' });
+    }
+    if (env.NODE_ENV === 'production' && env.OIDC_ISSUER?.startsWith('http:')) {
+      ctx.addIssue({ code: 'custom', path: ['OIDC_ISSUER'], message: 'must be https:// when NODE_ENV=production' });
     }
     if (env.SSO_ONLY && !env.OIDC_ISSUER) {
       ctx.addIssue({ code: 'custom', path: ['SSO_ONLY'], message: 'needs OIDC_ISSUER: with single sign-on off nobody could sign in' });
@@ -243,8 +238,18 @@ export type Env = z.infer<typeof EnvSchema> & {
         message: 'needs OIDC_ROLE_MAP: an operator created on first sign-in takes the role the provider gives',
       });
     }
+  });
+
+export type Env = z.infer<typeof EnvSchema> & {
+  /** The Redis every process uses: the Sentinel group when REDIS_SENTINELS is set, else REDIS_URL. */
+  redis: RedisTarget;
+  /** Base URL of Capa actually used (the embedded sandbox when CAPA_BASE_URL is unset). */
+  capaBaseUrl: string;
+  usingSandbox: boolean;
   publicUrl: string;
   sessionSecret: string;
+  /** Roles whose password sign-in needs a second factor (MFA_REQUIRED). */
+  mfaRequired: Array<'admin' | 'compliance' | 'viewer'>;
 };
 
 export class ConfigError extends Error {
@@ -253,8 +258,6 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
-  /** Roles whose password sign-in needs a second factor (MFA_REQUIRED). */
-  mfaRequired: Array<'admin' | 'compliance' | 'viewer'>;
 
 export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
   // Empty strings in .env files mean "unset".
@@ -282,6 +285,10 @@ export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
     // Development only: a per-boot random secret would sign everyone out on restart, so derive
     // a stable one; production refuses to start without SESSION_SECRET (see superRefine).
     sessionSecret: e.SESSION_SECRET ?? 'dev-only-session-secret-change-me',
+    // A second factor for admins and compliance unless told otherwise; the test suite signs
+    // operators in with passwords only, so under NODE_ENV=test the default is none and the
+    // second-factor tests set MFA_REQUIRED themselves.
+    mfaRequired: parseMfaRequired(e.MFA_REQUIRED ?? (e.NODE_ENV === 'test' ? 'none' : 'admin,compliance')),
   };
 }
 
@@ -290,10 +297,6 @@ let cached: Env | undefined;
 /** The validated environment, read once per process. Exits the process on bad config. */
 export function env(): Env {
   if (!cached) {
-    // A second factor for admins and compliance unless told otherwise; the test suite signs
-    // operators in with passwords only, so under NODE_ENV=test the default is none and the
-    // second-factor tests set MFA_REQUIRED themselves.
-    mfaRequired: parseMfaRequired(e.MFA_REQUIRED ?? (e.NODE_ENV === 'test' ? 'none' : 'admin,compliance')),
     try {
       cached = parseEnv();
     } catch (err) {
