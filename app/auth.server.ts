@@ -1,16 +1,26 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createCookie, redirect } from '@remix-run/node';
 import type { Role } from '../db/schema.js';
-import { appendAudit, auditOutcomesForTarget } from '../db/repositories/audit.js';
+import { appendAudit, auditOutcomesForTarget, auditRefusalsFromIp } from '../db/repositories/audit.js';
 import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
+import { factorSummaries } from '../db/repositories/factors.js';
 import { findOperatorByEmail, recordLoginFailure, recordLoginSuccess } from '../db/repositories/operators.js';
-import { createSession, findLiveSession, revokeSession, type LiveSession, type SessionPolicy } from '../db/repositories/sessions.js';
+import {
+  createSession,
+  findLiveSession,
+  revokeSession,
+  revokeSessionByHash,
+  type LiveSession,
+  type SessionPolicy,
+} from '../db/repositories/sessions.js';
+import type { Operator, SessionStage } from '../db/schema.js';
 import { normalizeEmail } from '../domain/email.js';
 import { verifyPassword } from '../lib/password.js';
 import { isoAgo } from '../lib/time.js';
 import { services } from './services.server';
 import { CLIENT_ADDRESS_HEADER } from '../lib/client-address.js';
 import { readLimitedBody } from '../lib/body.js';
+import { recheckAtProvider } from './oidc.server';
 
 /**
  * Sign-in, sessions, roles and CSRF for the console. Contract used by every route:
@@ -74,12 +84,38 @@ async function cookieSessionId(request: Request): Promise<string | null> {
   return typeof value === 'string' && value.length > 20 ? value : null;
 }
 
-/** The signed-in operator, or null (never redirects). */
-export async function currentSession(request: Request): Promise<LiveSession | null> {
+/**
+ * Requests a page makes on its own (polling for progress) carry this header (app/activity.ts
+ * marks them): they are answered, but they do not count as the operator being active, so an
+ * open page left alone still reaches the idle timeout.
+ */
+export const BACKGROUND_HEADER = 'x-kyc-background';
+
+/** The browser's session at whatever stage, or null; single sign-on sessions are re-checked at the provider when due. */
+async function liveSession(request: Request): Promise<LiveSession | null> {
   const id = await cookieSessionId(request);
   if (!id) return null;
   const { db } = await services();
-  return findLiveSession(db, id, await policy());
+  const live = await findLiveSession(db, id, await policy(), { touch: request.headers.get(BACKGROUND_HEADER) !== '1' });
+  if (!live || live.session.method !== 'oidc') return live;
+  return recheckAtProvider(live, clientIp(request));
+}
+
+/** The signed-in operator, or null (never redirects). A session still waiting for its second factor is not signed in. */
+export async function currentSession(request: Request): Promise<LiveSession | null> {
+  const live = await liveSession(request);
+  return live && live.session.stage === 'full' ? live : null;
+}
+
+/** A session whose password was accepted and that waits for its second factor (`mfa`) or for one to be set up (`enrol`). */
+export async function pendingSession(request: Request): Promise<LiveSession | null> {
+  const live = await liveSession(request);
+  return live && live.session.stage !== 'full' ? live : null;
+}
+
+/** The session behind this request at any stage (the second-factor pages serve both). */
+export async function anySession(request: Request): Promise<LiveSession | null> {
+  return liveSession(request);
 }
 
 function toSignedIn(live: LiveSession): SignedIn {
@@ -276,28 +312,80 @@ export async function requireMutation(request: Request, minRole: Role): Promise<
 const THROTTLE_WINDOW_MS = 15 * 60_000;
 const FREE_ATTEMPTS = 4;
 const MAX_WAIT_MS = 15 * 60_000;
+/**
+ * One client address may fail this many sign-ins and second-factor checks (over any accounts)
+ * inside the window before it is slowed down too: the per-account limit alone lets one machine
+ * try a password against every e-mail in turn. Generous, since an office shares one address.
+ */
+const IP_FREE_ATTEMPTS = 20;
+/** Second-factor codes: an account gets this many wrong ones inside the window, then waits. */
+const MFA_FREE_ATTEMPTS = 5;
+
+function backoff(failures: number, free: number, lastAt: string, now: number): number {
+  if (failures < free) return 0;
+  const wait = Math.min(MAX_WAIT_MS, 2 ** (failures - free) * 2_000);
+  return Math.max(0, Date.parse(lastAt) + wait - now);
+}
+
+/** How long the next attempt against one target must wait (0 = now), from the audit log; a success resets the count. */
+async function targetWaitMs(targetType: string, targetId: string, free: number, now = Date.now()): Promise<number> {
+  const { db } = await services();
+  const rows = await auditOutcomesForTarget(db, { targetType, targetId, since: isoAgo(THROTTLE_WINDOW_MS, now), limit: 50 });
+  let failures = 0;
+  for (const r of rows) {
+    if (r.outcome === 'ok') break;
+    failures++;
+  }
+  return failures ? backoff(failures, free, rows[0]!.at, now) : 0;
+}
 
 /** How long the next attempt for this e-mail must wait (0 = allowed now), from the audit log. */
 export async function loginWaitMs(email: string, now = Date.now()): Promise<number> {
-  const { db } = await services();
-  const rows = await auditOutcomesForTarget(db, {
-    targetType: 'login',
-    targetId: normalizeEmail(email),
-    since: isoAgo(THROTTLE_WINDOW_MS, now),
-    limit: 50,
-  });
-  let failures = 0;
-  for (const r of rows) {
-    if (r.outcome === 'ok') break; // a success resets the count
-    failures++;
-  }
-  if (failures < FREE_ATTEMPTS) return 0;
-  const wait = Math.min(MAX_WAIT_MS, 2 ** (failures - FREE_ATTEMPTS) * 2_000);
-  const last = Date.parse(rows[0]!.at);
-  return Math.max(0, last + wait - now);
+  return targetWaitMs('login', normalizeEmail(email), FREE_ATTEMPTS, now);
 }
 
-export type SignInResult = { ok: true; headers: Headers } | { ok: false; error: string; status: number };
+/** How long the next second-factor attempt of this operator must wait. */
+export async function mfaWaitMs(operatorId: string, now = Date.now()): Promise<number> {
+  return targetWaitMs('mfa', operatorId, MFA_FREE_ATTEMPTS, now);
+}
+
+/** How long the next sign-in or second-factor attempt from this client address must wait. */
+export async function addressWaitMs(ip: string | null, now = Date.now()): Promise<number> {
+  if (!ip) return 0;
+  const { db } = await services();
+  const rows = await auditRefusalsFromIp(db, { ip, targetTypes: ['login', 'mfa'], since: isoAgo(THROTTLE_WINDOW_MS, now), limit: 200 });
+  return rows.length ? backoff(rows.length, IP_FREE_ATTEMPTS, rows[0]!.at, now) : 0;
+}
+
+/** A refusal worded by the page: a code of the `auth` catalogue and its values. */
+export interface AuthRefusal {
+  ok: false;
+  status: number;
+  code: string;
+  values?: Record<string, string | number>;
+  /** English wording, for pages not yet reading the code. */
+  error: string;
+}
+
+export type SignInResult = { ok: true; headers: Headers; stage: SessionStage } | AuthRefusal;
+
+/** Whether password sign-in is open to this e-mail (SSO_ONLY leaves it to the break-glass admins). */
+export async function passwordSignInAllowed(email: string): Promise<boolean> {
+  const { env } = await services();
+  if (!env.SSO_ONLY) return true;
+  return env.SSO_BREAK_GLASS_EMAIL.some((e) => normalizeEmail(e) === normalizeEmail(email));
+}
+
+/**
+ * What a password sign-in opens: a session waiting for the second factor when the operator has
+ * one, one that must set one up when their role requires it (MFA_REQUIRED), else a signed-in one.
+ */
+async function stageAfterPassword(op: Pick<Operator, 'id' | 'role'>): Promise<SessionStage> {
+  const { db, env } = await services();
+  const f = (await factorSummaries(db, [op.id])).get(op.id);
+  if (f && (f.totp || f.passkeys > 0)) return 'mfa';
+  return env.mfaRequired.includes(op.role) ? 'enrol' : 'full';
+}
 
 export async function signIn(request: Request, emailRaw: string, password: string): Promise<SignInResult> {
   const { db } = await services();
@@ -317,32 +405,71 @@ export async function signIn(request: Request, emailRaw: string, password: strin
       ip,
     });
 
-  const wait = await loginWaitMs(email);
+  const wait = Math.max(await loginWaitMs(email), await addressWaitMs(ip));
   if (wait > 0) {
     await audit('denied', 'throttled', null, 'login-throttled');
+    const seconds = Math.ceil(wait / 1000);
     return {
       ok: false,
       status: 429,
-      error: `Too many failed sign-ins for this e-mail. Wait ${Math.ceil(wait / 1000)} seconds and try again.`,
+      code: 'login.throttled',
+      values: { seconds },
+      error: `Too many failed sign-ins. Wait ${seconds} seconds and try again.`,
+    };
+  }
+  if (!(await passwordSignInAllowed(email))) {
+    await audit('denied', 'sso only', null);
+    return {
+      ok: false,
+      status: 403,
+      code: 'login.sso_only',
+      error: 'Password sign-in is turned off: sign in with single sign-on.',
     };
   }
   const op = await findOperatorByEmail(db, email);
-  // verifyPassword always runs scrypt (against a decoy for unknown e-mails): same timing either way.
-  const good = await verifyPassword(password, op?.passwordHash ?? null);
+  // verifyPassword always runs scrypt (against a decoy for unknown e-mails and for operators who
+  // have no password, signing in through the provider only): same timing either way.
+  const good = await verifyPassword(password, op?.passwordHash || null);
   if (!op || !good || op.disabled) {
     if (op) await recordLoginFailure(db, op.id);
     await audit('denied', !op ? 'unknown email' : op.disabled && good ? 'operator disabled' : 'wrong password', op?.id ?? null);
-    return { ok: false, status: 401, error: 'That e-mail and password do not match an active operator.' };
+    return { ok: false, status: 401, code: 'login.no_match', error: 'That e-mail and password do not match an active operator.' };
   }
 
-  // Rotate: whatever session this browser had ends here; the new one gets a fresh id and token.
+  const stage = await stageAfterPassword(op);
+  const headers = await startSession(request, op.id, { stage, method: stage === 'full' ? 'password' : null });
+  if (stage === 'full') await recordLoginSuccess(db, op.id);
+  await audit('ok', null, op.id);
+  return { ok: true, headers, stage };
+}
+
+/**
+ * Opens a session for an operator in this browser and returns its cookie. Whatever session the
+ * browser had ends here (rotation: a new id and token, so a fixed or stolen pre-sign-in cookie
+ * is worth nothing).
+ */
+export async function startSession(
+  request: Request,
+  operatorId: string,
+  opts: { stage?: SessionStage; method?: string | null; oidcTokens?: string | null } = {},
+): Promise<Headers> {
+  const { db } = await services();
   const previous = await cookieSessionId(request);
   if (previous) await revokeSession(db, previous);
-  const s = await createSession(db, { operatorId: op.id, userAgent: request.headers.get('user-agent'), ip }, await policy());
-  await recordLoginSuccess(db, op.id);
-  await audit('ok', null, op.id);
-  const headers = new Headers({ 'Set-Cookie': await (await sessionCookie()).serialize(s.id) });
-  return { ok: true, headers };
+  const s = await createSession(
+    db,
+    { operatorId, userAgent: request.headers.get('user-agent'), ip: clientIp(request), ...opts },
+    await policy(),
+  );
+  return new Headers({ 'Set-Cookie': await (await sessionCookie()).serialize(s.id) });
+}
+
+/** A pending session whose second factor was given becomes a signed-in one (a new session: rotation again). */
+export async function completeSignIn(request: Request, pending: LiveSession, method: string): Promise<Headers> {
+  const { db } = await services();
+  await revokeSessionByHash(db, pending.session.idHash);
+  await recordLoginSuccess(db, pending.operator.id);
+  return startSession(request, pending.operator.id, { stage: 'full', method });
 }
 
 /** Ends the session server-side (a copied cookie stops working too) and clears the cookie. */
@@ -364,11 +491,25 @@ export async function signOut(request: Request, who: SignedIn | null): Promise<H
   return new Headers({ 'Set-Cookie': await (await sessionCookie()).serialize('', { maxAge: 0, expires: new Date(0) }) });
 }
 
-/** Starts a session for an operator just created (first-admin setup). */
+/** Starts a signed-in session for an operator (tests, and the operator just created by first-admin setup). */
 export async function sessionHeadersFor(request: Request, operatorId: string): Promise<Headers> {
   const { db } = await services();
-  const s = await createSession(db, { operatorId, userAgent: request.headers.get('user-agent'), ip: clientIp(request) }, await policy());
+  const s = await createSession(
+    db,
+    { operatorId, userAgent: request.headers.get('user-agent'), ip: clientIp(request), method: 'password' },
+    await policy(),
+  );
   return new Headers({ 'Set-Cookie': await (await sessionCookie()).serialize(s.id) });
+}
+
+/** The session cookie's id hash of this request, to tell "this device" apart in a list of sessions. */
+export async function currentSessionHash(request: Request): Promise<string | null> {
+  return (await liveSession(request))?.session.idHash ?? null;
+}
+
+/** The session policy (idle and absolute limits) for listings. */
+export async function sessionPolicy(): Promise<SessionPolicy> {
+  return policy();
 }
 
 /** Writes one audit entry for an operator action. */

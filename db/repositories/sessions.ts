@@ -162,13 +162,24 @@ export async function takeSessionChallenge(db: Executor, idHash: string): Promis
   return Number(r.numUpdatedRows) > 0 ? row.challenge : null;
 }
 
-/** Records a re-check at the provider (and the tokens it returned, when they rotated). */
-export async function markOidcChecked(db: Executor, idHash: string, oidcTokens: string | null): Promise<void> {
-  await db
+/**
+ * Claims the next re-check at the provider for this session: only the request that moves
+ * `oidcCheckedAt` from the value it read performs it, so parallel requests never present the
+ * same refresh token twice (a provider that rotates them would take the second as a replay).
+ */
+export async function claimOidcCheck(db: Executor, idHash: string, seenCheckedAt: string | null): Promise<boolean> {
+  const r = await db
     .updateTable('sessions')
-    .set(oidcTokens ? { oidcCheckedAt: nowIso(), oidcTokens } : { oidcCheckedAt: nowIso() })
+    .set({ oidcCheckedAt: nowIso() })
     .where('idHash', '=', idHash)
-    .execute();
+    .where((eb) => (seenCheckedAt === null ? eb('oidcCheckedAt', 'is', null) : eb('oidcCheckedAt', '=', seenCheckedAt)))
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+/** Keeps the provider tokens a re-check returned (refresh tokens may rotate). */
+export async function storeOidcTokens(db: Executor, idHash: string, oidcTokens: string): Promise<void> {
+  await db.updateTable('sessions').set({ oidcTokens }).where('idHash', '=', idHash).execute();
 }
 
 /** Housekeeping: drops sessions that ended long ago. */
