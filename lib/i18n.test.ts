@@ -100,6 +100,13 @@ describe('formatters', () => {
     expect(en('America/Mexico_City').date(lateUtc)).toBe('Nov 29, 2026');
   });
 
+  it('a calendar day (a due date) is the same day in every time zone', () => {
+    expect(es('America/Mexico_City').day('2026-11-30')).toBe('30 nov 2026');
+    expect(en('America/Santo_Domingo').day('2026-11-30')).toBe('Nov 30, 2026');
+    expect(en('UTC').day('2026-11-30')).toBe('Nov 30, 2026');
+    expect(en('UTC').day('someday')).toBe('someday');
+  });
+
   it('accepts Date and epoch milliseconds; an unreadable date comes back as given', () => {
     expect(en('UTC').time(new Date(at))).toBe('20:05');
     expect(en('UTC').time(Date.parse(at))).toBe('20:05');

@@ -108,6 +108,11 @@ export interface Formatters {
   dateTime(v: DateInput, opts?: { seconds?: boolean }): string;
   /** 14:05 */
   time(v: DateInput, opts?: { seconds?: boolean }): string;
+  /**
+   * A calendar day stored as YYYY-MM-DD (a due date, a day filter): 30 nov 2026 · Nov 30, 2026,
+   * the same day in every time zone (it is not a moment). Other text comes back as it is.
+   */
+  day(isoDay: string): string;
   /** hace 3 min · 3 min. ago · en 2 h · in 2 hr. · ahora · now · hace 2 días · 2 days ago */
   relative(v: DateInput, now?: number): string;
   /** A length of time without direction: 2 h 5 min · 2 hr 5 min (the two largest units). */
@@ -167,6 +172,12 @@ export function createFormatters(locale: string, timeZone: string): Formatters {
     dateTime: (v, o) =>
       withDate(v, (d) => (o?.seconds ? dtf('dts', { ...day, ...clock, second: '2-digit' }) : dtf('dt', { ...day, ...clock })).format(d)),
     time: (v, o) => withDate(v, (d) => (o?.seconds ? dtf('ts', { ...clock, second: '2-digit' }) : dtf('t', clock)).format(d)),
+    day: (isoDay) =>
+      /^\d{4}-\d{2}-\d{2}$/.test(isoDay)
+        ? withDate(`${isoDay}T00:00:00Z`, (d) =>
+            cached(`day|${locale}`, () => new Intl.DateTimeFormat(locale, { timeZone: 'UTC', ...day })).format(d),
+          )
+        : isoDay,
     relative(v, now = Date.now()) {
       return withDate(v, (d) => {
         const ms = d.getTime() - now;
