@@ -53,7 +53,7 @@ export async function replaceRecoveryCodes(db: Executor, operatorId: string, cod
 }
 
 /** Uses a recovery code: true once per code (a conditional update, so a race uses it once). */
-export async function useRecoveryCode(db: Executor, operatorId: string, codeHash: string): Promise<boolean> {
+export async function spendRecoveryCode(db: Executor, operatorId: string, codeHash: string): Promise<boolean> {
   const r = await db
     .updateTable('operatorRecoveryCodes')
     .set({ usedAt: nowIso() })
