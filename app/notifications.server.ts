@@ -14,6 +14,7 @@ import {
   NOTIFICATION_CHANNELS,
   NOTIFICATION_KINDS,
   NOTIFICATION_STATUSES,
+  isAlertKind,
   type Notification,
   type NotificationKind,
   type NotificationLocale,
@@ -37,6 +38,8 @@ export const KIND_LABEL: Record<NotificationKind, string> = {
   kyc_link: 'Verification link',
   kyc_retry: 'Not approved — try again',
   kyc_retry_reminder: 'Reminder — try again',
+  alert_firing: 'Alert',
+  alert_resolved: 'Alert resolved',
 };
 
 const SORTS = ['createdAt', 'status', 'kind', 'attempts'] as const;
@@ -122,7 +125,9 @@ export async function previewData(who: SignedIn, sp: URLSearchParams) {
     const { db } = await services();
     const m = await getMessage(db, messageId.slice(0, 100));
     if (!m) return { ok: false as const, error: 'No message with this id.' };
-    const user = await findUserById(db, m.userId);
+    // Alert messages go to operators, worded by jobs/alerts/messages.ts rather than these templates.
+    if (isAlertKind(m.kind)) return { ok: false as const, error: 'Alert messages have no customer template.' };
+    const user = m.userId ? await findUserById(db, m.userId) : undefined;
     const pii = canSeePii(who.operator.role);
     // Viewers see the template with sample data, not the customer's name and link.
     const vars = pii ? { name: user?.alias ?? null, linkUrl: m.linkUrl ?? SAMPLE_VARS[m.locale].linkUrl } : SAMPLE_VARS[m.locale];
@@ -190,7 +195,7 @@ export async function resendMessage(
   const d = await deps();
   const original = await getMessage(d.db, input.messageId);
   if (!original) return { ok: false, message: 'That message no longer exists.' };
-  const user = await findUserById(d.db, original.userId);
+  const user = original.userId ? await findUserById(d.db, original.userId) : undefined;
   if (!user) return { ok: false, message: 'The customer of that message no longer exists.' };
   if (user.kycState === 'VERIFIED') return { ok: false, message: 'This customer is already verified; nothing to resend.' };
   if (user.type !== 'INDIVIDUAL') return { ok: false, message: 'Only individual customers get KYC links.' };

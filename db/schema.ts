@@ -1,6 +1,8 @@
 import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
 import type { KycState } from '../domain/kyc-states.js';
 import type { Role } from '../domain/roles.js';
+import type { AlertRuleId, AlertState, Severity } from '../domain/alerts.js';
+import type { CaseStatus } from '../domain/review-sla.js';
 
 /**
  * One Database interface for SQLite and PostgreSQL. Column names are camelCase here and
@@ -234,8 +236,7 @@ export interface AuditAnchorsTable {
 }
 
 // ---- manual-review cases (db/repositories/cases.ts)
-export const CASE_STATUSES = ['open', 'waiting_customer', 'waiting_capa', 'resolved'] as const;
-export type CaseStatus = (typeof CASE_STATUSES)[number];
+export { CASE_STATUSES, type CaseStatus } from '../domain/review-sla.js';
 export const RESOLUTION_REASONS = [
   'verified_by_capa',
   'rejection_confirmed',
@@ -294,18 +295,25 @@ export interface CaseEventsTable {
 }
 
 // ---- notifications (db/repositories/notifications.ts)
+/** Messages to a customer (templates in jobs/notifications/templates.ts). */
 export const NOTIFICATION_KINDS = ['kyc_link', 'kyc_retry', 'kyc_retry_reminder'] as const;
-export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
+export type CustomerNotificationKind = (typeof NOTIFICATION_KINDS)[number];
+/** Messages about an alert: to operators (an address list per severity) and a webhook, never a customer. */
+export const ALERT_NOTIFICATION_KINDS = ['alert_firing', 'alert_resolved'] as const;
+export type AlertNotificationKind = (typeof ALERT_NOTIFICATION_KINDS)[number];
+export type NotificationKind = CustomerNotificationKind | AlertNotificationKind;
+export const isAlertKind = (k: NotificationKind): k is AlertNotificationKind => k === 'alert_firing' || k === 'alert_resolved';
 export const NOTIFICATION_STATUSES = ['queued', 'sent', 'failed', 'cancelled'] as const;
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number];
-export const NOTIFICATION_CHANNELS = ['email', 'sms'] as const;
+export const NOTIFICATION_CHANNELS = ['email', 'sms', 'webhook'] as const;
 export type NotificationChannelName = (typeof NOTIFICATION_CHANNELS)[number];
 export type NotificationLocale = 'es' | 'en';
 
 /** The ledger: one row per message we mean to send, whatever became of it. */
 export interface NotificationsTable {
   id: string;
-  userId: string;
+  /** The customer; null for an alert message (its recipient is `address`, its subject `alertId`). */
+  userId: string | null;
   kind: NotificationKind;
   channel: NotificationChannelName;
   locale: NotificationLocale;
@@ -334,6 +342,7 @@ export interface NotificationsTable {
   sentAt: string | null;
   failedAt: string | null;
   cancelledAt: string | null;
+  alertId: Generated<string | null>;
 }
 
 export type RetryProgrammeStatus = 'active' | 'stopped' | 'finished';
@@ -487,6 +496,82 @@ export interface DriftEventsTable {
   evidence: string | null;
 }
 
+// ---- alerts (db/repositories/alerts.ts; rules and states in domain/alerts.ts)
+/** One alert: a rule's condition from first seen true (pending) until resolved. */
+export interface AlertsTable {
+  id: string;
+  ruleId: AlertRuleId;
+  /** The rule id while the alert is open, null once resolved (unique: one open alert per rule). */
+  openKey: string | null;
+  state: AlertState;
+  severity: Severity;
+  pendingSince: string;
+  firedAt: string | null;
+  acknowledgedAt: string | null;
+  acknowledgedBy: string | null;
+  acknowledgedByName: string | null;
+  ackReason: string | null;
+  /** The condition has been false since then (the resolve delay runs). */
+  resolvingSince: string | null;
+  resolvedAt: string | null;
+  resolvedReason: 'cleared' | 'rule_disabled' | null;
+  /** The figure compared with the threshold at the last evaluation, and the highest seen. */
+  value: number;
+  peakValue: number;
+  /** JSON: the last Measurement's values (domain/alerts.ts). */
+  measure: string;
+  /** JSON: the rule's settings when it fired. */
+  settings: string;
+  page: string;
+  /** The silence that kept its notification back. */
+  silenceId: string | null;
+  notifiedAt: string | null;
+  resolutionNotifiedAt: string | null;
+  evaluatedAt: string;
+  updatedAt: string;
+}
+
+export type AlertEventKind = 'fired' | 'notified' | 'silenced' | 'acknowledged' | 'resolving' | 'returned' | 'resolved';
+
+/** Append-only history of each alert (triggers refuse UPDATE/DELETE). */
+export interface AlertEventsTable {
+  id: Generated<number>;
+  alertId: string;
+  ruleId: AlertRuleId;
+  at: string;
+  kind: AlertEventKind;
+  operatorId: string | null;
+  /** `system` for the evaluator, else the operator's e-mail. */
+  actor: string;
+  /** JSON. */
+  detail: string | null;
+}
+
+/** No notification for a rule until endsAt (or until ended by hand). */
+export interface AlertSilencesTable {
+  id: string;
+  ruleId: AlertRuleId;
+  reason: string;
+  startsAt: string;
+  endsAt: string;
+  createdBy: string | null;
+  createdByName: string;
+  createdAt: string;
+  endedAt: string | null;
+  endedByName: string | null;
+}
+
+/** What each rule saw at its last evaluation, and what it keeps between two (samples of counters). */
+export interface AlertRuleStateTable {
+  ruleId: AlertRuleId;
+  evaluatedAt: string;
+  /** JSON Measurement, null when the evaluation failed. */
+  measure: string | null;
+  /** Why the last evaluation could not measure (a source did not answer). */
+  error: string | null;
+  memory: string | null;
+}
+
 export interface Database {
   operators: OperatorsTable;
   sessions: SessionsTable;
@@ -515,6 +600,10 @@ export interface Database {
   retryProgrammes: RetryProgrammesTable;
   imports: ImportsTable;
   importRows: ImportRowsTable;
+  alerts: AlertsTable;
+  alertEvents: AlertEventsTable;
+  alertSilences: AlertSilencesTable;
+  alertRuleState: AlertRuleStateTable;
 }
 
 export type Operator = Selectable<OperatorsTable>;
@@ -545,3 +634,6 @@ export type RetryProgramme = Selectable<RetryProgrammesTable>;
 export type Import = Selectable<ImportsTable>;
 export type ImportRow = Selectable<ImportRowsTable>;
 export type NewImportRow = Insertable<ImportRowsTable>;
+export type Alert = Selectable<AlertsTable>;
+export type AlertEvent = Selectable<AlertEventsTable>;
+export type AlertSilence = Selectable<AlertSilencesTable>;

@@ -1,3 +1,4 @@
+import { alertsEvaluate } from './definitions/alerts-evaluate.js';
 import { auditAnchor } from './definitions/audit-anchor.js';
 import { createCapaUser } from './definitions/create-capa-user.js';
 import { expireLinksJob } from './definitions/expire-links.js';
@@ -35,6 +36,7 @@ export const JOBS = [
   refreshWatch,
   expireLinksJob,
   auditAnchor,
+  alertsEvaluate,
 ] as const satisfies readonly JobDeclaration[];
 
 export const jobsByName: ReadonlyMap<string, JobDeclaration> = new Map(JOBS.map((j) => [j.name, j as JobDeclaration]));

@@ -1,4 +1,5 @@
 import { env as readEnv } from '../lib/config.js';
+import { alertsEvaluate } from './definitions/alerts-evaluate.js';
 import { AUDIT_ANCHOR_EVERY_MS, auditAnchor } from './definitions/audit-anchor.js';
 import { createCapaUser } from './definitions/create-capa-user.js';
 import { expireLinksJob } from './definitions/expire-links.js';
@@ -43,6 +44,7 @@ const HANDLERS: ReadonlyMap<string, Loader> = new Map([
   lazy(refreshWatch, () => import('./handlers/refresh-watch.handler.js')),
   lazy(expireLinksJob, () => import('./handlers/expire-links.handler.js')),
   lazy(auditAnchor, () => import('./handlers/audit-anchor.handler.js')),
+  lazy(alertsEvaluate, () => import('./handlers/alerts-evaluate.handler.js')),
 ]);
 
 /** The job's handler, or undefined when none is registered. */
@@ -73,4 +75,13 @@ export const SCHEDULES: Array<{ id: string; queue: QueueName; job: string; every
   { id: 'import-relay', queue: 'maintenance', job: importRelay.name, everyMs: 1_000 },
   // The audit chain's head written to the log stream (outside the database) and audit_anchors.
   { id: 'audit-anchor', queue: 'maintenance', job: auditAnchor.name, everyMs: AUDIT_ANCHOR_EVERY_MS },
+  // The alert rules (ALERTS_EVERY_SECONDS); the web process watches for missing workers itself.
+  {
+    id: 'alerts-evaluate',
+    queue: 'maintenance',
+    job: alertsEvaluate.name,
+    get everyMs() {
+      return readEnv().ALERTS_EVERY_SECONDS * 1000;
+    },
+  },
 ];

@@ -188,6 +188,18 @@ export const EnvSchema = z
       .transform((v) => (/^\d+$/.test(v.trim()) ? Number(v.trim()) : v.trim())),
     /** Waiting jobs in one queue above which /readyz and the Queues page report a backlog. */
     OPS_BACKLOG_WARN: z.coerce.number().int().positive().default(1000),
+    /** How often the alert rules are evaluated (one schedule for all workers; the web process checks for workers as often). */
+    ALERTS_EVERY_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+    /** Changes to the alert rules' defaults, `rule.field=value,…` (domain/alerts.ts); admins' settings on /alerts come on top. */
+    ALERTS_RULES: z.string().optional(),
+    /** Who is e-mailed when an alert fires, per severity (comma-separated; admins may change them on /alerts). */
+    ALERTS_EMAIL_CRITICAL: csv.default(''),
+    ALERTS_EMAIL_WARNING: csv.default(''),
+    /** A webhook told of every alert that fires or resolves, signed with ALERTS_WEBHOOK_SECRET (HMAC-SHA256 of the body). */
+    ALERTS_WEBHOOK_URL: z.string().url().optional(),
+    ALERTS_WEBHOOK_SECRET: z.string().min(16, 'needs at least 16 characters').optional(),
+    /** `json` (KYC Desk's own body) or `slack` (a Slack-compatible `{ text }` body, e.g. an incoming webhook). */
+    ALERTS_WEBHOOK_FORMAT: z.enum(['json', 'slack']).default('json'),
     /**
      * The console's language for an operator who has not chosen one and whose browser asks for
      * neither Spanish nor English; and their time zone. English/UTC keep existing installs as
@@ -221,6 +233,13 @@ export const EnvSchema = z
     }
     if (Boolean(env.ADMIN_EMAIL) !== Boolean(env.ADMIN_PASSWORD)) {
       ctx.addIssue({ code: 'custom', path: ['ADMIN_PASSWORD'], message: 'ADMIN_EMAIL and ADMIN_PASSWORD go together' });
+    }
+    if (env.ALERTS_WEBHOOK_URL && !env.ALERTS_WEBHOOK_SECRET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ALERTS_WEBHOOK_SECRET'],
+        message: 'is required with ALERTS_WEBHOOK_URL (the receiver checks the signature)',
+      });
     }
     if (Boolean(env.OIDC_ISSUER) !== Boolean(env.OIDC_CLIENT_ID)) {
       ctx.addIssue({ code: 'custom', path: ['OIDC_CLIENT_ID'], message: 'OIDC_ISSUER and OIDC_CLIENT_ID go together' });

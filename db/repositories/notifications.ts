@@ -21,7 +21,10 @@ import type { Executor } from '../client.js';
  */
 
 export interface NewMessageInput {
-  userId: string;
+  /** The customer; null for a message about an alert (its recipient is an operator or a webhook). */
+  userId: string | null;
+  /** The alert a message is about. */
+  alertId?: string | null;
   kind: NotificationKind;
   channel: NotificationChannelName;
   locale: NotificationLocale;
@@ -71,6 +74,7 @@ export async function insertMessage(db: Executor, input: NewMessageInput): Promi
     sentAt: null,
     failedAt: input.failWith ? now : null,
     cancelledAt: null,
+    alertId: input.alertId ?? null,
   };
   const ins = await db
     .insertInto('notifications')
@@ -228,8 +232,12 @@ export async function messagesToRelay(db: Executor, opts: { staleBefore: string;
     .execute();
 }
 
-export async function messagesWaitingForLinks(db: Executor, limit = 500): Promise<Notification[]> {
-  return db
+/** A message to a customer (every message but an alert's). */
+export type CustomerMessage = Notification & { userId: string };
+
+/** Messages waiting for a KYC link: customer messages only (alert messages never need one). */
+export async function messagesWaitingForLinks(db: Executor, limit = 500): Promise<CustomerMessage[]> {
+  const rows = await db
     .selectFrom('notifications')
     .selectAll()
     .where('status', '=', 'queued')
@@ -237,6 +245,7 @@ export async function messagesWaitingForLinks(db: Executor, limit = 500): Promis
     .orderBy('createdAt', 'asc')
     .limit(limit)
     .execute();
+  return rows as CustomerMessage[];
 }
 
 // ------------------------------------------------------------------ listing (/notifications)

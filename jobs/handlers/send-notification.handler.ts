@@ -1,49 +1,34 @@
 import { UnrecoverableError } from 'bullmq';
-import { claim, reopen, settle } from '../../db/repositories/idempotency.js';
 import { linksForUser } from '../../db/repositories/links.js';
-import {
-  beginAttempt,
-  cancelMessage,
-  getMessage,
-  getProgramme,
-  markFailed,
-  markSent,
-  peekClaim,
-  recordTransientError,
-  setSubject,
-  stopProgramme,
-} from '../../db/repositories/notifications.js';
+import { cancelMessage, getMessage, getProgramme, markFailed, stopProgramme } from '../../db/repositories/notifications.js';
 import { findUserById } from '../../db/repositories/users.js';
-import { nowIso } from '../../lib/time.js';
+import { isAlertKind } from '../../db/schema.js';
+import { deliverAlertMessage } from '../alerts/deliver.js';
 import { sendNotification } from '../definitions/send-notification.js';
-import { ChannelError } from '../notifications/channel.js';
 import { channelsFor } from '../notifications/transports.js';
 import { markProgrammeReinvited, PROGRESSED, type NotifyDeps } from '../notifications/programme.js';
+import { sendClaimed, type SendAttempt, type SendOutcome } from '../notifications/send.js';
 import { render, TemplateError } from '../notifications/templates.js';
 import { defineHandler } from '../types.js';
 
 /**
  * Sends one ledger row. Safe to run twice: the row must still be `queued`, and the send is
- * claimed (idempotency key notify-send:<id>) before it is attempted, so a retried or duplicated
- * job never sends the same message twice. Temporary failures (SMTP down, 4xx) retry with
- * backoff; a permanent one (bad address, refused recipient) or the last attempt records the
- * reason on the row — the job fails, the process never does.
+ * claimed before it is attempted (jobs/notifications/send.ts), so a retried or duplicated job
+ * never sends the same message twice. Temporary failures (SMTP down, 4xx) retry with backoff; a
+ * permanent one (bad address, refused recipient) or the last attempt records the reason on the
+ * row — the job fails, the process never does. Messages about an alert go to operators and
+ * webhooks (jobs/alerts/deliver.ts); the rest to customers.
  */
 
-/** An unsettled claim younger than this belongs to an attempt still running (another worker). */
-export const SEND_LEASE_MS = 2 * 60_000;
-
-export type SendOutcome =
-  { sent: true; providerMessageId: string | null } | { skipped: string } | { cancelled: string } | { failed: string };
-
-export async function deliver(deps: NotifyDeps, id: string, attempt: { number: number; final: boolean }): Promise<SendOutcome> {
+export async function deliver(deps: NotifyDeps, id: string, attempt: SendAttempt): Promise<SendOutcome> {
   const { db } = deps;
   const row = await getMessage(db, id);
   if (!row) return { skipped: 'missing' };
   if (row.status !== 'queued') return { skipped: row.status };
+  if (isAlertKind(row.kind)) return deliverAlertMessage(deps, { ...row, kind: row.kind }, attempt);
   if (!row.linkUrl) return { skipped: 'waiting for its link' };
 
-  const user = await findUserById(db, row.userId);
+  const user = row.userId ? await findUserById(db, row.userId) : undefined;
   if (!user) {
     await markFailed(db, id, 'customer not found');
     return { failed: 'customer not found' };
@@ -64,7 +49,7 @@ export async function deliver(deps: NotifyDeps, id: string, attempt: { number: n
     return { cancelled: why };
   }
   if (row.linkId) {
-    const link = (await linksForUser(db, row.userId)).find((l) => l.id === row.linkId);
+    const link = (await linksForUser(db, user.id)).find((l) => l.id === row.linkId);
     if (link && link.status !== 'active') {
       const why = `its link was ${link.status} by a newer one`;
       await cancelMessage(db, id, why);
@@ -89,67 +74,30 @@ export async function deliver(deps: NotifyDeps, id: string, attempt: { number: n
     return { failed: why };
   }
 
-  const key = `notify-send:${id}`;
-  const c = await claim(db, key, 'notify-send');
-  if (!c.fresh) {
-    if (c.status === 'done') {
-      // Sent by an earlier attempt that stopped before recording it: record, never resend.
-      const r = c.result as { providerMessageId?: string | null } | null;
-      await markSent(db, id, { subject: rendered.subject, providerMessageId: r?.providerMessageId ?? null });
-      return { sent: true, providerMessageId: r?.providerMessageId ?? null };
-    }
-    if (c.status === 'started') {
-      const touched = (await peekClaim(db, key))?.updatedAt;
-      if (touched && Date.now() - Date.parse(touched) < SEND_LEASE_MS) {
-        // Another worker is sending it right now; look again later (it will be sent or settled).
-        throw new Error('another attempt of this message is in progress');
-      }
-      // An attempt died mid-send: the message may or may not have left. Never guess into a
-      // duplicate — record it and let an operator resend by hand if the customer did not get it.
-      const why = 'an earlier attempt was interrupted while sending; delivery unknown — resend by hand if the customer did not receive it';
-      await markFailed(db, id, why);
-      return { failed: why };
-    }
-    // `failed` = a previous attempt was refused: known not delivered, so try again.
-    await reopen(db, key);
-  }
-  if (!(await beginAttempt(db, id))) {
-    await settle(db, key, 'failed', { reason: 'row settled meanwhile' });
-    return { skipped: 'settled meanwhile' };
-  }
-  await setSubject(db, id, rendered.subject);
-
-  try {
-    const receipt = await channel.send({
-      id,
-      to: row.address,
-      rendered,
-      locale: row.locale,
-      tags: {
-        'X-KYC-Desk-Notification': id,
-        'X-KYC-Desk-Kind': row.kind,
-        ...(row.programmeId ? { 'X-KYC-Desk-Programme': row.programmeId } : {}),
-      },
-    });
-    const sentAt = nowIso();
-    await db.transaction().execute(async (trx) => {
-      await settle(trx, key, 'done', { providerMessageId: receipt.providerMessageId });
-      await markSent(trx, id, { subject: rendered.subject, providerMessageId: receipt.providerMessageId });
-    });
-    await markProgrammeReinvited(deps, row, sentAt);
-    return { sent: true, providerMessageId: receipt.providerMessageId };
-  } catch (err) {
-    const ce = err instanceof ChannelError ? err : new ChannelError((err as Error).message ?? String(err), false);
-    await settle(db, key, 'failed', { error: ce.message, code: ce.code });
-    if (ce.permanent || attempt.final) {
-      const why = ce.permanent ? ce.message : `gave up after ${attempt.number} attempt(s): ${ce.message}`;
-      await markFailed(db, id, why);
-      await stopAfterFailure(deps, row.programmeId, why);
-      return { failed: why };
-    }
-    await recordTransientError(db, id, `attempt ${attempt.number}: ${ce.message}`);
-    throw ce;
-  }
+  return sendClaimed(
+    db,
+    row,
+    attempt,
+    {
+      subject: rendered.subject,
+      deliver: () =>
+        channel.send({
+          id,
+          to: row.address,
+          rendered,
+          locale: row.locale,
+          tags: {
+            'X-KYC-Desk-Notification': id,
+            'X-KYC-Desk-Kind': row.kind,
+            ...(row.programmeId ? { 'X-KYC-Desk-Programme': row.programmeId } : {}),
+          },
+        }),
+    },
+    {
+      onSent: (sentAt) => markProgrammeReinvited(deps, row, sentAt),
+      onFailed: (why) => stopAfterFailure(deps, row.programmeId, why),
+    },
+  );
 }
 
 async function stopAfterFailure(deps: NotifyDeps, programmeId: string | null, why: string): Promise<void> {
@@ -161,7 +109,7 @@ async function stopAfterFailure(deps: NotifyDeps, programmeId: string | null, wh
 export default defineHandler(sendNotification, {
   handler: async ({ notificationId }, ctx) => {
     const row = await getMessage(ctx.db, notificationId);
-    if (row) ctx.setUser(row.userId);
+    if (row?.userId) ctx.setUser(row.userId);
     const number = ctx.job.attemptsMade + 1;
     const outcome = await deliver(ctx, notificationId, { number, final: number >= (ctx.job.opts.attempts ?? 1) });
     // A recorded permanent failure ends the job as failed (visible in the queue views) without a retry.

@@ -1,4 +1,4 @@
-import type { NotificationKind, NotificationLocale } from '../../db/schema.js';
+import type { CustomerNotificationKind, NotificationLocale } from '../../db/schema.js';
 
 /**
  * Message templates: "your verification link" and "your verification was not approved — here is
@@ -89,7 +89,7 @@ const STEPS_EN = {
   ],
 };
 
-const COPY: Record<NotificationLocale, Record<NotificationKind, Copy>> = {
+const COPY: Record<NotificationLocale, Record<CustomerNotificationKind, Copy>> = {
   es: {
     kyc_link: {
       subject: 'Tu enlace de verificación',
@@ -181,7 +181,7 @@ function cleanName(name: string | null | undefined): string | null {
   return n || null;
 }
 
-export function render(kind: NotificationKind, locale: NotificationLocale, vars: TemplateVars): Rendered {
+export function render(kind: CustomerNotificationKind, locale: NotificationLocale, vars: TemplateVars): Rendered {
   const copy = COPY[locale]?.[kind];
   if (!copy) throw new TemplateError(`no template for ${kind} in ${locale}`);
   const url = checkLink(vars.linkUrl);
