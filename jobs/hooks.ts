@@ -33,3 +33,12 @@ export async function emitLinkIssued(ctx: JobContext, e: LinkIssuedEvent): Promi
 export async function emitStateChanged(ctx: JobContext, e: StateChangedEvent): Promise<void> {
   for (const h of STATE_CHANGED_HOOKS) await h(ctx, e);
 }
+
+/**
+ * The state-changed hooks of changes committed together (each a different customer, with its own
+ * job's context): each change's hooks run in order, the changes side by side, so reads the hooks
+ * make for each one are shared (db/coalesce.ts).
+ */
+export async function emitStateChangedMany(changes: ReadonlyArray<{ ctx: JobContext; event: StateChangedEvent }>): Promise<void> {
+  await Promise.all(changes.map((c) => emitStateChanged(c.ctx, c.event)));
+}

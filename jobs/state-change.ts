@@ -1,8 +1,8 @@
 import type { Transaction } from 'kysely';
-import { applySignal, type SignalCause, type SignalOutcome } from '../db/repositories/users.js';
+import { applySignal, applySignals, type SignalCause, type SignalInput, type SignalOutcome } from '../db/repositories/users.js';
 import type { Database } from '../db/schema.js';
 import type { KycSignal } from '../domain/state-machine.js';
-import { emitStateChanged } from './hooks.js';
+import { emitStateChanged, emitStateChangedMany } from './hooks.js';
 import type { JobContext, StateChangedEvent } from './types.js';
 
 type Trx = Transaction<Database>;
@@ -29,5 +29,37 @@ export async function changeState<T>(ctx: JobContext, work: (trx: Trx, apply: Ap
   const run: Commit = commit ?? ((w) => ctx.db.transaction().execute(w));
   const result = await run((trx) => work(trx, apply));
   for (const e of changed) await emitStateChanged(ctx, e);
+  return result;
+}
+
+/** One customer's signal in a batch, with the job it comes from (whose context runs its hooks). */
+export interface BatchSignal extends SignalInput {
+  ctx: JobContext;
+}
+
+/** Applies many signals (each customer at most once) with a fixed number of statements. */
+export type ApplySignals = (trx: Trx, items: BatchSignal[]) => Promise<SignalOutcome[]>;
+
+/**
+ * changeState for a batch of jobs (a worker applying the deliveries it took together): `work`
+ * runs in one commit and applies signals through `apply`; once the commit is durable each change
+ * emits the state-changed hooks with its own job's context. A commit that failed emits nothing.
+ */
+export async function changeStates<T>(work: (trx: Trx, apply: ApplySignals) => Promise<T>, commit: Commit): Promise<T> {
+  const changed: Array<{ ctx: JobContext; event: StateChangedEvent }> = [];
+  const apply: ApplySignals = async (trx, items) => {
+    const outcomes = await applySignals(
+      trx,
+      items.map(({ ctx: _ctx, ...i }) => i),
+    );
+    outcomes.forEach((o, k) => {
+      const { ctx, userId, cause } = items[k]!;
+      if (o.changed)
+        changed.push({ ctx, event: { userId, from: o.from, to: o.to, cause: cause.id ? `${cause.type}:${cause.id}` : cause.type } });
+    });
+    return outcomes;
+  };
+  const result = await commit((trx) => work(trx, apply));
+  await emitStateChangedMany(changed);
   return result;
 }

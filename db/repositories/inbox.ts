@@ -1,6 +1,7 @@
 import type { NewWebhookDelivery, WebhookDelivery, WebhookStatus } from '../schema.js';
 import { isoAgo, nowIso } from '../../lib/time.js';
-import type { Executor } from '../client.js';
+import { sql } from 'kysely';
+import { kindOf, type Executor } from '../client.js';
 
 /** Capa retries a failed delivery for ~31 minutes; a same-body delivery inside this window is a duplicate. */
 export const DUPLICATE_WINDOW_MS = 35 * 60 * 1000;
@@ -99,6 +100,46 @@ export async function findQueuedBefore(db: Executor, opts: { olderThanMs: number
 
 export async function getDelivery(db: Executor, id: number): Promise<WebhookDelivery | undefined> {
   return db.selectFrom('webhookInbox').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * What processing needs of each delivery named, with the id of the customer its external id
+ * names (null when none): one query for a batch. Deliveries that do not exist are absent.
+ */
+export async function deliveriesToProcess(
+  db: Executor,
+  ids: number[],
+): Promise<
+  Map<number, Pick<WebhookDelivery, 'id' | 'status' | 'eventType' | 'eventName' | 'externalUserId'> & { customerId: string | null }>
+> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('webhookInbox as w')
+    .leftJoin('users as u', 'u.externalUserId', 'w.externalUserId')
+    .select(['w.id', 'w.status', 'w.eventType', 'w.eventName', 'w.externalUserId', 'u.id as customerId'])
+    .where('w.id', 'in', ids)
+    .execute();
+  return new Map(rows.map((r) => [r.id, { ...r, customerId: r.customerId ?? null }]));
+}
+
+export type DeliveryOutcome = Parameters<typeof settleDelivery>[2];
+
+/** settleDelivery for many deliveries: one statement on PostgreSQL, one per delivery on SQLite. */
+export async function settleDeliveries(db: Executor, items: Array<{ id: number; outcome: DeliveryOutcome }>): Promise<void> {
+  if (items.length === 0) return;
+  if (items.length === 1 || kindOf(db) !== 'postgres') {
+    for (const i of items) await settleDelivery(db, i.id, i.outcome);
+    return;
+  }
+  const col = <T>(f: (o: DeliveryOutcome) => T | undefined) => items.map((i) => f(i.outcome) ?? null);
+  // attempts: null keeps the stored count (settleDelivery leaves it alone when not given).
+  await sql`update webhook_inbox as w set
+      status = v.status, processed_at = ${nowIso()}, user_id = v.user_id, state_from = v.state_from, state_to = v.state_to,
+      effect = v.effect, error = v.error, attempts = coalesce(v.attempts, w.attempts)
+    from unnest(${items.map((i) => i.id)}::int[], ${col((o) => o.status)}::text[], ${col((o) => o.userId)}::text[],
+      ${col((o) => o.stateFrom)}::text[], ${col((o) => o.stateTo)}::text[], ${col((o) => o.effect)}::text[], ${col((o) => o.error)}::text[],
+      ${col((o) => o.attempts)}::int[]) as v(id, status, user_id, state_from, state_to, effect, error, attempts)
+    where w.id = v.id`.execute(db);
 }
 
 export async function settleDelivery(

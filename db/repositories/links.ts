@@ -64,3 +64,20 @@ export async function lastReinvitation(db: Executor, userId: string): Promise<Re
     .executeTakeFirst();
   return row ? { from: row.fromState, at: row.at } : undefined;
 }
+
+/** lastReinvitation for several customers in one query (those never re-invited are absent). */
+export async function lastReinvitations(db: Executor, userIds: string[]): Promise<Map<string, Reinvitation>> {
+  const out = new Map<string, Reinvitation>();
+  if (userIds.length === 0) return out;
+  const rows = await db
+    .selectFrom('stateChanges')
+    .select(['userId', 'fromState', 'at'])
+    .where('userId', 'in', userIds)
+    .where('toState', '=', 'LINK_ISSUED')
+    .where('fromState', 'in', [...FINAL_STATES])
+    .orderBy('id', 'asc')
+    .execute();
+  // Ascending: the last row seen for a customer is its latest.
+  for (const r of rows) out.set(r.userId, { from: r.fromState, at: r.at });
+  return out;
+}

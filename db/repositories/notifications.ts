@@ -13,6 +13,7 @@ import type {
 } from '../schema.js';
 import { nowIso } from '../../lib/time.js';
 import type { Executor } from '../client.js';
+import { coalescedRead } from '../coalesce.js';
 
 /**
  * The notification ledger and the retry programmes. Every message KYC Desk means to send is a
@@ -422,10 +423,25 @@ export async function markReinvited(db: Executor, programmeId: string, at = nowI
     .execute();
 }
 
-/** Whether the customer ever had a retry programme (one indexed read; most customers never do). */
-export async function hasRetryProgramme(db: Executor, userId: string): Promise<boolean> {
-  return Boolean(await db.selectFrom('retryProgrammes').select('id').where('userId', '=', userId).limit(1).executeTakeFirst());
-}
+/**
+ * Whether the customer ever had a retry programme, and whether a message to them is still
+ * queued: what a state change may have to act on. Most customers have neither. Calls made
+ * together share one query (a worker runs a batch's hooks at once).
+ */
+export const notificationsPendingFor = coalescedRead<string, { programme: boolean; queued: boolean }>(
+  async (db, userIds) => {
+    const [programmes, queued] = await Promise.all([
+      db.selectFrom('retryProgrammes').select('userId').distinct().where('userId', 'in', userIds).execute(),
+      db.selectFrom('notifications').select('userId').distinct().where('userId', 'in', userIds).where('status', '=', 'queued').execute(),
+    ]);
+    const out = new Map<string, { programme: boolean; queued: boolean }>();
+    for (const id of userIds) out.set(id, { programme: false, queued: false });
+    for (const r of programmes) out.get(r.userId)!.programme = true;
+    for (const r of queued) if (r.userId) out.get(r.userId)!.queued = true;
+    return out;
+  },
+  { programme: false, queued: false },
+);
 
 /** The latest programme's outcome columns follow the customer after a re-invitation. */
 export async function recordProgrammeOutcome(db: Executor, userId: string, to: KycState, at = nowIso()): Promise<void> {

@@ -1,11 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Database, KycState, NewUser, User } from '../schema.js';
 import { decide, type Decision, type KycSignal } from '../../domain/state-machine.js';
 import { normalizeEmail } from '../../domain/email.js';
 import { nowIso } from '../../lib/time.js';
 import { kindOf, type Executor } from '../client.js';
-import { lastReinvitation } from './links.js';
+import { lastReinvitations } from './links.js';
 
 // Kept for importers outside db/repositories; the type lives with the client.
 export type { Executor };
@@ -119,6 +119,13 @@ export interface SignalOutcome {
   drift: boolean;
 }
 
+/** One signal for one customer, as applySignals takes them. */
+export interface SignalInput {
+  userId: string;
+  signal: KycSignal;
+  cause: SignalCause;
+}
+
 /**
  * Applies a signal through the state machine and records what caused the change. Must run
  * inside a transaction: the first read locks the user's row on PostgreSQL (FOR UPDATE), and SQLite
@@ -130,58 +137,125 @@ export async function applySignal(
   signal: KycSignal,
   cause: SignalCause,
 ): Promise<SignalOutcome> {
+  return (await applySignals(trx, [{ userId, signal, cause }]))[0]!;
+}
+
+/**
+ * applySignal for many customers at once, with a fixed number of statements however many there
+ * are (a worker applies a batch of deliveries this way: on PostgreSQL each statement is a round
+ * trip). Outcomes come back in the order given. Each customer may appear once: a second signal
+ * for the same customer must see the first one's outcome, so callers apply it in a later call.
+ * Throws, writing nothing, when a customer does not exist.
+ */
+export async function applySignals(trx: Transaction<Database>, items: SignalInput[]): Promise<SignalOutcome[]> {
+  if (items.length === 0) return [];
+  const ids = items.map((i) => i.userId);
+  if (new Set(ids).size !== ids.length) throw new Error('applySignals: a customer may appear only once per call');
   const now = nowIso();
+  const pg = kindOf(trx) === 'postgres';
   // SQLite transactions begin IMMEDIATE (db/client.ts): the write lock is already ours. On
-  // PostgreSQL, lock the customer's row so two workers never decide on the same stale read.
-  const user = await trx
+  // PostgreSQL, lock the customers' rows (in id order, so two batches never wait on each other
+  // in a cycle) so two workers never decide on the same stale read.
+  const rows = await trx
     .selectFrom('users')
-    .select(['kycState'])
-    .where('id', '=', userId)
-    .$if(kindOf(trx) === 'postgres', (q) => q.forUpdate())
-    .executeTakeFirst();
-  if (!user) throw new Error(`user ${userId} not found`);
-  let decision = decide(user.kycState, signal);
+    .select(['id', 'kycState'])
+    .where('id', 'in', ids)
+    .$if(pg, (q) => q.orderBy('id').forUpdate())
+    .execute();
+  const stateOf = new Map(rows.map((r) => [r.id, r.kycState]));
+  const missing = ids.find((id) => !stateOf.has(id));
+  if (missing) throw new Error(`user ${missing} not found`);
+
+  let decided = items.map((i) => ({ ...i, from: stateOf.get(i.userId)!, decision: decide(stateOf.get(i.userId)!, i.signal) }));
   // A re-invitation only ever holds a move back (the earlier verification's late webhook or
-  // details), so it is read, under the lock, only when the signal would move the customer.
-  if (decision.effect === 'apply' && (signal.kind === 'WEBHOOK' || signal.kind === 'POLLED') && signal.reinvitation === undefined) {
-    signal = { ...signal, reinvitation: (await lastReinvitation(trx, userId)) ?? null };
-    decision = decide(user.kycState, signal);
+  // details), so it is read, under the lock, only for signals that would move the customer.
+  const needReinvitation = decided.filter(
+    (d) =>
+      d.decision.effect === 'apply' && (d.signal.kind === 'WEBHOOK' || d.signal.kind === 'POLLED') && d.signal.reinvitation === undefined,
+  );
+  if (needReinvitation.length) {
+    const reinvitations = await lastReinvitations(
+      trx,
+      needReinvitation.map((d) => d.userId),
+    );
+    decided = decided.map((d) => {
+      if (!needReinvitation.includes(d)) return d;
+      const signal = { ...d.signal, reinvitation: reinvitations.get(d.userId) ?? null } as KycSignal;
+      return { ...d, signal, decision: decide(d.from, signal) };
+    });
   }
-  const polled = signal.kind === 'POLLED';
-  // One UPDATE per signal (each one rewrites the row and, for a change, its state indexes).
-  const touched = { updatedAt: now, ...(polled ? { capaConfirmedAt: now } : {}) };
-  if (decision.effect !== 'apply') {
-    await trx.updateTable('users').set(touched).where('id', '=', userId).execute();
-    return { decision, from: user.kycState, to: user.kycState, changed: false, drift: false };
+
+  // One UPDATE per customer (each rewrites the row and, for a change, its state indexes); on
+  // PostgreSQL one statement for all of them.
+  const moved = decided.filter((d) => d.decision.effect === 'apply');
+  const kept = decided.filter((d) => d.decision.effect !== 'apply');
+  for (const polled of [false, true]) {
+    const touch = kept.filter((d) => (d.signal.kind === 'POLLED') === polled).map((d) => d.userId);
+    if (touch.length === 0) continue;
+    await trx
+      .updateTable('users')
+      .set({ updatedAt: now, ...(polled ? { capaConfirmedAt: now } : {}) })
+      .where('id', 'in', touch)
+      .execute();
   }
-  const drift = polled;
-  const causeRef = cause.id ? `${cause.type}:${cause.id}` : cause.type;
-  await trx
-    .updateTable('users')
-    .set({
-      ...touched,
-      kycState: decision.to,
-      kycStateChangedAt: now,
-      kycStateReason: cause.reason ?? null,
-      kycStateCause: causeRef,
-      ...(decision.to === 'LINK_ISSUED' ? {} : { linkExpired: 0 }),
-    })
-    .where('id', '=', userId)
-    .execute();
-  await trx
-    .insertInto('stateChanges')
-    .values({
-      userId,
-      at: now,
-      fromState: user.kycState,
-      toState: decision.to,
-      causeType: cause.type,
-      causeId: cause.id ?? null,
-      reason: cause.reason ?? null,
-      drift: drift ? 1 : 0,
-    })
-    .execute();
-  return { decision, from: user.kycState, to: decision.to, changed: true, drift };
+  const changes = moved.map((d) => ({
+    userId: d.userId,
+    to: (d.decision as { to: KycState }).to,
+    reason: d.cause.reason ?? null,
+    causeRef: d.cause.id ? `${d.cause.type}:${d.cause.id}` : d.cause.type,
+    polled: d.signal.kind === 'POLLED',
+  }));
+  if (changes.length > 1 && pg) {
+    await sql`update users as u set
+        updated_at = ${now},
+        capa_confirmed_at = case when v.polled then ${now} else u.capa_confirmed_at end,
+        kyc_state = v.to_state,
+        kyc_state_changed_at = ${now},
+        kyc_state_reason = v.reason,
+        kyc_state_cause = v.cause,
+        link_expired = case when v.to_state = 'LINK_ISSUED' then u.link_expired else 0 end
+      from unnest(${changes.map((c) => c.userId)}::text[], ${changes.map((c) => c.to)}::text[], ${changes.map((c) => c.reason)}::text[],
+        ${changes.map((c) => c.causeRef)}::text[], ${changes.map((c) => c.polled)}::boolean[]) as v(id, to_state, reason, cause, polled)
+      where u.id = v.id`.execute(trx);
+  } else {
+    for (const c of changes) {
+      await trx
+        .updateTable('users')
+        .set({
+          updatedAt: now,
+          ...(c.polled ? { capaConfirmedAt: now } : {}),
+          kycState: c.to,
+          kycStateChangedAt: now,
+          kycStateReason: c.reason,
+          kycStateCause: c.causeRef,
+          ...(c.to === 'LINK_ISSUED' ? {} : { linkExpired: 0 }),
+        })
+        .where('id', '=', c.userId)
+        .execute();
+    }
+  }
+  if (moved.length) {
+    await trx
+      .insertInto('stateChanges')
+      .values(
+        moved.map((d) => ({
+          userId: d.userId,
+          at: now,
+          fromState: d.from,
+          toState: (d.decision as { to: KycState }).to,
+          causeType: d.cause.type,
+          causeId: d.cause.id ?? null,
+          reason: d.cause.reason ?? null,
+          drift: d.signal.kind === 'POLLED' ? 1 : 0,
+        })),
+      )
+      .execute();
+  }
+  return decided.map((d) =>
+    d.decision.effect === 'apply'
+      ? { decision: d.decision, from: d.from, to: d.decision.to, changed: true, drift: d.signal.kind === 'POLLED' }
+      : { decision: d.decision, from: d.from, to: d.from, changed: false, drift: false },
+  );
 }
 
 /**

@@ -23,7 +23,7 @@ import {
   lastProgrammeMessage,
   queuedMessagesForUser,
   notificationsForUser,
-  hasRetryProgramme,
+  notificationsPendingFor,
 } from '../../db/repositories/notifications.js';
 import { activeLink, lastReinvitation, linksForUser } from '../../db/repositories/links.js';
 import { latestDetails } from '../../db/repositories/details.js';
@@ -326,14 +326,16 @@ export async function onStateChangedNotify(
     );
     return;
   }
-  // Most state changes concern customers who never had a retry programme (first-time KYC):
-  // one indexed read spares them the programme bookkeeping below.
-  const hasProgramme = await hasRetryProgramme(deps.db, e.userId);
-  if (hasProgramme) await recordProgrammeOutcome(deps.db, e.userId, to, now.toISOString());
+  // Most state changes concern customers who never had a retry programme and have nothing
+  // queued (first-time KYC): one indexed read, shared with the other changes a worker commits
+  // together, spares them the bookkeeping below.
+  const pending = await notificationsPendingFor(deps.db, e.userId);
+  if (pending.programme) await recordProgrammeOutcome(deps.db, e.userId, to, now.toISOString());
   if (PROGRESSED.includes(to)) {
-    if (hasProgramme) await stopProgrammesForUser(deps, e.userId, STOP_REASON[to]!, null, now);
+    if (pending.programme) await stopProgrammesForUser(deps, e.userId, STOP_REASON[to]!, null, now);
     // A link e-mail not yet sent is pointless once the customer has started.
-    for (const m of await queuedMessagesForUser(deps.db, e.userId)) await cancelMessage(deps.db, m.id, STOP_REASON[to]!);
+    if (pending.queued)
+      for (const m of await queuedMessagesForUser(deps.db, e.userId)) await cancelMessage(deps.db, m.id, STOP_REASON[to]!);
   }
   if (to === 'REJECTED') await startRetryProgramme(deps, e.userId, now, e.cause);
 }

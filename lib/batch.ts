@@ -1,0 +1,51 @@
+export type Settled<O> = { ok: true; value: O } | { ok: false; error: unknown };
+
+/**
+ * Calls that arrive while a batch is being handled wait and are handled together in the next
+ * one (at most `maxBatch`); a lone call is handled on the next turn of the event loop. `handle` answers every item of its
+ * batch, each on its own (one item's error rejects that item only); if `handle` itself throws,
+ * every item of the batch is rejected with that error.
+ */
+export class Batcher<I, O> {
+  private pending: Array<{ item: I; resolve: (v: O) => void; reject: (e: unknown) => void }> = [];
+  private running = false;
+
+  constructor(
+    private readonly handle: (items: I[]) => Promise<Array<Settled<O>>>,
+    private readonly maxBatch = 64,
+  ) {}
+
+  run(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      if (!this.running) {
+        this.running = true;
+        // Calls answered by the same read (several jobs handed over in one reply) join the first batch.
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length) {
+        const batch = this.pending.splice(0, this.maxBatch);
+        let settled: Array<Settled<O>>;
+        try {
+          settled = await this.handle(batch.map((b) => b.item));
+        } catch (error) {
+          settled = batch.map(() => ({ ok: false, error }));
+        }
+        batch.forEach((b, i) => {
+          const s = settled[i] ?? { ok: false, error: new Error('batch handler gave no answer for this item') };
+          if (s.ok) b.resolve(s.value);
+          else b.reject(s.error);
+        });
+        // Let calls that arrived meanwhile join the next batch.
+        if (this.pending.length) await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
