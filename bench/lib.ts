@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,7 +33,13 @@ export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void
 }
 
 /** A private redis-server for one benchmark (noeviction, no persistence: we measure our code). */
-export async function startRedis(): Promise<{ url: string; stop(): void; version: string; signal(sig: NodeJS.Signals): void }> {
+export async function startRedis(): Promise<{
+  url: string;
+  stop(): void;
+  version: string;
+  pid: number;
+  signal(sig: NodeJS.Signals): void;
+}> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kyc-bench-redis-'));
   const child = spawn(
@@ -54,6 +60,7 @@ export async function startRedis(): Promise<{ url: string; stop(): void; version
       return {
         url,
         version,
+        pid: child.pid!,
         stop: () => {
           child.kill('SIGCONT');
           child.kill('SIGTERM');
@@ -75,11 +82,16 @@ export function tempSqliteUrl(name: string): string {
   return `file:${path.join(dir, 'bench.sqlite')}`;
 }
 
-export function spawnTs(file: string, env: Record<string, string>, opts: { inherit?: boolean } = {}): ChildProcess {
+/**
+ * Runs a TypeScript file in a child process. `probe`: a file where bench/probe.ts writes the
+ * process's PostgreSQL round trips when it exits.
+ */
+export function spawnTs(file: string, env: Record<string, string>, opts: { inherit?: boolean; probe?: string } = {}): ChildProcess {
   // BENCH_CPU_PROF_DIR=/some/dir writes a V8 CPU profile of each spawned process (profile first, then fix).
   const prof = process.env.BENCH_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
-  return spawn(process.execPath, [...prof, '--import', 'tsx', path.resolve(file)], {
-    env: { ...process.env, ...env },
+  const probe = opts.probe ? ['--import', path.resolve('bench/probe.ts')] : [];
+  return spawn(process.execPath, [...prof, '--import', 'tsx', ...probe, path.resolve(file)], {
+    env: { ...process.env, ...env, ...(opts.probe ? { BENCH_PROBE_FILE: opts.probe } : {}) },
     stdio: opts.inherit ? 'inherit' : ['ignore', 'ignore', 'inherit'],
   });
 }
@@ -99,6 +111,14 @@ export async function stopChild(c: ChildProcess, timeoutMs = 10_000): Promise<vo
   });
 }
 
+/** The 1/5/15-minute load averages, as text: every result carries them (the two cores are shared). */
+export function loadAverage(): string {
+  return os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' / ');
+}
+
 export function machineInfo(extra: Record<string, string> = {}) {
   const sqlite = new Database(':memory:');
   const sqliteVersion = (sqlite.prepare('select sqlite_version() v').get() as { v: string }).v;
@@ -109,8 +129,34 @@ export function machineInfo(extra: Record<string, string> = {}) {
     memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
     node: process.version,
     sqlite: sqliteVersion,
+    'load average at the end (1 / 5 / 15 min)': loadAverage(),
     ...extra,
   };
+}
+
+/**
+ * CPU time (user + system, ms) a process has used so far, from /proc (Linux). CPU per job is
+ * what a loaded machine changes least, so the benches report it beside the rates.
+ */
+export function cpuMsOf(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start at the last ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/**
+ * Where results go: bench/results/, or BENCH_RESULTS_DIR for exploratory runs (so a run on a busy
+ * machine does not replace the committed figures).
+ */
+export function resultsDir(): string {
+  return path.resolve(process.env.BENCH_RESULTS_DIR ?? 'bench/results');
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -127,7 +173,7 @@ export function writeResults(
     sections: Array<{ title: string; rows: Array<Record<string, string | number>>; notes?: string[] }>;
   },
 ): void {
-  const dir = path.resolve('bench/results');
+  const dir = resultsDir();
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(data, null, 2));
   const md: string[] = [

@@ -3,7 +3,10 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { createDb, migrateToLatest } from '../db/client.js';
-import { machineInfo, spawnTs, startRedis, stopChild, tempSqliteUrl, writeResults } from './lib.js';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { cpuMsOf, loadAverage, machineInfo, spawnTs, startRedis, stopChild, tempSqliteUrl, writeResults } from './lib.js';
 
 /**
  * Webhook processing: N queued deliveries (default 100k) drained by one worker process
@@ -97,28 +100,61 @@ try {
   }
   const seedSeconds = (performance.now() - seedStart) / 1000;
 
+  const loadBefore = loadAverage();
+  // The worker's PostgreSQL sessions carry this name, so their backends' CPU can be read.
+  const appName = `kyc-bench-worker-${process.pid}`;
+  const probeFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'kyc-bench-probe-')), 'probe.json');
   const t0 = performance.now();
-  const worker = spawnTs('jobs/worker.ts', {
-    DATABASE_URL: url,
-    REDIS_URL: redis.url,
-    QUEUE_PREFIX: 'bench',
-    NODE_ENV: 'production',
-    SESSION_SECRET: 'x'.repeat(32),
-    LOG_LEVEL: 'warn',
-    CAPA_BASE_URL: 'http://127.0.0.1:9',
-  });
+  const worker = spawnTs(
+    'jobs/worker.ts',
+    {
+      DATABASE_URL: url,
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: 'bench',
+      NODE_ENV: 'production',
+      SESSION_SECRET: 'x'.repeat(32),
+      LOG_LEVEL: 'warn',
+      CAPA_BASE_URL: 'http://127.0.0.1:9',
+      PGAPPNAME: appName,
+    },
+    { probe: PG ? probeFile : undefined },
+  );
+  const backendPids = async (): Promise<number[]> =>
+    PG
+      ? (await sql<{ pid: number }>`select pid from pg_stat_activity where application_name = ${appName}`.execute(db)).rows.map(
+          (r) => r.pid,
+        )
+      : [];
+  const cpu = async () => {
+    const pids = await backendPids();
+    return { worker: cpuMsOf(worker.pid), redis: cpuMsOf(redis.pid), db: pids.reduce((a, p) => a + cpuMsOf(p), 0) };
+  };
   let done = 0;
+  let doneAtFirst = 0;
   let firstAt = 0;
+  let cpuAtFirst = { worker: 0, redis: 0, db: 0 };
   const deadline = Date.now() + 30 * 60_000;
   while (Date.now() < deadline) {
     const r = await sql<{ n: number }>`select count(*) as n from webhook_inbox where status <> 'received'`.execute(db);
     done = Number(r.rows[0].n);
-    if (done > 0 && !firstAt) firstAt = performance.now();
+    if (done > 0 && !firstAt) {
+      firstAt = performance.now();
+      doneAtFirst = done;
+      cpuAtFirst = await cpu();
+    }
     if (done >= N) break;
     await new Promise((res) => setTimeout(res, 250));
   }
   const end = performance.now();
+  const cpuAtEnd = await cpu();
   await stopChild(worker);
+  const perJob = (k: keyof typeof cpuAtEnd) => ((cpuAtEnd[k] - cpuAtFirst[k]) / Math.max(1, done - doneAtFirst)).toFixed(3);
+  let roundTrips: { total: number; byStatement: Record<string, number> } | undefined;
+  try {
+    roundTrips = JSON.parse(readFileSync(probeFile, 'utf8'));
+  } catch {
+    roundTrips = undefined;
+  }
   const failed = Number((await sql<{ n: number }>`select count(*) as n from webhook_inbox where status = 'failed'`.execute(db)).rows[0].n);
   const inProgress = Number(
     (await sql<{ n: number }>`select count(*) as n from users where kyc_state = 'IN_PROGRESS'`.execute(db)).rows[0].n,
@@ -143,10 +179,26 @@ try {
             'customers now IN_PROGRESS': inProgress,
             'seconds incl. worker start': total.toFixed(1),
             'jobs/s incl. start': Math.round(done / total),
-            'jobs/s after first job': Math.round(done / steady),
+            'jobs/s after first job': Math.round((done - doneAtFirst) / steady),
+            'worker CPU ms/job': perJob('worker'),
+            ...(PG ? { 'PostgreSQL CPU ms/job': perJob('db') } : {}),
+            'Redis CPU ms/job': perJob('redis'),
+            ...(roundTrips ? { 'PostgreSQL round trips/job': (roundTrips.total / N).toFixed(2) } : {}),
           },
         ],
         notes: [
+          `load average before the run ${loadBefore}, after ${loadAverage()} (1 / 5 / 15 min; 2 cores shared with other work)`,
+          'CPU ms/job: CPU time each process used from the first processed delivery to the last, per delivery (read from /proc)',
+          ...(roundTrips
+            ? [
+                `round trips counted in the worker (bench/probe.ts), start-up included; by statement: ${Object.entries(
+                  roundTrips.byStatement,
+                )
+                  .filter(([, n]) => n >= N / 10)
+                  .map(([k, n]) => `\`${k}\` ${(n / N).toFixed(2)}`)
+                  .join(', ')}`,
+              ]
+            : []),
           `seeding ${N} customers + deliveries + jobs took ${seedSeconds.toFixed(1)} s (not measured)`,
           'target ≥ 1,500 jobs/s',
           PG
