@@ -1,23 +1,21 @@
 import { LanguageDetector } from 'remix-i18next/server';
-import { createFormatters, fixedT, type Formatters, type I18n, type TFunction } from '../lib/i18n';
+import { operatorPreferences, type OperatorPreferences } from '../db/repositories/operators.js';
+import { createFormatters, type Formatters, type TFunction } from '../lib/i18n';
 import { isLanguage, isTimeZone, type TimeZone } from '../lib/locales';
 import { currentSession } from './auth.server';
-import { createConsoleI18n, DEFAULT_NS, INTL_LOCALE, LANGUAGES, type Language, type Namespace } from './i18n';
+import { DEFAULT_NS, getFixedT, INTL_LOCALE, LANGUAGES, type Language, type Namespace } from './i18n';
 import { services } from './services.server';
+
+export { getFixedT, i18nInstance } from './i18n';
 
 /**
  * Which language and time zone a request is answered in, and the `t` and formatters for loaders
- * and actions that must produce words themselves (CSV headers, downloads).
+ * and actions that must produce words themselves (CSV headers, downloads, error responses).
  *
- * Language: the signed-in operator's own setting, else the browser's Accept-Language (the first
- * of its languages, by preference, that we speak), else DEFAULT_LOCALE. Time zone: the
- * operator's setting, else DEFAULT_TIME_ZONE.
+ * Language: the signed-in operator's own setting (/account, or the switch in the header), else
+ * the browser's Accept-Language (the first of its languages, by preference, that we speak), else
+ * DEFAULT_LOCALE. Time zone: the operator's setting, else DEFAULT_TIME_ZONE.
  */
-
-export interface Preferences {
-  locale: string | null | undefined;
-  timeZone: string | null | undefined;
-}
 
 export interface RequestLocale {
   locale: Language;
@@ -47,33 +45,21 @@ async function detect(request: Request, operatorLocale: string | null | undefine
 }
 
 /**
- * The language and time zone for this request. Pass the operator's stored preferences when the
- * caller already read them (the root loader does); null for someone not signed in.
+ * The language and time zone for this request, given the operator's stored preferences (null for
+ * someone not signed in).
  */
-export async function localeFor(request: Request, prefs: Preferences | null): Promise<RequestLocale> {
+export async function localeFor(request: Request, prefs: Partial<OperatorPreferences> | null): Promise<RequestLocale> {
   const { env } = await services();
   const locale = await detect(request, prefs?.locale, env.DEFAULT_LOCALE);
   const timeZone = isTimeZone(prefs?.timeZone) ? prefs.timeZone : env.DEFAULT_TIME_ZONE;
   return { locale, timeZone };
 }
 
-// Catalogues never change while the process runs, so one instance per language serves every
-// request; nothing ever calls changeLanguage on these.
-const instances = new Map<Language, I18n>();
-
-/** The server's i18next instance for a language (the one the page is rendered with). */
-export function i18nInstance(lng: Language): I18n {
-  let i = instances.get(lng);
-  if (!i) {
-    i = createConsoleI18n(lng);
-    instances.set(lng, i);
-  }
-  return i;
-}
-
-/** A `t` for a language and namespace (`ns:key` reaches the others). */
-export function getFixedT(lng: Language, ns: Namespace = DEFAULT_NS): TFunction {
-  return fixedT(i18nInstance(lng), lng, ns);
+/** The same, for a signed-in operator (their stored setting) or nobody (null). */
+export async function localeForOperator(request: Request, operatorId: string | null): Promise<RequestLocale> {
+  if (!operatorId) return localeFor(request, null);
+  const { db } = await services();
+  return localeFor(request, await operatorPreferences(db, operatorId));
 }
 
 /** Formatters in a language's Intl locale and a time zone. */
@@ -92,12 +78,6 @@ export interface RequestI18n extends RequestLocale {
  */
 export async function i18nFor(request: Request, ns: Namespace = DEFAULT_NS): Promise<RequestI18n> {
   const live = await currentSession(request);
-  const where = await localeFor(request, live ? preferencesOf(live.operator) : null);
+  const where = await localeForOperator(request, live?.operator.id ?? null);
   return { ...where, t: getFixedT(where.locale, ns), format: formattersFor(where.locale, where.timeZone) };
-}
-
-/** An operator row's stored language and time zone (null until they choose). */
-export function preferencesOf(operator: object): Preferences {
-  const o = operator as { locale?: string | null; timeZone?: string | null };
-  return { locale: o.locale ?? null, timeZone: o.timeZone ?? null };
 }

@@ -1,4 +1,4 @@
-import { createI18n, type I18n, type Module, type Resource } from '../lib/i18n';
+import { createI18n, fixedT, type I18n, type Module, type Resource, type TFunction } from '../lib/i18n';
 import { INTL_LOCALE, LANGUAGES, type Language } from '../lib/locales';
 import esCommon from './locales/es/common.json';
 import esAuth from './locales/es/auth.json';
@@ -128,4 +128,33 @@ export function createConsoleI18n(lng: Language, plugins: Module[] = []): I18n {
     plugins,
     intlLocale: (l) => INTL_LOCALE[languageOf(l) ?? lng],
   });
+}
+
+// Catalogues never change while the app runs: one instance per language serves every server
+// render and every meta() (nothing calls changeLanguage on these; the browser's React instance
+// is a separate one, made in entry.client.tsx).
+const shared = new Map<Language, I18n>();
+
+/** The shared, fixed-language instance for `lng`. */
+export function i18nInstance(lng: Language): I18n {
+  let i = shared.get(lng);
+  if (!i) {
+    i = createConsoleI18n(lng);
+    shared.set(lng, i);
+  }
+  return i;
+}
+
+/** A `t` for a language and namespace (`ns:key` reaches the others). */
+export function getFixedT(lng: Language, ns: Namespace = DEFAULT_NS): TFunction {
+  return fixedT(i18nInstance(lng), lng, ns);
+}
+
+/**
+ * A page title for Remix's `meta`, which cannot use hooks: in the language the root loader chose
+ * (`matches` is meta's argument), e.g. `[{ title: pageTitle(matches, 'users:list.page_title') }]`.
+ */
+export function pageTitle(matches: ReadonlyArray<{ id: string; data?: unknown }>, key: string, values?: Record<string, unknown>): string {
+  const root = matches.find((m) => m.id === 'root')?.data as { locale?: string } | undefined;
+  return getFixedT(languageOf(root?.locale) ?? 'en')(key, values ?? {});
 }

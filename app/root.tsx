@@ -1,4 +1,4 @@
-import type { LinksFunction, LoaderFunctionArgs } from '@remix-run/node';
+import type { LinksFunction, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import {
   Form,
   Links,
@@ -8,6 +8,7 @@ import {
   Scripts,
   ScrollRestoration,
   isRouteErrorResponse,
+  useLocation,
   useNavigation,
   useRouteError,
   useRouteLoaderData,
@@ -17,12 +18,16 @@ import { useChangeLanguage } from 'remix-i18next/react';
 import { currentSession } from './auth.server';
 import { CsrfInput, useRootData, type RootData } from './components/csrf';
 import { useFormat } from './components/format';
-import { localeFor, preferencesOf } from './i18n.server';
+import { LANGUAGES, pageTitle } from './i18n';
+import { localeForOperator } from './i18n.server';
 import { navFor } from './nav';
 import { useNonce } from './nonce';
 import styles from './styles.css';
 
 export const links: LinksFunction = () => [{ rel: 'stylesheet', href: styles }];
+
+/** The title of a page that gives none of its own. */
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'common:app_name') }];
 
 /**
  * Public: the login and setup pages render inside this layout too. Routes guard themselves.
@@ -31,7 +36,7 @@ export const links: LinksFunction = () => [{ rel: 'stylesheet', href: styles }];
  */
 export async function loader({ request }: LoaderFunctionArgs): Promise<RootData> {
   const live = await currentSession(request);
-  const { locale, timeZone } = await localeFor(request, live ? preferencesOf(live.operator) : null);
+  const { locale, timeZone } = await localeForOperator(request, live?.operator.id ?? null);
   if (!live) return { operator: null, csrfToken: null, locale, timeZone };
   const { id, email, name, role } = live.operator;
   return { operator: { id, email, name, role }, csrfToken: live.session.csrfToken, locale, timeZone };
@@ -56,8 +61,9 @@ function TopNav() {
           {t('nav.loading')}
         </span>
       ) : null}
+      <LanguageSwitch />
       <span title={operator.email}>
-        {operator.name} · <span className="role">{t(`roles.${operator.role}`)}</span>
+        <NavLink to="/account">{operator.name}</NavLink> · <span className="role">{t(`roles.${operator.role}`)}</span>
       </span>
       <Form method="post" action="/logout" className="inline">
         <CsrfInput />
@@ -69,9 +75,40 @@ function TopNav() {
   );
 }
 
+/**
+ * One button per other language, named in that language ("English" on a Spanish page): it stores
+ * the operator's choice and comes back to this page (without its one-time flash message).
+ */
+function LanguageSwitch() {
+  const { t, i18n } = useTranslation('common');
+  const location = useLocation();
+  const params = new URLSearchParams(location.search);
+  params.delete('flash');
+  const here = `${location.pathname}${params.size ? `?${params}` : ''}`;
+  return (
+    <Form method="post" action="/account/language" className="inline" aria-label={t('language_switch.label')}>
+      <CsrfInput />
+      <input type="hidden" name="returnTo" value={here} />
+      {LANGUAGES.filter((l) => l !== i18n.language).map((l) => (
+        <button
+          key={l}
+          type="submit"
+          name="locale"
+          value={l}
+          lang={l}
+          className="secondary small"
+          title={t('language_switch.to', { language: t(`languages.${l}`) })}
+        >
+          {t(`languages.${l}`)}
+        </button>
+      ))}
+    </Form>
+  );
+}
+
 export function Layout({ children }: { children: React.ReactNode }) {
   const nonce = useNonce();
-  const { t, i18n } = useTranslation('common');
+  const { i18n } = useTranslation('common');
   const root = useRouteLoaderData('root') as RootData | undefined;
   // Without root data (its loader failed) the page is in the language the server rendered it in.
   const locale = root?.locale ?? i18n.language;
@@ -82,7 +119,6 @@ export function Layout({ children }: { children: React.ReactNode }) {
       <head>
         <meta charSet="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>{t('app_name')}</title>
         <Meta />
         <Links />
       </head>

@@ -15,16 +15,13 @@ export async function createFirstAdmin(
   request: Request,
   token: string,
   input: { email: string; name: string; password: string },
-): Promise<{ ok: true; operatorId: string } | { ok: false; error: string }> {
+): Promise<{ ok: true; operatorId: string } | { ok: false; code: 'setup.link_used' | 'setup.operator_exists' }> {
   const { db } = await services();
   return db.transaction().execute(async (trx) => {
     // Consuming first makes the token single-use even if two submissions race.
-    if (!(await consumeSetupToken(trx, token)))
-      return {
-        ok: false,
-        error: 'This setup link was already used or has expired. Restart the server to print a new one, or use `npm run operators -- add`.',
-      };
-    if ((await countOperators(trx)) > 0) return { ok: false, error: 'An operator already exists; sign in instead.' };
+    // Refusals are codes of the `auth` catalogue: the page words them.
+    if (!(await consumeSetupToken(trx, token))) return { ok: false, code: 'setup.link_used' };
+    if ((await countOperators(trx)) > 0) return { ok: false, code: 'setup.operator_exists' };
     const op = await createOperator(trx, { ...input, role: 'admin' });
     await appendAudit(trx, {
       operatorId: op.id,

@@ -1,6 +1,7 @@
 import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
 import type { KycState } from '../domain/kyc-states.js';
 import type { Role } from '../domain/roles.js';
+import type { Language, TimeZone } from '../lib/locales.js';
 import type { AlertRuleId, AlertState, Severity } from '../domain/alerts.js';
 import type { CaseStatus } from '../domain/review-sla.js';
 
@@ -29,6 +30,9 @@ export interface OperatorsTable {
   lastLoginAt: string | null;
   createdAt: string;
   updatedAt: string;
+  /** The operator's own console language and time zone; null: the browser's language, the instance's zone. */
+  locale: Generated<Language | null>;
+  timeZone: Generated<TimeZone | null>;
   /** The provider (issuer) and subject of the person, once they signed in through single sign-on. */
   oidcIssuer: Generated<string | null>;
   oidcSubject: Generated<string | null>;

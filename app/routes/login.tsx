@@ -1,10 +1,15 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data, redirect } from '@remix-run/node';
 import { Form, useActionData, useNavigation, useSearchParams } from '@remix-run/react';
-import { currentSession, readPublicForm, safeNext, sameOrigin, signIn } from '~/auth.server';
+import { useTranslation } from 'react-i18next';
+import { currentSession, PUBLIC_FORM_MAX_BYTES, readPublicForm, safeNext, sameOrigin, signIn } from '~/auth.server';
 import { FlashToast } from '~/components/toast';
+import { pageTitle } from '~/i18n';
 
-export const meta: MetaFunction = () => [{ title: 'Sign in — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'auth:login.page_title') }];
+
+/** Why a sign-in was refused: a code of the `auth` catalogue with its values, worded by the page. */
+type Refusal = { code: string; values?: Record<string, string | number> };
 
 /** Public. A signed-in operator is sent on to where they were going. */
 export async function loader({ request }: LoaderFunctionArgs) {
@@ -15,46 +20,47 @@ export async function loader({ request }: LoaderFunctionArgs) {
 
 /** Public, but only from our own pages (login CSRF: nobody can sign a browser into their account). */
 export async function action({ request }: ActionFunctionArgs) {
-  if (!(await sameOrigin(request)))
-    return data({ error: 'This sign-in form was sent from another site and was refused.' }, { status: 403 });
+  if (!(await sameOrigin(request))) return data({ error: { code: 'login.cross_site' } as Refusal }, { status: 403 });
   const read = await readPublicForm(request);
-  if (!read.ok) return data({ error: read.error }, { status: read.status });
+  if (!read.ok)
+    return data({ error: { code: 'login.too_large', values: { kb: PUBLIC_FORM_MAX_BYTES / 1024 } } as Refusal }, { status: read.status });
   const { form } = read;
   const email = String(form.get('email') ?? '');
   const password = String(form.get('password') ?? '');
   const next = safeNext(String(form.get('next') ?? '/'));
-  if (!email || !password) return data({ error: 'Enter your e-mail and password.' }, { status: 400 });
+  if (!email || !password) return data({ error: { code: 'login.missing' } as Refusal }, { status: 400 });
   const r = await signIn(request, email, password);
-  if (!r.ok) return data({ error: r.error }, { status: r.status });
+  if (!r.ok) return data({ error: { code: r.code, values: r.values } as Refusal }, { status: r.status });
   throw redirect(next, { headers: r.headers });
 }
 
 export default function Login() {
+  const { t } = useTranslation('auth');
   const actionData = useActionData<typeof action>();
   const [params] = useSearchParams();
   const busy = useNavigation().state === 'submitting';
   return (
     <main className="page narrow">
-      <h1>Sign in to KYC Desk</h1>
+      <h1>{t('login.heading')}</h1>
       <FlashToast />
       {actionData?.error ? (
         <div className="toast error" role="alert">
-          {actionData.error}
+          {t(actionData.error.code, actionData.error.values ?? {})}
         </div>
       ) : null}
       <Form method="post" className="card">
         <input type="hidden" name="next" value={safeNextClient(params.get('next'))} />
-        <label htmlFor="email">E-mail</label>
+        <label htmlFor="email">{t('login.email')}</label>
         <input id="email" name="email" type="email" autoComplete="username" required autoFocus />
-        <label htmlFor="password">Password</label>
+        <label htmlFor="password">{t('login.password')}</label>
         <input id="password" name="password" type="password" autoComplete="current-password" required />
         <p>
           <button type="submit" disabled={busy}>
-            {busy ? 'Signing in…' : 'Sign in'}
+            {busy ? t('login.submitting') : t('login.submit')}
           </button>
         </p>
       </Form>
-      <p className="muted">No account? Ask an admin. First start: the setup link is printed in the server log.</p>
+      <p className="muted">{t('login.help')}</p>
     </main>
   );
 }

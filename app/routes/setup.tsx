@@ -1,68 +1,83 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data, redirect } from '@remix-run/node';
 import { Form, useActionData, useLoaderData } from '@remix-run/react';
+import { useTranslation } from 'react-i18next';
 import { z } from 'zod';
-import { readPublicForm, sameOrigin, sessionHeadersFor } from '~/auth.server';
+import { PUBLIC_FORM_MAX_BYTES, readPublicForm, sameOrigin, sessionHeadersFor } from '~/auth.server';
+import { pageTitle } from '~/i18n';
+import { i18nFor } from '~/i18n.server';
 import { fieldErrors } from '~/schemas';
 import { createFirstAdmin, setupAvailable } from '~/setup.server';
 
-export const meta: MetaFunction = () => [{ title: 'Set up KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'auth:setup.page_title') }];
 
+/** Messages are keys of the `auth` catalogue; the page words them. */
 const SetupSchema = z.object({
-  token: z.string().min(10),
-  email: z.string().trim().toLowerCase().email('Enter a valid e-mail address.'),
-  name: z.string().trim().min(1, 'Enter your name.').max(100),
-  password: z.string().min(10, 'At least 10 characters.').max(200),
+  token: z.string({ message: 'setup.errors.token' }).min(10, 'setup.errors.token'),
+  email: z.string({ message: 'setup.errors.email_invalid' }).trim().toLowerCase().email('setup.errors.email_invalid'),
+  name: z.string({ message: 'setup.errors.name_missing' }).trim().min(1, 'setup.errors.name_missing').max(100, 'setup.errors.name_long'),
+  password: z
+    .string({ message: 'setup.errors.password_short' })
+    .min(10, 'setup.errors.password_short')
+    .max(200, 'setup.errors.password_long'),
 });
 
 /** Public, gated by the one-time token printed in the server log at first start. */
 export async function loader({ request }: LoaderFunctionArgs) {
   const token = new URL(request.url).searchParams.get('token');
   const ok = await setupAvailable(token);
-  if (!ok)
-    throw new Response('This setup link is not valid: it was used already, it expired, or an operator already exists. Sign in at /login.', {
-      status: 404,
-    });
+  if (!ok) {
+    const { t } = await i18nFor(request, 'auth');
+    throw new Response(t('setup.invalid_link'), { status: 404 });
+  }
   return { token: token! };
 }
 
+/** `errors`: field → key; `form`: a refusal of the whole form (a key and its values). All in the `auth` catalogue. */
+type Refusal = { code: string; values?: Record<string, number> };
+const refused = (form: Refusal, status: number) => data({ errors: {} as Record<string, string>, form: form as Refusal | null }, { status });
+
 export async function action({ request }: ActionFunctionArgs) {
-  if (!(await sameOrigin(request)))
-    return data({ errors: { form: 'Refused: the form came from another site.' } as Record<string, string> }, { status: 403 });
+  if (!(await sameOrigin(request))) return refused({ code: 'setup.cross_site' }, 403);
   const read = await readPublicForm(request);
-  if (!read.ok) return data({ errors: { form: read.error } as Record<string, string> }, { status: read.status });
+  if (!read.ok) return refused({ code: 'login.too_large', values: { kb: PUBLIC_FORM_MAX_BYTES / 1024 } }, read.status);
   const parsed = SetupSchema.safeParse(Object.fromEntries(read.form.entries()));
-  if (!parsed.success) return data({ errors: fieldErrors(parsed.error) }, { status: 400 });
+  if (!parsed.success) return data({ errors: fieldErrors(parsed.error), form: null as Refusal | null }, { status: 400 });
   const r = await createFirstAdmin(request, parsed.data.token, parsed.data);
-  if (!r.ok) return data({ errors: { form: r.error } as Record<string, string> }, { status: 409 });
+  if (!r.ok) return refused({ code: r.code }, 409);
   throw redirect('/?flash=welcome', { headers: await sessionHeadersFor(request, r.operatorId) });
 }
 
 export default function Setup() {
+  const { t } = useTranslation('auth');
   const { token } = useLoaderData<typeof loader>();
-  const errors = useActionData<typeof action>()?.errors ?? {};
+  const result = useActionData<typeof action>();
+  const errors: Record<string, string> = result?.errors ?? {};
+  const form = result?.form;
+  const fieldError = (name: string) => (errors[name] ? <p className="error">{t(errors[name])}</p> : null);
   return (
     <main className="page narrow">
-      <h1>Create the first admin</h1>
-      <p>This one-time page creates the first administrator of KYC Desk. The link stops working once used.</p>
-      {errors.form ? (
+      <h1>{t('setup.heading')}</h1>
+      <p>{t('setup.intro')}</p>
+      {form ? (
         <div className="toast error" role="alert">
-          {errors.form}
+          {t(form.code, form.values ?? {})}
         </div>
       ) : null}
       <Form method="post" className="card">
         <input type="hidden" name="token" value={token} />
-        <label htmlFor="name">Your name</label>
+        <label htmlFor="name">{t('setup.name')}</label>
         <input id="name" name="name" required />
-        {errors.name ? <p className="error">{errors.name}</p> : null}
-        <label htmlFor="email">E-mail</label>
+        {fieldError('name')}
+        <label htmlFor="email">{t('setup.email')}</label>
         <input id="email" name="email" type="email" autoComplete="username" required />
-        {errors.email ? <p className="error">{errors.email}</p> : null}
-        <label htmlFor="password">Password (10+ characters)</label>
+        {fieldError('email')}
+        <label htmlFor="password">{t('setup.password')}</label>
         <input id="password" name="password" type="password" autoComplete="new-password" minLength={10} required />
-        {errors.password ? <p className="error">{errors.password}</p> : null}
+        {fieldError('password')}
+        {fieldError('token')}
         <p>
-          <button type="submit">Create admin and sign in</button>
+          <button type="submit">{t('setup.submit')}</button>
         </p>
       </Form>
     </main>

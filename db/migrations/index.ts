@@ -11,6 +11,7 @@ import * as dropPrefixIndexes from './20261126_0400_drop_prefix_indexes.js';
 import * as usersSearchPg from './20261126_0410_users_search_pg.js';
 import * as auditRefuseReplace from './20261129_0201_audit_refuse_replace.js';
 import * as auditAnchors from './20261129_0201_audit_anchors.js';
+import * as operatorLocale from './20261129_0301_operator_locale.js';
 import * as alerts from './20261129_0501_alerts.js';
 import * as operatorIdentity from './20261129_0401_operator_identity.js';
 
@@ -31,6 +32,7 @@ export const migrations: Record<string, Migration> = {
   '20261126_0410_users_search_pg': usersSearchPg,
   '20261129_0201_audit_refuse_replace': auditRefuseReplace,
   '20261129_0201_audit_anchors': auditAnchors,
+  '20261129_0301_operator_locale': operatorLocale,
   '20261129_0501_alerts': alerts,
   '20261129_0401_operator_identity': operatorIdentity,
 };

@@ -28,6 +28,7 @@ export const AUDIT_ACTIONS = {
   operatorSsoCreate: 'operator.sso_create',
   operatorSsoRole: 'operator.sso_role',
   operatorSignOut: 'operator.sign_out',
+  operatorPreferences: 'operator.preferences',
   // customers
   userCreate: 'user.create',
   userCapaCreate: 'user.capa_create',

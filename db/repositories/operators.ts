@@ -2,6 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Executor } from '../client.js';
 import type { Operator, Role } from '../schema.js';
 import { isoIn, nowIso } from '../../lib/time.js';
+import { isLanguage, isTimeZone, type Language, type TimeZone } from '../../lib/locales.js';
 import { normalizeEmail } from './users.js';
 
 /**
@@ -30,6 +31,8 @@ export async function insertOperator(
     updatedAt: now,
     oidcIssuer: input.oidc?.issuer ?? null,
     oidcSubject: input.oidc?.subject ?? null,
+    locale: null,
+    timeZone: null,
   };
   await db.insertInto('operators').values(row).execute();
   return row;
@@ -102,6 +105,36 @@ export async function recordLoginFailure(db: Executor, id: string): Promise<void
 
 export async function recordLoginSuccess(db: Executor, id: string): Promise<void> {
   await db.updateTable('operators').set({ failedLogins: 0, lastFailedLoginAt: null, lastLoginAt: nowIso() }).where('id', '=', id).execute();
+}
+
+// ---- the operator's own language and time zone ----
+
+export interface OperatorPreferences {
+  /** null: the browser's language, else the instance's DEFAULT_LOCALE. */
+  locale: Language | null;
+  /** null: the instance's DEFAULT_TIME_ZONE. */
+  timeZone: TimeZone | null;
+}
+
+/** An operator's stored language and time zone (null when there is no such operator). */
+export async function operatorPreferences(db: Executor, id: string): Promise<OperatorPreferences | null> {
+  const row = await db.selectFrom('operators').select(['locale', 'timeZone']).where('id', '=', id).executeTakeFirst();
+  return row ? { locale: isLanguage(row.locale) ? row.locale : null, timeZone: isTimeZone(row.timeZone) ? row.timeZone : null } : null;
+}
+
+/**
+ * Sets an operator's language and time zone (null returns either to the default). A value
+ * outside the supported lists is refused here before the database's own check would.
+ */
+export async function setOperatorPreferences(db: Executor, id: string, prefs: OperatorPreferences): Promise<boolean> {
+  if (prefs.locale !== null && !isLanguage(prefs.locale)) throw new RangeError(`unsupported language: ${String(prefs.locale)}`);
+  if (prefs.timeZone !== null && !isTimeZone(prefs.timeZone)) throw new RangeError(`unsupported time zone: ${String(prefs.timeZone)}`);
+  const r = await db
+    .updateTable('operators')
+    .set({ locale: prefs.locale, timeZone: prefs.timeZone, updatedAt: nowIso() })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
 }
 
 // ---- one-time setup tokens (first admin when ADMIN_EMAIL/ADMIN_PASSWORD are not set) ----
