@@ -7,6 +7,7 @@ import { parseDataKeys, type DataKey } from '../db/encryption.js';
 import { recordJobEnd, recordJobStart } from '../db/repositories/job-runs.js';
 import { env as readEnv, type Env } from '../lib/config.js';
 import { logger as rootLogger, type Logger } from '../lib/logger.js';
+import { checkAlertEnv } from './alerts/config.js';
 import { CapaCallStats } from './capa-metrics.js';
 import { Queues } from './queues.js';
 import { redisConnection, type RedisTarget } from '../lib/redis.js';
@@ -289,6 +290,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
 
+  // A bad ALERTS_RULES stops the worker here, named, rather than failing every evaluation.
+  checkAlertEnv(e);
   // Worker writes are derived from rows already stored durably: see docs/decisions/003.
   const db = createDb(e.DATABASE_URL, { durability: 'normal' });
   await migrateToLatest(db);

@@ -4,6 +4,8 @@ import { createRequestHandler } from '@remix-run/express';
 import type { ServerBuild } from '@remix-run/node';
 import compression from 'compression';
 import express, { type Express } from 'express';
+import { checkAlertEnv } from '../jobs/alerts/config.js';
+import { startAlertWatch } from '../jobs/alerts/watch.js';
 import { env as readEnv } from '../lib/config.js';
 import { logger } from '../lib/logger.js';
 import { mountBullBoard } from './bull-board.js';
@@ -99,11 +101,20 @@ export async function createWebApp(opts: WebOptions = {}): Promise<Express> {
 async function main(): Promise<void> {
   process.env.KYC_PROCESS ??= 'web';
   const e = readEnv();
-  const app = await createWebApp({ production: e.NODE_ENV === 'production', trustProxy: e.TRUST_PROXY });
+  checkAlertEnv(e);
+  const build = await loadBuild();
+  const app = await createWebApp({ build, production: e.NODE_ENV === 'production', trustProxy: e.TRUST_PROXY });
+  // "No worker is running" cannot be noticed by a worker: this process watches for it, and sends
+  // alert messages itself while no worker can (jobs/alerts/watch.ts).
+  const watch = startAlertWatch(async () => {
+    const s = await hostOf(build).services();
+    return { db: s.db, queues: s.queues, env: s.env, logger: s.logger };
+  }, e.ALERTS_EVERY_SECONDS * 1000);
   const server = app.listen(e.PORT, e.HOST, () => logger.info({ listen: `http://${e.HOST}:${e.PORT}` }, 'web listening'));
   server.keepAliveTimeout = 65_000;
   const stop = (signal: string) => {
     logger.info({ signal }, 'web shutting down');
+    watch.stop();
     server.close(() => process.exit(0));
     setTimeout(() => process.exit(0), e.SHUTDOWN_TIMEOUT_MS).unref();
   };
