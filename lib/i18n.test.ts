@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createFormatters, createI18n, fixedT } from './i18n.js';
+import { catalogueProblems, catalogueVariables, createFormatters, createI18n, fixedT } from './i18n.js';
 
 const resources = {
   es: {
@@ -151,5 +151,40 @@ describe('formatters', () => {
     expect(en('UTC').percent(0.1234)).toBe('12.3%');
     expect(en('UTC').percent(1 / 3, 0)).toBe('33%');
     expect(es('UTC').number(0.5, { style: 'percent' })).toBe('50%');
+  });
+});
+
+describe('catalogue checks', () => {
+  it('two matching catalogues have no problems', () => {
+    expect(catalogueProblems({ es: resources.es.main, en: resources.en.main })).toEqual([]);
+  });
+
+  it('names each missing key, empty or non-text value, variable difference and half plural', () => {
+    const problems = catalogueProblems(
+      {
+        es: { a: 'hola {{name}}', b: { c: '' }, only_es: 'x', n_one: 'uno', list: ['no'] },
+        en: { a: 'hello {{who}}', b: { c: 'see' }, n_one: 'one', n_other: 'many', list: ['no'] },
+      },
+      'ns',
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'ns:only_es is in es but not in en',
+        'ns:n_other is in en but not in es',
+        'ns:b.c in es is empty',
+        'ns:list in es is not text',
+        'ns:n in es has no _other form',
+        'ns:a uses {name} in es but {who} in en',
+      ]),
+    );
+    expect(problems).toHaveLength(7); // …and the English list is not text either
+  });
+
+  it('reads variables with formats and nestings', () => {
+    expect(catalogueVariables('{{count, number}} de {{ total }} · $t(common:words.all)')).toEqual([
+      '$t(common:words.all)',
+      'count',
+      'total',
+    ]);
   });
 });

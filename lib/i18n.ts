@@ -7,7 +7,6 @@ import { createInstance, type i18n, type Module, type Resource, type TFunction }
  */
 
 export type { i18n as I18n, Module, Resource, TFunction };
-export { PLURAL_SUFFIX };
 
 export interface I18nOptions {
   /** The language this instance speaks (callers keep one instance per language). */
@@ -209,4 +208,63 @@ export function createFormatters(locale: string, timeZone: string): Formatters {
         ratio,
       ),
   };
+}
+
+// ---------------------------------------------------------------- catalogue checks
+
+type CatalogueTree = { [key: string]: unknown };
+
+/** `a.b.c` → leaf value, for a nested catalogue. */
+export function flattenCatalogue(tree: CatalogueTree, prefix = ''): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const [k, v] of Object.entries(tree)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v && typeof v === 'object' && !Array.isArray(v)) for (const [kk, vv] of flattenCatalogue(v as CatalogueTree, key)) out.set(kk, vv);
+    else out.set(key, v);
+  }
+  return out;
+}
+
+/** The interpolation variables and nestings of a text: `{{name}}`, `{{n, number}}` → name, n; `$t(ns:key)`. */
+export function catalogueVariables(text: string): string[] {
+  const found = [...text.matchAll(/\{\{\s*([\w.]+)\s*(?:,[^}]*)?\}\}|\$t\(([^)]+)\)/g)].map((m) => m[1] ?? `$t(${m[2]})`);
+  return [...new Set(found)].sort();
+}
+
+/**
+ * What keeps two languages' versions of one catalogue from being interchangeable: keys only one
+ * has, values that are not text or are empty, texts whose variables differ, plurals without both
+ * `_one` and `_other`. An empty list means they match. `label` prefixes each problem.
+ */
+export function catalogueProblems(catalogues: Record<string, CatalogueTree>, label = ''): string[] {
+  const problems: string[] = [];
+  const flat = Object.entries(catalogues).map(([lng, tree]) => [lng, flattenCatalogue(tree)] as const);
+  const at = (key: string) => (label ? `${label}:${key}` : key);
+  for (const [lng, cat] of flat) {
+    for (const [otherLng, other] of flat) {
+      if (otherLng === lng) continue;
+      for (const k of cat.keys()) if (!other.has(k)) problems.push(`${at(k)} is in ${lng} but not in ${otherLng}`);
+    }
+    for (const [k, v] of cat) {
+      if (typeof v !== 'string') problems.push(`${at(k)} in ${lng} is not text`);
+      else if (!v.trim()) problems.push(`${at(k)} in ${lng} is empty`);
+    }
+    const bases = new Set([...cat.keys()].filter((k) => PLURAL_SUFFIX.test(k)).map((k) => k.replace(PLURAL_SUFFIX, '')));
+    for (const b of bases) {
+      for (const form of ['one', 'other']) if (!cat.has(`${b}_${form}`)) problems.push(`${at(b)} in ${lng} has no _${form} form`);
+    }
+  }
+  const [first, ...rest] = flat;
+  if (first) {
+    for (const [lng, cat] of rest) {
+      for (const [k, v] of first[1]) {
+        const w = cat.get(k);
+        if (typeof v !== 'string' || typeof w !== 'string') continue;
+        const a = catalogueVariables(v).join(', ');
+        const b = catalogueVariables(w).join(', ');
+        if (a !== b) problems.push(`${at(k)} uses {${a}} in ${first[0]} but {${b}} in ${lng}`);
+      }
+    }
+  }
+  return problems;
 }

@@ -1,4 +1,7 @@
 import type { CustomerNotificationKind, NotificationLocale } from '../../db/schema.js';
+import { createI18n, fixedT, type I18n, type TFunction } from '../../lib/i18n.js';
+import enCopy from './locales/en.json';
+import esCopy from './locales/es.json';
 
 /**
  * Message templates: "your verification link" and "your verification was not approved — here is
@@ -58,119 +61,34 @@ function checkLink(url: string): string {
   return u.toString();
 }
 
-interface Copy {
-  subject: string;
-  greeting: (name: string | null) => string;
-  paragraphs: string[];
-  steps?: { title: string; items: string[] };
-  button: string;
-  linkHelp: string;
-  closing: string[];
-  footer: string;
-  short: (url: string) => string;
+/**
+ * The copy lives in catalogues (./locales/<lng>.json), rendered through the same i18next machinery
+ * as the console (lib/i18n.ts); the layout — which parts each message has and the HTML around
+ * them — stays here.
+ */
+const CATALOGUES = { es: esCopy, en: enCopy } satisfies Record<NotificationLocale, object>;
+const LAYOUT: Record<CustomerNotificationKind, { retrySteps: boolean }> = {
+  kyc_link: { retrySteps: false },
+  kyc_retry: { retrySteps: true },
+  kyc_retry_reminder: { retrySteps: true },
+};
+
+let copyI18n: I18n | undefined;
+function copyFor(locale: NotificationLocale): TFunction {
+  copyI18n ??= createI18n({
+    lng: 'en',
+    resources: { es: { email: CATALOGUES.es }, en: { email: CATALOGUES.en } },
+    ns: ['email'],
+    defaultNS: 'email',
+  });
+  return fixedT(copyI18n, locale, 'email');
 }
 
-const STEPS_ES = {
-  title: 'Antes de volver a intentarlo:',
-  items: [
-    'Ten a la mano tu identificación oficial vigente (INE, pasaporte o cédula), sin fundas ni reflejos.',
-    'Busca un lugar con buena luz y toma la foto del documento completo, con las cuatro esquinas visibles.',
-    'En la selfie, mira de frente a la cámara, sin lentes oscuros, gorra ni cubrebocas.',
-    'Revisa que tus datos coincidan con los de tu documento.',
-  ],
-};
-const STEPS_EN = {
-  title: 'Before you try again:',
-  items: [
-    'Have your valid government ID (INE, passport or national ID card) at hand, out of its case and free of glare.',
-    'Find a well-lit place and photograph the whole document with all four corners visible.',
-    'For the selfie, face the camera without sunglasses, a cap or a face mask.',
-    'Make sure the details you enter match your document.',
-  ],
-};
-
-const COPY: Record<NotificationLocale, Record<CustomerNotificationKind, Copy>> = {
-  es: {
-    kyc_link: {
-      subject: 'Tu enlace de verificación',
-      greeting: (n) => (n ? `Hola, ${n}:` : 'Hola:'),
-      paragraphs: [
-        'Para terminar de abrir tu cuenta necesitamos verificar tu identidad. Toma unos 5 minutos y solo necesitas tu identificación oficial y tu teléfono o computadora con cámara.',
-      ],
-      button: 'Verificar mi identidad',
-      linkHelp: 'Si el botón no funciona, copia y pega este enlace en tu navegador:',
-      closing: ['El enlace es personal; no lo compartas. Si recibes un enlace más reciente, usa siempre el último.'],
-      footer: 'Recibiste este mensaje porque estás abriendo una cuenta con nosotros. Si no fuiste tú, ignora este correo.',
-      short: (u) => `Verifica tu identidad para terminar de abrir tu cuenta: ${u}`,
-    },
-    kyc_retry: {
-      subject: 'Tu verificación no fue aprobada — así puedes intentarlo de nuevo',
-      greeting: (n) => (n ? `Hola, ${n}:` : 'Hola:'),
-      paragraphs: [
-        'Revisamos tu verificación de identidad y no pudimos aprobarla. Suele deberse a una foto borrosa o incompleta del documento, o a datos que no coinciden.',
-        'Puedes intentarlo de nuevo con este enlace nuevo:',
-      ],
-      steps: STEPS_ES,
-      button: 'Intentar de nuevo',
-      linkHelp: 'Si el botón no funciona, copia y pega este enlace en tu navegador:',
-      closing: ['Este enlace reemplaza a los anteriores. Es personal; no lo compartas.'],
-      footer: 'Recibiste este mensaje porque intentaste verificar tu identidad con nosotros. Si no fuiste tú, ignora este correo.',
-      short: (u) => `Tu verificación no fue aprobada. Intenta de nuevo aquí: ${u}`,
-    },
-    kyc_retry_reminder: {
-      subject: 'Recordatorio: tu verificación no fue aprobada — así puedes intentarlo de nuevo',
-      greeting: (n) => (n ? `Hola, ${n}:` : 'Hola:'),
-      paragraphs: [
-        'Te recordamos que tu verificación de identidad no fue aprobada y que aún puedes intentarlo de nuevo. Solo toma unos minutos.',
-      ],
-      steps: STEPS_ES,
-      button: 'Intentar de nuevo',
-      linkHelp: 'Si el botón no funciona, copia y pega este enlace en tu navegador:',
-      closing: ['Si ya lo intentaste de nuevo, ignora este mensaje.'],
-      footer: 'Recibiste este mensaje porque intentaste verificar tu identidad con nosotros. Si no fuiste tú, ignora este correo.',
-      short: (u) => `Recordatorio: aún puedes repetir tu verificación aquí: ${u}`,
-    },
-  },
-  en: {
-    kyc_link: {
-      subject: 'Your verification link',
-      greeting: (n) => (n ? `Hello ${n},` : 'Hello,'),
-      paragraphs: [
-        'To finish opening your account we need to verify your identity. It takes about 5 minutes; all you need is your government ID and a phone or computer with a camera.',
-      ],
-      button: 'Verify my identity',
-      linkHelp: 'If the button does not work, copy and paste this link into your browser:',
-      closing: ['This link is personal; do not share it. If you receive a newer link, always use the latest one.'],
-      footer: 'You received this message because you are opening an account with us. If this was not you, ignore this e-mail.',
-      short: (u) => `Verify your identity to finish opening your account: ${u}`,
-    },
-    kyc_retry: {
-      subject: 'Your verification was not approved — here is how to try again',
-      greeting: (n) => (n ? `Hello ${n},` : 'Hello,'),
-      paragraphs: [
-        'We reviewed your identity verification and could not approve it. This is usually caused by a blurry or cropped photo of the document, or by details that do not match.',
-        'You can try again with this new link:',
-      ],
-      steps: STEPS_EN,
-      button: 'Try again',
-      linkHelp: 'If the button does not work, copy and paste this link into your browser:',
-      closing: ['This link replaces any earlier one. It is personal; do not share it.'],
-      footer: 'You received this message because you tried to verify your identity with us. If this was not you, ignore this e-mail.',
-      short: (u) => `Your verification was not approved. Try again here: ${u}`,
-    },
-    kyc_retry_reminder: {
-      subject: 'Reminder: your verification was not approved — here is how to try again',
-      greeting: (n) => (n ? `Hello ${n},` : 'Hello,'),
-      paragraphs: ['A reminder that your identity verification was not approved and you can still try again. It only takes a few minutes.'],
-      steps: STEPS_EN,
-      button: 'Try again',
-      linkHelp: 'If the button does not work, copy and paste this link into your browser:',
-      closing: ['If you have already tried again, please ignore this message.'],
-      footer: 'You received this message because you tried to verify your identity with us. If this was not you, ignore this e-mail.',
-      short: (u) => `Reminder: you can still redo your verification here: ${u}`,
-    },
-  },
-};
+/** A numbered group of texts (`paragraphs`, `closing`, `items`) in order. */
+function texts(t: TFunction, key: string): string[] {
+  const group = t(key, { returnObjects: true }) as unknown;
+  return group && typeof group === 'object' ? Object.values(group as Record<string, unknown>).map(String) : [];
+}
 
 function cleanName(name: string | null | undefined): string | null {
   // Aliases are operator-entered; keep them to one short line in a greeting.
@@ -182,11 +100,21 @@ function cleanName(name: string | null | undefined): string | null {
 }
 
 export function render(kind: CustomerNotificationKind, locale: NotificationLocale, vars: TemplateVars): Rendered {
-  const copy = COPY[locale]?.[kind];
-  if (!copy) throw new TemplateError(`no template for ${kind} in ${locale}`);
+  if (!Object.hasOwn(CATALOGUES, locale) || !Object.hasOwn(LAYOUT, kind)) throw new TemplateError(`no template for ${kind} in ${locale}`);
   const url = checkLink(vars.linkUrl);
   const name = cleanName(vars.name);
-  const greeting = copy.greeting(name);
+  const t = copyFor(locale);
+  const copy = {
+    subject: t(`${kind}.subject`),
+    paragraphs: texts(t, `${kind}.paragraphs`),
+    steps: LAYOUT[kind].retrySteps ? { title: t('retry_steps.title'), items: texts(t, 'retry_steps.items') } : null,
+    button: t(`${kind}.button`),
+    linkHelp: t('link_help'),
+    closing: texts(t, `${kind}.closing`),
+    footer: t(`${kind}.footer`),
+    short: t(`${kind}.short`, { url }),
+  };
+  const greeting = name ? t('greeting', { name }) : t('greeting_anonymous');
 
   const text = [
     greeting,
@@ -228,7 +156,7 @@ ${copy.closing.map((c) => `<p style="font-size:14px;margin:0 0 12px">${e(c)}</p>
 </body>
 </html>
 `;
-  return { subject: copy.subject, text, html, short: copy.short(url) };
+  return { subject: copy.subject, text, html, short: copy.short };
 }
 
 /** Sample data for the operator preview (no customer data involved). */
