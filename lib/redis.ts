@@ -84,10 +84,11 @@ export function redisConnection(target: RedisTarget, kind: RedisConnectionKind):
           sentinelRetryStrategy: kind === 'probe' ? () => null : backoff,
           // A frozen sentinel must not hold a (re)connect: the next one is asked instead.
           sentinelCommandTimeout: 1_000,
-          // Subscribes to the sentinels' +switch-master and reconnects at once when a failover is
-          // announced: without it, a connection whose primary vanished without closing the socket
-          // (a partition, a frozen host) would wait for TCP to notice, blocking workers included.
-          failoverDetector: kind !== 'probe',
+          // Off (ioredis's default): its +switch-master subscription disconnects the connection
+          // even while that connection is re-resolving the primary, and ioredis then ends it for
+          // good ("Connection is closed", never retried). A primary that crashes closes its
+          // sockets, and a demoted one answers READONLY (above), so both reconnect without it.
+          failoverDetector: false,
         });
   // Connection errors are expected during outages and failovers; ioredis retries. Swallow the
   // event so an unhandled 'error' never kills the process.
