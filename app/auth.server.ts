@@ -306,6 +306,42 @@ export async function requireMutation(request: Request, minRole: Role): Promise<
   return { ...who, form: form ?? new FormData() };
 }
 
+/**
+ * For the second-factor pages, which serve sessions that are not signed in yet: the browser's
+ * session at one of `stages`, or a redirect to the sign-in page.
+ */
+export async function requireSession(request: Request, stages: readonly SessionStage[]): Promise<LiveSession> {
+  const live = await liveSession(request);
+  if (!live || !stages.includes(live.session.stage)) throw loginRedirect(request);
+  return live;
+}
+
+/**
+ * requireSession for a form post: our Origin and the session's CSRF token too (these pages hand
+ * the token out themselves; a pending session has no root data). Returns the parsed form.
+ */
+export async function requireSessionMutation(
+  request: Request,
+  stages: readonly SessionStage[],
+): Promise<{ live: LiveSession; form: FormData }> {
+  const live = await requireSession(request, stages);
+  const who = toSignedIn(live);
+  if (!(await sameOrigin(request))) {
+    throw await deny(request, who, 'csrf.refused', 'This form was sent from another site and was refused. Reload the page and try again.');
+  }
+  const { token, form, tooLarge } = await submittedToken(request, PUBLIC_FORM_MAX_BYTES);
+  if (tooLarge) throw await deny(request, who, AUDIT_ACTIONS.requestTooLarge, 'This form is too large and was refused.', 413);
+  if (!token || !tokensEqual(token, live.session.csrfToken)) {
+    throw await deny(
+      request,
+      who,
+      'csrf.refused',
+      'This form is out of date (its security token does not match your session). Reload the page.',
+    );
+  }
+  return { live, form: form ?? new FormData() };
+}
+
 // ---------------------------------------------------------------- sign-in / sign-out
 
 /** Failed sign-ins for one e-mail inside this window slow down further attempts. */

@@ -31,6 +31,9 @@ export async function action({ request }: ActionFunctionArgs) {
   if (!email || !password) return data({ error: { code: 'login.missing' } as Refusal }, { status: 400 });
   const r = await signIn(request, email, password);
   if (!r.ok) return data({ error: { code: r.code, values: r.values } as Refusal }, { status: r.status });
+  // A second factor still to give (or to set up) comes first; `next` waits its turn.
+  if (r.stage !== 'full')
+    throw redirect(`${r.stage === 'mfa' ? '/auth/mfa' : '/auth/mfa/enrol'}?next=${encodeURIComponent(next)}`, { headers: r.headers });
   throw redirect(next, { headers: r.headers });
 }
 

@@ -82,6 +82,16 @@ async function ssoRoundTrip(login: string, mangle?: (callback: URL) => void) {
   return { res, browser: session ? ({ cookie: session, csrf: '', role: null } as Browser) : null };
 }
 
+/** The Response a guard refused with (the test fails if it let the request through). */
+async function refusal(p: Promise<unknown>): Promise<Response> {
+  return p.then(
+    () => {
+      throw new Error('expected the request to be refused');
+    },
+    (e: Response) => e,
+  );
+}
+
 async function lastSsoAudit() {
   return t.db.selectFrom('auditLog').selectAll().where('action', '=', 'auth.sso').orderBy('id', 'desc').executeTakeFirstOrThrow();
 }
@@ -141,7 +151,7 @@ describe('single sign-on', () => {
     await expect(requireOperator(get('/', b), 'viewer')).resolves.toBeTruthy();
     await expectRefused(await ssoRoundTrip('outsider'), 'unmapped');
     expect(JSON.parse((await lastSsoAudit()).detail!).sessionsEnded).toBe(1);
-    expect((await requireOperator(get('/', b), 'viewer').catch((e: Response) => e)).status).toBe(302);
+    expect((await refusal(requireOperator(get('/', b), 'viewer'))).status).toBe(302);
   });
 
   it('refuses a disabled operator', async () => {
@@ -282,10 +292,10 @@ describe('SSO only, and sessions the provider controls', () => {
 
     // Removed from every mapped group: this request is refused and every session of theirs ends.
     idp.users.analyst!.groups = ['staff'];
-    const refused = await requireOperator(get('/', browser), 'viewer').catch((e: Response) => e);
+    const refused = await refusal(requireOperator(get('/', browser), 'viewer'));
     expect(refused.status).toBe(302);
     expect(refused.headers.get('location')).toMatch(/^\/login/);
-    const again = await requireOperator(get('/', second), 'viewer').catch((e: Response) => e);
+    const again = await refusal(requireOperator(get('/', second), 'viewer'));
     expect(again.status).toBe(302);
     const a = await t.db
       .selectFrom('auditLog')
