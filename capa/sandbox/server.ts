@@ -10,6 +10,7 @@ import { startMailSink, type MailMessage, type MailSink } from './mail';
 import { indexPage, kycSessionPage, mailboxPage, messagePage } from './pages';
 import { createRng } from './rng';
 import { WebhookDispatcher, type DeliveryConfig, type NotificationRecord } from './webhooks';
+import type { CapaOp } from '../client.js';
 
 /**
  * A faithful local Capa (capa-api.md): same paths, envelopes, status codes, error codes and
@@ -221,14 +222,8 @@ interface UserRecord {
   kyc: KycRecord | null;
 }
 
-type Op =
-  | 'createUser'
-  | 'generateKycLink'
-  | 'getKycDetails'
-  | 'setWebhookSettings'
-  | 'listWebhookNotifications'
-  | 'getWebhookNotification'
-  | 'retryWebhookNotification';
+/** The sandbox answers exactly the operations the client calls. */
+type Op = CapaOp;
 
 const API_ROUTES: Array<{ method: string; re: RegExp; op: Op; body: boolean }> = [
   { method: 'POST', re: /^\/api\/partner\/v2\/users$/, op: 'createUser', body: true },

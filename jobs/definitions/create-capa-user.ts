@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineJob } from '../types.js';
+import { CONSOLE_CAPA_JOB } from './capa-job-options.js';
 
 export const LinkRequestSchema = z.object({
   country: z.enum(['MX', 'DO']),
@@ -25,10 +26,5 @@ export const createCapaUser = defineJob({
   }),
   jobId: (p) => `create-${p.userId}`,
   userOf: (p) => p.userId,
-  options: {
-    attempts: 8,
-    backoff: { type: 'exponential', delay: 1000 },
-    removeOnComplete: { age: 3600 },
-    removeOnFail: { age: 7 * 86400 },
-  },
+  options: CONSOLE_CAPA_JOB,
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineJob } from '../types.js';
+import { CONSOLE_CAPA_JOB } from './capa-job-options.js';
 
 /**
  * Generates a KYC link (superseding the previous one). Keyed by the operator's request id, so a
@@ -21,10 +22,5 @@ export const generateLink = defineJob({
   }),
   jobId: (p) => `link-${p.requestId}`,
   userOf: (p) => p.userId,
-  options: {
-    attempts: 8,
-    backoff: { type: 'exponential', delay: 1000 },
-    removeOnComplete: { age: 3600 },
-    removeOnFail: { age: 7 * 86400 },
-  },
+  options: CONSOLE_CAPA_JOB,
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineJob } from '../types.js';
+import { IMPORT_CAPA_JOB } from './capa-job-options.js';
 
 /**
  * The link step of an import row: one Capa call through the shared generate-link logic, keyed by
@@ -11,13 +12,7 @@ export const importLink = defineJob({
   queue: 'capa',
   schema: z.object({ importId: z.string().min(1).max(64), rowNo: z.number().int().positive(), gen: z.number().int().nonnegative() }),
   jobId: (p) => `implink-${p.importId}-${p.rowNo}-${p.gen}`,
-  options: {
-    attempts: 3,
-    backoff: { type: 'exponential', delay: 1000 },
-    priority: 10,
-    removeOnComplete: true,
-    removeOnFail: { age: 7 * 86400 },
-  },
+  options: IMPORT_CAPA_JOB,
   trackRuns: false,
 });
 

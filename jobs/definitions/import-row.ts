@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineJob } from '../types.js';
+import { IMPORT_CAPA_JOB } from './capa-job-options.js';
 
 export const ImportRowPayload = z.object({
   importId: z.string().min(1).max(64),
@@ -18,15 +19,7 @@ export const importRow = defineJob({
   queue: 'capa',
   schema: ImportRowPayload,
   jobId: (p) => `improw-${p.importId}-${p.rowNo}-${p.gen}`,
-  // Lower priority than a single customer created from the console: an import never holds an
-  // operator's click behind thousands of rows.
-  options: {
-    attempts: 3,
-    backoff: { type: 'exponential', delay: 1000 },
-    priority: 10,
-    removeOnComplete: true,
-    removeOnFail: { age: 7 * 86400 },
-  },
+  options: IMPORT_CAPA_JOB,
   // The import row records every outcome (status, reason, customer); a job_runs pair per row
   // would double the writes of a 100k-row import.
   trackRuns: false,
