@@ -21,16 +21,38 @@ import {
 } from '../db/repositories/imports.js';
 import { IMPORT_ROW_STATUSES, IMPORT_STATUSES, type ImportRow, type ImportStatus } from '../db/schema.js';
 import { drainImport, feedImport } from '../jobs/imports/orchestration.js';
-import { IMPORT_FIELDS, ImportFileError, TEMPLATE_CSV } from '../jobs/imports/parser.js';
+import { headerKey, IMPORT_FIELDS, ImportFileError, tooLargeError, TEMPLATE_ROWS, type ImportField } from '../jobs/imports/parser.js';
 import { stageImport } from '../jobs/imports/stage.js';
-import { REASON_LABELS } from '../jobs/imports/validator.js';
+import { readMessages, storeMessage, storedMessage } from '../lib/stored-message.js';
+import type { TFunction } from '../lib/i18n';
+import type { Message } from './action-result';
 import { auditAction, type SignedIn } from './auth.server';
+import { LANGUAGES } from './i18n';
+import { getFixedT, i18nFor } from './i18n.server';
+import { jobFailureMessage } from './job-failures.server';
 import { pageNumber, parsePaging } from './list-params.server';
 import { services } from './services.server';
 
-/** Facade for the /imports routes: db/ and jobs/ are reached only from here. */
+/**
+ * Facade for the /imports routes: db/ and jobs/ are reached only from here. What the operator
+ * reads comes back as messages (`imports:*` catalogue keys and values); only the downloads, made
+ * for one reader, are worded here, in that reader's language.
+ */
 
-export type UploadResult = { ok: true; importId: string } | { ok: false; error: string; status: number };
+export type UploadResult = { ok: true; importId: string } | { ok: false; error: Message; status: number };
+
+/**
+ * The file's header may name our fields in any language the console speaks: the column names of
+ * our own downloads (`imports:csv.columns.*`), so an errors file saved in Spanish uploads again.
+ */
+function headerAliases(): Record<string, ImportField> {
+  const out: Record<string, ImportField> = {};
+  for (const lng of LANGUAGES) {
+    const t = getFixedT(lng, 'imports');
+    for (const f of IMPORT_FIELDS) out[headerKey(t(`csv.columns.${f}`))] = f;
+  }
+  return out;
+}
 
 /**
  * Stages an uploaded CSV (dry run). The `file` field is read from the form the CSRF guard already
@@ -48,21 +70,16 @@ export async function stageUpload(request: Request, who: SignedIn & { form: Form
     file = form?.get('file') ?? null;
   }
   if (!(file instanceof File) || (file.size === 0 && !file.name)) {
-    return { ok: false, status: 400, error: 'Choose a CSV file to upload.' };
+    return { ok: false, status: 400, error: { code: 'imports:upload.no_file' } };
   }
-  if (file.size > env.IMPORT_MAX_BYTES) {
-    const limit =
-      env.IMPORT_MAX_BYTES >= 1024 * 1024
-        ? `${Math.floor(env.IMPORT_MAX_BYTES / 1024 / 1024)} MB`
-        : `${Math.floor(env.IMPORT_MAX_BYTES / 1024)} KB`;
-    return { ok: false, status: 413, error: `The file is larger than ${limit}. Split it into smaller files and import them one by one.` };
-  }
+  if (file.size > env.IMPORT_MAX_BYTES) return { ok: false, status: 413, error: tooLargeError(env.IMPORT_MAX_BYTES).detail };
   try {
     const r = await stageImport(db, {
       source: file.stream() as unknown as AsyncIterable<Uint8Array>,
       fileName: file.name || 'upload.csv',
       createdBy: who.operator.id,
       limits: { maxBytes: env.IMPORT_MAX_BYTES, maxRows: env.IMPORT_MAX_ROWS },
+      headerAliases: headerAliases(),
     });
     await auditAction(request, who, {
       action: 'import.stage',
@@ -81,7 +98,7 @@ export async function stageUpload(request: Request, who: SignedIn & { form: Form
         outcome: 'error',
         detail: { fileName: file.name, code: err.code },
       });
-      return { ok: false, status: 422, error: err.message };
+      return { ok: false, status: 422, error: err.detail };
     }
     throw err;
   }
@@ -127,7 +144,7 @@ const FILTERS = ['all', 'valid', 'problems', ...IMPORT_ROW_STATUSES, 'email_fail
 export async function importDetailData(id: string, sp: URLSearchParams) {
   const { db, env } = await services();
   const imp = await findImport(db, id);
-  if (!imp) throw new Response('No such import.', { status: 404 });
+  if (!imp) throw new Response('imports:page.not_found', { status: 404 });
   // Problems first: at the dry run that is what the operator has to read.
   const filterRaw = sp.get('rows') ?? (imp.invalidRows > 0 || imp.status !== 'staged' ? 'problems' : 'all');
   const filter = ((FILTERS as readonly string[]).includes(filterRaw) ? filterRaw : 'all') as RowFilter;
@@ -152,18 +169,15 @@ export async function importDetailData(id: string, sp: URLSearchParams) {
       fileName: imp.fileName,
       status: imp.status,
       pauseKind: imp.pauseKind,
-      statusReason: imp.statusReason,
+      statusReason: statusReasonMessage(imp.statusReason),
       totalRows: imp.totalRows,
       validRows: imp.validRows,
       invalidRows: imp.invalidRows,
       delimiter: imp.delimiter,
       fileBytes: imp.fileBytes,
       unknownColumns: safeJson<string[]>(imp.unknownColumns, []),
-      byReason: Object.entries(summary.byReason ?? {}).map(([code, n]) => ({
-        code,
-        label: (REASON_LABELS as Record<string, string>)[code] ?? code,
-        n,
-      })),
+      // Worded by the page: `imports:reason_labels.<code>`.
+      byReason: Object.entries(summary.byReason ?? {}).map(([code, n]) => ({ code, n })),
       createdAt: imp.createdAt,
       committedAt: imp.committedAt,
       finishedAt: imp.finishedAt,
@@ -183,12 +197,12 @@ export async function importDetailData(id: string, sp: URLSearchParams) {
 export async function importProgressData(id: string) {
   const { db } = await services();
   const imp = await findImport(db, id);
-  if (!imp) throw new Response('No such import.', { status: 404 });
+  if (!imp) throw new Response('imports:page.not_found', { status: 404 });
   const [progress, emails] = await Promise.all([
     importProgress(db, id),
     imp.status === 'staged' || imp.status === 'discarded' ? Promise.resolve(null) : emailCounts(db, id),
   ]);
-  return { status: imp.status, pauseKind: imp.pauseKind, statusReason: imp.statusReason, progress, emails };
+  return { status: imp.status, pauseKind: imp.pauseKind, statusReason: statusReasonMessage(imp.statusReason), progress, emails };
 }
 
 /**
@@ -197,6 +211,33 @@ export async function importProgressData(id: string) {
  * or retrying), `sent`, `failed`, `cancelled`, or `missing` (a link but no e-mail was queued).
  */
 export type RowEmailOutcome = 'none' | 'waiting' | 'pending' | 'sent' | 'failed' | 'cancelled' | 'missing';
+
+/**
+ * An import's status reason as a message. Older imports stored English text: shown as it is
+ * (`imports:status_reasons.text`).
+ */
+function statusReasonMessage(stored: string | null): Message | null {
+  if (!stored) return null;
+  return readMessages(stored)?.[0] ?? { code: 'imports:status_reasons.text', values: { text: stored } };
+}
+
+/**
+ * A row's reasons as messages: the problems the dry run found, or why it failed or was cancelled.
+ * A Capa refusal is stored in the job's words (describeCapaError's English), read back as its code.
+ */
+export function rowReasonMessages(stored: string | null): Message[] {
+  if (!stored) return [];
+  return readMessages(stored) ?? [jobFailureMessage(stored)];
+}
+
+/**
+ * A link e-mail's failure reason as the mail channel stored it: a message when it is one, else
+ * the words it has (often the SMTP server's own answer), shown as they are.
+ */
+function emailReasonMessage(stored: string | null): Message | null {
+  if (!stored) return null;
+  return readMessages(stored)?.[0] ?? { code: 'imports:email.reason_text', values: { text: stored } };
+}
 
 function emailOutcome(r: ImportRow, mail: RowEmail | undefined): { outcome: RowEmailOutcome; reason: string | null; at: string | null } {
   if (mail) return { outcome: mail.status === 'queued' ? 'pending' : mail.status, reason: mail.reason, at: mail.at };
@@ -219,11 +260,11 @@ function rowView(r: ImportRow, mail?: RowEmail) {
     country: r.country,
     sendLink: r.sendLink === 1,
     status: r.status,
-    reason: r.reason,
+    reasons: rowReasonMessages(r.reason),
     userId: r.userId,
     linkId: r.linkId,
     emailOutcome: email.outcome,
-    emailReason: email.reason,
+    emailReason: emailReasonMessage(email.reason),
     emailAt: email.at,
   };
 }
@@ -240,52 +281,54 @@ function safeJson<T>(s: string, fallback: T): T {
 
 const ActionSchema = z.object({ intent: z.enum(['commit', 'discard', 'pause', 'resume', 'cancel', 'retry_failed']) });
 
-export type ActionResult = { ok: true; message: string } | { ok: false; error: string; status: number };
+export type ActionResult = { ok: true; message: Message } | { ok: false; error: Message; status: number };
 
 /** One operator action on an import; every attempt is audited with its outcome. */
 export async function importAction(request: Request, who: SignedIn & { form: FormData }, id: string): Promise<ActionResult> {
   const { db, env, queues } = await services();
   const parsed = ActionSchema.safeParse({ intent: who.form.get('intent') });
-  if (!parsed.success) return { ok: false, status: 400, error: 'Unknown action.' };
+  if (!parsed.success) return { ok: false, status: 400, error: { code: 'imports:actions.unknown' } };
   const intent = parsed.data.intent;
   const imp = await findImport(db, id);
-  if (!imp) return { ok: false, status: 404, error: 'No such import.' };
+  if (!imp) return { ok: false, status: 404, error: { code: 'imports:page.not_found' } };
   const deps = { db, env, enqueue: queues };
   let ok = false;
-  let message = '';
+  // `imports:actions.<key>` when it worked, `<key>_refused` when the import was not in a state for it.
+  const key: string = intent;
+  let values: Message['values'];
   let detail: Record<string, unknown> = { fileName: imp.fileName, from: imp.status };
   switch (intent) {
     case 'commit':
       ok = await commitImport(db, id, who.operator.id);
-      message = ok ? `Import started: ${imp.validRows} rows will be created in Capa.` : 'This import was already committed or cancelled.';
+      values = { count: imp.validRows };
       detail = { ...detail, validRows: imp.validRows };
       break;
     case 'discard':
       ok = await discardImport(db, id);
-      message = ok ? 'Dry run cancelled; nothing was created.' : 'Only a dry run can be cancelled this way.';
       break;
     case 'pause':
-      ok = await pauseImport(db, id, 'operator', `paused by ${who.operator.name}`);
-      message = ok ? 'Import paused. Rows already at Capa finish their step; nothing new starts.' : 'Only a running import can be paused.';
+      ok = await pauseImport(
+        db,
+        id,
+        'operator',
+        storeMessage(storedMessage('imports:status_reasons.paused_by', { name: who.operator.name })),
+      );
       break;
     case 'resume':
       ok = await resumeImport(db, id);
-      message = ok ? 'Import resumed.' : 'Only a paused import can be resumed.';
       break;
     case 'cancel':
       ok = await cancelImport(db, id);
-      message = ok ? 'Import cancelled. Rows not yet started will not be created.' : 'Only a running or paused import can be cancelled.';
       break;
     case 'retry_failed': {
       const n = await retryFailedRows(db, id);
       ok = n > 0;
-      message = ok
-        ? `${n} failed row${n === 1 ? '' : 's'} queued again.`
-        : 'There are no failed rows to retry (or the import is paused or cancelled).';
+      values = { count: n };
       detail = { ...detail, rows: n };
       break;
     }
   }
+  const message: Message = { code: `imports:actions.${ok ? key : `${key}_refused`}`, ...(ok && values ? { values } : {}) };
   await auditAction(request, who, { action: `import.${intent}`, targetType: 'import', targetId: id, outcome: ok ? 'ok' : 'error', detail });
   if (!ok) return { ok: false, status: 409, error: message };
   // Start or stop at once rather than on the next relay tick. Redis being down is not an error
@@ -315,11 +358,19 @@ function csvCell(v: unknown): string {
   return /[",\r\n;]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
-/** Streams results (every row) or errors (invalid and failed rows, ready to fix and re-upload) as CSV. */
+/** A message in the reader's words (a download is made for one reader). */
+const word = (t: TFunction, m: Message): string => t(m.code, m.values);
+
+/**
+ * Streams results (every row) or errors (invalid and failed rows, ready to fix and re-upload) as
+ * CSV, worded in the reader's language: column names, statuses, reasons, yes/no. The field
+ * columns keep names the upload reads back in any of our languages (see headerAliases).
+ */
 export async function exportCsv(request: Request, who: SignedIn, id: string, kind: 'results' | 'errors'): Promise<Response> {
   const { db, env } = await services();
   const imp = await findImport(db, id);
-  if (!imp) throw new Response('No such import.', { status: 404 });
+  if (!imp) throw new Response('imports:page.not_found', { status: 404 });
+  const { t } = await i18nFor(request, 'imports');
   await auditAction(request, who, {
     action: `import.download_${kind}`,
     targetType: 'import',
@@ -328,6 +379,8 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
     detail: { fileName: imp.fileName },
   });
   const base = env.publicUrl;
+  const yes = t('csv.yes');
+  const no = t('csv.no');
   let after = 0;
   let headerSent = false;
   const enc = new TextEncoder();
@@ -335,7 +388,8 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
     async pull(controller) {
       if (!headerSent) {
         headerSent = true;
-        controller.enqueue(enc.encode(`\uFEFF${(kind === 'results' ? RESULT_COLUMNS : EXPORT_COLUMNS).join(',')}\r\n`));
+        const columns = (kind === 'results' ? RESULT_COLUMNS : EXPORT_COLUMNS).map((c) => csvCell(t(`csv.columns.${c}`)));
+        controller.enqueue(enc.encode(`\uFEFF${columns.join(',')}\r\n`));
         return;
       }
       const rows = await rowsForExport(db, id, kind, after, 1000);
@@ -362,12 +416,14 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
             r.type,
             r.alias,
             r.country,
-            r.sendLink ? 'yes' : 'no',
-            r.status,
-            r.reason,
+            r.sendLink ? yes : no,
+            t(`row_statuses.${r.status}`),
+            rowReasonMessages(r.reason)
+              .map((m) => word(t, m))
+              .join('; '),
             r.userId,
             r.userId ? `${base}/users/${r.userId}` : '',
-            ...(mails ? emailCells(r, mails.get(r.rowNo)) : []),
+            ...(mails ? emailCells(t, r, mails.get(r.rowNo)) : []),
           ]
             .map(csvCell)
             .join(','),
@@ -391,17 +447,31 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
   });
 }
 
-function emailCells(r: ImportRow, mail: RowEmail | undefined): [string, string] {
+function emailCells(t: TFunction, r: ImportRow, mail: RowEmail | undefined): [string, string] {
   const e = emailOutcome(r, mail);
-  return [e.outcome === 'none' ? '' : e.outcome, e.reason ?? ''];
+  const reason = emailReasonMessage(e.reason);
+  return [e.outcome === 'none' ? '' : t(`email.outcomes.${e.outcome}`), reason ? word(t, reason) : ''];
 }
 
-export function templateResponse(): Response {
-  return new Response(`\uFEFF${TEMPLATE_CSV}`, {
+/** The template, in the reader's language: our column names and yes/no in their words, the same example rows. */
+export async function templateResponse(request: Request): Promise<Response> {
+  const { t } = await i18nFor(request, 'imports');
+  const yesNo = (v: string) => (v === 'yes' ? t('csv.yes') : v === 'no' ? t('csv.no') : v);
+  const lines = [
+    IMPORT_FIELDS.map((f) => csvCell(t(`csv.columns.${f}`))).join(','),
+    ...TEMPLATE_ROWS.map((row) => IMPORT_FIELDS.map((f) => csvCell(f === 'sendLink' ? yesNo(row[f]) : row[f])).join(',')),
+  ];
+  return new Response(`\uFEFF${lines.join('\r\n')}\r\n`, {
     headers: {
       'content-type': 'text/csv; charset=utf-8',
       'content-disposition': 'attachment; filename="kyc-desk-import-template.csv"',
       'cache-control': 'no-store',
     },
   });
+}
+
+/** The upload limits the new-import page states (IMPORT_MAX_BYTES, IMPORT_MAX_ROWS). */
+export async function importLimits(): Promise<{ maxBytes: number; maxRows: number }> {
+  const { env } = await services();
+  return { maxBytes: env.IMPORT_MAX_BYTES, maxRows: env.IMPORT_MAX_ROWS };
 }

@@ -151,13 +151,33 @@ const PROBLEM_TEXT: Record<EmailProblem, string> = {
   too_long: `it is longer than ${MAX_ADDRESS_OCTETS} bytes`,
 };
 
-/** Why an address was refused, in plain words (English; callers that translate use the code). */
+/** Why an address was refused, in plain words (English, for logs; what an operator reads comes from emailProblemValues and the catalogue). */
 export function describeEmailProblem(r: { problem: EmailProblem; char?: string }): string {
   const text = PROBLEM_TEXT[r.problem];
   return r.char && (r.problem === 'local_char' || r.problem === 'domain_char' || r.problem === 'invisible')
     ? `${text}: ${JSON.stringify(r.char)}`
     : text;
 }
+
+/**
+ * A refusal as values for a catalogue (`email-rule:problems.<problem>` words it): the problem code,
+ * the offending character where there is one, the limit that was passed where there is one.
+ */
+export function emailProblemValues(r: { problem: EmailProblem; char?: string }): { problem: EmailProblem; char?: string; max?: number } {
+  const max = LIMIT_OF[r.problem];
+  return {
+    problem: r.problem,
+    ...(r.char && (r.problem === 'local_char' || r.problem === 'domain_char' || r.problem === 'invisible') ? { char: r.char } : {}),
+    ...(max !== undefined ? { max } : {}),
+  };
+}
+
+const LIMIT_OF: Partial<Record<EmailProblem, number>> = {
+  local_too_long: MAX_LOCAL_OCTETS,
+  domain_label_too_long: MAX_LABEL_OCTETS,
+  domain_too_long: MAX_DOMAIN_OCTETS,
+  too_long: MAX_ADDRESS_OCTETS,
+};
 
 /**
  * A zod field for the rule: accepts what `checkEmail` accepts and yields the normalised address.
@@ -168,7 +188,7 @@ export function emailSchema(opts: { message?: (r: { problem: EmailProblem; char?
   return z.string().transform((value, ctx) => {
     const r = checkEmail(value);
     if (r.ok) return r.email;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: message(r), params: { emailProblem: r.problem } });
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: message(r), params: { emailProblem: r.problem, ...emailProblemValues(r) } });
     return z.NEVER;
   });
 }

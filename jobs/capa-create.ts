@@ -31,6 +31,13 @@ export async function claimCapaCreate(db: Executor, externalUserId: string): Pro
 }
 
 /**
+ * Stored (the customer's Capa error, the job's failure) in English like describeCapaError's
+ * words; the console reads it back as `users:failures.capa_in_doubt` to word it for the reader.
+ */
+export const CAPA_CREATE_IN_DOUBT =
+  'Capa already has this externalUserId and an earlier attempt did not record its Capa id (the process may have stopped mid-call). Ask Capa for the userId.';
+
+/**
  * Creates `user` in Capa at most once and records the outcome. `claimed`: the claim the caller
  * already took (else it is taken here). `withOutcome`: more writes committed together with the
  * customer's Capa id (`called`: Capa was called by this run, not answered from an earlier one).
@@ -66,9 +73,7 @@ export async function createInCapa<T = undefined>(
         // A 409 after an attempt that may have reached Capa (a claim left `started`, or the
         // client's own retry of a call that timed out) is most likely our own earlier create.
         const reused = err.status === 409 && (('inDoubt' in claimed && claimed.inDoubt) || err.attempts > 1);
-        const message = reused
-          ? 'Capa already has this externalUserId and an earlier attempt did not record its Capa id (the process may have stopped mid-call). Ask Capa for the userId.'
-          : describeCapaError(err);
+        const message = reused ? CAPA_CREATE_IN_DOUBT : describeCapaError(err);
         await ctx.db.transaction().execute(async (trx) => {
           await settle(trx, key, 'failed', { status: err.status, code: err.code });
           await markCapaSyncFailed(trx, user.id, message);

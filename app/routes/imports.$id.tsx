@@ -1,14 +1,30 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data } from '@remix-run/node';
-import { Form, Link, useActionData, useFetcher, useLoaderData, useNavigation, useRevalidator, useSearchParams } from '@remix-run/react';
+import {
+  Form,
+  Link,
+  isRouteErrorResponse,
+  useActionData,
+  useFetcher,
+  useLoaderData,
+  useNavigation,
+  useRevalidator,
+  useRouteError,
+  useSearchParams,
+} from '@remix-run/react';
 import { createColumnHelper } from '@tanstack/react-table';
-import { useEffect, useRef } from 'react';
+import { useCallback, useEffect, useMemo, useRef } from 'react';
+import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
+import { useFormat } from '~/components/format';
+import type { Message } from '~/action-result';
+import { useSay } from '~/components/message';
 import { ServerTable } from '~/components/server-table';
+import { pageTitle } from '~/i18n';
 import { importAction, importDetailData } from '~/imports.server';
 
-export const meta: MetaFunction = () => [{ title: 'Import — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'imports:page.page_title') }];
 
 export async function loader({ request, params }: LoaderFunctionArgs) {
   await requireOperator(request, 'compliance');
@@ -27,58 +43,77 @@ type Row = LoaderData['rows'][number];
 type Progress = LoaderData['progress'];
 type Emails = NonNullable<LoaderData['emails']>;
 
-const EMAIL_WORDS: Record<Row['emailOutcome'], string> = {
-  none: '',
-  waiting: 'not yet',
-  pending: 'sending',
-  sent: 'sent',
-  failed: 'failed',
-  cancelled: 'not sent',
-  missing: 'not sent',
-};
+/** A row's reasons (a dry-run row may have several problems), in the reader's words. */
+function useReasons(): (reasons: Message[]) => string {
+  const say = useSay();
+  return useCallback((reasons: Message[]) => reasons.map((m) => say(m)).join('; '), [say]);
+}
 
 function EmailCell({ r }: { r: Row }) {
+  const { t } = useTranslation('imports');
+  const say = useSay();
   if (r.emailOutcome === 'none') return <span className="muted">—</span>;
-  const why = r.emailOutcome === 'missing' ? 'no e-mail was queued for this link' : r.emailReason;
+  const why = r.emailOutcome === 'missing' ? t('email.missing_reason') : say(r.emailReason);
   return (
     <span data-testid="row-email" data-outcome={r.emailOutcome}>
-      <span className={`badge email-${r.emailOutcome}`}>{EMAIL_WORDS[r.emailOutcome]}</span>
+      <span className={`badge email-${r.emailOutcome}`}>{t(`email.outcomes.${r.emailOutcome}`)}</span>
       {why ? (
-        <span className={r.emailOutcome === 'pending' ? 'muted' : ''}> {r.emailOutcome === 'pending' ? `retrying: ${why}` : why}</span>
+        <span className={r.emailOutcome === 'pending' ? 'muted' : ''}>
+          {' '}
+          {r.emailOutcome === 'pending' ? t('email.retrying', { why }) : why}
+        </span>
       ) : null}
     </span>
   );
 }
 
 const col = createColumnHelper<Row>();
-const columns = [
-  col.accessor('rowNo', { header: 'Row', cell: (c) => <span title={`line ${c.row.original.line}`}>{c.getValue()}</span> }),
-  col.accessor('externalUserId', {
-    header: 'externalUserId',
-    cell: (c) =>
-      c.getValue() ?? <span className="muted">{c.row.original.generatedId ? `${c.row.original.generatedId} (generated)` : '—'}</span>,
-  }),
-  col.accessor('email', { header: 'E-mail' }),
-  col.accessor('type', { header: 'Type' }),
-  col.accessor('country', { header: 'Country' }),
-  col.accessor('sendLink', { header: 'Link', cell: (c) => (c.getValue() ? 'yes' : 'no') }),
-  col.accessor('status', { header: 'Status', cell: (c) => <span className={`badge row-${c.getValue()}`}>{c.getValue()}</span> }),
-  col.accessor('reason', { header: 'Reason', cell: (c) => c.getValue() ?? '' }),
-  col.accessor('emailOutcome', { header: 'Link e-mail', cell: (c) => <EmailCell r={c.row.original} /> }),
-  col.accessor('userId', { header: 'Customer', cell: (c) => (c.getValue() ? <Link to={`/users/${c.getValue()}`}>open</Link> : '') }),
-];
 
-const ACTIVE = new Set(['running', 'paused']);
-const FILTER_WORDS: Record<string, string> = { email_failed: 'e-mail failed', email_pending: 'e-mail sending' };
-
-function fmtEta(s: number | null): string {
-  if (s === null) return '—';
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+function useColumns() {
+  const { t } = useTranslation('imports');
+  const reasons = useReasons();
+  return useMemo(
+    () => [
+      col.accessor('rowNo', {
+        header: t('rows.columns.row'),
+        cell: (c) => <span title={t('rows.line', { line: c.row.original.line })}>{c.getValue()}</span>,
+      }),
+      col.accessor('externalUserId', {
+        header: t('csv.columns.externalUserId'),
+        cell: (c) =>
+          c.getValue() ?? (
+            <span className="muted">{c.row.original.generatedId ? t('rows.generated', { id: c.row.original.generatedId }) : '—'}</span>
+          ),
+      }),
+      col.accessor('email', { header: t('rows.columns.email') }),
+      col.accessor('type', { header: t('rows.columns.type') }),
+      col.accessor('country', { header: t('rows.columns.country') }),
+      col.accessor('sendLink', { header: t('rows.columns.link'), cell: (c) => (c.getValue() ? t('csv.yes') : t('csv.no')) }),
+      col.accessor('status', {
+        header: t('rows.columns.status'),
+        cell: (c) => (
+          <span className={`badge row-${c.getValue()}`} title={c.getValue()}>
+            {t(`row_statuses.${c.getValue()}`)}
+          </span>
+        ),
+      }),
+      col.accessor('reasons', { header: t('rows.columns.reason'), cell: (c) => reasons(c.getValue()) }),
+      col.accessor('emailOutcome', { header: t('rows.columns.email_outcome'), cell: (c) => <EmailCell r={c.row.original} /> }),
+      col.accessor('userId', {
+        header: t('rows.columns.customer'),
+        cell: (c) => (c.getValue() ? <Link to={`/users/${c.getValue()}`}>{t('rows.open')}</Link> : ''),
+      }),
+    ],
+    [t, reasons],
+  );
 }
 
+const ACTIVE = new Set(['running', 'paused']);
+const FILTERS = ['all', 'problems', 'invalid', 'pending', 'done', 'failed', 'email_failed'] as const;
+
 function ProgressPanel({ p, status }: { p: Progress; status: string }) {
+  const { t } = useTranslation('imports');
+  const fmt = useFormat();
   const finished = p.done + p.failed + p.cancelled;
   const pct = p.total ? Math.round((finished / p.total) * 100) : 100;
   return (
@@ -88,19 +123,30 @@ function ProgressPanel({ p, status }: { p: Progress; status: string }) {
         aria-valuemin={0}
         aria-valuemax={100}
         aria-valuenow={pct}
-        aria-label="Import progress"
+        aria-label={t('progress.label')}
         style={{ background: '#e8ecf2', borderRadius: 6, height: 14, overflow: 'hidden' }}
       >
         <div style={{ width: `${pct}%`, background: status === 'paused' ? 'var(--warn)' : 'var(--accent)', height: '100%' }} />
       </div>
       <p>
-        <strong data-testid="done">{p.done}</strong> done · <strong data-testid="failed">{p.failed}</strong> failed ·{' '}
-        <strong data-testid="remaining">{p.remaining}</strong> remaining
-        {p.cancelled ? <> · {p.cancelled} cancelled</> : null} · of {p.total} ({pct}%)
+        <strong data-testid="done">{fmt.number(p.done)}</strong> {t('progress.done')} ·{' '}
+        <strong data-testid="failed">{fmt.number(p.failed)}</strong> {t('progress.failed')} ·{' '}
+        <strong data-testid="remaining">{fmt.number(p.remaining)}</strong> {t('progress.remaining')}
+        {p.cancelled ? <> · {t('progress.cancelled', { count: p.cancelled })}</> : null} ·{' '}
+        {t('progress.of', { total: p.total, percent: fmt.percent(pct / 100, 0) })}
         {ACTIVE.has(status) ? (
           <>
             {' '}
-            · rate {p.ratePerSec ? `${p.ratePerSec.toFixed(1)} rows/s` : '—'} · ETA {status === 'paused' ? 'paused' : fmtEta(p.etaSeconds)}
+            ·{' '}
+            {t('progress.rate', {
+              rate: p.ratePerSec
+                ? t('progress.rows_per_second', { rate: fmt.number(p.ratePerSec, { minimumFractionDigits: 1, maximumFractionDigits: 1 }) })
+                : '—',
+            })}{' '}
+            ·{' '}
+            {t('progress.eta', {
+              eta: status === 'paused' ? t('progress.paused') : p.etaSeconds === null ? '—' : fmt.duration(p.etaSeconds * 1000),
+            })}
           </>
         ) : null}
       </p>
@@ -110,25 +156,32 @@ function ProgressPanel({ p, status }: { p: Progress; status: string }) {
 
 /** The link e-mails of the import's rows: sent, failed, still going. */
 function EmailSummary({ e, importId }: { e: Emails; importId: string }) {
+  const { t } = useTranslation('imports');
+  const fmt = useFormat();
   if (e.expected === 0 && e.sent + e.failed + e.pending + e.cancelled === 0) return null;
   return (
     <p data-testid="email-summary">
-      Link e-mails: <strong data-testid="emails-sent">{e.sent}</strong> sent · <strong data-testid="emails-failed">{e.failed}</strong>{' '}
-      {e.failed ? <Link to={`/imports/${importId}?rows=email_failed&page=1`}>failed</Link> : 'failed'}
+      {t('email.summary')} <strong data-testid="emails-sent">{fmt.number(e.sent)}</strong> {t('email.sent')} ·{' '}
+      <strong data-testid="emails-failed">{fmt.number(e.failed)}</strong>{' '}
+      {e.failed ? <Link to={`/imports/${importId}?rows=email_failed&page=1`}>{t('email.failed')}</Link> : t('email.failed')}
       {e.pending ? (
         <>
           {' '}
-          · <strong data-testid="emails-pending">{e.pending}</strong>{' '}
-          <Link to={`/imports/${importId}?rows=email_pending&page=1`}>sending</Link>
+          · <strong data-testid="emails-pending">{fmt.number(e.pending)}</strong>{' '}
+          <Link to={`/imports/${importId}?rows=email_pending&page=1`}>{t('email.sending')}</Link>
         </>
       ) : null}
-      {e.cancelled ? <> · {e.cancelled} not sent (cancelled)</> : null}
-      {e.missing ? <> · {e.missing} not queued</> : null}
+      {e.cancelled ? <> · {t('email.not_sent_cancelled', { count: e.cancelled })}</> : null}
+      {e.missing ? <> · {t('email.not_queued', { count: e.missing })}</> : null}
     </p>
   );
 }
 
 export default function ImportPage() {
+  const { t } = useTranslation('imports');
+  const say = useSay();
+  const fmt = useFormat();
+  const columns = useColumns();
   const d = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const busy = useNavigation().state !== 'idle';
@@ -136,7 +189,7 @@ export default function ImportPage() {
   const imp = d.import;
 
   // Live progress: a light JSON poll; the page (row table) reloads when the status changes.
-  const poll = useFetcher<{ status: string; statusReason: string | null; progress: Progress; emails: LoaderData['emails'] }>();
+  const poll = useFetcher<{ status: string; statusReason: Message | null; progress: Progress; emails: LoaderData['emails'] }>();
   const revalidator = useRevalidator();
   const lastStatus = useRef<string>(imp.status);
   const active = ACTIVE.has(imp.status);
@@ -144,8 +197,8 @@ export default function ImportPage() {
   const mailing = !active && (poll.data?.emails ?? d.emails)?.pending ? true : false;
   useEffect(() => {
     if (!active && !mailing) return;
-    const t = setInterval(() => poll.load(`/imports/${imp.id}/progress`), active ? 1500 : 5000);
-    return () => clearInterval(t);
+    const timer = setInterval(() => poll.load(`/imports/${imp.id}/progress`), active ? 1500 : 5000);
+    return () => clearInterval(timer);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [active, mailing, imp.id]);
   const live = poll.data && (ACTIVE.has(imp.status) || mailing) ? poll.data : null;
@@ -177,6 +230,7 @@ export default function ImportPage() {
     for (const [k, v] of Object.entries(over)) next.set(k, String(v));
     return `?${next.toString()}`;
   };
+  const column = (c: string) => (/^\(\d+\)$/.test(c) ? t('dry_run.blank_column', { n: c.slice(1, -1) }) : c);
 
   const act = (intent: string, label: string, cls = '', confirm?: string) => (
     <Form
@@ -198,22 +252,22 @@ export default function ImportPage() {
   return (
     <main className="page">
       <p>
-        <Link to="/imports">← Imports</Link>
+        <Link to="/imports">{t('page.back')}</Link>
       </p>
       <h1>
         {imp.fileName}{' '}
-        <span className={`badge import-${status}`} data-testid="import-status">
-          {status}
+        <span className={`badge import-${status}`} data-testid="import-status" data-status={status} title={status}>
+          {t(`statuses.${status}`)}
         </span>
       </h1>
       {result?.message ? (
         <div className="toast ok" role="status">
-          {result.message}
+          {say(result.message)}
         </div>
       ) : null}
       {result?.error ? (
         <div className="toast error" role="alert">
-          {result.error}
+          {say(result.error)}
         </div>
       ) : null}
       {reason && status !== 'completed' ? (
@@ -222,97 +276,114 @@ export default function ImportPage() {
           role="status"
           data-testid="status-reason"
         >
-          {reason}
+          {say(reason)}
         </div>
       ) : null}
       {emails && emails.failed > 0 && !ACTIVE.has(status) ? (
         <div className="toast error" role="alert" data-testid="email-warning">
-          {status === 'completed' ? 'Completed, but ' : ''}
-          {emails.failed} link e-mail{emails.failed === 1 ? '' : 's'} could not be delivered: the customers were created and have links, but
-          were not told. <Link to={`/imports/${imp.id}?rows=email_failed&page=1`}>See why</Link>
+          {t(status === 'completed' ? 'email.warning_completed' : 'email.warning', { count: emails.failed })}{' '}
+          <Link to={`/imports/${imp.id}?rows=email_failed&page=1`}>{t('email.see_why')}</Link>
         </div>
       ) : null}
 
       {imp.status === 'staged' ? (
-        <section className="card" aria-label="Dry run">
-          <h2>Dry run — nothing has been sent to Capa</h2>
+        <section className="card" aria-label={t('dry_run.label')}>
+          <h2>{t('dry_run.heading')}</h2>
           <p data-testid="summary">
-            {imp.totalRows} rows: <strong>{imp.validRows} ready to import</strong>, {imp.invalidRows} with problems.
+            {t('dry_run.rows', { count: imp.totalRows })}: <strong>{t('dry_run.ready', { count: imp.validRows })}</strong>,{' '}
+            {t('dry_run.problems', { count: imp.invalidRows })}.
           </p>
           {imp.byReason.length ? (
             <ul>
               {imp.byReason.map((r) => (
                 <li key={r.code}>
-                  {r.label}: {r.n}
+                  {t(`reason_labels.${r.code}`, { defaultValue: r.code })}: {fmt.number(r.n)}
                 </li>
               ))}
             </ul>
           ) : null}
-          {imp.unknownColumns.length ? <p className="muted">Ignored columns (not ours): {imp.unknownColumns.join(', ')}</p> : null}
+          {imp.unknownColumns.length ? (
+            <p className="muted">{t('dry_run.ignored', { columns: imp.unknownColumns.map(column).join(', ') })}</p>
+          ) : null}
           {d.sameFile ? (
             <p className="toast">
-              This exact file was uploaded before (<Link to={`/imports/${d.sameFile.id}`}>that import</Link>, {d.sameFile.status}). Rows
-              already created show as “already exists here”.
+              {t('dry_run.same_file_before')}
+              <Link to={`/imports/${d.sameFile.id}`}>{t('dry_run.same_file_link')}</Link>
+              {t('dry_run.same_file_after', { status: t(`statuses.${d.sameFile.status}`) })}
             </p>
           ) : null}
           <p>
             {imp.validRows > 0 ? (
-              act('commit', `Start import of ${imp.validRows} rows`)
+              act('commit', t('dry_run.start', { count: imp.validRows }))
             ) : (
-              <span className="muted">No row can be imported. </span>
+              <span className="muted">{t('dry_run.nothing_to_import')} </span>
             )}
-            {act('discard', 'Cancel', 'secondary')}
-            {imp.invalidRows > 0 ? <a href={`/imports/${imp.id}/download?kind=errors`}>Download the rows with problems (CSV)</a> : null}
+            {act('discard', t('dry_run.cancel'), 'secondary')}
+            {imp.invalidRows > 0 ? <a href={`/imports/${imp.id}/download?kind=errors`}>{t('dry_run.download_problems')}</a> : null}
           </p>
         </section>
       ) : imp.status === 'discarded' ? (
-        <p className="muted">This dry run was cancelled; nothing was created.</p>
+        <p className="muted">{t('page.discarded')}</p>
       ) : (
         <>
           <ProgressPanel p={progress} status={status} />
           {emails ? <EmailSummary e={emails} importId={imp.id} /> : null}
           <p>
-            {status === 'running' ? act('pause', 'Pause', 'secondary') : null}
-            {status === 'paused' ? act('resume', 'Resume') : null}
-            {ACTIVE.has(status)
-              ? act('cancel', 'Cancel import', 'secondary', 'Cancel this import? Rows not started yet will not be created.')
-              : null}
+            {status === 'running' ? act('pause', t('run.pause'), 'secondary') : null}
+            {status === 'paused' ? act('resume', t('run.resume')) : null}
+            {ACTIVE.has(status) ? act('cancel', t('run.cancel'), 'secondary', t('run.cancel_confirm')) : null}
             {progress.failed > 0 && status !== 'cancelled'
-              ? act('retry_failed', `Retry ${progress.failed} failed rows`, 'secondary')
+              ? act('retry_failed', t('run.retry', { count: progress.failed }), 'secondary')
               : null}
-            <a href={`/imports/${imp.id}/download?kind=results`}>Download results (CSV)</a> ·{' '}
+            <a href={`/imports/${imp.id}/download?kind=results`}>{t('run.download_results')}</a> ·{' '}
             <a href={`/imports/${imp.id}/download?kind=errors`} data-testid="download-errors">
-              Download errors (CSV)
+              {t('run.download_errors')}
             </a>
           </p>
         </>
       )}
 
       {imp.status !== 'discarded' ? (
-        <section aria-label="Rows">
+        <section aria-label={t('rows.label')}>
           <p>
-            Show:{' '}
-            {(['all', 'problems', 'invalid', 'pending', 'done', 'failed', 'email_failed'] as const).map((f) => (
+            {t('rows.show')}{' '}
+            {FILTERS.map((f) => (
               <span key={f}>
                 {d.filter === f ? (
-                  <strong>{FILTER_WORDS[f] ?? f}</strong>
+                  <strong>{t(`rows.filters.${f}`)}</strong>
                 ) : (
-                  <Link to={link({ rows: f, page: 1 })}>{FILTER_WORDS[f] ?? f}</Link>
+                  <Link to={link({ rows: f, page: 1 })}>{t(`rows.filters.${f}`)}</Link>
                 )}{' '}
               </span>
             ))}
-            {d.filter === 'email_pending' ? <strong>{FILTER_WORDS.email_pending} </strong> : null}
-            <span className="muted">({d.rowsTotal} rows)</span>
+            {d.filter === 'email_pending' ? <strong>{t('rows.filters.email_pending')} </strong> : null}
+            <span className="muted">{t('rows.count', { count: d.rowsTotal })}</span>
           </p>
           <ServerTable rows={d.rows} columns={columns} page={d.page} pageSize={d.pageSize} pageCount={pages} />
           {pages > 1 ? (
             <p>
-              {d.page > 1 ? <Link to={link({ page: d.page - 1 })}>← Previous</Link> : null} Page {d.page} of {pages}{' '}
-              {d.page < pages ? <Link to={link({ page: d.page + 1 })}>Next →</Link> : null}
+              {d.page > 1 ? <Link to={link({ page: d.page - 1 })}>{t('common:pager.previous')}</Link> : null}{' '}
+              {t('common:pager.page_of', { page: d.page, total: pages })}{' '}
+              {d.page < pages ? <Link to={link({ page: d.page + 1 })}>{t('common:pager.next')}</Link> : null}
             </p>
           ) : null}
         </section>
       ) : null}
+    </main>
+  );
+}
+
+export function ErrorBoundary() {
+  const { t } = useTranslation('imports');
+  const error = useRouteError();
+  const status = isRouteErrorResponse(error) ? error.status : 500;
+  return (
+    <main className="page">
+      <p>
+        <Link to="/imports">{t('page.back')}</Link>
+      </p>
+      <h1>{status === 404 ? t('page.not_found_title') : status === 403 ? t('common:errors.title_403') : t('page.failed_title')}</h1>
+      <p>{status === 404 ? t('page.not_found') : status === 403 ? t('common:errors.advice_403') : t('common:errors.advice_generic')}</p>
     </main>
   );
 }

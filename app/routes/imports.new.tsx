@@ -1,15 +1,19 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data, redirect } from '@remix-run/node';
-import { Form, Link, useActionData, useNavigation } from '@remix-run/react';
+import { Form, Link, useActionData, useLoaderData, useNavigation } from '@remix-run/react';
+import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
-import { stageUpload } from '~/imports.server';
+import { useFormat } from '~/components/format';
+import { useSay } from '~/components/message';
+import { pageTitle } from '~/i18n';
+import { importLimits, stageUpload } from '~/imports.server';
 
-export const meta: MetaFunction = () => [{ title: 'New import — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'imports:new.page_title') }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   await requireOperator(request, 'compliance');
-  return null;
+  return importLimits();
 }
 
 export async function action({ request }: ActionFunctionArgs) {
@@ -19,45 +23,56 @@ export async function action({ request }: ActionFunctionArgs) {
   return data({ error: r.error }, { status: r.status });
 }
 
+/** The columns the file may have, in the order of the template. */
+const FIELDS = ['externalUserId', 'email', 'type', 'alias', 'country', 'sendLink'] as const;
+
 export default function NewImport() {
+  const { t } = useTranslation('imports');
+  const say = useSay();
+  const fmt = useFormat();
+  const limits = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const busy = useNavigation().state !== 'idle';
+  const size =
+    limits.maxBytes >= 1024 * 1024
+      ? t('new.size_mb', { mb: Math.floor(limits.maxBytes / 1024 / 1024) })
+      : t('new.size_kb', { kb: Math.floor(limits.maxBytes / 1024) });
   return (
     <main className="page narrow">
       <p>
-        <Link to="/imports">← Imports</Link>
+        <Link to="/imports">{t('page.back')}</Link>
       </p>
-      <h1>Import customers from a CSV file</h1>
+      <h1>{t('new.heading')}</h1>
       {result?.error ? (
         <div className="toast error" role="alert" data-testid="upload-error">
-          {result.error}
+          {say(result.error)}
         </div>
       ) : null}
       <div className="card">
+        <p>{t('new.intro')}</p>
+        <ul>
+          {FIELDS.map((f) => (
+            <li key={f}>
+              <code>{t(`csv.columns.${f}`)}</code> {t(`new.fields.${f}`)}
+            </li>
+          ))}
+        </ul>
+        <p>{t('new.other_columns')}</p>
         <p>
-          One customer per row, with a header row. Columns (any order, names not case-sensitive): <code>externalUserId</code> (optional —
-          generated when blank), <code>email</code> (required), <code>type</code> (INDIVIDUAL or BUSINESS, default INDIVIDUAL),{' '}
-          <code>alias</code> (optional), <code>country</code> (MX or DO, required to send a link), <code>sendLink</code> (yes/no, default
-          yes). Other columns are ignored.
-        </p>
-        <p>
-          UTF-8 (with or without BOM), separated by commas or semicolons; at most 20 MB and 100,000 rows.{' '}
+          {t('new.format', { size, rows: fmt.number(limits.maxRows) })}{' '}
           <a href="/imports/template.csv" download>
-            Download the template
+            {t('new.template')}
           </a>
-          .
         </p>
-        <p className="muted">
-          Uploading only checks the file (a dry run): nothing is sent to Capa until you review the result and start the import.
-        </p>
+        <p className="muted">{t('new.dry_run_note')}</p>
         <Form method="post" encType="multipart/form-data">
           {/* The token comes before the file so it is read without waiting for the upload. */}
           <CsrfInput />
-          <label htmlFor="file">CSV file</label>
+          <label htmlFor="file">{t('new.file')}</label>
           <input id="file" name="file" type="file" accept=".csv,text/csv" required />
           <p>
             <button type="submit" disabled={busy}>
-              {busy ? 'Checking…' : 'Upload and check'}
+              {busy ? t('new.checking') : t('new.upload')}
             </button>
           </p>
         </Form>

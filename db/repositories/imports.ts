@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Import, ImportRow, ImportRowStatus, ImportStatus, NewImportRow, NotificationStatus } from '../schema.js';
+import { storeMessage, storedMessage } from '../../lib/stored-message.js';
 import { isoAgo, nowIso } from '../../lib/time.js';
 import type { Executor } from '../client.js';
 
@@ -8,6 +9,8 @@ import type { Executor } from '../client.js';
  * Bulk CSV imports. The rows table is the system of record for the work: rows are
  * stored at the dry run, claimed (pending → queued, generation + 1) before a job is added, and
  * every job checks the row's generation, so a stale or duplicated job never acts twice.
+ * Reasons (a row's, an import's status) are stored messages (lib/stored-message.ts), worded by
+ * the page in the reader's language.
  */
 
 export const ACTIVE_ROW_STATUSES: ImportRowStatus[] = ['pending', 'queued', 'linking'];
@@ -396,7 +399,11 @@ export async function commitImport(db: Executor, id: string, operatorId: string 
 
 /** staged → discarded; the staged rows are deleted (they were never used). */
 export async function discardImport(db: Executor, id: string): Promise<boolean> {
-  const ok = await transition(db, id, ['staged'], { status: 'discarded', statusReason: 'cancelled at the dry run', finishedAt: nowIso() });
+  const ok = await transition(db, id, ['staged'], {
+    status: 'discarded',
+    statusReason: storeMessage(storedMessage('imports:status_reasons.discarded')),
+    finishedAt: nowIso(),
+  });
   if (ok) await db.deleteFrom('importRows').where('importId', '=', id).execute();
   return ok;
 }
@@ -419,7 +426,7 @@ export async function cancelImport(db: Executor, id: string): Promise<boolean> {
   const ok = await transition(db, id, ['running', 'paused'], {
     status: 'cancelled',
     pauseKind: null,
-    statusReason: 'cancelled by an operator',
+    statusReason: storeMessage(storedMessage('imports:status_reasons.cancelled')),
     finishedAt: nowIso(),
   });
   if (ok) {
@@ -428,7 +435,7 @@ export async function cancelImport(db: Executor, id: string): Promise<boolean> {
       .updateTable('importRows')
       .set({
         status: 'cancelled',
-        reason: 'import cancelled before this row ran',
+        reason: storeMessage([storedMessage('imports:row_reasons.cancelled_before_run')]),
         reasonCode: 'cancelled',
         finishedAt: now,
         updatedAt: now,
@@ -635,10 +642,15 @@ export async function capaSucceeded(db: Executor, importId: string): Promise<voi
 
 /**
  * A retryable Capa failure (5xx, network, timeout). At `threshold` consecutive failures the
- * import pauses with the reason on screen instead of failing row after row. Returns true when
- * this call paused it.
+ * import pauses with the reason on screen instead of failing row after row (`pauseReason` words
+ * it, given the streak). Returns true when this call paused it.
  */
-export async function capaFailed(db: Executor, importId: string, threshold: number, reason: string): Promise<boolean> {
+export async function capaFailed(
+  db: Executor,
+  importId: string,
+  threshold: number,
+  pauseReason: (failures: number) => string,
+): Promise<boolean> {
   await db
     .updateTable('imports')
     .set({ capaErrorStreak: sql`capa_error_streak + 1` })
@@ -646,10 +658,5 @@ export async function capaFailed(db: Executor, importId: string, threshold: numb
     .execute();
   const imp = await db.selectFrom('imports').select(['capaErrorStreak', 'status']).where('id', '=', importId).executeTakeFirst();
   if (!imp || imp.status !== 'running' || imp.capaErrorStreak < threshold) return false;
-  return pauseImport(
-    db,
-    importId,
-    'outage',
-    `Capa is not answering properly (${imp.capaErrorStreak} failures in a row; last: ${reason}). Paused at ${nowIso().slice(0, 19)}Z; resume when Capa is back.`,
-  );
+  return pauseImport(db, importId, 'outage', pauseReason(Number(imp.capaErrorStreak)));
 }

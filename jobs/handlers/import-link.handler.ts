@@ -1,6 +1,7 @@
 import { capaSucceeded, findImport, finishRow, getRow, releaseRow } from '../../db/repositories/imports.js';
 import { importLink, linkRequestId } from '../definitions/import-link.js';
 import { failRowOnLastAttempt, handleRowCapaFailure } from '../imports/orchestration.js';
+import { rowReason } from '../imports/reasons.js';
 import { defineHandler } from '../types.js';
 import { issueLink } from './generate-link.handler.js';
 
@@ -15,7 +16,7 @@ export default defineHandler(importLink, {
       await finishRow(ctx.db, p, ['linking'], {
         status: 'cancelled',
         reasonCode: 'cancelled',
-        reason: 'created in Capa; link not sent (import cancelled)',
+        reason: rowReason('cancelled_link_not_sent'),
       });
       return { outcome: 'cancelled' };
     }

@@ -7,6 +7,7 @@ import { claimCapaCreate, createInCapa, type CreateClaim } from '../capa-create.
 import { importLink } from '../definitions/import-link.js';
 import { importRow, type ImportRowPayload } from '../definitions/import-row.js';
 import { failRowOnLastAttempt, handleRowCapaFailure } from '../imports/orchestration.js';
+import { rowReason } from '../imports/reasons.js';
 import { defineHandler, type JobContext } from '../types.js';
 
 type RowKey = z.infer<typeof ImportRowPayload>;
@@ -27,7 +28,7 @@ export default defineHandler(importRow, {
       await finishRow(ctx.db, p, ['queued'], {
         status: 'cancelled',
         reasonCode: 'cancelled',
-        reason: 'import cancelled before this row ran',
+        reason: rowReason('cancelled_before_run'),
       });
       return { outcome: 'cancelled' };
     }
@@ -99,7 +100,7 @@ async function prepare(
     await finishRow(ctx.db, key, ['queued'], {
       status: 'failed',
       reasonCode: 'exists',
-      reason: `already exists here (customer ${clash?.externalUserId ?? 'with the same e-mail or id'}, created after the dry run)`,
+      reason: clash ? rowReason('exists_after_dry_run', { customer: clash.externalUserId }) : rowReason('exists_after_dry_run_unknown'),
     });
     return null;
   }

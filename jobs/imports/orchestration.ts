@@ -1,5 +1,5 @@
 import { UnrecoverableError, type Queue } from 'bullmq';
-import { CapaError } from '../../capa/client.js';
+import { CapaError, capaErrorCode } from '../../capa/client.js';
 import type { Db } from '../../db/client.js';
 import { appendAudit } from '../../db/repositories/audit.js';
 import {
@@ -18,9 +18,15 @@ import {
 } from '../../db/repositories/imports.js';
 import type { ImportRowStatus } from '../../db/schema.js';
 import type { Env } from '../../lib/config.js';
+import { readMessages, storeMessage, storedMessage } from '../../lib/stored-message.js';
+import { nowIso } from '../../lib/time.js';
 import { importLink } from '../definitions/import-link.js';
 import { importRow } from '../definitions/import-row.js';
 import type { Enqueuer, JobContext } from '../types.js';
+import { rowReason } from './reasons.js';
+
+/** An import paused because Capa kept failing (what the automatic resume refers back to). */
+const OUTAGE = 'imports:status_reasons.outage';
 
 /**
  * How an import's rows move through the queue: feeding a running import (a bounded window of
@@ -72,7 +78,7 @@ export async function feedImport(deps: RelayDeps, importId: string): Promise<{ q
         await finishRow(deps.db, payload, [r.status], {
           status: 'failed',
           reasonCode: 'error',
-          reason: `job failed: ${String(job?.failedReason ?? 'unknown').slice(0, 500)}`,
+          reason: rowReason('job_failed', { detail: String(job?.failedReason ?? '').slice(0, 500) }),
         });
         continue;
       }
@@ -120,7 +126,7 @@ export async function drainImport(deps: RelayDeps, importId: string): Promise<nu
         ? await finishRow(deps.db, payload, [r.status], {
             status: 'cancelled',
             reasonCode: 'cancelled',
-            reason: r.status === 'linking' ? 'created in Capa; link not sent (import cancelled)' : 'import cancelled before this row ran',
+            reason: rowReason(r.status === 'linking' ? 'cancelled_link_not_sent' : 'cancelled_before_run'),
           })
         : await releaseRow(deps.db, payload, [r.status]);
     if (ok) drained++;
@@ -139,9 +145,15 @@ export async function relayImports(deps: RelayDeps): Promise<{ imports: number; 
     for (const imp of await importsWithStatus(deps.db, 'paused')) {
       if (imp.pauseKind !== 'outage' || Date.now() - Date.parse(imp.statusChangedAt) < probeMs) continue;
       // One more failure pauses it again at once; one success clears the streak.
+      // Says what paused it, with the outage's own values (how many failures, the last one).
+      const was = readMessages(imp.statusReason)?.[0];
       const resumed = await resumeImport(deps.db, imp.id, {
         streak: Math.max(0, deps.env.IMPORT_OUTAGE_THRESHOLD - 1),
-        reason: `resumed automatically to check whether Capa is back (was: ${imp.statusReason ?? 'outage'})`.slice(0, 1000),
+        reason: storeMessage(
+          was?.code === OUTAGE
+            ? storedMessage('imports:status_reasons.auto_resumed', was.values)
+            : storedMessage('imports:status_reasons.auto_resumed_plain'),
+        ),
       });
       if (resumed) {
         await appendAudit(deps.db, {
@@ -182,12 +194,17 @@ export async function handleRowCapaFailure(
 ): Promise<{ outcome: string }> {
   if (err instanceof CapaError && err.status === 429) throw err;
   if (err instanceof UnrecoverableError) {
+    // The job's own words (Capa's refusal as describeCapaError put it): the page reads them back as a code.
     await finishRow(ctx.db, key, from, { status: 'failed', reasonCode: 'capa_refused', reason: err.message.slice(0, 1000) });
     return { outcome: 'failed' };
   }
   if (err instanceof CapaError && err.retryable) {
-    const reason = err.message.slice(0, 300);
-    const paused = await capaFailed(ctx.db, key.importId, ctx.env.IMPORT_OUTAGE_THRESHOLD, reason);
+    const { code, values } = capaErrorCode(err);
+    // `capaError` names the catalogue entry (capa:errors.<code>) the reason nests; its values come along.
+    const last = { ...values, capaError: code };
+    const paused = await capaFailed(ctx.db, key.importId, ctx.env.IMPORT_OUTAGE_THRESHOLD, (failures) =>
+      storeMessage(storedMessage(OUTAGE, { ...last, failures, at: nowIso() })),
+    );
     if (paused) {
       ctx.logger.warn({ importId: key.importId }, 'import paused: Capa outage');
       await drainImport({ db: ctx.db, env: ctx.env, enqueue: ctx.enqueue as RelayDeps['enqueue'] }, key.importId);
@@ -196,11 +213,11 @@ export async function handleRowCapaFailure(
       await finishRow(ctx.db, key, from, {
         status: 'failed',
         reasonCode: 'capa_unavailable',
-        reason: `Capa kept failing (${attemptsSoFar + 1} attempts): ${reason}`,
+        reason: rowReason('capa_kept_failing', { ...last, attempts: attemptsSoFar + 1 }),
       });
       return { outcome: 'failed' };
     }
-    await releaseRow(ctx.db, key, from, { reason: `will retry: ${reason}`, countAttempt: true });
+    await releaseRow(ctx.db, key, from, { reason: rowReason('will_retry', last), countAttempt: true });
     return { outcome: 'retry-later' };
   }
   throw err;
@@ -211,9 +228,11 @@ export async function failRowOnLastAttempt(err: unknown, ctx: JobContext, key: R
   const last = err instanceof UnrecoverableError || ctx.job.attemptsMade + 1 >= (ctx.job.opts.attempts ?? 1);
   if (last) {
     const msg = err instanceof Error ? err.message : String(err);
-    await finishRow(ctx.db, key, from, { status: 'failed', reasonCode: 'error', reason: `unexpected error: ${msg.slice(0, 500)}` }).catch(
-      () => undefined,
-    );
+    await finishRow(ctx.db, key, from, {
+      status: 'failed',
+      reasonCode: 'error',
+      reason: rowReason('unexpected', { detail: msg.slice(0, 500) }),
+    }).catch(() => undefined);
   }
   throw err;
 }

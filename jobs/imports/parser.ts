@@ -1,12 +1,13 @@
 import { Readable } from 'node:stream';
 import { CsvError, parse } from 'csv-parse';
+import { storeMessage, storedMessage, type StoredMessage, type StoredValues } from '../../lib/stored-message.js';
 
 /**
  * Streaming reader for onboarding CSV files. Decodes UTF-8 strictly (with or without BOM),
  * detects `,` or `;` from the header line, maps header names case-insensitively and yields data
  * rows in batches. Anything that makes the file as a whole unreadable throws ImportFileError with
- * a message meant for the operator; nothing is half-read into the database by the caller because
- * staging runs inside one transaction.
+ * a message for the operator (a catalogue key, `imports:file_errors.*`, and its values); nothing
+ * is half-read into the database by the caller because staging runs inside one transaction.
  */
 
 export const IMPORT_FIELDS = ['externalUserId', 'email', 'type', 'alias', 'country', 'sendLink'] as const;
@@ -16,12 +17,17 @@ export type ImportFileErrorCode =
   'empty' | 'header_only' | 'too_large' | 'too_many_rows' | 'binary' | 'encoding' | 'quoting' | 'ragged' | 'header';
 
 export class ImportFileError extends Error {
+  /** What the operator reads: `imports:file_errors.<key>` with its values. */
+  readonly detail: StoredMessage;
   constructor(
     readonly code: ImportFileErrorCode,
-    message: string,
+    key: string,
+    values?: StoredValues,
     readonly line?: number,
   ) {
-    super(message);
+    const detail = storedMessage(`imports:file_errors.${key}`, values);
+    super(storeMessage(detail));
+    this.detail = detail;
     this.name = 'ImportFileError';
   }
 }
@@ -47,24 +53,55 @@ export interface ReadLimits {
   maxRows: number;
 }
 
-export const TEMPLATE_CSV =
-  'externalUserId,email,type,alias,country,sendLink\r\n' +
-  'cust-0001,ana.lopez@example.mx,INDIVIDUAL,Ana López,MX,yes\r\n' +
-  ',pedro.diaz@example.do,INDIVIDUAL,,DO,yes\r\n' +
-  'cust-0003,compras@empresa.example.mx,BUSINESS,Empresa SA,MX,no\r\n';
+/** Other names a file's header may give our fields, keyed by headerKey (see headerField). */
+export type HeaderAliases = Readonly<Record<string, ImportField>>;
 
-const HEADER_ALIASES: Record<string, ImportField> = Object.fromEntries(IMPORT_FIELDS.map((f) => [f.toLowerCase(), f]));
+/** The template's example rows (the console words its header and yes/no in the reader's language). */
+export const TEMPLATE_ROWS: ReadonlyArray<Readonly<Record<ImportField, string>>> = [
+  { externalUserId: 'cust-0001', email: 'ana.lopez@example.mx', type: 'INDIVIDUAL', alias: 'Ana López', country: 'MX', sendLink: 'yes' },
+  { externalUserId: '', email: 'pedro.diaz@example.do', type: 'INDIVIDUAL', alias: '', country: 'DO', sendLink: 'yes' },
+  {
+    externalUserId: 'cust-0003',
+    email: 'compras@empresa.example.mx',
+    type: 'BUSINESS',
+    alias: 'Empresa SA',
+    country: 'MX',
+    sendLink: 'no',
+  },
+];
 
-/** "External User Id", "external_user_id", "EXTERNALUSERID" → externalUserId. */
-export function headerField(name: string): ImportField | null {
-  const key = name
-    .trim()
-    .toLowerCase()
-    .replace(/[\s_-]+/g, '');
-  return HEADER_ALIASES[key] ?? null;
+/** The template with the field names as header (none of its values needs quoting). */
+export const TEMPLATE_CSV = [IMPORT_FIELDS.join(','), ...TEMPLATE_ROWS.map((r) => IMPORT_FIELDS.map((f) => r[f]).join(','))]
+  .map((line) => `${line}\r\n`)
+  .join('');
+
+/** The file is over the size limit (in MB, or KB for limits under 1 MB). */
+export function tooLargeError(maxBytes: number): ImportFileError {
+  return maxBytes >= 1024 * 1024
+    ? new ImportFileError('too_large', 'too_large', { mb: Math.floor(maxBytes / 1024 / 1024) })
+    : new ImportFileError('too_large', 'too_large_kb', { kb: Math.floor(maxBytes / 1024) });
 }
 
-const fmt = (n: number) => n.toLocaleString('en-US');
+/** How header names are compared: case, accents, spaces, `_` and `-` do not matter. */
+export function headerKey(name: string): string {
+  return name
+    .trim()
+    .normalize('NFD')
+    .replace(/\p{M}/gu, '')
+    .toLowerCase()
+    .replace(/[\s_-]+/g, '');
+}
+
+const HEADER_ALIASES: Record<string, ImportField> = Object.fromEntries(IMPORT_FIELDS.map((f) => [headerKey(f), f]));
+
+/**
+ * "External User Id", "external_user_id", "EXTERNALUSERID" → externalUserId. `aliases` adds other
+ * names for the fields (the column names of our own downloads in other languages), keyed by headerKey.
+ */
+export function headerField(name: string, aliases: Readonly<Record<string, ImportField>> = {}): ImportField | null {
+  const key = headerKey(name);
+  return HEADER_ALIASES[key] ?? aliases[key] ?? null;
+}
 
 /** Bytes → strict UTF-8 text, with the checks that need raw bytes (size, binary, UTF-16). */
 async function* decode(
@@ -79,35 +116,22 @@ async function* decode(
     if (chunk.length === 0) continue;
     seen.bytes += chunk.length;
     if (seen.bytes > limits.maxBytes) {
-      throw new ImportFileError(
-        'too_large',
-        `The file is larger than ${fmt(Math.floor(limits.maxBytes / 1024 / 1024))} MB. Split it into smaller files and import them one by one.`,
-      );
+      throw tooLargeError(limits.maxBytes);
     }
     if (first) {
       first = false;
       if ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff)) {
-        throw new ImportFileError(
-          'encoding',
-          'The file is saved as UTF-16. Save it as "CSV UTF-8" (in Excel: Save As → CSV UTF-8) and upload it again.',
-        );
+        throw new ImportFileError('encoding', 'utf16');
       }
       if (chunk[0] === 0x50 && chunk[1] === 0x4b && chunk[2] === 0x03 && chunk[3] === 0x04) {
-        throw new ImportFileError(
-          'binary',
-          'This is an Excel workbook or another zip file, not a CSV. Save it as "CSV UTF-8" and upload that.',
-        );
+        throw new ImportFileError('binary', 'zip');
       }
       if (chunk[0] === 0xd0 && chunk[1] === 0xcf && chunk[2] === 0x11 && chunk[3] === 0xe0) {
-        throw new ImportFileError('binary', 'This is an old Excel (.xls) file, not a CSV. Save it as "CSV UTF-8" and upload that.');
+        throw new ImportFileError('binary', 'xls');
       }
     }
     if (chunk.includes(0)) {
-      throw new ImportFileError(
-        'binary',
-        `The file contains binary data (a NUL byte near line ${fmt(seen.lines + 1)}); it is not a text CSV. Save it as "CSV UTF-8" and upload that.`,
-        seen.lines + 1,
-      );
+      throw new ImportFileError('binary', 'nul_byte', { line: seen.lines + 1 }, seen.lines + 1);
     }
     let text: string;
     try {
@@ -117,11 +141,7 @@ async function* decode(
       const lenient = new TextDecoder('utf-8').decode(chunk);
       const at = lenient.indexOf('\uFFFD');
       const line = seen.lines + 1 + countNewlines(at >= 0 ? lenient.slice(0, at) : '');
-      throw new ImportFileError(
-        'encoding',
-        `The file is not valid UTF-8 (near line ${fmt(line)}). It was probably saved as Latin-1/Windows-1252: save it as "CSV UTF-8" and upload it again.`,
-        line,
-      );
+      throw new ImportFileError('encoding', 'not_utf8', { line }, line);
     }
     seen.lines += countNewlines(text);
     if (text) yield text;
@@ -130,11 +150,7 @@ async function* decode(
   try {
     tail = decoder.decode();
   } catch {
-    throw new ImportFileError(
-      'encoding',
-      'The file is not valid UTF-8 (it ends in the middle of a character). Save it as "CSV UTF-8" and upload it again.',
-      seen.lines + 1,
-    );
+    throw new ImportFileError('encoding', 'not_utf8_end', undefined, seen.lines + 1);
   }
   if (tail) yield tail;
 }
@@ -189,40 +205,25 @@ async function peekFirstLine(texts: AsyncGenerator<string>): Promise<{ firstLine
 function describeCsvError(err: CsvError, delimiter: string, headerWidth: number | null): ImportFileError {
   const lines = (err as unknown as { lines?: unknown }).lines;
   const line = typeof lines === 'number' ? lines : undefined;
-  const at = line ? `Line ${fmt(line)}: ` : '';
+  // The same words with "Line N:" in front when csv-parse says where.
+  const at = (key: string, values: StoredValues = {}) => [line ? `${key}_at` : key, line ? { ...values, line } : values] as const;
   switch (err.code) {
     case 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH':
     case 'CSV_RECORD_INCONSISTENT_COLUMNS': {
       const rec = (err as { record?: unknown[] }).record;
       const got = Array.isArray(rec) ? rec.length : '?';
-      return new ImportFileError(
-        'ragged',
-        `${at}this row has ${got} fields but the header has ${headerWidth ?? '?'}. A separator ("${delimiter}") is missing or extra, or a value containing "${delimiter}" is not in double quotes.`,
-        line,
-      );
+      return new ImportFileError('ragged', ...at('ragged', { got, expected: headerWidth ?? '?', delimiter }), line);
     }
     case 'CSV_QUOTE_NOT_CLOSED':
-      return new ImportFileError(
-        'quoting',
-        `A double quote (") is opened and never closed${line ? ` (the file ends at line ${fmt(line)})` : ''}. Check the rows around the last quote you typed.`,
-        line,
-      );
+      return new ImportFileError('quoting', ...at('quote_unclosed'), line);
     case 'INVALID_OPENING_QUOTE':
     case 'CSV_INVALID_CLOSING_QUOTE':
     case 'CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE':
-      return new ImportFileError(
-        'quoting',
-        `${at}a double quote (") is misplaced: a value with quotes must be fully enclosed in quotes, and quotes inside it doubled ("").`,
-        line,
-      );
+      return new ImportFileError('quoting', ...at('quote_misplaced'), line);
     case 'CSV_MAX_RECORD_SIZE':
-      return new ImportFileError(
-        'quoting',
-        `${at}one row is longer than 64 KB — usually a double quote (") that is never closed swallows the rows after it.`,
-        line,
-      );
+      return new ImportFileError('quoting', ...at('row_too_long'), line);
     default:
-      return new ImportFileError('quoting', `${at}the file is not valid CSV (${err.message}).`, line);
+      return new ImportFileError('quoting', ...at('not_csv', { detail: err.message }), line);
   }
 }
 
@@ -238,12 +239,13 @@ export class ImportCsvReader {
   constructor(
     private readonly source: AsyncIterable<Uint8Array>,
     private readonly limits: ReadLimits,
+    private readonly aliases: HeaderAliases = {},
   ) {}
 
   async *batches(size = 1000): AsyncGenerator<RawRow[]> {
     const { firstLine, replay } = await peekFirstLine(decode(this.source, this.limits, this.seen));
     if (firstLine.replace(/^\uFEFF/, '').trim() === '' && this.seen.bytes === 0) {
-      throw new ImportFileError('empty', 'The file is empty. Download the template, fill it in and upload it again.');
+      throw new ImportFileError('empty', 'empty');
     }
     const delimiter = detectDelimiter(firstLine);
     const parser = parse({
@@ -274,10 +276,7 @@ export class ImportCsvReader {
         if (fields.every((f) => f.trim() === '')) continue;
         this.rows++;
         if (this.rows > this.limits.maxRows) {
-          throw new ImportFileError(
-            'too_many_rows',
-            `The file has more than ${fmt(this.limits.maxRows)} data rows. Split it into files of at most ${fmt(this.limits.maxRows)} rows and import them one by one.`,
-          );
+          throw new ImportFileError('too_many_rows', 'too_many_rows', { max: this.limits.maxRows });
         }
         const values = { externalUserId: '', email: '', type: '', alias: '', country: '', sendLink: '' } as Record<ImportField, string>;
         const cols = this.header.columns;
@@ -299,12 +298,8 @@ export class ImportCsvReader {
       src.destroy();
     }
     if (batch.length) yield batch;
-    if (!this.header) {
-      throw new ImportFileError('empty', 'The file is empty. Download the template, fill it in and upload it again.');
-    }
-    if (this.rows === 0) {
-      throw new ImportFileError('header_only', 'The file has a header row but no data rows. Add one row per customer below the header.');
-    }
+    if (!this.header) throw new ImportFileError('empty', 'empty');
+    if (this.rows === 0) throw new ImportFileError('header_only', 'header_only');
   }
 
   private readHeader(fields: string[], delimiter: ',' | ';'): ImportHeader {
@@ -312,16 +307,13 @@ export class ImportCsvReader {
     const unknown: string[] = [];
     const seenFields = new Map<ImportField, number>();
     fields.forEach((name, i) => {
-      const f = headerField(name);
+      const f = headerField(name, this.aliases);
       if (f && seenFields.has(f)) {
-        throw new ImportFileError(
-          'header',
-          `The header names the column "${f}" twice (columns ${seenFields.get(f)! + 1} and ${i + 1}). Keep one of them.`,
-          1,
-        );
+        throw new ImportFileError('header', 'header_twice', { column: f, first: seenFields.get(f)! + 1, second: i + 1 }, 1);
       }
       if (f) seenFields.set(f, i);
-      else unknown.push(name.trim() === '' ? `(blank, column ${i + 1})` : name.trim());
+      // A blank header cell is listed by its position, "(3)", which the page words in its language.
+      else unknown.push(name.trim() === '' ? `(${i + 1})` : name.trim());
       columns.push(f);
     });
     if (!seenFields.has('email')) {
@@ -332,7 +324,8 @@ export class ImportCsvReader {
         .join(', ');
       throw new ImportFileError(
         'header',
-        `The first line must be a header with at least an "email" column (found: ${found || 'nothing'}). Expected columns: ${IMPORT_FIELDS.join(', ')}. Download the template to start from.`,
+        found ? 'no_email_column' : 'no_email_column_empty',
+        { found, expected: IMPORT_FIELDS.join(', ') },
         1,
       );
     }

@@ -3,7 +3,7 @@ import type { Db } from '../../db/client.js';
 import { createImport, existingUsers, finishStaging, findSameFile, insertImportRows } from '../../db/repositories/imports.js';
 import type { Import, NewImportRow } from '../../db/schema.js';
 import { nowIso } from '../../lib/time.js';
-import { ImportCsvReader, type ReadLimits } from './parser.js';
+import { ImportCsvReader, type HeaderAliases, type ReadLimits } from './parser.js';
 import { DuplicateTracker, checkRow, markExisting, type ReasonCode } from './validator.js';
 
 export interface StageInput {
@@ -11,6 +11,8 @@ export interface StageInput {
   fileName: string;
   createdBy: string | null;
   limits: ReadLimits;
+  /** Header names in other languages (our own downloads' columns), besides the field names. */
+  headerAliases?: HeaderAliases;
 }
 
 export interface StageResult {
@@ -39,7 +41,7 @@ export async function stageImport(db: Db, input: StageInput): Promise<StageResul
       yield chunk;
     }
   }
-  const reader = new ImportCsvReader(hashed(), input.limits);
+  const reader = new ImportCsvReader(hashed(), input.limits, input.headerAliases);
   const fileName = input.fileName.replace(/[\r\n\t]/g, ' ').slice(0, 200) || 'upload.csv';
 
   const result = await db.transaction().execute(async (trx) => {

@@ -1,6 +1,8 @@
 import { generateExternalUserId } from '../../db/repositories/users.js';
-import { checkEmail, describeEmailProblem } from '../../domain/email.js';
+import { checkEmail, emailProblemValues } from '../../domain/email.js';
+import { storeMessage, type StoredMessage } from '../../lib/stored-message.js';
 import type { RawRow } from './parser.js';
+import { rowProblem as problem } from './reasons.js';
 
 /**
  * Row validation for the dry run. Pure except for `exists`, which the stager answers from the
@@ -8,20 +10,21 @@ import type { RawRow } from './parser.js';
  * row that passes here fails at Capa only for reasons we cannot see in advance.
  */
 
-export const REASON_LABELS = {
-  missing_email: 'e-mail missing',
-  bad_email: 'bad e-mail',
-  bad_external_id: 'bad externalUserId',
-  unknown_type: 'unknown type',
-  unsupported_country: 'unsupported country',
-  missing_country: 'country missing (needed to send a link)',
-  bad_send_link: 'bad sendLink value',
-  kyb_link: 'business customers cannot get a KYC link',
-  alias_too_long: 'alias too long',
-  duplicate_in_file: 'duplicate within the file',
-  exists: 'already exists here',
-} as const;
-export type ReasonCode = keyof typeof REASON_LABELS;
+/** Why a row cannot be imported, one code per kind (the dry run counts rows by it; `imports:reason_labels.<code>` names it). */
+export const REASON_CODES = [
+  'missing_email',
+  'bad_email',
+  'bad_external_id',
+  'unknown_type',
+  'unsupported_country',
+  'missing_country',
+  'bad_send_link',
+  'kyb_link',
+  'alias_too_long',
+  'duplicate_in_file',
+  'exists',
+] as const;
+export type ReasonCode = (typeof REASON_CODES)[number];
 
 export interface ValidRow {
   externalUserId: string;
@@ -46,6 +49,9 @@ export interface CheckedRow {
   sendLink: boolean;
   ok: boolean;
   reasonCode: ReasonCode | null;
+  /** Every problem of the row, in order. */
+  problems: StoredMessage[];
+  /** The problems as stored (lib/stored-message.ts); null for a valid row. */
   reason: string | null;
 }
 
@@ -59,16 +65,16 @@ export class DuplicateTracker {
   private readonly emails = new Map<string, number>();
   private readonly ids = new Map<string, number>();
 
-  check(rowNo: number, email: string | null, externalUserId: string | null): string | null {
-    let msg: string | null = null;
+  check(rowNo: number, email: string | null, externalUserId: string | null): StoredMessage | null {
+    let msg: StoredMessage | null = null;
     if (externalUserId) {
       const first = this.ids.get(externalUserId);
-      if (first !== undefined) msg = `duplicate of row ${first} (same externalUserId)`;
+      if (first !== undefined) msg = problem('duplicate_external_id', { row: first });
       else this.ids.set(externalUserId, rowNo);
     }
     if (email) {
       const first = this.emails.get(email);
-      if (first !== undefined) msg ??= `duplicate of row ${first} (same e-mail)`;
+      if (first !== undefined) msg ??= problem('duplicate_email', { row: first });
       else this.emails.set(email, rowNo);
     }
     return msg;
@@ -78,29 +84,29 @@ export class DuplicateTracker {
 /** Validates one row on its own (everything but "already exists here"). */
 export function checkRow(raw: RawRow, dups: DuplicateTracker): CheckedRow {
   const v = raw.values;
-  const problems: Array<[ReasonCode, string]> = [];
+  const problems: Array<[ReasonCode, StoredMessage]> = [];
 
   const emailText = v.email.trim();
   let email: string | null = emailText || null;
-  if (!emailText) problems.push(['missing_email', 'e-mail is missing']);
+  if (!emailText) problems.push(['missing_email', problem('missing_email')]);
   else {
     // The one address rule (domain/email.ts): what passes here is what the mail channel delivers.
     const checked = checkEmail(emailText);
     if (checked.ok) email = checked.email;
-    else problems.push(['bad_email', `"${clip(emailText)}" is not a valid e-mail address: ${describeEmailProblem(checked)}`]);
+    else problems.push(['bad_email', problem('bad_email', { value: clip(emailText), ...emailProblemValues(checked) })]);
   }
 
   const idText = v.externalUserId.trim();
   let externalUserId: string | null = idText || null;
   let generatedId = false;
   if (idText && !EXTERNAL_ID_RE.test(idText)) {
-    problems.push(['bad_external_id', `externalUserId "${clip(idText)}" must be 3–100 letters, digits or . _ : -`]);
+    problems.push(['bad_external_id', problem('bad_external_id', { value: clip(idText) })]);
   }
 
   const typeText = v.type.trim().toUpperCase();
   let type: string | null = typeText || 'INDIVIDUAL';
   if (typeText && typeText !== 'INDIVIDUAL' && typeText !== 'BUSINESS') {
-    problems.push(['unknown_type', `unknown type "${clip(v.type.trim())}" (use INDIVIDUAL or BUSINESS)`]);
+    problems.push(['unknown_type', problem('unknown_type', { value: clip(v.type.trim()) })]);
     type = v.type.trim();
   }
 
@@ -109,23 +115,23 @@ export function checkRow(raw: RawRow, dups: DuplicateTracker): CheckedRow {
   if (sendText) {
     if (YES.has(sendText)) sendLink = true;
     else if (NO.has(sendText)) sendLink = false;
-    else problems.push(['bad_send_link', `sendLink "${clip(v.sendLink.trim())}" must be yes or no`]);
+    else problems.push(['bad_send_link', problem('bad_send_link', { value: clip(v.sendLink.trim()) })]);
   }
 
   const countryText = v.country.trim().toUpperCase();
   let country: string | null = countryText || null;
   if (countryText && countryText !== 'MX' && countryText !== 'DO') {
-    problems.push(['unsupported_country', `unsupported country "${clip(v.country.trim())}" (KYC links exist for MX and DO only)`]);
+    problems.push(['unsupported_country', problem('unsupported_country', { value: clip(v.country.trim()) })]);
     country = v.country.trim();
   } else if (!countryText && sendLink) {
-    problems.push(['missing_country', 'country is required to send a link (MX or DO), or set sendLink to no']);
+    problems.push(['missing_country', problem('missing_country')]);
   }
   if (sendLink && type === 'BUSINESS') {
-    problems.push(['kyb_link', 'BUSINESS customers verify through KYB, not a KYC link: set sendLink to no']);
+    problems.push(['kyb_link', problem('kyb_link')]);
   }
 
   const aliasText = v.alias.trim();
-  if (aliasText.length > 100) problems.push(['alias_too_long', `alias is ${aliasText.length} characters (at most 100)`]);
+  if (aliasText.length > 100) problems.push(['alias_too_long', problem('alias_too_long', { length: aliasText.length, max: 100 })]);
 
   const dup = dups.check(
     raw.rowNo,
@@ -150,7 +156,8 @@ export function checkRow(raw: RawRow, dups: DuplicateTracker): CheckedRow {
     sendLink,
     ok: problems.length === 0,
     reasonCode: problems[0]?.[0] ?? null,
-    reason: problems.length ? problems.map(([, m]) => m).join('; ') : null,
+    problems: problems.map(([, m]) => m),
+    reason: problems.length ? storeMessage(problems.map(([, m]) => m)) : null,
   };
 }
 
@@ -164,7 +171,8 @@ export function markExisting(rows: CheckedRow[], existing: { byExternalId: Map<s
     if (hit) {
       r.ok = false;
       r.reasonCode = 'exists';
-      r.reason = `already exists here (customer ${hit})`;
+      r.problems = [problem('exists', { customer: hit })];
+      r.reason = storeMessage(r.problems);
     }
   }
 }

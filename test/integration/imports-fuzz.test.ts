@@ -3,6 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImportFileError } from '../../jobs/imports/parser.js';
 import { stageImport } from '../../jobs/imports/stage.js';
 import { createTestDb, type TestDb } from '../support/runtime.js';
+import { createConsoleI18n } from '../../app/i18n';
+
+const english = createConsoleI18n('en');
+const spanish = createConsoleI18n('es');
 
 /**
  * Fuzzing the CSV path: whatever bytes arrive, staging either stores a consistent dry run
@@ -55,7 +59,12 @@ describe('CSV staging under hostile input (property-based)', () => {
       expect(after.rows).toBe(before.rows + r.totalRows);
     } catch (err) {
       expect(err).toBeInstanceOf(ImportFileError);
-      expect((err as Error).message.length).toBeGreaterThan(10);
+      // A refusal the operator can read, in both languages.
+      const { code, values } = (err as ImportFileError).detail;
+      for (const i18n of [english, spanish]) {
+        expect(i18n.exists(code), code).toBe(true);
+        expect(i18n.t(code, values ?? {}).length).toBeGreaterThan(10);
+      }
       expect(await counts()).toEqual(before);
     }
   }

@@ -14,6 +14,11 @@ import { drainImport, feedImport } from '../../jobs/imports/orchestration.js';
 import { stageImport } from '../../jobs/imports/stage.js';
 import { insertUser } from '../../db/repositories/users.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
+import { createConsoleI18n } from '../../app/i18n';
+import { readMessages } from '../../lib/stored-message.js';
+
+const english = createConsoleI18n('en');
+const spanish = createConsoleI18n('es');
 
 const limits = { maxBytes: 20 * 1024 * 1024, maxRows: 100_000 };
 
@@ -124,7 +129,13 @@ describe('tracked imports against the sandbox (real Redis, SQLite, workers)', ()
       { timeoutMs: 30_000, what: 'paused by outage' },
     );
     expect(paused.pauseKind).toBe('outage');
-    expect(paused.statusReason).toMatch(/Capa is not answering properly \(5 failures in a row; last: .*HTTP 500/);
+    // Stored as a code and values (the page words it in the reader's language and time zone).
+    expect(readMessages(paused.statusReason)).toEqual([
+      { code: 'imports:status_reasons.outage', values: { capaError: 'internal', failures: 5, at: expect.stringMatching(/^\d{4}-/) } },
+    ]);
+    const [outage] = readMessages(paused.statusReason)!;
+    expect(english.t(outage!.code, outage!.values)).toMatch(/^Capa is not answering properly \(5 failures in a row; last: /);
+    expect(spanish.t(outage!.code, outage!.values)).toMatch(/^Capa no responde bien \(5 fallas seguidas; la última: /);
     // Let in-flight rows settle, then: no row failed, nothing was created.
     await waitFor(async () => (await importProgress(rt.db, staged.importId)).counts.queued === 0, {
       timeoutMs: 20_000,
@@ -140,7 +151,7 @@ describe('tracked imports against the sandbox (real Redis, SQLite, workers)', ()
       .where('attempts', '>', 0)
       .execute();
     expect(retrying.length).toBeGreaterThan(0);
-    expect(retrying[0]!.reason).toMatch(/^will retry: /);
+    expect(readMessages(retrying[0]!.reason)).toEqual([{ code: 'imports:row_reasons.will_retry', values: { capaError: 'internal' } }]);
 
     rt.sandbox.setFaults({});
     expect(await resumeImport(rt.db, staged.importId)).toBe(true);

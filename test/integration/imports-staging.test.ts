@@ -1,12 +1,18 @@
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getFixedT } from '../../app/i18n';
 import { insertUser } from '../../db/repositories/users.js';
+import { readMessages } from '../../lib/stored-message.js';
 import { ImportFileError, TEMPLATE_CSV } from '../../jobs/imports/parser.js';
 import { stageImport } from '../../jobs/imports/stage.js';
 import { createTestDb, type TestDb } from '../support/runtime.js';
 
 const FIX = path.resolve('test/fixtures/imports');
+const en = getFixedT('en', 'imports');
+const es = getFixedT('es', 'imports');
+/** A stored reason (codes and values) as an English or Spanish reader sees it. */
+const worded = (stored: string | null, t = en) => (readMessages(stored) ?? []).map((m) => t(m.code, m.values ?? {})).join('; ');
 const limits = { maxBytes: 20 * 1024 * 1024, maxRows: 100_000 };
 
 async function* bytes(b: Buffer | string, chunk = 7): AsyncGenerator<Uint8Array> {
@@ -73,13 +79,20 @@ describe('import staging (dry run): parse + validate + store', () => {
     expect(byNo(2)).toMatchObject({ type: 'INDIVIDUAL', country: 'DO', sendLink: 0, line: 3 });
     expect(byNo(3)).toMatchObject({ generatedId: 1, type: 'INDIVIDUAL', sendLink: 1 });
     expect(byNo(3).externalUserId).toMatch(/^kyc-[0-9a-f]{12}$/);
-    expect(byNo(4).reason).toContain('"not-an-email" is not a valid e-mail address');
-    expect(byNo(6).reason).toContain('unknown type "PERSON"');
-    expect(byNo(7).reason).toContain('unsupported country "US"');
-    expect(byNo(11).reason).toBe('duplicate of row 1 (same e-mail)');
-    expect(byNo(12).reason).toBe('duplicate of row 1 (same externalUserId)');
-    expect(byNo(13).reason).toBe('already exists here (customer existing-0001)');
-    expect(byNo(14).reason).toBe('already exists here (customer other-0009)');
+    // Stored as codes and values, worded for whoever reads them.
+    expect(readMessages(byNo(4).reason)).toEqual([
+      { code: 'imports:row_reasons.bad_email', values: { value: 'not-an-email', problem: 'no_at' } },
+    ]);
+    expect(worded(byNo(4).reason)).toBe('"not-an-email" is not a valid e-mail address: it has no @');
+    expect(worded(byNo(4).reason, es)).toBe('"not-an-email" no es un correo válido: no tiene @');
+    expect(worded(byNo(6).reason)).toContain('unknown type "PERSON"');
+    expect(worded(byNo(7).reason)).toContain('unsupported country "US"');
+    expect(worded(byNo(7).reason, es)).toContain('país no admitido "US"');
+    expect(worded(byNo(11).reason)).toBe('duplicate of row 1 (same e-mail)');
+    expect(worded(byNo(12).reason)).toBe('duplicate of row 1 (same externalUserId)');
+    expect(worded(byNo(12).reason, es)).toBe('repite la fila 1 (mismo id_externo)');
+    expect(worded(byNo(13).reason)).toBe('already exists here (customer existing-0001)');
+    expect(worded(byNo(14).reason)).toBe('already exists here (customer other-0009)');
     expect(r.byReason).toMatchObject({ duplicate_in_file: 2, exists: 2, bad_email: 1 });
     const imp = await t.db.selectFrom('imports').selectAll().where('id', '=', r.importId).executeTakeFirstOrThrow();
     expect(imp).toMatchObject({ status: 'staged', totalRows: 16, validRows: 4, delimiter: ',' });
@@ -132,7 +145,10 @@ describe('import staging (dry run): parse + validate + store', () => {
       const err = await stageImport(t.db, { source, fileName: 'bad.csv', createdBy: null, limits }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ImportFileError);
       expect((err as ImportFileError).code).toBe(code);
-      expect((err as Error).message).toMatch(message);
+      const { code: key, values } = (err as ImportFileError).detail;
+      expect(en(key, values ?? {})).toMatch(message);
+      // Every refusal has its Spanish words too.
+      expect(es(key, values ?? {})).not.toBe(en(key, values ?? {}));
       expect(await importCount()).toBe(imports);
       expect(await rowCount()).toBe(rows);
     });
@@ -148,7 +164,12 @@ describe('import staging (dry run): parse + validate + store', () => {
       limits: { maxBytes: 10_000, maxRows: 5 },
     }).catch((e: unknown) => e);
     expect(tooMany).toMatchObject({ code: 'too_many_rows' });
-    expect((tooMany as Error).message).toContain('more than 5 data rows');
+    expect(en((tooMany as ImportFileError).detail.code, (tooMany as ImportFileError).detail.values ?? {})).toContain(
+      'more than 5 data rows',
+    );
+    expect(es((tooMany as ImportFileError).detail.code, (tooMany as ImportFileError).detail.values ?? {})).toContain(
+      'más de 5 filas de datos',
+    );
     const tooBig = await stageImport(t.db, {
       source: bytes(csv, 50),
       fileName: 'x.csv',
