@@ -37,6 +37,7 @@ const TRANSLATED_SCREENS = [
   'app/routes/_index.tsx',
   // feature screens: add each file here once it is translated
   // customers and imports
+  'app/routes/users.*.tsx',
   'app/routes/imports.*.tsx',
 ];
 

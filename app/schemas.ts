@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { describeEmailProblem, emailSchema } from '../domain/email';
+import { describeEmailProblem, emailSchema, type EmailProblem } from '../domain/email';
 
 /**
  * Form schemas shared by the browser (instant feedback) and the server (the authority).
@@ -7,13 +7,13 @@ import { describeEmailProblem, emailSchema } from '../domain/email';
  */
 const blankToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 
-/** The one address rule (domain/email.ts): the form accepts exactly what the CSV import and the mail channel accept. */
-const emailField = (missing: string) =>
-  z
-    .string({ required_error: missing })
-    .pipe(
-      emailSchema({ message: (r) => (r.problem === 'missing' ? missing : `Enter a valid e-mail address: ${describeEmailProblem(r)}.`) }),
-    );
+/**
+ * The one address rule (domain/email.ts): the form accepts exactly what the CSV import and the mail
+ * channel accept. `missing` and `invalid` word the two refusals; the customer forms give catalogue
+ * keys (the issue's params carry the problem, its character and its limit for the catalogue).
+ */
+const emailField = (missing: string, invalid: (r: { problem: EmailProblem; char?: string }) => string) =>
+  z.string({ required_error: missing }).pipe(emailSchema({ message: (r) => (r.problem === 'missing' ? missing : invalid(r)) }));
 
 /**
  * A link is e-mailed unless the operator ticks "don't e-mail" (handing it over in person): a
@@ -22,64 +22,82 @@ const emailField = (missing: string) =>
 const noEmailField = z.preprocess((v) => v === 'on' || v === 'true' || v === true, z.boolean());
 const localeField = z.preprocess(
   blankToUndefined,
-  z.enum(['es', 'en'], { errorMap: () => ({ message: 'Choose Spanish or English.' }) }).optional(),
+  z.enum(['es', 'en'], { errorMap: () => ({ message: 'users:errors.locale' }) }).optional(),
 );
+const countryField = z.enum(['MX', 'DO'], { errorMap: () => ({ message: 'users:errors.country' }) });
+/** A request id that fails its rule was not made by our page (or is from an old one). */
+const requestIdField = z
+  .string({ required_error: 'users:errors.request_id' })
+  .trim()
+  .min(8, 'users:errors.request_id')
+  .max(100, 'users:errors.request_id')
+  .regex(/^[A-Za-z0-9_-]+$/, 'users:errors.request_id');
 
+/** Messages are catalogue keys (`users:errors.*`); formErrors hands them to the page with their values. */
 export const CreateUserSchema = z
   .object({
-    email: emailField('Enter the customer’s e-mail.'),
-    type: z.enum(['INDIVIDUAL', 'BUSINESS'], { errorMap: () => ({ message: 'Choose Individual or Business.' }) }),
+    email: emailField('users:errors.email_missing', () => 'users:errors.email_invalid'),
+    type: z.enum(['INDIVIDUAL', 'BUSINESS'], { errorMap: () => ({ message: 'users:errors.type' }) }),
     externalUserId: z.preprocess(
       blankToUndefined,
       z
         .string()
         .trim()
-        .min(3, 'At least 3 characters.')
-        .max(100, 'At most 100 characters.')
-        .regex(/^[A-Za-z0-9._:-]+$/, 'Use letters, digits and . _ : - only.')
+        .min(3, 'users:errors.external_id_short')
+        .max(100, 'users:errors.external_id_long')
+        .regex(/^[A-Za-z0-9._:-]+$/, 'users:errors.external_id_chars')
         .optional(),
     ),
-    alias: z.preprocess(blankToUndefined, z.string().trim().max(100, 'At most 100 characters.').optional()),
-    country: z.enum(['MX', 'DO'], { errorMap: () => ({ message: 'Choose Mexico or Dominican Republic.' }) }),
+    alias: z.preprocess(blankToUndefined, z.string().trim().max(100, 'users:errors.alias_long').optional()),
+    country: countryField,
     sendLink: z.preprocess((v) => v === 'on' || v === 'true' || v === true, z.boolean()),
     noEmail: noEmailField,
     locale: localeField,
-    requestId: z
-      .string()
-      .trim()
-      .min(8)
-      .max(100)
-      .regex(/^[A-Za-z0-9_-]+$/),
+    requestId: requestIdField,
   })
   .strip();
 export type CreateUserForm = z.infer<typeof CreateUserSchema>;
 
 export const LinkActionSchema = z.object({
   intent: z.literal('link'),
-  country: z.enum(['MX', 'DO'], { errorMap: () => ({ message: 'Choose Mexico or Dominican Republic.' }) }),
+  country: countryField,
   noEmail: noEmailField,
   locale: localeField,
-  requestId: z
-    .string()
-    .trim()
-    .min(8)
-    .max(100)
-    .regex(/^[A-Za-z0-9_-]+$/),
+  requestId: requestIdField,
 });
 
 export const FetchActionSchema = z.object({
   intent: z.literal('fetch'),
-  requestId: z
-    .string()
-    .trim()
-    .min(8)
-    .max(100)
-    .regex(/^[A-Za-z0-9_-]+$/),
+  requestId: requestIdField,
 });
 
 export const UserActionSchema = z.discriminatedUnion('intent', [LinkActionSchema, FetchActionSchema]);
 
-/** Field errors keyed by field name (first message wins) — the shape forms render. */
+/** A form error as the page words it: a catalogue key and its values. */
+export interface FormError {
+  code: string;
+  values?: Record<string, string | number>;
+}
+
+/**
+ * Field errors keyed by field name (first issue wins), for forms whose schema messages are
+ * catalogue keys. An issue zod words itself (a rule without a message of ours) becomes `fallback`.
+ */
+export function formErrors(err: z.ZodError, fallback = 'users:errors.invalid'): Record<string, FormError> {
+  const out: Record<string, FormError> = {};
+  for (const i of err.issues) {
+    const k = String(i.path[0] ?? 'form');
+    if (out[k]) continue;
+    const code = /^[a-z][a-z0-9-]*:[a-z0-9_.]+$/.test(i.message) ? i.message : fallback;
+    const values: Record<string, string | number> = {};
+    const params = (i as { params?: Record<string, unknown> }).params ?? {};
+    for (const [pk, pv] of Object.entries(params)) if (typeof pv === 'string' || typeof pv === 'number') values[pk] = pv;
+    out[k] = Object.keys(values).length ? { code, values } : { code };
+  }
+  return out;
+}
+
+/** Field errors keyed by field name (first message wins), for forms whose schema messages are words. */
 export function fieldErrors(err: z.ZodError): Record<string, string> {
   const out: Record<string, string> = {};
   for (const i of err.issues) {
@@ -104,7 +122,7 @@ export function newRequestId(): string {
 
 export const OperatorCreateSchema = z.object({
   intent: z.literal('create'),
-  email: emailField('Enter the operator’s e-mail.'),
+  email: emailField('Enter the operator’s e-mail.', (r) => `Enter a valid e-mail address: ${describeEmailProblem(r)}.`),
   name: z.string().trim().min(1, 'Enter a name.').max(100),
   role: z.enum(['viewer', 'compliance', 'admin']),
   password: z.string().min(10, 'At least 10 characters.').max(200),

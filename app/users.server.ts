@@ -25,9 +25,11 @@ import type { WaitResult } from '../jobs/queues.js';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { dayEnd, dayStart, parsePaging, parseSorting } from './list-params.server';
 import { maskDeep, maskEmail, maskUrl } from './pii';
-import { CreateUserSchema, fieldErrors, formToObject, UserActionSchema } from './schemas';
+import type { Message } from './action-result';
+import { jobFailureMessage } from './job-failures.server';
+import { CreateUserSchema, formErrors, formToObject, UserActionSchema, type FormError } from './schemas';
 import { services } from './services.server';
-import { buildTimeline } from './timeline.server';
+import { buildTimeline, stateReasonText } from './timeline.server';
 
 /** How long an action waits for its job before saying "queued" (tests shorten it). */
 export const actionWait = { ms: 4_000 };
@@ -99,8 +101,9 @@ export function linkLocaleDefaults(): Record<'MX' | 'DO', NotificationLocale> {
   return { MX: defaultLocale('MX'), DO: defaultLocale('DO') };
 }
 
+/** Field errors are catalogue keys and values (`users:errors.*`), worded by the page. */
 export type CreateUserOutcome =
-  { ok: false; errors: Record<string, string>; values: Record<string, string> } | { ok: true; response: Response };
+  { ok: false; errors: Record<string, FormError>; values: Record<string, string> } | { ok: true; response: Response };
 
 const isUniqueViolation = (err: unknown) => /unique|duplicate key/i.test(String((err as Error)?.message ?? err));
 
@@ -108,7 +111,7 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
   const { db, queues } = await services();
   const values = formToObject(form);
   const parsed = CreateUserSchema.safeParse(values);
-  if (!parsed.success) return { ok: false, errors: fieldErrors(parsed.error), values };
+  if (!parsed.success) return { ok: false, errors: formErrors(parsed.error), values };
   const input = parsed.data;
   const claimKey = `console-create:${input.requestId}`;
 
@@ -119,10 +122,10 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
     return { ok: true, response: redirect(`/users/${userId}`) };
   }
 
-  const dupe = async (): Promise<Record<string, string> | null> => {
-    if (await findUserByEmail(db, input.email)) return { email: 'A customer with this e-mail already exists (Capa needs unique e-mails).' };
+  const dupe = async (): Promise<Record<string, FormError> | null> => {
+    if (await findUserByEmail(db, input.email)) return { email: { code: 'users:errors.email_taken' } };
     if (input.externalUserId && (await findUserByExternalId(db, input.externalUserId)))
-      return { externalUserId: 'This external user id is already taken.' };
+      return { externalUserId: { code: 'users:errors.external_id_taken' } };
     return null;
   };
   const found = await dupe();
@@ -132,7 +135,7 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
       targetType: 'user',
       targetId: null,
       outcome: 'error',
-      detail: { reason: Object.values(found)[0] },
+      detail: { reason: Object.values(found)[0]!.code },
     });
     return { ok: false, errors: found, values };
   }
@@ -158,18 +161,18 @@ export async function createUserFromForm(request: Request, who: SignedIn, form: 
       const again = await peekClaim(db, claimKey);
       const userId = again?.result ? (again.result as { userId: string }).userId : null;
       if (userId) return { ok: true, response: redirect(`/users/${userId}`) };
-      return { ok: false, errors: { form: 'This form was already submitted; check the Users list.' }, values };
+      return { ok: false, errors: { form: { code: 'users:errors.already_submitted' } }, values };
     }
     await forget(db, claimKey).catch(() => {});
     if (isUniqueViolation(err)) {
       // Lost a race with another operator (or an import) between the check and the insert.
-      const errors = (await dupe()) ?? { email: 'A customer with this e-mail or external user id already exists.' };
+      const errors = (await dupe()) ?? { email: { code: 'users:errors.email_or_id_taken' } };
       await auditAction(request, who, {
         action: 'user.create',
         targetType: 'user',
         targetId: null,
         outcome: 'error',
-        detail: { reason: Object.values(errors)[0] },
+        detail: { reason: Object.values(errors)[0]!.code },
       });
       return { ok: false, errors, values };
     }
@@ -215,11 +218,17 @@ function outcomeOf(r: WaitResult): 'ok' | 'error' | 'queued' {
 
 // ------------------------------------------------------------------ user page
 
+/**
+ * KYC details in readable sections. Titles and labels are catalogue keys (`users:details.*`);
+ * values are Capa's data as it sent them, except `time` values, which the page shows in the
+ * reader's time zone.
+ */
 export interface DetailSection {
   title: string;
-  rows: Array<[string, string]>;
+  rows: DetailRow[];
   tone?: 'ok' | 'error' | 'warn';
 }
+export type DetailRow = [label: Message, value: string | Message, kind?: 'time'];
 
 function str(v: unknown): string {
   if (v === null || v === undefined || v === '') return '—';
@@ -235,105 +244,111 @@ function checkTone(status: unknown, result: unknown): DetailSection['tone'] {
   return undefined;
 }
 
+const label = (key: string, values?: Message['values']): Message =>
+  values ? { code: `users:details.labels.${key}`, values } : { code: `users:details.labels.${key}` };
+const section = (key: string) => `users:details.sections.${key}`;
+
 /** KYC details in readable sections (masked first for roles without PII access). */
 export function detailSections(raw: KycDetails, pii: boolean): DetailSection[] {
   const d = (pii ? raw : maskDeep(raw)) as KycDetails;
   const sections: DetailSection[] = [];
+  const created = str(d.createdAt);
   sections.push({
-    title: 'Summary',
+    title: section('summary'),
     rows: [
-      ['Verification result', str(d.aipriseSummary?.verificationResult)],
-      ['Session', str(d.verificationSessionId)],
-      ['Created', str(d.createdAt)],
+      [label('verification_result'), str(d.aipriseSummary?.verificationResult)],
+      [label('session'), str(d.verificationSessionId)],
+      created === '—' ? [label('created'), created] : [label('created'), created, 'time'],
     ],
   });
   const id = d.idInfo;
   if (id) {
     sections.push({
-      title: 'ID document',
+      title: section('id_document'),
       tone: checkTone(id.status, id.result),
       rows: [
-        ['Type', str(id.idType)],
-        ['Number', str(id.idNumber)],
-        ['Full name', str(id.fullName ?? [id.firstName, id.lastName].filter(Boolean).join(' '))],
-        ['Birth date', str(id.birthDate)],
-        ['Nationality', str(id.nationality)],
-        ['Issuing country', str(id.issueCountry ?? id.issueCountryCode)],
-        ['Issued', str(id.idIssueDate)],
-        ['Expires', str(id.idExpiryDate)],
-        ['Address', str(id.address?.fullAddress)],
-        ['Status', str(id.status)],
-        ['Result', str(id.result)],
-        ...((id.statusReasons ?? []).map((r) => ['Reason', `${str(r.code)}: ${str(r.message)}`]) as Array<[string, string]>),
+        [label('id_type'), str(id.idType)],
+        [label('id_number'), str(id.idNumber)],
+        [label('full_name'), str(id.fullName ?? [id.firstName, id.lastName].filter(Boolean).join(' '))],
+        [label('birth_date'), str(id.birthDate)],
+        [label('nationality'), str(id.nationality)],
+        [label('issuing_country'), str(id.issueCountry ?? id.issueCountryCode)],
+        [label('issued'), str(id.idIssueDate)],
+        [label('expires'), str(id.idExpiryDate)],
+        [label('address'), str(id.address?.fullAddress)],
+        [label('status'), str(id.status)],
+        [label('result'), str(id.result)],
+        ...(id.statusReasons ?? []).map((r): DetailRow => [label('reason'), `${str(r.code)}: ${str(r.message)}`]),
       ],
     });
   }
   const fm = d.faceMatchInfo;
   if (fm)
     sections.push({
-      title: 'Face match',
+      title: section('face_match'),
       tone: checkTone(fm.status, fm.result),
       rows: [
-        ['Score', str(fm.faceMatchScore)],
-        ['Status', str(fm.status)],
-        ['Result', str(fm.result)],
+        [label('score'), str(fm.faceMatchScore)],
+        [label('status'), str(fm.status)],
+        [label('result'), str(fm.result)],
       ],
     });
   const lv = d.faceLivenessInfo;
   if (lv)
     sections.push({
-      title: 'Liveness',
+      title: section('liveness'),
       tone: checkTone(lv.status, lv.result),
       rows: [
-        ['Status', str(lv.status)],
-        ['Result', str(lv.result)],
+        [label('status'), str(lv.status)],
+        [label('result'), str(lv.result)],
       ],
     });
   const fr = d.fraudInsights;
   if (fr)
     sections.push({
-      title: 'Fraud',
+      title: section('fraud'),
       tone: checkTone(fr.status, fr.result),
       rows: [
-        ['Status', str(fr.status)],
-        ['Result', str(fr.result)],
+        [label('status'), str(fr.status)],
+        [label('result'), str(fr.result)],
       ],
     });
   const aml = d.amlInfo;
   if (aml) {
-    const hits = (aml.entityHits ?? []).map(
-      (h) =>
-        [`Hit: ${str(h.name)}`, `${str(h.entityType)} · name match ${str(h.nameMatchScore)} · ${str(h.resolutionStatus)}`] as [
-          string,
-          string,
-        ],
-    );
+    const hits = (aml.entityHits ?? []).map((h): DetailRow => [
+      label('hit', { name: str(h.name) }),
+      // Capa's codes and score; the catalogue frames them.
+      {
+        code: 'users:details.hit_value',
+        values: { type: str(h.entityType), score: str(h.nameMatchScore), resolution: str(h.resolutionStatus) },
+      },
+    ]);
     sections.push({
-      title: 'AML hits',
+      title: section('aml'),
       tone: (aml.numHits ?? hits.length) > 0 ? 'warn' : 'ok',
-      rows: [['Hits', str(aml.numHits ?? hits.length)], ...hits],
+      rows: [[label('hits'), str(aml.numHits ?? hits.length)], ...hits],
     });
   }
   const pi = d.clientReferenceData?.personalInfo;
   if (pi)
     sections.push({
-      title: 'Personal info',
+      title: section('personal'),
       rows: [
-        ['Tax id', str(pi.taxId)],
-        ['Phone', str(pi.phoneNumber)],
-        ['Profession', str(pi.profession)],
-        ['Birth country', str(pi.birthCountry)],
+        [label('tax_id'), str(pi.taxId)],
+        [label('phone'), str(pi.phoneNumber)],
+        [label('profession'), str(pi.profession)],
+        [label('birth_country'), str(pi.birthCountry)],
       ],
     });
   const m = d.media;
   if (m)
     sections.push({
-      title: 'Media',
+      title: section('media'),
       rows: [
-        ['Front of ID', str(m.frontIdImageUrl)],
-        ['Back of ID', str(m.backIdImageUrl)],
-        ['Selfie', str(m.selfieImageUrl)],
-        ['Selfie video', str(m.selfieVideoUrl)],
+        [label('id_front'), str(m.frontIdImageUrl)],
+        [label('id_back'), str(m.backIdImageUrl)],
+        [label('selfie'), str(m.selfieImageUrl)],
+        [label('selfie_video'), str(m.selfieVideoUrl)],
       ],
     });
   return sections;
@@ -342,7 +357,8 @@ export function detailSections(raw: KycDetails, pii: boolean): DetailSection[] {
 export async function userPageData(who: SignedIn, id: string) {
   const { db, dataKeys } = await services();
   const user = await findUserById(db, id);
-  if (!user) throw new Response('No customer with this id. It may have been typed wrong; search the Users list.', { status: 404 });
+  // The page's error boundary words it (`users:page.*`).
+  if (!user) throw new Response('users:page.not_found', { status: 404 });
   const pii = canSeePii(who.operator.role);
   const [links, details, timeline, emailLocale] = await Promise.all([
     linksForUser(db, id),
@@ -350,8 +366,8 @@ export async function userPageData(who: SignedIn, id: string) {
     buildTimeline({ db, user, canSeePii: pii }),
     customerLocale(db, user),
   ]);
-  let detailsView: { fetchedAt: string; verificationResult: string | null; sections: DetailSection[] } | { error: string } | null = null;
-  if (details && 'error' in details) detailsView = { error: `The stored KYC details cannot be read: ${details.error}` };
+  let detailsView: { fetchedAt: string; verificationResult: string | null; sections: DetailSection[] } | { error: Message } | null = null;
+  if (details && 'error' in details) detailsView = { error: { code: 'users:details.unreadable', values: { detail: details.error } } };
   else if (details)
     detailsView = {
       fetchedAt: details.fetchedAt,
@@ -369,11 +385,11 @@ export async function userPageData(who: SignedIn, id: string) {
       country: user.country,
       kycState: user.kycState,
       kycStateChangedAt: user.kycStateChangedAt,
-      kycStateReason: user.kycStateReason,
+      kycStateReason: stateReasonText(user.kycStateReason),
       kycStateCause: user.kycStateCause,
       capaConfirmedAt: user.capaConfirmedAt,
       capaSync: user.capaSync,
-      capaSyncError: user.capaSyncError,
+      capaSyncError: user.capaSyncError ? jobFailureMessage(user.capaSyncError) : null,
       unmappedResult: user.unmappedResult,
       linkExpired: user.linkExpired,
       createdAt: user.createdAt,
@@ -407,40 +423,44 @@ async function customerLocale(db: Db, user: User): Promise<NotificationLocale> {
   return last?.locale ?? defaultLocale(user.country);
 }
 
-export type ActionResult = {
+/** What an action on the customer page answers: a tone and a message the page words, and what it made. */
+export type ActionResult = Message & {
   tone: 'ok' | 'error' | 'info';
-  text: string;
   requestId?: string;
   link?: string | null;
-  errors?: Record<string, string>;
+  errors?: Record<string, FormError>;
 };
 
-const QUEUED = 'Queued: Capa has not answered yet. This page will show the outcome when it lands.';
+const say = (tone: ActionResult['tone'], key: string, values?: Message['values']): Pick<ActionResult, 'tone' | 'code' | 'values'> => ({
+  tone,
+  code: `users:actions.${key}`,
+  ...(values ? { values } : {}),
+});
 
-function waitMessage(r: WaitResult, done: string): Pick<ActionResult, 'tone' | 'text'> {
+function waitMessage(r: WaitResult, done: Message): Pick<ActionResult, 'tone' | 'code' | 'values'> {
   switch (r.state) {
     case 'completed':
-      return { tone: 'ok', text: done };
+      return { tone: 'ok', ...done };
     case 'failed':
-      return { tone: 'error', text: r.error };
+      return { tone: 'error', ...jobFailureMessage(r.error) };
     case 'queued':
-      return { tone: 'info', text: QUEUED };
+      return say('info', 'queued');
     case 'unavailable':
-      return {
-        tone: 'error',
-        text: 'The job queue is unreachable, so nothing was sent. Try again in a minute; if it persists, tell the on-call engineer (Redis is down).',
-      };
+      return say('error', 'queue_down');
   }
 }
+
+/** Why fetch-details did nothing (its `skipped` codes), as `users:actions.fetch_skipped.<key>`. */
+const SKIPPED: Record<string, string> = { 'missing user': 'customer_gone', 'not in Capa yet': 'not_in_capa_yet' };
 
 export async function runUserAction(request: Request, who: SignedIn, userId: string, form: FormData): Promise<ActionResult> {
   const { db, queues } = await services();
   const user = await findUserById(db, userId);
-  if (!user) throw new Response('No customer with this id.', { status: 404 });
+  if (!user) throw new Response('users:page.not_found', { status: 404 });
   const values = formToObject(form);
   if (values.intent === 'create' && /^[A-Za-z0-9_-]{8,100}$/.test(values.requestId ?? '')) {
     // Retry sending the customer to Capa (after a failure or while the queue was down).
-    if (user.capaSync === 'created') return { tone: 'info', text: 'This customer is already in Capa.' };
+    if (user.capaSync === 'created') return say('info', 'already_in_capa');
     const r = await queues.addAndWait(createCapaUser, { userId, requestedBy: who.operator.id, sendLink: null }, actionWait.ms, {
       jobId: `create-${userId}-${values.requestId}`,
     });
@@ -451,10 +471,10 @@ export async function runUserAction(request: Request, who: SignedIn, userId: str
       outcome: outcomeOf(r),
       detail: { job: 'jobId' in r ? r.jobId : null, ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}) },
     });
-    return { ...waitMessage(r, 'Customer created in Capa.'), requestId: values.requestId };
+    return { ...waitMessage(r, { code: 'users:actions.created_in_capa' }), requestId: values.requestId };
   }
   const parsed = UserActionSchema.safeParse(values);
-  if (!parsed.success) return { tone: 'error', text: 'Check the form and try again.', errors: fieldErrors(parsed.error) };
+  if (!parsed.success) return { ...say('error', 'check_form'), errors: formErrors(parsed.error) };
   const a = parsed.data;
   if (a.intent === 'link') {
     const before = await activeLink(db, userId);
@@ -482,7 +502,7 @@ export async function runUserAction(request: Request, who: SignedIn, userId: str
         ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}),
       },
     });
-    const done = `${before ? 'New link generated; the previous one is superseded.' : 'KYC link generated.'} ${emailLink ? 'It is being e-mailed to the customer.' : 'Not e-mailed.'}`;
+    const done = { code: `users:actions.${before ? 'link_resent' : 'link_generated'}_${emailLink ? 'emailed' : 'not_emailed'}` };
     return { ...waitMessage(r, done), requestId: a.requestId, link: res?.url ?? null };
   }
   const r = await queues.addAndWait(fetchDetails, { userId, cause: `operator:${who.operator.id}`, requestId: a.requestId }, actionWait.ms);
@@ -508,12 +528,14 @@ export async function runUserAction(request: Request, who: SignedIn, userId: str
       ...(r.state === 'failed' || r.state === 'unavailable' ? { error: r.error } : {}),
     },
   });
-  let done = 'KYC details fetched.';
-  if (res?.skipped) done = `Nothing to fetch: ${res.skipped}.`;
-  else if (res?.unmapped)
-    done = `Capa returned a result we do not recognise (“${res.unmapped}”); the state was left as it is for a human to decide.`;
-  else if (res && res.found === false) done = 'Capa has no KYC for this customer yet.';
-  else if (res)
-    done = `Capa says ${res.verificationResult ?? 'no result yet'}; state ${res.changed ? `changed to ${res.state}` : `stays ${res.state}`}.`;
+  // Capa's result is its own code (APPROVED, DECLINED…), shown as it is; the state is worded by the catalogue.
+  let done: Message = { code: 'users:actions.details_fetched' };
+  if (res?.skipped) done = { code: `users:actions.fetch_skipped.${SKIPPED[res.skipped] ?? 'other'}`, values: { skipped: res.skipped } };
+  else if (res?.unmapped) done = { code: 'users:actions.fetch_unmapped', values: { result: res.unmapped } };
+  else if (res && res.found === false) done = { code: 'users:actions.fetch_no_kyc' };
+  else if (res) {
+    const key = `fetch_${res.verificationResult ? 'result' : 'no_result'}_${res.changed ? 'changed' : 'stays'}`;
+    done = { code: `users:actions.${key}`, values: { result: res.verificationResult ?? '', state: res.state ?? '' } };
+  }
   return { ...waitMessage(r, done), requestId: a.requestId };
 }

@@ -2,13 +2,16 @@ import type { LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Form, Link, useLoaderData, useLocation, useNavigation } from '@remix-run/react';
 import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
+import { useTranslation } from 'react-i18next';
 import { requireOperator } from '~/auth.server';
 import { usersListData } from '~/users.server';
 import { useRootData } from '~/components/csrf';
+import { useFormat } from '~/components/format';
 import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { StateBadge, TimeAgo } from '~/components/ui';
+import { pageTitle } from '~/i18n';
 
-export const meta: MetaFunction = () => [{ title: 'Users — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'users:list.page_title') }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   const who = await requireOperator(request, 'viewer');
@@ -24,6 +27,8 @@ const STATES = ['NOT_STARTED', 'LINK_ISSUED', 'IN_PROGRESS', 'VERIFIED', 'REJECT
 const col = createColumnHelper<Row>();
 
 export default function UsersList() {
+  const { t } = useTranslation('users');
+  const fmt = useFormat();
   const data = useLoaderData<typeof loader>();
   const { operator } = useRootData();
   const location = useLocation();
@@ -33,7 +38,7 @@ export default function UsersList() {
   const columns = useMemo(
     () => [
       col.accessor('email', {
-        header: 'Customer',
+        header: t('columns.customer'),
         cell: (c) => (
           <>
             <Link to={`/users/${c.row.original.id}`}>{c.getValue()}</Link>
@@ -41,28 +46,28 @@ export default function UsersList() {
           </>
         ),
       }),
-      col.accessor('externalUserId', { header: 'External id', cell: (c) => <code>{c.getValue()}</code> }),
+      col.accessor('externalUserId', { header: t('columns.external_id'), cell: (c) => <code>{c.getValue()}</code> }),
       col.accessor('kycState', {
-        header: 'KYC state',
+        header: t('columns.kyc_state'),
         cell: (c) => (
           <>
             <StateBadge state={c.getValue()} />
-            {c.row.original.linkExpired ? <span className="muted"> link expired</span> : null}
-            {c.row.original.capaSync === 'failed' ? <span className="error"> not in Capa</span> : null}
+            {c.row.original.linkExpired ? <span className="muted"> {t('list.link_expired')}</span> : null}
+            {c.row.original.capaSync === 'failed' ? <span className="error"> {t('list.not_in_capa')}</span> : null}
           </>
         ),
       }),
-      col.accessor('kycStateChangedAt', { header: 'State since', cell: (c) => <TimeAgo iso={c.getValue()} /> }),
-      col.accessor('type', { header: 'Type' }),
-      col.accessor('country', { header: 'Country', cell: (c) => c.getValue() ?? '—' }),
+      col.accessor('kycStateChangedAt', { header: t('columns.state_since'), cell: (c) => <TimeAgo iso={c.getValue()} /> }),
+      col.accessor('type', { header: t('columns.type'), cell: (c) => <span title={c.getValue()}>{t(`types.${c.getValue()}`)}</span> }),
+      col.accessor('country', { header: t('columns.country'), cell: (c) => c.getValue() ?? '—' }),
       col.accessor('assigneeName', {
-        header: 'Assignee',
+        header: t('columns.assignee'),
         enableSorting: false,
         cell: (c) => c.getValue() ?? <span className="muted">—</span>,
       }),
-      col.accessor('createdAt', { header: 'Created', cell: (c) => <TimeAgo iso={c.getValue()} /> }),
+      col.accessor('createdAt', { header: t('columns.created'), cell: (c) => <TimeAgo iso={c.getValue()} /> }),
     ],
-    [],
+    [t],
   );
 
   const sortable = new Set(['email', 'externalUserId', 'kycState', 'kycStateChangedAt', 'type', 'country', 'createdAt']);
@@ -74,17 +79,20 @@ export default function UsersList() {
   return (
     <main className="page wide">
       <div className="row-between">
-        <h1>Users</h1>
+        <h1>{t('list.heading')}</h1>
         {operator && operator.role !== 'viewer' ? (
           <Link to="/users/new" className="button">
-            New customer
+            {t('list.new')}
           </Link>
         ) : null}
       </div>
 
-      <nav className="chips" aria-label="Filter by state">
+      <nav className="chips" aria-label={t('list.filter_by_state')}>
         <Link to={withParams(location.search, { state: null })} className={`chip ${(params.states ?? []).length === 0 ? 'active' : ''}`}>
-          All <strong>{data.countsCapped ? `${SEARCH_CAP}+` : Object.values(data.countsByState).reduce((a, b) => a + b, 0)}</strong>
+          {t('list.all')}{' '}
+          <strong>
+            {data.countsCapped ? `${fmt.number(SEARCH_CAP)}+` : fmt.number(Object.values(data.countsByState).reduce((a, b) => a + b, 0))}
+          </strong>
         </Link>
         {STATES.map((s) => (
           <Link
@@ -92,7 +100,7 @@ export default function UsersList() {
             to={withParams(location.search, { state: s })}
             className={`chip ${params.states?.length === 1 && params.states[0] === s ? 'active' : ''}`}
           >
-            <StateBadge state={s} /> {data.countsCapped ? null : <strong>{data.countsByState[s]}</strong>}
+            <StateBadge state={s} /> {data.countsCapped ? null : <strong>{fmt.number(data.countsByState[s])}</strong>}
           </Link>
         ))}
       </nav>
@@ -104,38 +112,38 @@ export default function UsersList() {
         <input type="hidden" name="sort" value={params.sort} />
         <input type="hidden" name="dir" value={params.dir} />
         <div>
-          <label htmlFor="q">Search</label>
-          <input id="q" name="q" type="search" defaultValue={params.q ?? ''} placeholder="e-mail, external id, Capa id, alias" />
+          <label htmlFor="q">{t('filters.search')}</label>
+          <input id="q" name="q" type="search" defaultValue={params.q ?? ''} placeholder={t('filters.search_placeholder')} />
         </div>
         <div>
-          <label htmlFor="type">Type</label>
+          <label htmlFor="type">{t('filters.type')}</label>
           <select id="type" name="type" defaultValue={params.type ?? ''}>
-            <option value="">Any</option>
-            <option value="INDIVIDUAL">Individual</option>
-            <option value="BUSINESS">Business</option>
+            <option value="">{t('filters.any')}</option>
+            <option value="INDIVIDUAL">{t('types.INDIVIDUAL')}</option>
+            <option value="BUSINESS">{t('types.BUSINESS')}</option>
           </select>
         </div>
         <div>
-          <label htmlFor="country">Country</label>
+          <label htmlFor="country">{t('filters.country')}</label>
           <select id="country" name="country" defaultValue={params.country ?? ''}>
-            <option value="">Any</option>
-            <option value="MX">Mexico</option>
-            <option value="DO">Dominican Republic</option>
+            <option value="">{t('filters.any')}</option>
+            <option value="MX">{t('countries.MX')}</option>
+            <option value="DO">{t('countries.DO')}</option>
           </select>
         </div>
         <div>
-          <label htmlFor="from">Created from</label>
+          <label htmlFor="from">{t('filters.created_from')}</label>
           <input id="from" name="from" type="date" defaultValue={params.from} />
         </div>
         <div>
-          <label htmlFor="to">to</label>
+          <label htmlFor="to">{t('filters.created_to')}</label>
           <input id="to" name="to" type="date" defaultValue={params.to} />
         </div>
         <div>
-          <label htmlFor="assignee">Assignee</label>
+          <label htmlFor="assignee">{t('filters.assignee')}</label>
           <select id="assignee" name="assignee" defaultValue={params.assignee ?? ''}>
-            <option value="">Anyone</option>
-            <option value="none">Unassigned</option>
+            <option value="">{t('filters.anyone')}</option>
+            <option value="none">{t('filters.unassigned')}</option>
             {data.operators.map((o) => (
               <option key={o.id} value={o.id}>
                 {o.name}
@@ -144,16 +152,17 @@ export default function UsersList() {
           </select>
         </div>
         <div className="filter-buttons">
-          <button type="submit">Apply</button> {filtered ? <Link to="/users">Clear</Link> : null}
+          <button type="submit">{t('common:buttons.apply')}</button>{' '}
+          {filtered ? <Link to="/users">{t('common:buttons.clear')}</Link> : null}
         </div>
       </Form>
 
       <p className="muted" aria-live="polite">
         {busy
-          ? 'Loading…'
+          ? t('list.loading')
           : data.countsCapped
-            ? `More than ${SEARCH_CAP} customers match this search; narrow it down (or add filters) to see exact counts.`
-            : `${data.total} customer${data.total === 1 ? '' : 's'}${filtered ? ' match' : ''}`}
+            ? t('list.capped', { cap: SEARCH_CAP })
+            : t(filtered ? 'list.matching' : 'list.count', { count: data.total })}
       </p>
 
       <ServerTable
@@ -173,16 +182,12 @@ export default function UsersList() {
           <div className="card empty">
             {filtered ? (
               <p>
-                No customer matches these filters. <Link to="/users">Clear the filters</Link> or search for part of an e-mail or id.
+                {t('list.empty_filtered')} <Link to="/users">{t('list.empty_filtered_clear')}</Link> {t('list.empty_filtered_hint')}
               </p>
             ) : (
               <p>
-                No customers yet.{' '}
-                {operator && operator.role !== 'viewer' ? (
-                  <Link to="/users/new">Create the first one</Link>
-                ) : (
-                  'An operator with the compliance role can create one.'
-                )}
+                {t('list.empty')}{' '}
+                {operator && operator.role !== 'viewer' ? <Link to="/users/new">{t('list.empty_create')}</Link> : t('list.empty_viewer')}
               </p>
             )}
           </div>
@@ -197,7 +202,7 @@ export default function UsersList() {
               <input key={`${k}${i}`} type="hidden" name={k} value={v} />
             ))}
           <label htmlFor="size" className="inline">
-            Per page
+            {t('common:pager.page_size')}
           </label>{' '}
           <select id="size" name="size" defaultValue={String(data.pageSize)}>
             {[10, 25, 50, 100].map((n) => (
@@ -205,7 +210,7 @@ export default function UsersList() {
             ))}
           </select>{' '}
           <button type="submit" className="secondary small">
-            Show
+            {t('common:buttons.show')}
           </button>
         </Form>
       </Pager>

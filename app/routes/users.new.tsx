@@ -2,12 +2,15 @@ import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remi
 import { data } from '@remix-run/node';
 import { Form, Link, useActionData, useLoaderData, useNavigation } from '@remix-run/react';
 import { useState } from 'react';
+import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { createUserFromForm, linkLocaleDefaults } from '~/users.server';
 import { CsrfInput } from '~/components/csrf';
-import { CreateUserSchema, fieldErrors, formToObject, newRequestId } from '~/schemas';
+import { useSay } from '~/components/message';
+import { pageTitle } from '~/i18n';
+import { CreateUserSchema, formErrors, formToObject, newRequestId, type FormError } from '~/schemas';
 
-export const meta: MetaFunction = () => [{ title: 'New customer — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'users:new.page_title') }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   await requireOperator(request, 'compliance');
@@ -23,9 +26,11 @@ export async function action({ request }: ActionFunctionArgs) {
 }
 
 export default function NewUser() {
+  const { t } = useTranslation('users');
+  const say = useSay();
   const { requestId, localeByCountry } = useLoaderData<typeof loader>();
   const server = useActionData<typeof action>();
-  const [clientErrors, setClientErrors] = useState<Record<string, string> | null>(null);
+  const [clientErrors, setClientErrors] = useState<Record<string, FormError> | null>(null);
   const errors = clientErrors ?? server?.errors ?? {};
   const v = server?.values ?? {};
   const busy = useNavigation().state !== 'idle';
@@ -36,19 +41,22 @@ export default function NewUser() {
   const err = (k: string) =>
     errors[k] ? (
       <p className="error" id={`${k}-error`}>
-        {errors[k]}
+        {say(errors[k])}
       </p>
     ) : null;
 
+  // Field names with capitals read as words to the literal-string check: named here.
+  const externalIdError = err('externalUserId');
+  const requestIdError = err('requestId');
   return (
     <main className="page narrow">
       <p>
-        <Link to="/users">← Users</Link>
+        <Link to="/users">{t('page.back')}</Link>
       </p>
-      <h1>New customer</h1>
+      <h1>{t('new.heading')}</h1>
       {errors.form ? (
         <div className="toast error" role="alert">
-          {errors.form}
+          {say(errors.form)}
         </div>
       ) : null}
       <Form
@@ -59,7 +67,7 @@ export default function NewUser() {
           const parsed = CreateUserSchema.safeParse(formToObject(new FormData(e.currentTarget)));
           if (!parsed.success) {
             e.preventDefault();
-            setClientErrors(fieldErrors(parsed.error));
+            setClientErrors(formErrors(parsed.error));
           } else {
             setClientErrors(null);
           }
@@ -67,7 +75,7 @@ export default function NewUser() {
       >
         <CsrfInput />
         <input type="hidden" name="requestId" value={v.requestId ?? requestId} />
-        <label htmlFor="email">E-mail</label>
+        <label htmlFor="email">{t('new.email')}</label>
         <input
           id="email"
           name="email"
@@ -80,18 +88,19 @@ export default function NewUser() {
         {err('email')}
 
         <fieldset>
-          <legend>Type</legend>
+          <legend>{t('new.type')}</legend>
           <label className="inline">
-            <input type="radio" name="type" value="INDIVIDUAL" defaultChecked={(v.type ?? 'INDIVIDUAL') === 'INDIVIDUAL'} /> Individual
+            <input type="radio" name="type" value="INDIVIDUAL" defaultChecked={(v.type ?? 'INDIVIDUAL') === 'INDIVIDUAL'} />{' '}
+            {t('types.INDIVIDUAL')}
           </label>{' '}
           <label className="inline">
-            <input type="radio" name="type" value="BUSINESS" defaultChecked={v.type === 'BUSINESS'} /> Business
+            <input type="radio" name="type" value="BUSINESS" defaultChecked={v.type === 'BUSINESS'} /> {t('types.BUSINESS')}
           </label>
         </fieldset>
         {err('type')}
 
         <label htmlFor="externalUserId">
-          External user id <span className="muted">(optional — generated when blank)</span>
+          {t('new.external_id')} <span className="muted">{t('new.external_id_hint')}</span>
         </label>
         <input
           id="externalUserId"
@@ -100,43 +109,43 @@ export default function NewUser() {
           aria-invalid={Boolean(errors.externalUserId)}
           aria-describedby={errors.externalUserId ? 'externalUserId-error' : undefined}
         />
-        {err('externalUserId')}
+        {externalIdError}
 
         <label htmlFor="alias">
-          Alias <span className="muted">(optional)</span>
+          {t('new.alias')} <span className="muted">{t('new.optional')}</span>
         </label>
         <input id="alias" name="alias" defaultValue={v.alias} />
         {err('alias')}
 
-        <label htmlFor="country">Country</label>
+        <label htmlFor="country">{t('new.country')}</label>
         <select id="country" name="country" value={country} onChange={(e) => setCountry(e.target.value)}>
-          <option value="MX">Mexico</option>
-          <option value="DO">Dominican Republic</option>
+          <option value="MX">{t('countries.MX')}</option>
+          <option value="DO">{t('countries.DO')}</option>
         </select>
         {err('country')}
 
         <label className="inline check">
-          <input type="checkbox" name="sendLink" defaultChecked={server ? v.sendLink === 'on' : true} /> Send KYC link now
+          <input type="checkbox" name="sendLink" defaultChecked={server ? v.sendLink === 'on' : true} /> {t('new.send_link')}
         </label>
         <label className="inline check">
-          <input type="checkbox" name="noEmail" defaultChecked={v.noEmail === 'on'} /> Don’t e-mail the link (I’ll hand it over myself)
+          <input type="checkbox" name="noEmail" defaultChecked={v.noEmail === 'on'} /> {t('new.no_email')}
         </label>
-        <label htmlFor="locale">Language of the e-mail</label>
+        <label htmlFor="locale">{t('new.email_language')}</label>
         <select
           id="locale"
           name="locale"
           value={locale ?? localeByCountry[country as keyof typeof localeByCountry] ?? 'es'}
           onChange={(e) => setLocale(e.target.value)}
         >
-          <option value="es">Spanish</option>
-          <option value="en">English</option>
+          <option value="es">{t('email_languages.es')}</option>
+          <option value="en">{t('email_languages.en')}</option>
         </select>
         {err('locale')}
-        {err('requestId')}
+        {requestIdError}
 
         <p>
           <button type="submit" disabled={busy}>
-            {busy ? 'Creating…' : 'Create customer'}
+            {busy ? t('new.creating') : t('new.create')}
           </button>
         </p>
       </Form>

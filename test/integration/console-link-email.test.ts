@@ -9,6 +9,9 @@ import { action as userAction, loader as userLoader } from '../../app/routes/use
 import { action as notificationsAction, loader as notificationsLoader } from '../../app/routes/notifications._index';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import { call, get, post, signInAs, type Browser } from './console-helpers.js';
+import { createConsoleI18n } from '../../app/i18n';
+
+const english = createConsoleI18n('en');
 
 /**
  * Links issued from the console are e-mailed the way an import's are: the console actions, the
@@ -148,7 +151,8 @@ describe('console links are e-mailed', () => {
     const fields = { intent: 'link', country: 'MX', locale: page.emailLocale, requestId: 'req-resend-mail-1' };
     const [a, b] = await Promise.all([act(userId, fields), act(userId, fields)]);
     expect(a.data.tone).toBe('ok');
-    expect(a.data.text).toMatch(/superseded\. It is being e-mailed/);
+    expect(a.data.code).toBe('users:actions.link_resent_emailed');
+    expect(english.t(a.data.code)).toMatch(/superseded\. It is being e-mailed/);
     expect(b.data.link).toBe(a.data.link);
     const second = (await activeLink(rt.db, userId))!;
     expect(second.id).not.toBe(first.id);
@@ -162,7 +166,8 @@ describe('console links are e-mailed', () => {
 
     const quiet = await act(userId, { intent: 'link', country: 'MX', locale: 'en', noEmail: 'on', requestId: 'req-resend-quiet-1' });
     expect(quiet.data.tone).toBe('ok');
-    expect(quiet.data.text).toMatch(/Not e-mailed\./);
+    expect(quiet.data.code).toBe('users:actions.link_resent_not_emailed');
+    expect(english.t(quiet.data.code)).toMatch(/Not e-mailed\./);
     const third = (await activeLink(rt.db, userId))!;
     expect(third.id).not.toBe(second.id);
     expect(quiet.data.link).toBe(third.url);

@@ -6,6 +6,9 @@ import { applySignal, insertUser, markCapaCreated } from '../../db/repositories/
 import { loader as userPage } from '../../app/routes/users.$id';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.js';
 import { call, get, signInAs } from './console-helpers.js';
+import { createConsoleI18n } from '../../app/i18n';
+
+const english = createConsoleI18n('en');
 
 /** The user page's one timeline includes the messages ledger. */
 describe('user timeline sources', () => {
@@ -54,12 +57,20 @@ describe('user timeline sources', () => {
     });
     const viewer = await signInAs(rt.db, 'viewer');
     const res = await call(userPage, get(`/users/${u.id}`, viewer), { id: u.id });
-    const by = (res.data.timeline as Array<{ kind: string; title: string; facts?: string[][] }>)
+    type Said = string | { code: string; values?: Record<string, unknown> };
+    const say = (m: Said) => (typeof m === 'string' ? m : english.t(m.code, m.values ?? {}));
+    const by = (res.data.timeline as Array<{ kind: string; title: Said; facts?: Array<[Said, Said, string?]> }>)
       .filter((e) => e.kind === 'state')
-      .map((e) => [e.title, e.facts?.find(([k]) => k === 'by')]);
+      .map((e) => [say(e.title), e.facts?.map(([k, v, href]) => [say(k), say(v), href]).find(([k]) => k === 'by')]);
     expect(by).toEqual([
-      ['State LINK_ISSUED → IN_PROGRESS', ['by', 'webhook delivery #7', '/webhooks/7']],
-      ['State NOT_STARTED → LINK_ISSUED', ['by', 'Ana Analyst']],
+      ['State Link issued → In progress', ['by', 'webhook delivery #7', '/webhooks/7']],
+      ['State Not started → Link issued', ['by', 'Ana Analyst', undefined]],
     ]);
+    // A Spanish reader gets the same entries in Spanish.
+    const spanish = createConsoleI18n('es');
+    const first = (res.data.timeline as Array<{ kind: string; title: { code: string; values?: Record<string, unknown> } }>).find(
+      (e) => e.kind === 'state',
+    )!;
+    expect(spanish.t(first.title.code, first.title.values ?? {})).toBe('Estado Enlace enviado → En proceso');
   });
 });
