@@ -160,10 +160,10 @@ describe('operator console', () => {
     await page.goto(`${base}/users`);
     await page
       .locator('nav[aria-label="Filter by state"]')
-      .getByRole('link', { name: /LINK ISSUED/ })
+      .getByRole('link', { name: /Link issued/ })
       .click();
     await page.waitForURL(/state=LINK_ISSUED/);
-    await page.locator('nav[aria-label="Filter by state"] a.chip.active').filter({ hasText: 'LINK ISSUED' }).waitFor();
+    await page.locator('nav[aria-label="Filter by state"] a.chip.active').filter({ hasText: 'Link issued' }).waitFor();
     await page.locator('tbody .badge.VERIFIED').first().waitFor({ state: 'detached' });
     await page.locator(`tr[data-user-id="${id}"]`).waitFor();
     expect(await page.locator('tbody .badge.VERIFIED').count()).toBe(0);
