@@ -5,6 +5,7 @@ import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo, useState } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput, useRootData } from '~/components/csrf';
+import { ExportCsvLink } from '~/components/export-link';
 import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { Toast } from '~/components/toast';
 import { TimeAgo } from '~/components/ui';
@@ -151,6 +152,7 @@ export default function Notifications() {
     <main className="page wide">
       <div className="row-between">
         <h1>Notifications</h1>
+        <ExportCsvLink path="/notifications/export.csv" />
         <Link to="/notifications/preview" className="button secondary">
           Preview templates
         </Link>

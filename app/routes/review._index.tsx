@@ -5,6 +5,7 @@ import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
+import { ExportCsvLink } from '~/components/export-link';
 import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { Toast } from '~/components/toast';
 import { StateBadge } from '~/components/ui';
@@ -114,6 +115,7 @@ export default function ReviewQueue() {
     <main className="page wide">
       <div className="row-between">
         <h1>Review queue</h1>
+        <ExportCsvLink path="/review/export.csv" />
         {d.canWork ? (
           <Form method="post">
             <CsrfInput />

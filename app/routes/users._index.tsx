@@ -3,6 +3,7 @@ import { Form, Link, useLoaderData, useLocation, useNavigation } from '@remix-ru
 import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
 import { useTranslation } from 'react-i18next';
+import { ExportCsvLink } from '~/components/export-link';
 import { requireOperator } from '~/auth.server';
 import { usersListData } from '~/users.server';
 import { useRootData } from '~/components/csrf';
@@ -80,6 +81,7 @@ export default function UsersList() {
     <main className="page wide">
       <div className="row-between">
         <h1>{t('list.heading')}</h1>
+        <ExportCsvLink path="/users/export.csv" />
         {operator && operator.role !== 'viewer' ? (
           <Link to="/users/new" className="button">
             {t('list.new')}

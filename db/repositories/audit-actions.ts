@@ -50,6 +50,13 @@ export const AUDIT_ACTIONS = {
   caseTaskDone: 'case.task_done',
   caseStatus: 'case.status',
   caseResolve: 'case.resolve',
+  // evidence and data protection
+  evidenceListExport: 'evidence.list_export',
+  evidenceDossier: 'evidence.dossier',
+  evidenceDocument: 'evidence.document',
+  evidenceErasure: 'evidence.erasure',
+  evidenceLegalHold: 'evidence.legal_hold',
+  evidenceRetention: 'evidence.retention',
   // the audit log itself
   auditExport: 'audit.export',
   auditVerify: 'audit.verify',

@@ -125,41 +125,18 @@ async function planSearch(db: Executor, text: string | undefined): Promise<Searc
   return Number(probe.rows[0]?.n ?? 0) <= SEARCH_COUNT_CAP ? { kind: 'fts', phrase } : { kind: 'scan' };
 }
 
-export async function listUsers(db: Executor, q: UsersListQuery): Promise<UsersListResult> {
-  const pageSize = Math.min(Math.max(q.pageSize ?? 25, 1), 200);
-  const sort: SortColumn = SORTABLE.includes(q.sort as SortColumn) ? (q.sort as SortColumn) : 'createdAt';
-  const dir = q.dir === 'asc' ? 'asc' : 'desc';
-  const states = [...new Set((q.states ?? []).filter((s) => (KYC_STATES as readonly string[]).includes(s)))];
-  const text = q.q?.trim() || undefined;
-  const search = await planSearch(db, text);
+type ListDir = 'asc' | 'desc';
 
-  // One aggregate gives both the per-state chips and the total for the selected states. A search
-  // that matches very many rows is counted only up to the cap (the UI says "1,000+").
-  const capped = search.kind === 'scan';
-  const base = db.selectFrom('users').where((eb) => eb.and(nonStateFilters(db, eb, q, search)));
-  const grouped = capped
-    ? await db
-        .selectFrom(
-          base
-            .select('users.kycState')
-            .limit(SEARCH_COUNT_CAP + 1)
-            .as('m'),
-        )
-        .select(['m.kycState', (eb) => eb.fn.countAll<number>().as('n')])
-        .groupBy('m.kycState')
-        .execute()
-    : await base
-        .select(['users.kycState', (eb) => eb.fn.countAll<number>().as('n')])
-        .groupBy('users.kycState')
-        .execute();
-  const countsByState = Object.fromEntries(KYC_STATES.map((s) => [s, 0])) as Record<KycState, number>;
-  for (const g of grouped) countsByState[g.kycState] = Number(g.n);
-  const selected: readonly KycState[] = states.length ? states : KYC_STATES;
-  const total = selected.reduce((n: number, s) => n + countsByState[s], 0);
-  const countsCapped = capped && grouped.reduce((n, g) => n + Number(g.n), 0) > SEARCH_COUNT_CAP;
-  const pageCount = Math.max(1, Math.ceil(total / pageSize));
-  const page = Math.min(Math.max(q.page ?? 1, 1), pageCount);
+function listSort(q: UsersListQuery): { sort: SortColumn; dir: ListDir } {
+  return { sort: SORTABLE.includes(q.sort as SortColumn) ? (q.sort as SortColumn) : 'createdAt', dir: q.dir === 'asc' ? 'asc' : 'desc' };
+}
 
+const listStates = (q: UsersListQuery): KycState[] => [
+  ...new Set((q.states ?? []).filter((s) => (KYC_STATES as readonly string[]).includes(s))),
+];
+
+/** The list's rows in the list's order, under every filter (no paging): shared by the page and the export. */
+function listRowsQuery(db: Executor, q: UsersListQuery, states: KycState[], search: SearchPlan, sort: SortColumn, dir: ListDir) {
   // With exactly one state and a time sort, the (kyc_state, <time>, id) indexes serve the page in
   // order. Otherwise the state test is written so no index is chosen for it: the planner then
   // walks the sort column's index and filters, instead of collecting every row of the selected
@@ -192,6 +169,44 @@ export async function listUsers(db: Executor, q: UsersListQuery): Promise<UsersL
   // A unique tie-breaker keeps paging stable when many rows share the sort value.
   if (sort !== 'createdAt') rowsQ = rowsQ.orderBy('users.createdAt', dir);
   rowsQ = rowsQ.orderBy('users.id', dir);
+  return rowsQ;
+}
+
+export async function listUsers(db: Executor, q: UsersListQuery): Promise<UsersListResult> {
+  const pageSize = Math.min(Math.max(q.pageSize ?? 25, 1), 200);
+  const { sort, dir } = listSort(q);
+  const states = listStates(q);
+  const text = q.q?.trim() || undefined;
+  const search = await planSearch(db, text);
+
+  // One aggregate gives both the per-state chips and the total for the selected states. A search
+  // that matches very many rows is counted only up to the cap (the UI says "1,000+").
+  const capped = search.kind === 'scan';
+  const base = db.selectFrom('users').where((eb) => eb.and(nonStateFilters(db, eb, q, search)));
+  const grouped = capped
+    ? await db
+        .selectFrom(
+          base
+            .select('users.kycState')
+            .limit(SEARCH_COUNT_CAP + 1)
+            .as('m'),
+        )
+        .select(['m.kycState', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy('m.kycState')
+        .execute()
+    : await base
+        .select(['users.kycState', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy('users.kycState')
+        .execute();
+  const countsByState = Object.fromEntries(KYC_STATES.map((s) => [s, 0])) as Record<KycState, number>;
+  for (const g of grouped) countsByState[g.kycState] = Number(g.n);
+  const selected: readonly KycState[] = states.length ? states : KYC_STATES;
+  const total = selected.reduce((n: number, s) => n + countsByState[s], 0);
+  const countsCapped = capped && grouped.reduce((n, g) => n + Number(g.n), 0) > SEARCH_COUNT_CAP;
+  const pageCount = Math.max(1, Math.ceil(total / pageSize));
+  const page = Math.min(Math.max(q.page ?? 1, 1), pageCount);
+
+  const rowsQ = listRowsQuery(db, q, states, search, sort, dir);
   const rows =
     total === 0
       ? []
@@ -200,6 +215,21 @@ export async function listUsers(db: Executor, q: UsersListQuery): Promise<UsersL
           .offset((page - 1) * pageSize)
           .execute();
   return { rows: rows as UsersListRow[], total, countsByState, countsCapped, page, pageSize, pageCount };
+}
+
+/**
+ * Every row the list shows under `q` (all pages), in its order, read in batches: what an export
+ * hands over is exactly what the filtered list holds, whatever the count cap says.
+ */
+export async function* iterateUsersList(db: Executor, q: UsersListQuery, batch = 500): AsyncGenerator<UsersListRow> {
+  const { sort, dir } = listSort(q);
+  const states = listStates(q);
+  const search = await planSearch(db, q.q?.trim() || undefined);
+  for (let offset = 0; ; offset += batch) {
+    const rows = (await listRowsQuery(db, q, states, search, sort, dir).limit(batch).offset(offset).execute()) as UsersListRow[];
+    for (const r of rows) yield r;
+    if (rows.length < batch) return;
+  }
 }
 
 export async function countsByState(db: Executor): Promise<Record<KycState, number>> {

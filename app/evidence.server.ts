@@ -1,0 +1,199 @@
+import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
+import { listMessages, type MessageListQuery } from '../db/repositories/notifications.js';
+import { iterateUsersList } from '../db/repositories/users-list.js';
+import { csvStream } from '../lib/csv.js';
+import type { TFunction } from '../lib/i18n.js';
+import { auditAction, type SignedIn } from './auth.server';
+import { i18nFor } from './i18n.server';
+import { parseMessageParams, reasonParts } from './notifications.server';
+import { reviewQueue } from './review/cases.server';
+import { parseQueueParams, slaTargets } from './review.server';
+import { services } from './services.server';
+import { parseListParams } from './users.server';
+
+/**
+ * Evidence and data protection: list exports (users, review queue, notifications ledger) that hand
+ * over exactly what the list shows under the same query string — every page, not just one.
+ */
+
+export type ExportList = 'users' | 'review' | 'notifications';
+
+const USER_COLUMNS = [
+  'id',
+  'external_user_id',
+  'email',
+  'alias',
+  'type',
+  'country',
+  'state',
+  'state_code',
+  'state_changed_at',
+  'capa_user_id',
+  'assignee',
+  'created_at',
+  'url',
+] as const;
+const REVIEW_COLUMNS = [
+  'user_id',
+  'external_user_id',
+  'email',
+  'alias',
+  'country',
+  'state',
+  'state_code',
+  'case_status',
+  'assignee',
+  'queued_at',
+  'waiting_on',
+  'sla_breached',
+  'open_tasks',
+  'next_due',
+  'url',
+] as const;
+const MESSAGE_COLUMNS = [
+  'id',
+  'user_id',
+  'external_user_id',
+  'kind',
+  'channel',
+  'locale',
+  'address',
+  'status',
+  'attempts',
+  'step',
+  'subject',
+  'reason',
+  'created_at',
+  'sent_at',
+  'failed_at',
+  'cancelled_at',
+] as const;
+
+async function* mapRows<T>(src: AsyncIterable<T>, f: (r: T) => readonly unknown[]): AsyncGenerator<readonly unknown[]> {
+  for await (const r of src) yield f(r);
+}
+
+async function* arrayRows<T>(rows: readonly T[]): AsyncGenerator<T> {
+  yield* rows;
+}
+
+/** Every ledger row the list shows under `q`, a thousand at a time. */
+async function* allMessages(q: MessageListQuery) {
+  const { db } = await services();
+  for (let page = 1; ; page++) {
+    const { rows } = await listMessages(db, { ...q, page, pageSize: 1000 });
+    yield* rows;
+    if (rows.length < 1000) return;
+  }
+}
+
+const yesNo = (t: TFunction, v: boolean) => t(v ? 'common:words.yes' : 'common:words.no');
+const state = (t: TFunction, s: string) => t(`common:states.${s}`);
+
+/**
+ * The CSV of one list under the list's own query string (paging and page size ignored: every
+ * matching row). Compliance and above only — an export is the whole list's personal data at once,
+ * so it is never masked and viewers get none. Audited with the list and its filters before the
+ * first byte leaves.
+ */
+export async function listExportResponse(request: Request, who: SignedIn, list: ExportList): Promise<Response> {
+  const { db, env } = await services();
+  const sp = new URL(request.url).searchParams;
+  const { t } = await i18nFor(request, 'evidence');
+  const base = env.publicUrl;
+  const now = Date.now();
+  let header: readonly string[];
+  let rows: AsyncIterator<readonly unknown[]>;
+  let filters: Record<string, unknown>;
+  if (list === 'users') {
+    const { page: _p, pageSize: _s, ...q } = parseListParams(sp);
+    filters = q;
+    header = USER_COLUMNS.map((c) => t(`export.columns.users.${c}`));
+    rows = mapRows(iterateUsersList(db, q), (r) => [
+      r.id,
+      r.externalUserId,
+      r.email,
+      r.alias,
+      r.type,
+      r.country,
+      state(t, r.kycState),
+      r.kycState,
+      r.kycStateChangedAt,
+      r.capaUserId,
+      r.assigneeName,
+      r.createdAt,
+      `${base}/users/${r.id}`,
+    ]);
+  } else if (list === 'review') {
+    const { page: _p, ...q } = parseQueueParams(sp);
+    filters = q;
+    const all = await reviewQueue(db, {
+      filters: q,
+      operatorId: who.operator.id,
+      now,
+      targets: slaTargets(env),
+      page: 0,
+      pageSize: Number.MAX_SAFE_INTEGER,
+    });
+    header = REVIEW_COLUMNS.map((c) => t(`export.columns.review.${c}`));
+    rows = mapRows(arrayRows(all.rows), (r) => [
+      r.userId,
+      r.externalUserId,
+      r.email,
+      r.alias,
+      r.country,
+      state(t, r.kycState),
+      r.kycState,
+      t(`review:statuses.${r.caseStatus}`),
+      r.assigneeName,
+      r.queuedAt,
+      r.sla.waitingOn ? t(`review:who.${r.sla.waitingOn}`) : '',
+      yesNo(t, r.sla.breached),
+      r.openTasks,
+      r.nextDue,
+      `${base}/users/${r.userId}`,
+    ]);
+  } else {
+    const { page: _p, pageSize: _s, ...q } = parseMessageParams(sp);
+    filters = q;
+    header = MESSAGE_COLUMNS.map((c) => t(`export.columns.notifications.${c}`));
+    rows = mapRows(allMessages({ ...q, page: 1, pageSize: 1000 }), (m) => [
+      m.id,
+      m.userId,
+      m.externalUserId,
+      t(`notifications:kinds.${m.kind}`),
+      t(`notifications:channels.${m.channel}`),
+      m.locale,
+      m.address,
+      t(`notifications:statuses.${m.status}`),
+      m.attempts,
+      m.step,
+      m.subject,
+      m.failureReason
+        ? reasonParts(m.failureReason)
+            .map((p) => t(p.code, p.values))
+            .join(': ')
+        : '',
+      m.createdAt,
+      m.sentAt,
+      m.failedAt,
+      m.cancelledAt,
+    ]);
+  }
+  await auditAction(request, who, {
+    action: AUDIT_ACTIONS.evidenceListExport,
+    targetType: 'list',
+    targetId: list,
+    outcome: 'ok',
+    detail: { filters },
+  });
+  const stamp = new Date(now).toISOString().slice(0, 19).replace(/[:T]/g, '-');
+  return new Response(csvStream(header, rows), {
+    status: 200,
+    headers: {
+      'content-type': 'text/csv; charset=utf-8',
+      'content-disposition': `attachment; filename="kyc-desk-${list}-${stamp}.csv"`,
+      'cache-control': 'no-store',
+    },
+  });
+}
