@@ -194,6 +194,20 @@ async function insertEvent(
     .execute();
 }
 
+/** The columns of a case (re)opened at `openedAt`: nothing resolved. */
+function openCaseFields(openedAt: string, now: string) {
+  return {
+    status: 'open' as const,
+    resolutionReason: null,
+    resolutionComment: null,
+    openedAt,
+    statusChangedAt: openedAt,
+    resolvedAt: null,
+    resolvedBy: null,
+    updatedAt: now,
+  };
+}
+
 /**
  * The customer's case, created on first use. A case resolved before the customer entered
  * REVIEW_NEEDED/REJECTED again is reopened (a new wait starts when the state changed).
@@ -206,17 +220,7 @@ export async function ensureCase(db: Executor, userId: string, actor: CaseActor)
   const openedAt = inState ? user.kycStateChangedAt : now;
   const existing = await db.selectFrom('reviewCases').selectAll().where('userId', '=', userId).executeTakeFirst();
   if (!existing) {
-    const row: ReviewCase = {
-      userId,
-      status: 'open',
-      resolutionReason: null,
-      resolutionComment: null,
-      openedAt,
-      statusChangedAt: openedAt,
-      resolvedAt: null,
-      resolvedBy: null,
-      updatedAt: now,
-    };
+    const row: ReviewCase = { userId, ...openCaseFields(openedAt, now) };
     const r = await db
       .insertInto('reviewCases')
       .values(row)
@@ -229,16 +233,7 @@ export async function ensureCase(db: Executor, userId: string, actor: CaseActor)
     return db.selectFrom('reviewCases').selectAll().where('userId', '=', userId).executeTakeFirstOrThrow();
   }
   if (existing.status === 'resolved' && inState && existing.resolvedAt !== null && existing.resolvedAt < user.kycStateChangedAt) {
-    const upd = {
-      status: 'open' as const,
-      resolutionReason: null,
-      resolutionComment: null,
-      openedAt,
-      statusChangedAt: openedAt,
-      resolvedAt: null,
-      resolvedBy: null,
-      updatedAt: now,
-    };
+    const upd = openCaseFields(openedAt, now);
     const r = await db.updateTable('reviewCases').set(upd).where('userId', '=', userId).where('status', '=', 'resolved').executeTakeFirst();
     if (Number(r.numUpdatedRows) > 0)
       await insertEvent(
