@@ -17,24 +17,27 @@ import { services } from './services.server';
  */
 
 /** Why a single sign-on was refused: stored in the audit log and worded on the sign-in page. */
-export type SsoFailure =
-  | 'not_configured'
-  | 'no_flow'
-  | 'state_mismatch'
-  | 'provider_error'
-  | 'provider_unreachable'
-  | 'token_exchange_failed'
-  | 'id_token_signature'
-  | 'id_token_issuer'
-  | 'id_token_audience'
-  | 'id_token_nonce'
-  | 'id_token_expired'
-  | 'id_token_invalid'
-  | 'email_unverified'
-  | 'unknown_operator'
-  | 'subject_mismatch'
-  | 'unmapped'
-  | 'operator_disabled';
+export const SSO_FAILURES = [
+  'not_configured',
+  'no_flow',
+  'state_mismatch',
+  'provider_error',
+  'provider_unreachable',
+  'token_exchange_failed',
+  'id_token_signature',
+  'id_token_issuer',
+  'id_token_audience',
+  'id_token_nonce',
+  'id_token_expired',
+  'id_token_invalid',
+  'email_unverified',
+  'unknown_operator',
+  'subject_mismatch',
+  'unmapped',
+  'operator_disabled',
+] as const;
+export type SsoFailure = (typeof SSO_FAILURES)[number];
+export const isSsoFailure = (v: unknown): v is SsoFailure => typeof v === 'string' && (SSO_FAILURES as readonly string[]).includes(v);
 
 export class SsoError extends Error {
   constructor(

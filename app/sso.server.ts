@@ -5,6 +5,7 @@ import { findOperatorByEmail, findOperatorBySubject, linkOperatorSubject, setOpe
 import { revokeOperatorSessions } from '../db/repositories/sessions.js';
 import { anySession, clientIp, safeNext, startSession } from './auth.server';
 import {
+  isSsoFailure,
   beginAuthorization,
   completeAuthorization,
   mappedRole,
@@ -25,6 +26,8 @@ import { services } from './services.server';
  * then remembered); the role comes from OIDC_ROLE_MAP when set; unknown or unmapped people are
  * refused, and every refusal is audited with its reason.
  */
+
+export { isSsoFailure };
 
 let cookieCache: { key: string; cookie: ReturnType<typeof createCookie> } | undefined;
 

@@ -12,6 +12,7 @@ import { signOutDestination } from '../../app/sso.server';
 import { loader as ssoStart } from '../../app/routes/auth.oidc._index';
 import { loader as ssoCallback } from '../../app/routes/auth.oidc.callback';
 import { action as loginAction } from '../../app/routes/login';
+import { action as logoutAction } from '../../app/routes/logout';
 import { createTestDb, redisUrl, type TestDb } from '../support/runtime.js';
 import { oidcEnv, signInAtIdp, startTestIdp, type Tamper, type TestIdp } from '../support/oidc-provider.js';
 import { call, get, makeOperator, ORIGIN, PASSWORD, post, signIn, type Browser } from './console-helpers.js';
@@ -328,6 +329,12 @@ describe('SSO only, and sessions the provider controls', () => {
     expect(url.searchParams.get('post_logout_redirect_uri')).toBe(`${ORIGIN}/login`);
     const hint = jose.decodeJwt(url.searchParams.get('id_token_hint')!);
     expect(hint.sub).toBe('analyst');
+    // The sign-out button: our session ends, and the browser goes on to the provider.
+    const who = await requireOperator(get('/', browser), 'viewer');
+    const out = await call(logoutAction, post('/logout', { ...browser!, csrf: who.session.csrfToken }, {}));
+    expect(out.status).toBe(302);
+    expect(out.location).toMatch(new RegExp(`^${idp.issuer}/session/end\\?`));
+    expect((await refusal(requireOperator(get('/', browser), 'viewer'))).status).toBe(302);
     // A password session has no provider to visit.
     const op = await makeOperator(t.db, 'viewer');
     expect(await signOutDestination(get('/', await signIn(op.email)))).toBeNull();
