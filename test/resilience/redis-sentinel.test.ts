@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSandbox, type Sandbox } from '../../capa/sandbox/server.js';
 import { signBody } from '../../capa/signature.js';
 import { insertUser } from '../../db/repositories/users.js';
+import { parseEnv } from '../../lib/config.js';
+import { ensureRedis } from '../../server/redis-bootstrap.js';
 import type { User } from '../../db/schema.js';
 import { freePort } from '../setup/global-setup.js';
 import { startProc, waitHttp, type Proc } from '../support/processes.js';
@@ -96,6 +98,17 @@ describe('Redis Sentinel failover with real web and worker processes', () => {
     await sandbox?.close();
     await group?.close();
     await tdb?.close();
+  });
+
+  it("npm start's Redis check goes through the sentinels and starts no local Redis", async () => {
+    const logged: string[] = [];
+    const started = await ensureRedis(parseEnv({ NODE_ENV: 'test', ...group.env, REDIS_URL: 'redis://127.0.0.1:1' }).redis, {
+      autostart: true,
+      dataDir: '/nonexistent/kyc-data',
+      log: (m) => logged.push(m),
+    });
+    expect(started).toBeNull();
+    expect(logged).toEqual([]);
   });
 
   it('keeps acknowledging through a failover and processes every acknowledged delivery exactly once', async () => {
