@@ -126,21 +126,54 @@ const stateSource: TimelineSource = async ({ db, user }) => {
 const ACTIONS = new Set(['user.create', 'user.capa_create', 'link.generate', 'link.resend', 'details.fetch']);
 const OUTCOMES = new Set(['ok', 'error', 'queued', 'denied']);
 
+/**
+ * What an audit entry recorded, as facts: the fields the catalogue names
+ * (`users:timeline.detail_keys.<field>`) with their values worded where they are codes (yes/no,
+ * a language, a job's failure, a refusal's key); other fields as recorded.
+ */
+const DETAIL_KEYS = new Set([
+  'type',
+  'country',
+  'sendLink',
+  'emailLink',
+  'locale',
+  'job',
+  'error',
+  'linkId',
+  'supersedes',
+  'result',
+  'reason',
+]);
+const CODE = /^[a-z][a-z0-9-]*:[a-z0-9_.]+$/;
+
+function detailValue(key: string, v: unknown): TimelineText {
+  if (typeof v === 'boolean') return { code: v ? 'common:words.yes' : 'common:words.no' };
+  if (v === null || v === undefined) return '—';
+  if (typeof v !== 'string') return JSON.stringify(v);
+  if (key === 'locale' && (v === 'es' || v === 'en')) return { code: `common:languages.${v}` };
+  if (key === 'error') return jobFailureMessage(v);
+  if (key === 'reason' && CODE.test(v)) return { code: v };
+  return v;
+}
+
+function detailFacts(detail: string | null): TimelineFact[] {
+  if (!detail) return [];
+  let d: unknown;
+  try {
+    d = JSON.parse(detail);
+  } catch {
+    return [[fact('detail'), detail]];
+  }
+  if (typeof d !== 'object' || d === null || Array.isArray(d)) return [[fact('detail'), detail]];
+  return Object.entries(d as Record<string, unknown>).map(([k, v]): TimelineFact => [
+    DETAIL_KEYS.has(k) ? msg(`detail_keys.${k}`) : k,
+    detailValue(k, v),
+  ]);
+}
+
 const operatorSource: TimelineSource = async ({ db, user }) => {
   const rows = await auditForTarget(db, 'user', user.id);
   return rows.map((a) => {
-    let detail: string | null = null;
-    if (a.detail) {
-      // Recorded data (field: value), not words: shown as stored.
-      try {
-        const d = JSON.parse(a.detail) as Record<string, unknown>;
-        detail = Object.entries(d)
-          .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`)
-          .join(' · ');
-      } catch {
-        detail = a.detail;
-      }
-    }
     const outcome = OUTCOMES.has(a.outcome) ? a.outcome : 'other';
     return {
       key: `operator:${a.id}`,
@@ -149,8 +182,8 @@ const operatorSource: TimelineSource = async ({ db, user }) => {
       title: ACTIONS.has(a.action)
         ? msg('operator', { actor: a.actor, action: a.action.replace('.', '_'), outcome, raw: a.outcome })
         : msg('operator_unlisted', { actor: a.actor, action: a.action, outcome, raw: a.outcome }),
-      detail,
       tone: a.outcome === 'ok' ? 'ok' : a.outcome === 'queued' ? 'info' : a.outcome === 'denied' ? 'warn' : 'error',
+      facts: detailFacts(a.detail),
     } satisfies TimelineEntry;
   });
 };
