@@ -18,3 +18,21 @@ export function ExportCsvLink({ path }: { path: string }) {
     </a>
   );
 }
+
+/** The customer's dossier, as PDF and as raw JSON in a ZIP (compliance and above). */
+export function DossierLinks({ userId }: { userId: string }) {
+  const { t } = useTranslation('evidence');
+  const { operator } = useRootData();
+  if (!operator || operator.role === 'viewer') return null;
+  const base = `/users/${encodeURIComponent(userId)}`;
+  return (
+    <p className="actions">
+      <a href={`${base}/dossier.pdf`} className="button secondary" download>
+        {t('dossier.button')}
+      </a>{' '}
+      <a href={`${base}/dossier.zip`} className="button secondary" download>
+        {t('dossier.button_zip')}
+      </a>
+    </p>
+  );
+}

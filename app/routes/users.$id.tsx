@@ -15,6 +15,7 @@ import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { runUserAction, userPageData } from '~/users.server';
 import { CsrfInput } from '~/components/csrf';
+import { DossierLinks } from '~/components/export-link';
 import { useFormat } from '~/components/format';
 import { useSay } from '~/components/message';
 import { FlashToast, Toast } from '~/components/toast';
@@ -108,6 +109,7 @@ export default function UserPage() {
           <p className="muted">
             {u.email} · {t(`types.${u.type}`)} · {u.country ?? t('page.no_country')} · {t('page.created')} <TimeAgo iso={u.createdAt} />
           </p>
+          <DossierLinks userId={u.id} />
         </div>
         <div className="state-box" data-testid="kyc-state">
           <StateBadge state={u.kycState} /> <code className="muted">{u.kycState}</code>

@@ -34,3 +34,19 @@ export async function latestDetails<T = unknown>(
   const { payload, ...rest } = row;
   return { ...rest, details: decryptJson<T>(payload, keys) };
 }
+
+/** Every KYC result on record for a customer, oldest first, decrypted (the dossier's history). */
+export async function detailsHistory<T = unknown>(
+  db: Executor,
+  userId: string,
+  keys: DataKey[],
+): Promise<Array<Omit<KycDetailsRow, 'payload'> & { details: T }>> {
+  const rows = await db
+    .selectFrom('kycDetails')
+    .selectAll()
+    .where('userId', '=', userId)
+    .orderBy('fetchedAt', 'asc')
+    .orderBy('id', 'asc')
+    .execute();
+  return rows.map(({ payload, ...rest }) => ({ ...rest, details: decryptJson<T>(payload, keys) }));
+}
