@@ -35,6 +35,7 @@ const TRANSLATED_SCREENS = [
   'app/routes/account.tsx',
   'app/routes/account_.language.tsx',
   'app/routes/_index.tsx',
+  'app/routes/alerts.tsx',
   // feature screens: add each file here once it is translated
   // customers and imports
   'app/routes/users.*.tsx',

@@ -15,7 +15,9 @@ import {
 } from '@remix-run/react';
 import { useTranslation } from 'react-i18next';
 import { useChangeLanguage } from 'remix-i18next/react';
+import { alertBadge, type AlertBadgeData } from './alerts.server';
 import { currentSession } from './auth.server';
+import { AlertBadge } from './components/alert-badge';
 import { CsrfInput, useRootData, type RootData } from './components/csrf';
 import { useFormat } from './components/format';
 import { LANGUAGES, pageTitle } from './i18n';
@@ -34,12 +36,14 @@ export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 
  * Also decides the page's language and time zone (app/i18n.server.ts), which entry.server.tsx
  * renders with and the browser reads back from `<html lang>`.
  */
-export async function loader({ request }: LoaderFunctionArgs): Promise<RootData> {
+export async function loader({ request }: LoaderFunctionArgs): Promise<RootData & { alerts?: AlertBadgeData | null }> {
   const live = await currentSession(request);
   const { locale, timeZone } = await localeForOperator(request, live?.operator.id ?? null);
   if (!live) return { operator: null, csrfToken: null, locale, timeZone };
   const { id, email, name, role } = live.operator;
-  return { operator: { id, email, name, role }, csrfToken: live.session.csrfToken, locale, timeZone };
+  // The header's alert badge; a failure to count must not take every page down with it.
+  const alerts = await alertBadge().catch(() => null);
+  return { operator: { id, email, name, role }, csrfToken: live.session.csrfToken, locale, timeZone, alerts };
 }
 
 function TopNav() {
@@ -55,6 +59,7 @@ function TopNav() {
           {t(n.label)}
         </NavLink>
       ))}
+      <AlertBadge />
       <span className="spacer" />
       {navigation.state !== 'idle' ? (
         <span className="muted" aria-live="polite">

@@ -50,6 +50,12 @@ export const AUDIT_ACTIONS = {
   caseTaskDone: 'case.task_done',
   caseStatus: 'case.status',
   caseResolve: 'case.resolve',
+  // alerts
+  alertAcknowledge: 'alert.acknowledge',
+  alertSilence: 'alert.silence',
+  alertSilenceEnd: 'alert.silence_end',
+  alertRuleChange: 'alert.rule_change',
+  alertRecipientsChange: 'alert.recipients_change',
   // evidence and data protection
   evidenceListExport: 'evidence.list_export',
   evidenceDossier: 'evidence.dossier',

@@ -41,3 +41,8 @@ export async function putSetting(db: Executor, key: string, value: unknown, upda
     .onConflict((oc) => oc.column('key').doUpdateSet({ value: row.value, updatedAt: row.updatedAt, updatedBy: row.updatedBy }))
     .execute();
 }
+
+/** Removes a setting (its owner falls back to the environment's value). */
+export async function deleteSetting(db: Executor, key: string): Promise<void> {
+  await db.deleteFrom('settings').where('key', '=', key).execute();
+}

@@ -1,5 +1,5 @@
 import type { Executor } from '../../db/client.js';
-import { getSetting, putSetting } from '../../db/repositories/settings.js';
+import { deleteSetting, getSetting, putSetting } from '../../db/repositories/settings.js';
 import {
   ALERT_RULE_IDS,
   effectiveSettings,
@@ -112,4 +112,9 @@ export async function saveRuleOverrides(db: Executor, value: RuleOverrides, by: 
 
 export async function saveRouting(db: Executor, value: AlertRouting, by: string | null): Promise<void> {
   await putSetting(db, ALERT_SETTING_KEYS.routing, value, by);
+}
+
+/** Back to the environment's lists (ALERTS_EMAIL_CRITICAL, ALERTS_EMAIL_WARNING). */
+export async function resetRouting(db: Executor): Promise<void> {
+  await deleteSetting(db, ALERT_SETTING_KEYS.routing);
 }

@@ -69,7 +69,8 @@ export function ruleTitle(rule: AlertRuleId, v: Voice): string {
 
 export function ruleSummary(rule: AlertRuleId, values: Record<string, unknown>, v: Voice): string {
   const countKey = COUNT_OF[rule];
-  const count = countKey && typeof values[countKey] === 'number' ? (values[countKey] as number) : undefined;
+  // Plural summaries always get a count (0 when the figure is missing), so the key resolves.
+  const count = countKey ? (typeof values[countKey] === 'number' ? (values[countKey] as number) : 0) : undefined;
   return v.t(`${ruleKey(rule)}.summary`, { ...formatValues(values, v), ...(count !== undefined ? { count } : {}) });
 }
 

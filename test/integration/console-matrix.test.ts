@@ -25,6 +25,8 @@ const EXPECT: Record<string, { loader?: Min; action?: Min }> = {
   'users.new': { loader: 'compliance', action: 'compliance' },
   'users.$id': { loader: 'viewer', action: 'compliance' },
   'admin.operators': { loader: 'admin', action: 'admin' },
+  // Viewers see alerts; compliance acknowledges and silences (thresholds and recipients: admins, alerts-console.test.ts).
+  alerts: { loader: 'viewer', action: 'compliance' },
   logout: { loader: 'viewer', action: 'viewer' },
   login: { loader: 'public', action: 'public' },
   setup: { loader: 'public', action: 'public' },
