@@ -400,7 +400,7 @@ export interface SecurityData {
     current: boolean;
     createdAt: string;
     lastSeenAt: string;
-    userAgent: string | null;
+    device: string | null;
     ip: string | null;
     method: string | null;
   }>;
@@ -421,7 +421,7 @@ export async function securityData(who: SignedIn, currentHash: string | null): P
       current: s.idHash === currentHash,
       createdAt: s.createdAt,
       lastSeenAt: s.lastSeenAt,
-      userAgent: s.userAgent,
+      device: deviceOf(s.userAgent),
       ip: s.ip,
       method: s.method,
     })),
@@ -530,4 +530,54 @@ export async function identityOverview(): Promise<{ factors: Record<string, Fact
   const { db } = await services();
   const [f, s] = await Promise.all([factorSummaries(db), liveSessionCounts(db, await sessionPolicy())]);
   return { factors: Object.fromEntries(f), sessions: Object.fromEntries(s) };
+}
+
+/** A short description of the browser a session runs in ("Chrome 131 · Linux"); names, not words. */
+export function deviceOf(userAgent: string | null): string | null {
+  if (!userAgent) return null;
+  const browser =
+    /Edg\/(\d+)/.exec(userAgent)?.[1] !== undefined
+      ? `Edge ${/Edg\/(\d+)/.exec(userAgent)![1]}`
+      : /Firefox\/(\d+)/.test(userAgent)
+        ? `Firefox ${/Firefox\/(\d+)/.exec(userAgent)![1]}`
+        : /Chrom(e|ium)\/(\d+)/.test(userAgent)
+          ? `Chrome ${/Chrom(?:e|ium)\/(\d+)/.exec(userAgent)![1]}`
+          : /Version\/(\d+).*Safari/.test(userAgent)
+            ? `Safari ${/Version\/(\d+)/.exec(userAgent)![1]}`
+            : null;
+  const os = /Windows/.test(userAgent)
+    ? 'Windows'
+    : /iPhone|iPad/.test(userAgent)
+      ? 'iOS'
+      : /Mac OS X/.test(userAgent)
+        ? 'macOS'
+        : /Android/.test(userAgent)
+          ? 'Android'
+          : /Linux/.test(userAgent)
+            ? 'Linux'
+            : null;
+  return [browser, os].filter(Boolean).join(' · ') || userAgent.slice(0, 60);
+}
+
+export type SecurityOutcome = { security: true; tone: 'ok' | 'error'; code: string; recoveryCodes?: string[]; signedOut?: boolean };
+
+/** The /account page's security forms (intents starting with `security-`). */
+export async function securityAction(request: Request, who: SignedIn, intent: string, form: FormData): Promise<SecurityOutcome> {
+  const done = (r: MfaOutcome, okCode: string): SecurityOutcome =>
+    r.ok
+      ? { security: true, tone: 'ok', code: okCode, ...(r.recoveryCodes ? { recoveryCodes: r.recoveryCodes } : {}) }
+      : { security: true, tone: 'error', code: r.code };
+  switch (intent) {
+    case 'security-remove-totp':
+      return done(await removeTotp(request, who), 'account:security.totp_removed');
+    case 'security-remove-passkey':
+      return done(await removePasskey(request, who, String(form.get('id') ?? '')), 'account:security.passkey_removed');
+    case 'security-recovery-codes':
+      return done(await newRecoveryCodes(request, who), 'account:security.recovery_generated');
+    case 'security-sign-out-everywhere':
+      await signOutEverywhere(request, who);
+      return { security: true, tone: 'ok', code: 'account:security.signed_out_everywhere', signedOut: true };
+    default:
+      return { security: true, tone: 'error', code: 'account:unknown_intent' };
+  }
 }

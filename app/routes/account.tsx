@@ -3,7 +3,9 @@ import { data, redirect } from '@remix-run/node';
 import { Form, useActionData, useLoaderData, useNavigation } from '@remix-run/react';
 import { useTranslation } from 'react-i18next';
 import { accountData, savePreferences } from '~/account.server';
-import { requireMutation, requireOperator } from '~/auth.server';
+import { currentSessionHash, requireMutation, requireOperator, signOut } from '~/auth.server';
+import { SecuritySections, type SecurityResult } from '~/components/account-security';
+import { securityAction, securityData } from '~/mfa.server';
 import { CsrfInput } from '~/components/csrf';
 import { useFormat } from '~/components/format';
 import { FlashToast, Toast } from '~/components/toast';
@@ -14,12 +16,18 @@ export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 
 /** Every operator's own page: who they are, and the language and time zone of their console. */
 export async function loader({ request }: LoaderFunctionArgs) {
   const who = await requireOperator(request, 'viewer');
-  return accountData(who);
+  return { ...(await accountData(who)), security: await securityData(who, await currentSessionHash(request)) };
 }
 
 export async function action({ request }: ActionFunctionArgs) {
   const who = await requireMutation(request, 'viewer');
   const intent = who.form.get('intent');
+  if (typeof intent === 'string' && intent.startsWith('security-')) {
+    const r = await securityAction(request, who, intent, who.form);
+    // Signed out everywhere, this browser included: back to the sign-in page.
+    if (r.signedOut) throw redirect('/login?flash=signed-out', { headers: await signOut(request, null) });
+    return data(r, { status: r.tone === 'ok' ? 200 : 400 });
+  }
   if (intent === 'preferences') {
     const r = await savePreferences(request, who, who.form);
     if (!r.ok) return data({ code: r.code }, { status: 400 });
@@ -39,7 +47,7 @@ export default function Account() {
     <main className="page narrow">
       <h1>{t('heading')}</h1>
       <FlashToast />
-      {result?.code ? <Toast tone="error" text={t(result.code)} /> : null}
+      {result?.code && !('security' in result) ? <Toast tone="error" text={t(result.code)} /> : null}
       <section className="card" aria-labelledby="me-h">
         <h2 id="me-h">{t('profile.heading')}</h2>
         <dl>
@@ -85,6 +93,7 @@ export default function Account() {
           </p>
         </Form>
       </section>
+      <SecuritySections data={d.security} result={result && 'security' in result ? (result as SecurityResult) : null} />
     </main>
   );
 }

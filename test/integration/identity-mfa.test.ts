@@ -10,6 +10,7 @@ import { BACKGROUND_HEADER, requireOperator } from '../../app/auth.server';
 import { action as loginAction } from '../../app/routes/login';
 import { action as mfaAction, loader as mfaLoader } from '../../app/routes/auth.mfa._index';
 import { action as enrolAction, loader as enrolLoader } from '../../app/routes/auth.mfa.enrol';
+import { action as accountAction, loader as accountLoader } from '../../app/routes/account';
 import { createTestDb, redisUrl, type TestDb } from '../support/runtime.js';
 import { call, get, makeOperator, ORIGIN, PASSWORD, post, type Browser } from './console-helpers.js';
 
@@ -257,5 +258,67 @@ describe('sessions and polling', () => {
     expect(
       ((await requireOperator(get('/imports/x/progress', b, { [BACKGROUND_HEADER]: '1' }), 'viewer').catch((e) => e)) as Response).status,
     ).toBe(302);
+  });
+});
+
+describe('/account: factors, recovery codes and sessions', () => {
+  it('lists where the operator is signed in, keeps the last required factor, renews recovery codes, signs out everywhere', async () => {
+    const op = await makeOperator(t.db, 'compliance');
+    // Set up TOTP on the way in.
+    const ua = { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36' };
+    const first = await password(op.email, ua);
+    const p = await page(enrolLoader, '/auth/mfa/enrol', first.b!);
+    const secret = (p.data.totp.secret as string).replace(/\s/g, '');
+    const enrolled = await call(
+      enrolAction,
+      post('/auth/mfa/enrol', p, { intent: 'totp', code: await codeAt(secret), next: '/' }, { headers: ua }),
+    );
+    const oldCodes: string[] = enrolled.data.recoveryCodes;
+    const laptop = { cookie: sessionCookie(enrolled.headers), csrf: '', role: null } as Browser;
+    // A second device.
+    const second = await password(op.email);
+    const p2 = await page(mfaLoader, '/auth/mfa', second.b!);
+    const phoneIn = await call(mfaAction, post('/auth/mfa', p2, { intent: 'totp', code: await codeAt(secret, 1), next: '/' }));
+    const phone = { cookie: sessionCookie(phoneIn.headers), csrf: '', role: null } as Browser;
+
+    const acc = await call(accountLoader, get('/account', laptop));
+    expect(acc.status).toBe(200);
+    const sec = acc.data.security;
+    expect(sec.factors).toEqual({ totp: true, passkeys: 0, recoveryCodesLeft: 10 });
+    expect(sec.required).toBe(true);
+    expect(sec.sessions).toHaveLength(2);
+    expect(sec.sessions.filter((x: { current: boolean }) => x.current)).toHaveLength(1);
+    expect(sec.sessions.find((x: { current: boolean }) => x.current)).toMatchObject({
+      device: 'Chrome 131 · Linux',
+      method: 'password+totp',
+    });
+    const csrf = (await requireOperator(get('/account', laptop), 'viewer')).session.csrfToken;
+    const me = { ...laptop, csrf };
+
+    const keep = await call(accountAction, post('/account', me, { intent: 'security-remove-totp' }));
+    expect(keep.status).toBe(400);
+    expect(keep.data.code).toBe('account:security.last_factor');
+
+    const renewed = await call(accountAction, post('/account', me, { intent: 'security-recovery-codes' }));
+    expect(renewed.status).toBe(200);
+    expect(renewed.data.recoveryCodes).toHaveLength(10);
+    // The old codes stopped working.
+    const again = await password(op.email);
+    const p3 = await page(mfaLoader, '/auth/mfa', again.b!);
+    expect((await call(mfaAction, post('/auth/mfa', p3, { intent: 'recovery', code: oldCodes[0]!, next: '/' }))).data.code).toBe(
+      'mfa.recovery_wrong',
+    );
+
+    const out = await call(accountAction, post('/account', me, { intent: 'security-sign-out-everywhere' }));
+    expect(out.status).toBe(302);
+    expect(out.location).toBe('/login?flash=signed-out');
+    for (const b of [laptop, phone]) expect(((await signedIn(b)) as Response).status).toBe(302);
+    const audit = await t.db
+      .selectFrom('auditLog')
+      .selectAll()
+      .where('action', '=', 'auth.sign_out_everywhere')
+      .where('operatorId', '=', op.id)
+      .executeTakeFirstOrThrow();
+    expect(JSON.parse(audit.detail!).sessionsEnded).toBeGreaterThanOrEqual(2);
   });
 });
