@@ -21,6 +21,7 @@ import { services } from './services.server';
 import { CLIENT_ADDRESS_HEADER } from '../lib/client-address.js';
 import { readLimitedBody } from '../lib/body.js';
 import { recheckAtProvider } from './oidc.server';
+import { BACKGROUND_HEADER } from './activity';
 
 /**
  * Sign-in, sessions, roles and CSRF for the console. Contract used by every route:
@@ -89,7 +90,7 @@ async function cookieSessionId(request: Request): Promise<string | null> {
  * marks them): they are answered, but they do not count as the operator being active, so an
  * open page left alone still reaches the idle timeout.
  */
-export const BACKGROUND_HEADER = 'x-kyc-background';
+export { BACKGROUND_HEADER };
 
 /** The browser's session at whatever stage, or null; single sign-on sessions are re-checked at the provider when due. */
 async function liveSession(request: Request): Promise<LiveSession | null> {
