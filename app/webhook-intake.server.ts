@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { SIGNATURE_HEADER, verifySignature } from '../capa/signature.js';
-import type { Db } from '../db/client.js';
-import { groupCommit } from '../db/group-commit.js';
-import { findOriginal, insertDelivery } from '../db/repositories/inbox.js';
+import type { Db, Executor } from '../db/client.js';
+import { Batcher, type Settled } from '../lib/batch.js';
+import { findOriginal, insertDeliveries, insertDelivery, keysWithPossibleOriginals } from '../db/repositories/inbox.js';
 import type { NewWebhookDelivery } from '../db/schema.js';
 import type { SignatureVerdict, WebhookStatus } from '../db/schema.js';
 import { nowIso } from '../lib/time.js';
@@ -167,62 +167,135 @@ export async function receiveWebhook(raw: Buffer, headers: Headers, deps: Intake
 }
 
 /**
- * Direct adds in flight per enqueuer. At most MAX_ADDS_IN_FLIGHT, and none started while the
- * oldest one has been waiting longer than STUCK_ADD_MS: a Redis that is frozen (or very slow)
+ * Direct adds in flight per enqueuer. At most MAX_ADDS_IN_FLIGHT jobs, and none started while the
+ * oldest add has been waiting longer than STUCK_ADD_MS: a Redis that is frozen (or very slow)
  * keeps its connection "ready" while every command waits for its timeout, and without a bound
  * each delivery would leave one more add (and its timer) waiting on it.
  */
 const MAX_ADDS_IN_FLIGHT = 1024;
 const STUCK_ADD_MS = 500;
-const inFlight = new WeakMap<object, Map<number, number>>();
+interface AddState {
+  /** Adds in flight (each may carry many jobs): when each started and how many jobs it carries. */
+  inFlight: Map<number, { at: number; jobs: number }>;
+  jobs: number;
+  /** Stored and answered in this turn of the event loop: added together on the next. */
+  next: number[];
+}
+const addStates = new WeakMap<object, AddState>();
 let addSeq = 0;
 
 /**
- * Stored, then answered: the enqueue never holds the answer. The add is started without waiting
- * for it, and skipped while Redis is down, stuck, or already has too many adds from us in
+ * Stored, then answered: the enqueue never holds the answer. The deliveries answered in one turn
+ * of the event loop (those one commit stored) are added in one addBulk, started without waiting
+ * for it, and skipped while Redis is down, stuck, or already has too many jobs from us in
  * flight; the relay (jobs/definitions/relay-inbox.ts) queues every stored delivery that is
  * still unqueued a couple of seconds later. Not marked as enqueued here (one write per delivery
  * on the hot path): the job id is deterministic, so a relay re-add of a queued delivery is a no-op.
  */
 function queueAfterAnswer(enqueue: IntakeDeps['enqueue'], inboxId: number): void {
   if (enqueue.connected === false) return;
-  let pending = inFlight.get(enqueue);
-  if (!pending) inFlight.set(enqueue, (pending = new Map()));
-  if (pending.size >= MAX_ADDS_IN_FLIGHT) return;
-  const now = performance.now();
+  let st = addStates.get(enqueue);
+  if (!st) addStates.set(enqueue, (st = { inFlight: new Map(), jobs: 0, next: [] }));
+  if (st.jobs + st.next.length >= MAX_ADDS_IN_FLIGHT) return;
   // A Map iterates in insertion order: the first entry is the oldest add still waiting.
-  const oldest = pending.values().next().value;
-  if (oldest !== undefined && now - oldest > STUCK_ADD_MS) return;
+  const oldest = st.inFlight.values().next().value;
+  if (oldest !== undefined && performance.now() - oldest.at > STUCK_ADD_MS) return;
+  st.next.push(inboxId);
+  if (st.next.length === 1) setImmediate(() => addTogether(enqueue, st));
+}
+
+function addTogether(enqueue: IntakeDeps['enqueue'], st: AddState): void {
+  const ids = st.next;
+  st.next = [];
   const seq = ++addSeq;
-  pending.set(seq, now);
+  st.inFlight.set(seq, { at: performance.now(), jobs: ids.length });
+  st.jobs += ids.length;
+  const settled = () => {
+    st.inFlight.delete(seq);
+    st.jobs -= ids.length;
+  };
   let add: Promise<unknown>;
   try {
-    add = enqueue.add(processWebhook, { inboxId });
+    add = enqueue.addBulk
+      ? enqueue.addBulk(
+          processWebhook,
+          ids.map((inboxId) => ({ inboxId })),
+        )
+      : Promise.all(ids.map((inboxId) => enqueue.add(processWebhook, { inboxId })));
   } catch {
-    pending.delete(seq);
+    settled();
     return;
   }
   add
     .catch(() => {
-      // Redis unavailable or slow: the delivery is stored; the relay queues it.
+      // Redis unavailable or slow: the deliveries are stored; the relay queues them.
     })
-    .finally(() => pending.delete(seq));
+    .finally(settled);
 }
 
+interface ToStore {
+  row: NewWebhookDelivery;
+  dedupe: boolean;
+}
+type Stored = { id: number; duplicateOf: number | null };
+
 /**
- * Stores one delivery through the intake's group commit (db/group-commit.ts): deliveries that
- * arrive while a write is under way share the next transaction — one durable commit (one fsync
- * with SQLite synchronous=FULL) for many — and each caller is answered only after its row is
- * committed. The duplicate check runs inside the same transaction, so two copies of one delivery
- * in a batch are still told apart.
+ * Stores one delivery. Deliveries that arrive while a write is under way are stored together in
+ * the next transaction — one durable commit (one fsync with SQLite synchronous=FULL) and, when
+ * none of them can be a duplicate, one duplicate check and one INSERT for all of them (a fixed
+ * number of round trips on PostgreSQL) — and each caller is answered only after its row is
+ * committed. The duplicate check runs inside that transaction, so two copies of one delivery in a
+ * batch are still told apart.
  */
-function storeDelivery(db: Db, row: NewWebhookDelivery, dedupe: boolean): Promise<{ id: number; duplicateOf: number | null }> {
-  return groupCommit(db, 'intake').run(async (trx) => {
+const intakeBatches = new WeakMap<Db, Batcher<ToStore, Stored>>();
+function storeDelivery(db: Db, row: NewWebhookDelivery, dedupe: boolean): Promise<Stored> {
+  let b = intakeBatches.get(db);
+  if (!b) intakeBatches.set(db, (b = new Batcher((items) => storeBatch(db, items), 256)));
+  return b.run({ row, dedupe });
+}
+
+async function storeBatch(db: Db, items: ToStore[]): Promise<Array<Settled<Stored>>> {
+  try {
+    const stored = await db.transaction().execute((trx) => storeAll(trx, items));
+    return stored.map((value) => ({ ok: true, value }));
+  } catch (error) {
+    if (items.length === 1) return [{ ok: false, error }];
+    // A delivery the database refuses must not cost the others their acknowledgement: each alone.
+    const out: Array<Settled<Stored>> = [];
+    for (const item of items) {
+      try {
+        out.push({ ok: true, value: (await db.transaction().execute((trx) => storeAll(trx, [item])))[0]! });
+      } catch (e) {
+        out.push({ ok: false, error: e });
+      }
+    }
+    return out;
+  }
+}
+
+async function storeAll(trx: Executor, items: ToStore[]): Promise<Stored[]> {
+  const keyed = items
+    .filter((i) => i.dedupe && i.row.dedupeKey)
+    .map((i) => ({ dedupeKey: i.row.dedupeKey!, receivedAt: i.row.receivedAt }));
+  const maybeRepeats =
+    new Set(keyed.map((k) => k.dedupeKey)).size !== keyed.length || (await keysWithPossibleOriginals(trx, keyed)).size > 0;
+  if (!maybeRepeats)
+    return (
+      await insertDeliveries(
+        trx,
+        items.map((i) => i.row),
+      )
+    ).map((id) => ({ id, duplicateOf: null }));
+  // Some delivery may repeat an earlier one: one at a time, in arrival order, as findOriginal decides.
+  const out: Stored[] = [];
+  for (const item of items) {
+    let row = item.row;
     let duplicateOf: number | null = null;
-    if (dedupe && row.dedupeKey) {
+    if (item.dedupe && row.dedupeKey) {
       duplicateOf = await findOriginal(trx, row.dedupeKey, row.receivedAt);
       if (duplicateOf !== null) row = { ...row, status: 'ignored', duplicateOf, effect: 'duplicate', processedAt: row.receivedAt };
     }
-    return { id: await insertDelivery(trx, row), duplicateOf };
-  });
+    out.push({ id: await insertDelivery(trx, row), duplicateOf });
+  }
+  return out;
 }

@@ -3,7 +3,6 @@ import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import {
   CamelCasePlugin,
-  CompiledQuery,
   Kysely,
   Migrator,
   PostgresAdapter,
@@ -37,6 +36,9 @@ export interface DbOptions {
    */
   durability?: 'full' | 'normal';
 }
+
+/** How long a SQLite writer waits for another process's write lock before "database is locked". */
+const BUSY_TIMEOUT_MS = 5000;
 
 export function dbKind(url: string): DbKind {
   return /^postgres(ql)?:\/\//.test(url) ? 'postgres' : 'sqlite';
@@ -87,10 +89,10 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
       // larger automatic threshold is only a safety net when no worker runs.
       sqlite.pragma('wal_autocheckpoint = 20000');
     }
-    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     sqlite.pragma('foreign_keys = ON');
     cachePreparedStatements(sqlite);
-    db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }), plugins: [new CamelCasePlugin()] });
+    db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect(sqlite, { database: sqlite }), plugins: [new CamelCasePlugin()] });
   }
   return db;
 }
@@ -118,20 +120,54 @@ function cachePreparedStatements(sqlite: SQLite.Database, max = 1000): void {
  * SQLite transactions start with BEGIN IMMEDIATE. Several processes (web, workers) write the same
  * file; a deferred transaction that reads first and then writes fails at once with "database is
  * locked" when another process committed in between (busy_timeout cannot help there). Taking the
- * write lock up front makes concurrent writers wait their turn (busy_timeout) instead.
+ * write lock up front makes concurrent writers wait their turn instead.
+ *
+ * The wait is asynchronous. SQLite's own busy handler sleeps inside the call, and better-sqlite3
+ * is synchronous: a web process waiting for the worker's commit would stop answering requests
+ * for the whole wait (its sleeps grow to 100 ms each), which is how intake latency reached seconds
+ * with the worker draining beside it. So the lock is tried without waiting, and tried again after
+ * 1–4 ms timers while the event loop runs, up to BUSY_TIMEOUT_MS.
  */
 class ImmediateSqliteDriver extends SqliteDriver {
-  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  private readonly tryBegin: () => boolean;
+
+  constructor(sqlite: SQLite.Database, cfg: ConstructorParameters<typeof SqliteDialect>[0]) {
+    super(cfg);
+    const noWait = sqlite.prepare('pragma busy_timeout = 0');
+    const wait = sqlite.prepare(`pragma busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    const begin = sqlite.prepare('begin immediate');
+    this.tryBegin = () => {
+      noWait.run();
+      try {
+        begin.run();
+        return true;
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_BUSY') return false;
+        throw err;
+      } finally {
+        wait.run();
+      }
+    };
+  }
+
+  override async beginTransaction(_connection: DatabaseConnection): Promise<void> {
+    const until = Date.now() + BUSY_TIMEOUT_MS;
+    for (let pause = 1; !this.tryBegin(); pause = Math.min(pause * 2, 4)) {
+      if (Date.now() > until) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+      await new Promise((r) => setTimeout(r, pause));
+    }
   }
 }
 
 class ImmediateSqliteDialect extends SqliteDialect {
-  constructor(private readonly cfg: ConstructorParameters<typeof SqliteDialect>[0]) {
+  constructor(
+    private readonly sqlite: SQLite.Database,
+    private readonly cfg: ConstructorParameters<typeof SqliteDialect>[0],
+  ) {
     super(cfg);
   }
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.cfg);
+    return new ImmediateSqliteDriver(this.sqlite, this.cfg);
   }
 }
 

@@ -17,8 +17,7 @@ interface Pending {
  * back only that caller's writes, and every caller is answered only after the shared COMMIT
  * (so "acknowledged" still means "on disk" where the connection syncs commits). A lone caller is
  * written at once. On PostgreSQL every caller keeps its own transaction (the pool runs them in
- * parallel, and row locks are taken per customer) unless `everyEngine` asks for batches there too
- * (the webhook intake: its duplicate check must see the copies stored just before it).
+ * parallel, and row locks are taken per customer).
  */
 export class GroupCommit {
   private pending: Pending[] = [];
@@ -28,9 +27,9 @@ export class GroupCommit {
 
   constructor(
     private readonly db: Db,
-    opts: { maxBatch?: number; everyEngine?: boolean } = {},
+    opts: { maxBatch?: number } = {},
   ) {
-    this.batched = opts.everyEngine === true || kindOf(db) === 'sqlite';
+    this.batched = kindOf(db) === 'sqlite';
     this.maxBatch = opts.maxBatch ?? 64;
   }
 
@@ -97,15 +96,11 @@ export class GroupCommit {
   }
 }
 
-const committers = { worker: new WeakMap<Db, GroupCommit>(), intake: new WeakMap<Db, GroupCommit>() };
+const committers = new WeakMap<Db, GroupCommit>();
 
-/**
- * The process's group committer for a database handle. `worker`: job transactions (batched on
- * SQLite). `intake`: webhook deliveries (batched on both engines, up to 256 per commit).
- */
-export function groupCommit(db: Db, role: keyof typeof committers = 'worker'): GroupCommit {
-  let g = committers[role].get(db);
-  if (!g)
-    committers[role].set(db, (g = role === 'intake' ? new GroupCommit(db, { maxBatch: 256, everyEngine: true }) : new GroupCommit(db)));
+/** The process's group committer for a database handle (job transactions, batched on SQLite). */
+export function groupCommit(db: Db): GroupCommit {
+  let g = committers.get(db);
+  if (!g) committers.set(db, (g = new GroupCommit(db)));
   return g;
 }

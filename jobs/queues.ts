@@ -91,6 +91,23 @@ export class Queues implements Enqueuer {
     return String(job.id);
   }
 
+  /**
+   * Many jobs of one declaration in one round trip (BullMQ addBulk): each payload validated and
+   * given its job id and options as add() does. The webhook intake queues what one commit stored
+   * this way.
+   */
+  async addBulk<P>(def: JobDeclaration<P>, payloads: P[]): Promise<string[]> {
+    if (payloads.length === 0) return [];
+    const jobs = payloads.map((payload) => {
+      const data = def.schema.parse(payload);
+      const jobId = def.jobId?.(data);
+      return { name: def.name, data, opts: { ...def.options, ...(jobId ? { jobId } : {}) } };
+    });
+    await this.ready();
+    const added = await withTimeout(this.queue(def.queue).addBulk(jobs), ADD_TIMEOUT_MS, 'Redis did not accept the jobs in time');
+    return added.map((j) => String(j.id));
+  }
+
   /** Fails fast while Redis is down (after a short grace for a connection being set up). */
   private async ready(): Promise<void> {
     const c = this.connection;

@@ -12,6 +12,8 @@ export type QueueName = (typeof QUEUE_NAMES)[number];
 
 export interface Enqueuer {
   add<P>(def: JobDeclaration<P>, payload: P, opts?: JobsOptions): Promise<string>;
+  /** Many jobs of one declaration at once, where the enqueuer can (jobs/queues.ts). */
+  addBulk?<P>(def: JobDeclaration<P>, payloads: P[]): Promise<string[]>;
 }
 
 export interface JobContext {

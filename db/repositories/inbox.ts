@@ -12,6 +12,48 @@ export async function insertDelivery(db: Executor, row: NewWebhookDelivery): Pro
 }
 
 /**
+ * Stores deliveries in the order given and returns their ids in that order: one INSERT on
+ * PostgreSQL (ids come from one sequence in row order, so sorting the returned ids restores it),
+ * one per row on SQLite.
+ */
+export async function insertDeliveries(db: Executor, rows: NewWebhookDelivery[]): Promise<number[]> {
+  if (rows.length <= 1 || kindOf(db) !== 'postgres') {
+    const ids: number[] = [];
+    for (const row of rows) ids.push(await insertDelivery(db, row));
+    return ids;
+  }
+  const r = await db.insertInto('webhookInbox').values(rows).returning('id').execute();
+  return r.map((x) => x.id).sort((a, b) => a - b);
+}
+
+/**
+ * The dedupe keys among these that findOriginal could find an original for (a stored delivery with
+ * that key inside the duplicate window of the earliest `receivedAt`). For the others it would
+ * answer "none" without further reads: a batch whose keys are all new is stored without them.
+ */
+export async function keysWithPossibleOriginals(
+  db: Executor,
+  items: Array<{ dedupeKey: string; receivedAt: string }>,
+): Promise<Set<string>> {
+  if (items.length === 0) return new Set();
+  const earliest = Math.min(...items.map((i) => Date.parse(i.receivedAt)));
+  const rows = await db
+    .selectFrom('webhookInbox')
+    .select('dedupeKey')
+    .distinct()
+    .where(
+      'dedupeKey',
+      'in',
+      items.map((i) => i.dedupeKey),
+    )
+    .where('receivedAt', '>=', isoAgo(DUPLICATE_WINDOW_MS, earliest))
+    .where('duplicateOf', 'is', null)
+    .where('status', 'in', ['received', 'processed', 'failed'])
+    .execute();
+  return new Set(rows.map((r) => r.dedupeKey!));
+}
+
+/**
  * The delivery this one repeats, if any: the latest delivery with the same dedupe key inside the
  * duplicate window, unless the customer's journey moved on since then — a new KYC link was issued
  * or a different event arrived for the same customer. Then an identical body is a new event
