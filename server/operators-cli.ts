@@ -5,6 +5,8 @@ import { appendAudit } from '../db/repositories/audit.js';
 import { countOperators, findOperatorByEmail, listOperators, setOperatorDisabled } from '../db/repositories/operators.js';
 import { createOperator, setOperatorPassword } from '../app/operator-accounts.server.js';
 import { revokeOperatorSessions } from '../db/repositories/sessions.js';
+import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
+import { deleteAllFactors } from '../db/repositories/factors.js';
 import { ROLES, type Role } from '../db/schema.js';
 import { env as readEnv } from '../lib/config.js';
 
@@ -15,6 +17,8 @@ const USAGE = `Manage KYC Desk operators.
   npm run operators -- disable <email>
   npm run operators -- enable <email>
   npm run operators -- reset-password <email> [--password <pw>]
+  npm run operators -- reset-factors <email>     (removes their second factors and ends their sessions)
+  npm run operators -- sign-out <email>          (ends every session of theirs)
 
 Without --password, the password is read from the OPERATOR_PASSWORD variable or, on a terminal,
 asked for (hidden). Passwords need at least 10 characters.`;
@@ -95,6 +99,23 @@ export async function runOperatorsCli(argv: string[], db: Db, io: CliIo): Promis
       await revokeOperatorSessions(db, op.id);
       await audit(db, 'operator.reset_password', op.id);
       io.out(`Password reset for ${op.email}; their sessions were ended.`);
+      return 0;
+    }
+    case 'reset-factors':
+    case 'sign-out': {
+      if (!email) return fail(io, `${cmd} needs an e-mail`);
+      const op = await findOperatorByEmail(db, email);
+      if (!op) return fail(io, `no operator ${email}`);
+      if (cmd === 'reset-factors') await deleteAllFactors(db, op.id);
+      const ended = await revokeOperatorSessions(db, op.id);
+      await audit(db, cmd === 'reset-factors' ? AUDIT_ACTIONS.operatorFactorsReset : AUDIT_ACTIONS.operatorSignOut, op.id, {
+        sessionsEnded: ended,
+      });
+      io.out(
+        cmd === 'reset-factors'
+          ? `Second factors removed for ${op.email} and ${ended} session(s) ended; they set one up again at their next sign-in if their role requires it.`
+          : `Ended ${ended} session(s) of ${op.email}.`,
+      );
       return 0;
     }
     default:

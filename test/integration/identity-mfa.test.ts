@@ -5,6 +5,7 @@ import { Queues } from '../../jobs/queues.js';
 import { parseEnv } from '../../lib/config.js';
 import { CLIENT_ADDRESS_HEADER } from '../../lib/client-address.js';
 import { logger } from '../../lib/logger.js';
+import { runOperatorsCli } from '../../server/operators-cli.js';
 import { setServices } from '../../app/services.server';
 import { BACKGROUND_HEADER, requireOperator } from '../../app/auth.server';
 import { action as loginAction } from '../../app/routes/login';
@@ -203,6 +204,31 @@ describe('second factor for password sign-in', () => {
     const p = await page(mfaLoader, '/auth/mfa', b!);
     const cross = await call(mfaAction, post('/auth/mfa', p, { intent: 'totp', code: '123456' }, { origin: 'https://evil.example' }));
     expect(cross.status).toBe(403);
+  });
+
+  it('an admin (here the CLI) resets the factors of a person who lost them: sessions end, set-up is asked again', async () => {
+    const still = await password(op.email);
+    expect(still.r.location).toBe('/auth/mfa?next=%2Fusers');
+    const out: string[] = [];
+    const code = await runOperatorsCli(['reset-factors', op.email], t.db, {
+      out: (m) => out.push(m),
+      err: (m) => out.push(m),
+      prompt: async () => '',
+    });
+    expect(code).toBe(0);
+    expect(out.join('\n')).toMatch(/Second factors removed/);
+    expect(await t.db.selectFrom('operatorTotp').selectAll().where('operatorId', '=', op.id).execute()).toEqual([]);
+    expect(await t.db.selectFrom('operatorRecoveryCodes').selectAll().where('operatorId', '=', op.id).execute()).toEqual([]);
+    // The half-signed-in session from before the reset is gone too.
+    expect((await call(mfaLoader, get('/auth/mfa', still.b))).status).toBe(302);
+    expect((await password(op.email)).r.location).toBe('/auth/mfa/enrol?next=%2Fusers');
+    const a = await t.db
+      .selectFrom('auditLog')
+      .selectAll()
+      .where('action', '=', 'operator.factors_reset')
+      .where('targetId', '=', op.id)
+      .execute();
+    expect(a).toHaveLength(1);
   });
 
   it('lets a viewer in with a password alone (MFA_REQUIRED names admin and compliance only)', async () => {
