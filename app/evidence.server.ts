@@ -1,13 +1,18 @@
+import { fetchKycMedia } from '../capa/media.js';
+import type { KycDetails } from '../capa/types.js';
 import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
+import { latestDetails } from '../db/repositories/details.js';
+import { findUserById } from '../db/repositories/users.js';
 import { listMessages, type MessageListQuery } from '../db/repositories/notifications.js';
 import { iterateUsersList } from '../db/repositories/users-list.js';
 import { csvStream } from '../lib/csv.js';
 import type { TFunction } from '../lib/i18n.js';
-import { auditAction, type SignedIn } from './auth.server';
+import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { i18nFor } from './i18n.server';
 import { parseMessageParams, reasonParts } from './notifications.server';
 import { reviewQueue } from './review/cases.server';
 import { parseQueueParams, slaTargets } from './review.server';
+import { DOCUMENT_KINDS, isDocumentKind } from './documents';
 import { services } from './services.server';
 import { parseListParams } from './users.server';
 
@@ -194,6 +199,59 @@ export async function listExportResponse(request: Request, who: SignedIn, list: 
       'content-type': 'text/csv; charset=utf-8',
       'content-disposition': `attachment; filename="kyc-desk-${list}-${stamp}.csv"`,
       'cache-control': 'no-store',
+    },
+  });
+}
+
+// ------------------------------------------------------------------ documents
+
+const MEDIA_MAX_BYTES = 25 * 1024 * 1024;
+
+/**
+ * GET /users/:id/documents/:kind — one KYC document or selfie, fetched server-side from where the
+ * latest result says it is and passed through. Viewers are refused (the masking rules withhold
+ * media from them) and the refusal is audited like every view.
+ */
+export async function documentResponse(request: Request, who: SignedIn, userId: string, kind: string): Promise<Response> {
+  const { db, dataKeys, env } = await services();
+  if (!isDocumentKind(kind)) throw new Response('evidence:documents.unknown_kind', { status: 404 });
+  const user = await findUserById(db, userId);
+  if (!user) throw new Response('evidence:documents.not_found', { status: 404 });
+  const audit = (outcome: 'ok' | 'denied' | 'error', detail: Record<string, unknown>) =>
+    auditAction(request, who, {
+      action: AUDIT_ACTIONS.evidenceDocument,
+      targetType: 'user',
+      targetId: userId,
+      outcome,
+      detail: { kind, ...detail },
+    });
+  if (!canSeePii(who.operator.role)) {
+    await audit('denied', { role: who.operator.role });
+    throw new Response('evidence:documents.withheld_error', { status: 403 });
+  }
+  const details = await latestDetails<KycDetails>(db, userId, dataKeys).catch(() => undefined);
+  const url = details?.details.media?.[DOCUMENT_KINDS[kind]];
+  if (typeof url !== 'string' || !url) throw new Response('evidence:documents.not_found', { status: 404 });
+  const got = await fetchKycMedia(url, {
+    capaBaseUrl: env.capaBaseUrl,
+    apiKey: env.CAPA_API_KEY,
+    timeoutMs: Math.min(env.CAPA_TIMEOUT_MS, 8000),
+    maxBytes: MEDIA_MAX_BYTES,
+  });
+  if (!got.ok) {
+    await audit('error', { code: got.code });
+    throw new Response(`evidence:documents.${got.code}`, { status: got.code === 'not_found' ? 404 : 502 });
+  }
+  await audit('ok', {});
+  return new Response(got.body, {
+    headers: {
+      'content-type': got.contentType,
+      ...(got.length !== null ? { 'content-length': String(got.length) } : {}),
+      // Personal data: not kept by shared caches or on disk, never sniffed as something else.
+      'cache-control': 'private, no-store',
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': "default-src 'none'; sandbox",
+      'content-disposition': `inline; filename="${kind}"`,
     },
   });
 }

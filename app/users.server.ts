@@ -24,6 +24,7 @@ import { defaultLocale } from '../jobs/notifications/templates.js';
 import type { WaitResult } from '../jobs/queues.js';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { dayEnd, dayStart, parsePaging, parseSorting } from './list-params.server';
+import { documentKinds } from './documents';
 import { maskDeep, maskEmail, maskUrl } from './pii';
 import type { Message } from './action-result';
 import { jobFailureMessage } from './job-failures.server';
@@ -340,17 +341,8 @@ export function detailSections(raw: KycDetails, pii: boolean): DetailSection[] {
         [label('birth_country'), str(pi.birthCountry)],
       ],
     });
-  const m = d.media;
-  if (m)
-    sections.push({
-      title: section('media'),
-      rows: [
-        [label('id_front'), str(m.frontIdImageUrl)],
-        [label('id_back'), str(m.backIdImageUrl)],
-        [label('selfie'), str(m.selfieImageUrl)],
-        [label('selfie_video'), str(m.selfieVideoUrl)],
-      ],
-    });
+  // Media (document photos, selfie) are not rows: their URLs never leave the server; the page
+  // shows them through /users/:id/documents/:kind (see documentKinds).
   return sections;
 }
 
@@ -409,6 +401,7 @@ export async function userPageData(who: SignedIn, id: string) {
     emailLocale,
     canAct: who.operator.role !== 'viewer',
     canSeePii: pii,
+    documents: details && !('error' in details) ? documentKinds(details.details) : [],
   };
 }
 

@@ -15,6 +15,7 @@ import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { runUserAction, userPageData } from '~/users.server';
 import { CsrfInput } from '~/components/csrf';
+import { DocumentThumbs } from '~/components/documents';
 import { DossierLinks } from '~/components/export-link';
 import { useFormat } from '~/components/format';
 import { useSay } from '~/components/message';
@@ -300,6 +301,7 @@ export default function UserPage() {
                 </div>
               ))}
             </div>
+            <DocumentThumbs userId={u.id} kinds={d.documents} canSee={d.canSeePii} />
           </>
         )}
       </section>

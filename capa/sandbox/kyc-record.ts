@@ -289,21 +289,11 @@ export function buildKycDetails(input: BuildKycDetailsInput): KycDetails {
     idInfo,
     amlInfo,
     media: {
-      frontIdImageUrl: `${mediaBase}/front-id.svg`,
-      backIdImageUrl: `${mediaBase}/back-id.svg`,
-      selfieImageUrl: `${mediaBase}/selfie.svg`,
+      frontIdImageUrl: `${mediaBase}/front-id.png`,
+      backIdImageUrl: `${mediaBase}/back-id.png`,
+      selfieImageUrl: `${mediaBase}/selfie.png`,
     },
     verificationSessionId: input.verificationSessionId,
     createdAt: input.createdAt.toISOString(),
   };
-}
-
-/** Placeholder image served at the media URLs, so links in the dashboard open something. */
-export function mediaSvg(label: string): string {
-  const safe = label.replace(/[^A-Za-z0-9 ._-]/g, '');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="480" height="300" viewBox="0 0 480 300">
-<rect width="480" height="300" rx="16" fill="#e8eef7" stroke="#5b7bb5" stroke-width="4"/>
-<text x="240" y="140" font-family="sans-serif" font-size="28" text-anchor="middle" fill="#2d4a7a">${safe}</text>
-<text x="240" y="185" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#2d4a7a">Capa sandbox — not a real document</text>
-</svg>`;
 }

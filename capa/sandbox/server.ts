@@ -5,7 +5,8 @@ import type { CapaWebhookEvent, KycCountry, KycDetails, KycEvent, WebhookNotific
 import { KYC_COUNTRIES, WEBHOOK_NOTIFICATION_STATUSES } from '../types';
 import { isValidEmail } from '../../domain/email';
 import { BodyTooLargeError, capaSettingsTimestamp, readBody, sendHtml, sendJson } from './http-util';
-import { buildKycDetails, isKycOutcome, mediaSvg, OUTCOME_EVENT, type KycOutcome } from './kyc-record';
+import { buildKycDetails, isKycOutcome, OUTCOME_EVENT, type KycOutcome } from './kyc-record';
+import { MEDIA_FILES, mediaPng, type MediaFile } from './media';
 import { startMailSink, type MailMessage, type MailSink } from './mail';
 import { indexPage, kycSessionPage, mailboxPage, messagePage } from './pages';
 import { createRng } from './rng';
@@ -922,16 +923,11 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
     else if (req.method === 'GET' && p.startsWith('/kyc/media/')) {
       const [, , , sessionId, file] = p.split('/');
       const known = [...users.values()].some((u) => u.kyc?.verificationSessionId === sessionId);
-      const labels: Record<string, string> = {
-        'front-id.svg': 'ID document - front',
-        'back-id.svg': 'ID document - back',
-        'selfie.svg': 'Selfie',
-      };
-      if (!known || !file || !labels[file]) work = Promise.resolve(sendJson(res, 404, { error: 'no such media' }));
+      if (!known || !file || !Object.hasOwn(MEDIA_FILES, file)) work = Promise.resolve(sendJson(res, 404, { error: 'no such media' }));
       else {
-        const svg = mediaSvg(labels[file]!);
-        res.writeHead(200, { 'content-type': 'image/svg+xml', 'content-length': Buffer.byteLength(svg) });
-        res.end(svg);
+        const body = mediaPng(file as MediaFile);
+        res.writeHead(200, { 'content-type': 'image/png', 'content-length': body.length });
+        res.end(body);
         work = Promise.resolve();
       }
     } else if (req.method === 'GET' && p === '/') {
