@@ -21,6 +21,8 @@ export async function loader({ request }: LoaderFunctionArgs) {
 }
 
 export async function action({ request }: ActionFunctionArgs) {
+  // Already signed in (a second tab finished first): nothing left to verify.
+  if (await currentSession(request)) throw redirect('/');
   const { live, form } = await requireSessionMutation(request, ['mfa']);
   const next = safeNext(String(form.get('next') ?? '/'));
   const intent = form.get('intent');

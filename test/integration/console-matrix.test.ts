@@ -30,6 +30,13 @@ const EXPECT: Record<string, { loader?: Min; action?: Min }> = {
   logout: { loader: 'viewer', action: 'viewer' },
   login: { loader: 'public', action: 'public' },
   setup: { loader: 'public', action: 'public' },
+  // Single sign-on starts and returns before anyone is signed in.
+  'auth.oidc._index': { loader: 'public' },
+  'auth.oidc.callback': { loader: 'public' },
+  // The second-factor pages serve sessions that wait for a factor, and signed-in operators adding one.
+  'auth.mfa._index': { loader: 'viewer', action: 'viewer' },
+  'auth.mfa.enrol': { loader: 'viewer', action: 'viewer' },
+  'auth.passkey': { action: 'viewer' },
   'kyc.return': {},
 };
 /** Public by design (machine endpoints); tested by their owners. */
