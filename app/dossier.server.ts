@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import PDFDocument from 'pdfkit';
+import { fetchKycMedia } from '../capa/media.js';
 import { ZipFile } from 'yazl';
 import type { KycDetails } from '../capa/types.js';
 import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
@@ -12,6 +13,7 @@ import { findUserById } from '../db/repositories/users.js';
 import type { TFunction } from '../lib/i18n.js';
 import { auditAction, type SignedIn } from './auth.server';
 import { i18nFor } from './i18n.server';
+import { DOCUMENT_KINDS, documentKinds, type DocumentKind } from './documents';
 import { services } from './services.server';
 import type { TimelineText, TimelineValue } from './timeline-entry';
 import { buildTimeline } from './timeline.server';
@@ -44,6 +46,33 @@ export async function dossierData(id: string) {
     verifyAuditChain(db),
   ]);
   return { generatedAt: new Date().toISOString(), user, results, links, messages, case: { ...caseWork, tasks }, timeline, audit, chain };
+}
+
+/** The latest result's pictures, read whole for embedding (PNG/JPEG only — what pdfkit draws); a failure is listed, not fatal. */
+async function documentImages(d: Dossier): Promise<Array<{ kind: DocumentKind; image: Buffer | null; code?: string }>> {
+  const { env } = await services();
+  const latest = d.results.at(-1)?.details;
+  const out: Array<{ kind: DocumentKind; image: Buffer | null; code?: string }> = [];
+  for (const kind of documentKinds(latest)) {
+    const url = latest?.media?.[DOCUMENT_KINDS[kind]];
+    if (kind === 'selfie_video' || typeof url !== 'string') {
+      out.push({ kind, image: null, code: 'not_embedded' });
+      continue;
+    }
+    const got = await fetchKycMedia(url, {
+      capaBaseUrl: env.capaBaseUrl,
+      apiKey: env.CAPA_API_KEY,
+      timeoutMs: Math.min(env.CAPA_TIMEOUT_MS, 8000),
+      maxBytes: 10 * 1024 * 1024,
+    });
+    if (!got.ok || (got.contentType !== 'image/png' && got.contentType !== 'image/jpeg')) {
+      if (got.ok) await got.body.cancel();
+      out.push({ kind, image: null, code: got.ok ? 'not_embedded' : got.code });
+      continue;
+    }
+    out.push({ kind, image: Buffer.from(await new Response(got.body).arrayBuffer()) });
+  }
+  return out;
 }
 export type Dossier = NonNullable<Awaited<ReturnType<typeof dossierData>>>;
 
@@ -119,6 +148,22 @@ export async function dossierPdfResponse(request: Request, who: SignedIn, id: st
       doc.font('Helvetica-Oblique').text(t(s.title)).font('Helvetica');
       for (const [label, value] of s.rows) doc.text(`  ${text(t, label)}: ${text(t, value)}`);
     }
+  }
+
+  h(t('dossier.sections.documents'));
+  const images = await documentImages(d);
+  if (!images.length) none();
+  for (const img of images) {
+    doc
+      .font('Helvetica-Bold')
+      .text(t(`documents.kinds.${img.kind}`))
+      .font('Helvetica');
+    if (img.image) doc.image(img.image, { fit: [240, 150] }).moveDown(0.3);
+    else
+      doc
+        .fillColor('#666')
+        .text(t(`documents.${img.code ?? 'unavailable'}`))
+        .fillColor('#000');
   }
 
   h(t('dossier.sections.links'));

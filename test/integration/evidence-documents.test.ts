@@ -1,4 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loader as pdfLoader } from '../../app/routes/users.$id.dossier[.]pdf';
 import { insertDetailsSnapshot } from '../../db/repositories/details.js';
 import { insertUser } from '../../db/repositories/users.js';
 import { loader as documentLoader } from '../../app/routes/users.$id.documents.$kind';
@@ -106,5 +111,20 @@ describe('document proxy', () => {
       }
       expect(json).not.toContain(rt.env.CAPA_API_KEY);
     }
+  });
+
+  it('the dossier PDF embeds the pictures', async () => {
+    const res: Response = await pdfLoader({
+      request: get(`/users/${userId}/dossier.pdf`, compliance),
+      params: { id: userId },
+      context: {},
+    } as never);
+    const file = join(mkdtempSync(join(tmpdir(), 'dossier-img-')), 'd.pdf');
+    writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+    const list = execFileSync('pdfimages', ['-list', file], { encoding: 'utf8' }).trim().split('\n').slice(2);
+    expect(list).toHaveLength(3);
+    const text = execFileSync('pdftotext', [file, '-'], { encoding: 'utf8' });
+    expect(text).toContain('ID front');
+    expect(text).toContain('Selfie');
   });
 });
