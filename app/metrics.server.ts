@@ -1,6 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  customerEmailTotals,
+  customersAwaitingCapa,
+  driftCorrectionsTotal,
+  lastValidWebhookAt,
+  pausedImportCounts,
+} from '../db/repositories/alert-sources.js';
+import { openAlerts } from '../db/repositories/alerts.js';
 import { inboxCounts } from '../db/repositories/inbox-query.js';
+import { reviewBreaches } from '../jobs/alerts/rules.js';
 import { statusCounts, type StatusTable } from '../db/repositories/status-counts.js';
 import { CAPA_LATENCY_BUCKETS_S, CapaCallStats, readCapaCallStats } from '../jobs/capa-metrics.js';
 import { pingRedis } from '../lib/redis.js';
@@ -34,6 +43,38 @@ interface State {
   up: Gauge<'component'>;
   statusTables: Map<string, Gauge<'status'>>;
   capaSnapshot: Awaited<ReturnType<typeof readCapaCallStats>>;
+  alerting: ReturnType<typeof alertingGauges>;
+}
+
+/**
+ * The figures deploy/prometheus/alerts.yml needs to state KYC Desk's alert rules over /metrics
+ * (the same conditions the evaluator checks, for teams that alert from Prometheus), and the
+ * alerts KYC Desk itself has open.
+ */
+function alertingGauges(registry: Registry) {
+  const g = <L extends string>(name: string, help: string, labelNames: L[] = []) =>
+    new Gauge<L>({ name, help, labelNames, registers: [registry] });
+  return {
+    lastValidWebhook: g(
+      'kyc_webhook_last_valid_timestamp_seconds',
+      'When the newest webhook with a valid signature was received (0: never).',
+    ),
+    awaiting: g(
+      'kyc_customers_awaiting_capa',
+      'Customers Capa should be telling us about: IN_PROGRESS, or LINK_ISSUED within the last day.',
+    ),
+    awaitingSince: g(
+      'kyc_customers_awaiting_capa_since_timestamp_seconds',
+      'Since when the earliest of the customers awaiting Capa has been waiting (0: nobody waits).',
+    ),
+    importsPaused: g('kyc_imports_paused', 'Imports paused, by why: a Capa outage or an operator.', ['kind']),
+    oldestWaiting: g('kyc_queue_oldest_waiting_seconds', 'Age of the oldest job waiting in each queue (0: none waiting).', ['queue']),
+    customerEmails: g('kyc_customer_emails', 'Customer e-mails settled, by outcome (monotonic).', ['status']),
+    drift: g('kyc_drift_corrections', 'States corrected by polling Capa (drift), ever (monotonic).'),
+    slaBreached: g('kyc_review_sla_breached', 'Review cases past their SLA.'),
+    slaOverdue: g('kyc_review_sla_overdue_seconds', 'How far past its SLA the furthest review case is.'),
+    open: g('kyc_alerts_open', "KYC Desk's own open alerts (1 each), by rule, severity and state.", ['rule', 'severity', 'state']),
+  };
 }
 
 let current: State | undefined;
@@ -78,6 +119,7 @@ function state(): State {
     }),
     statusTables: new Map(),
     capaSnapshot: { calls: [], latency: [] },
+    alerting: alertingGauges(registry),
   };
   for (const t of STATUS_TABLES) {
     s.statusTables.set(t.table, new Gauge({ name: t.metric, help: t.help, labelNames: ['status'], registers: [registry] }));
@@ -160,7 +202,9 @@ export async function webCapaStats(): Promise<CapaCallStats> {
 
 async function collect(): Promise<void> {
   const s = state();
-  const { db, queues, capaStats } = await services();
+  const { db, queues, capaStats, env } = await services();
+  const now = Date.now();
+  const a = s.alerting;
 
   try {
     const { byVerdict, byStatus } = await inboxCounts(db);
@@ -173,6 +217,21 @@ async function collect(): Promise<void> {
       g.reset();
       for (const r of await statusCounts(db, t.table)) g.set({ status: r.status }, r.n);
     }
+    const seconds = (iso: string | null) => (iso ? Date.parse(iso) / 1000 : 0);
+    a.lastValidWebhook.set(seconds(await lastValidWebhookAt(db)));
+    const awaiting = await customersAwaitingCapa(db, new Date(now - 86_400_000).toISOString());
+    a.awaiting.set(awaiting.count);
+    a.awaitingSince.set(seconds(awaiting.since));
+    const paused = await pausedImportCounts(db);
+    for (const kind of ['outage', 'operator'] as const) a.importsPaused.set({ kind }, paused[kind]);
+    const emails = await customerEmailTotals(db);
+    for (const status of ['sent', 'failed'] as const) a.customerEmails.set({ status }, emails[status]);
+    a.drift.set(await driftCorrectionsTotal(db));
+    const sla = await reviewBreaches(db, env, now);
+    a.slaBreached.set(sla.cases);
+    a.slaOverdue.set(sla.overdueSeconds);
+    a.open.reset();
+    for (const al of await openAlerts(db)) a.open.set({ rule: al.ruleId, severity: al.severity, state: al.state }, 1);
     s.up.set({ component: 'db' }, 1);
   } catch {
     s.up.set({ component: 'db' }, 0);
@@ -186,9 +245,15 @@ async function collect(): Promise<void> {
       s.workers.reset();
       await Promise.all(
         queues.allQueues().map(async (q) => {
-          const [counts, workers] = await Promise.all([q.getJobCounts(...JOB_STATES), q.getWorkers()]);
+          const [counts, workers, oldest] = await Promise.all([
+            q.getJobCounts(...JOB_STATES),
+            q.getWorkers(),
+            q.getJobs(['wait'], 0, 0, true),
+          ]);
           for (const st of JOB_STATES) s.jobs.set({ queue: q.name, state: st }, counts[st] ?? 0);
           s.workers.set({ queue: q.name }, workers.length);
+          const first = oldest[0]?.timestamp;
+          a.oldestWaiting.set({ queue: q.name }, first ? Math.max(0, Math.round((now - first) / 1000)) : 0);
         }),
       );
       s.capaSnapshot = await readCapaCallStats(queues.connection, queues.prefix);

@@ -96,6 +96,44 @@ export function windowDelta(samples: Sample[], current: Sample, windowMs: number
   return { delta: { at: current.at - baseline.at, calls: current.calls - baseline.calls, errors: current.errors - baseline.errors }, kept };
 }
 
+/**
+ * Review cases past their SLA, and how far the furthest is past it: the review queue's own clock
+ * (app/review/cases.server.ts draws it the same way; an implicit case is open since the customer
+ * entered the state). Also read by /metrics.
+ */
+export async function reviewBreaches(
+  db: Db,
+  env: Pick<Env, 'REVIEW_SLA_CUSTOMER_HOURS' | 'REVIEW_SLA_CAPA_HOURS' | 'REVIEW_SLA_US_HOURS'>,
+  now: number,
+): Promise<{ cases: number; overdueSeconds: number; truncated: boolean }> {
+  const targets = slaTargetsFromHours({
+    customer: env.REVIEW_SLA_CUSTOMER_HOURS,
+    capa: env.REVIEW_SLA_CAPA_HOURS,
+    us: env.REVIEW_SLA_US_HOURS,
+  });
+  const found = await reviewQueueRows(db, { filters: {}, operatorId: null });
+  let cases = 0;
+  let overdueMs = 0;
+  for (const r of found.rows) {
+    const live = r.caseStatus !== null && r.caseStatus !== 'resolved';
+    const clock = slaClock(
+      {
+        openedAt: r.queuedAt,
+        currentState: r.kycState,
+        currentStateAt: r.kycStateChangedAt,
+        stateChanges: found.history.states.get(r.userId) ?? [],
+        statusChanges: live ? (found.history.statuses.get(r.userId) ?? []) : [],
+      },
+      now,
+      targets,
+    );
+    if (!clock.breached) continue;
+    cases++;
+    overdueMs = Math.max(overdueMs, clock.currentMs - (clock.targetMs ?? 0));
+  }
+  return { cases, overdueSeconds: Math.round(overdueMs / 1000), truncated: found.truncated };
+}
+
 export const MEASURES: Record<AlertRuleId, Measure> = {
   async 'webhooks.silent'({ db, now }, s) {
     const windowMs = s.params.windowSeconds! * 1000;
@@ -209,38 +247,12 @@ export const MEASURES: Record<AlertRuleId, Measure> = {
   },
 
   async 'review.sla_breached'({ db, env, now }, s) {
-    const targets = slaTargetsFromHours({
-      customer: env.REVIEW_SLA_CUSTOMER_HOURS,
-      capa: env.REVIEW_SLA_CAPA_HOURS,
-      us: env.REVIEW_SLA_US_HOURS,
-    });
-    const found = await reviewQueueRows(db, { filters: {}, operatorId: null });
-    let breached = 0;
-    let overdueMs = 0;
-    for (const r of found.rows) {
-      // The same clock as the review queue (app/review/cases.server.ts): an implicit case is open
-      // since the customer entered the state.
-      const live = r.caseStatus !== null && r.caseStatus !== 'resolved';
-      const clock = slaClock(
-        {
-          openedAt: r.queuedAt,
-          currentState: r.kycState,
-          currentStateAt: r.kycStateChangedAt,
-          stateChanges: found.history.states.get(r.userId) ?? [],
-          statusChanges: live ? (found.history.statuses.get(r.userId) ?? []) : [],
-        },
-        now,
-        targets,
-      );
-      if (!clock.breached) continue;
-      breached++;
-      overdueMs = Math.max(overdueMs, clock.currentMs - (clock.targetMs ?? 0));
-    }
+    const { cases, overdueSeconds, truncated } = await reviewBreaches(db, env, now);
     return {
       m: {
-        active: breached >= s.params.cases!,
-        value: breached,
-        values: { cases: breached, overdueSeconds: Math.round(overdueMs / 1000), truncated: found.truncated ? 1 : 0 },
+        active: cases >= s.params.cases!,
+        value: cases,
+        values: { cases, overdueSeconds, truncated: truncated ? 1 : 0 },
       },
     };
   },
