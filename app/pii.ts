@@ -33,12 +33,18 @@ export function maskDate(value: string | null | undefined): string {
 }
 
 export function maskAddress(value: string | null | undefined): string {
-  return value ? `${DOT.repeat(6)} (hidden)` : '';
+  return value ? DOT.repeat(6) : '';
 }
+
+/**
+ * What stands for a link a viewer may not have. Pages that show it word it in the reader's
+ * language (they compare with this constant); elsewhere it reads as it is.
+ */
+export const HIDDEN_FOR_ROLE = '(hidden for your role)';
 
 /** Media links (document photos, selfies) are never sent to viewers. */
 export function maskUrl(value: string | null | undefined): string {
-  return value ? '(hidden for your role)' : '';
+  return value ? HIDDEN_FOR_ROLE : '';
 }
 
 export function maskName(value: string | null | undefined): string {

@@ -25,7 +25,7 @@ import type { WaitResult } from '../jobs/queues.js';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { dayEnd, dayStart, parsePaging, parseSorting } from './list-params.server';
 import { documentKinds } from './documents';
-import { maskDeep, maskEmail, maskUrl } from './pii';
+import { HIDDEN_FOR_ROLE, maskDeep, maskEmail, maskUrl } from './pii';
 import type { Message } from './action-result';
 import { jobFailureMessage } from './job-failures.server';
 import { CreateUserSchema, formErrors, formToObject, UserActionSchema, type FormError } from './schemas';
@@ -343,6 +343,10 @@ export function detailSections(raw: KycDetails, pii: boolean): DetailSection[] {
     });
   // Media (document photos, selfie) are not rows: their URLs never leave the server; the page
   // shows them through /users/:id/documents/:kind (see documentKinds).
+  // A value masked away for the reader's role (a link inside Capa's data) is worded by the page.
+  for (const sec of sections) {
+    sec.rows = sec.rows.map((r): DetailRow => (r[1] === HIDDEN_FOR_ROLE ? [r[0], { code: 'users:details.hidden' }] : r));
+  }
   return sections;
 }
 

@@ -263,7 +263,7 @@ export default function UserPage() {
                         {l.status === 'active' ? <CopyButton text={l.url} /> : null}
                       </>
                     ) : (
-                      <span className="muted">{l.url}</span>
+                      <span className="muted">{t('links.hidden')}</span>
                     )}
                   </td>
                 </tr>
