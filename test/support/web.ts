@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ServerBuild } from '@remix-run/node';
@@ -26,13 +27,14 @@ export function launchChromium(): Promise<Browser> {
  * free port; services come from whatever the test installed with setServices (./runtime.ts),
  * which installs them into this build's own copy of the app too.
  */
-export async function startBuiltApp(opts: Omit<WebOptions, 'build'> = {}): Promise<{ server: Server; base: string }> {
+export async function startBuiltApp(opts: Omit<WebOptions, 'build'> & { port?: number } = {}): Promise<{ server: Server; base: string }> {
   const root = path.resolve(import.meta.dirname, '../..');
   const build = (await import(`${pathToFileURL(path.join(root, 'build/index.js')).href}?t=${Date.now()}`)) as ServerBuild;
   serveServicesTo(hostOf(build));
-  const app = await createWebApp({ build, production: false, ...opts });
+  const { port = 0, ...web } = opts;
+  const app = await createWebApp({ build, production: false, ...web });
   const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    const s = app.listen(port, '127.0.0.1', () => resolve(s));
   });
   return { server, base: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
 }
@@ -56,4 +58,50 @@ export async function signInThroughPage(
   await page.click('button[type="submit"]');
   await page.waitForURL(`${base}${path}`);
   return page;
+}
+
+/** A TCP port free right now on 127.0.0.1 (for a server whose own URL must be known before it starts). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/**
+ * Chromium's virtual authenticator (DevTools protocol) on this page: a platform passkey that
+ * verifies the user and answers every WebAuthn ceremony of the page by itself.
+ */
+export async function addVirtualAuthenticator(page: Page): Promise<{ credentials(): Promise<number> }> {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return {
+    credentials: async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials.length,
+  };
+}
+
+/**
+ * Signs in through the identity provider from the sign-in page: the "Sign in with …" button, the
+ * provider's own login form (test/support/oidc-provider.ts: any password), and back.
+ */
+export async function signInWithSso(page: Page, base: string, login: string, path = '/users'): Promise<void> {
+  await page.goto(`${base}${path}`);
+  await page.waitForURL((u) => u.pathname === '/login');
+  await page.getByTestId('sso-button').click();
+  await page.waitForSelector('input[name="login"]');
+  await page.fill('input[name="login"]', login);
+  await page.fill('input[name="password"]', 'any password');
+  await page.click('button[type="submit"]');
+  await page.waitForURL((u) => u.origin === base);
 }
