@@ -369,8 +369,9 @@ const word = (t: TFunction, m: Message): string => t(m.code, m.values);
 export async function exportCsv(request: Request, who: SignedIn, id: string, kind: 'results' | 'errors'): Promise<Response> {
   const { db, env } = await services();
   const imp = await findImport(db, id);
-  if (!imp) throw new Response('imports:page.not_found', { status: 404 });
   const { t } = await i18nFor(request, 'imports');
+  // A download has no page around it: the refusal is worded here, for the reader.
+  if (!imp) throw new Response(t('page.not_found'), { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' } });
   await auditAction(request, who, {
     action: `import.download_${kind}`,
     targetType: 'import',

@@ -157,6 +157,17 @@ describe('imports in the reader’s language', () => {
     ]);
   });
 
+  it('a download of an import that does not exist says so in the reader’s words', async () => {
+    const id = '00000000-0000-4000-8000-000000000000';
+    const es = await call(downloadLoader, get(`/imports/${id}/download?kind=errors`, ana), { id });
+    expect([es.status, es.data]).toEqual([
+      404,
+      'No existe esa importación. Puede que el enlace esté mal escrito; ábrela desde la lista de importaciones.',
+    ]);
+    const en = await call(downloadLoader, get(`/imports/${id}/download?kind=results`, bob), { id });
+    expect([en.status, en.data]).toEqual([404, 'No such import. It may have been typed wrong; open it from the Imports list.']);
+  });
+
   it('a file that cannot be read is refused in the reader’s words, and nothing is stored', async () => {
     const before = (await rt.db.selectFrom('imports').select('id').execute()).length;
     const ragged = readFileSync(path.resolve('test/fixtures/imports/ragged.csv'));
