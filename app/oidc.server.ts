@@ -238,11 +238,17 @@ export async function mappedRole(claims: Record<string, unknown>): Promise<Role 
   return roleFromClaims(claims, env.OIDC_ROLE_CLAIM, env.OIDC_ROLE_MAP);
 }
 
-/** A verified e-mail: `email_verified`, or Microsoft Entra's domain-owner claim (Entra sends no email_verified). */
+/**
+ * A verified e-mail: `email_verified` when the provider says it; Microsoft Entra says nothing
+ * for work accounts, and its optional `xms_edov` claim (the domain owner verified the address)
+ * stands in. Anything else is not matched to an operator.
+ */
 export function verifiedEmail(claims: Record<string, unknown>): string | null {
   const email = typeof claims.email === 'string' ? claims.email : null;
   if (!email) return null;
-  return claims.email_verified === true || claims.xms_edov === true || claims.xms_edov === '1' ? email : null;
+  const verified =
+    'email_verified' in claims ? claims.email_verified === true || claims.email_verified === 'true' : claims.xms_edov === true;
+  return verified ? email : null;
 }
 
 /**

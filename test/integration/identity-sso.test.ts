@@ -7,7 +7,7 @@ import { parseEnv } from '../../lib/config.js';
 import { logger } from '../../lib/logger.js';
 import { setServices } from '../../app/services.server';
 import { requireOperator } from '../../app/auth.server';
-import { forgetOidcConfiguration } from '../../app/oidc.server';
+import { forgetOidcConfiguration, verifiedEmail } from '../../app/oidc.server';
 import { signOutDestination } from '../../app/sso.server';
 import { loader as ssoStart } from '../../app/routes/auth.oidc._index';
 import { loader as ssoCallback } from '../../app/routes/auth.oidc.callback';
@@ -338,5 +338,16 @@ describe('SSO only, and sessions the provider controls', () => {
     // A password session has no provider to visit.
     const op = await makeOperator(t.db, 'viewer');
     expect(await signOutDestination(get('/', await signIn(op.email)))).toBeNull();
+  });
+});
+
+describe('verified e-mail', () => {
+  it("takes email_verified when the provider sends it, else Entra ID's xms_edov", () => {
+    expect(verifiedEmail({ email: 'a@corp.test', email_verified: true })).toBe('a@corp.test');
+    expect(verifiedEmail({ email: 'a@corp.test', email_verified: false, xms_edov: true })).toBeNull();
+    expect(verifiedEmail({ email: 'a@corp.test', xms_edov: true })).toBe('a@corp.test');
+    expect(verifiedEmail({ email: 'a@corp.test', xms_edov: false })).toBeNull();
+    expect(verifiedEmail({ email: 'a@corp.test' })).toBeNull();
+    expect(verifiedEmail({ email_verified: true })).toBeNull();
   });
 });
