@@ -342,10 +342,15 @@ export default function AlertsPage() {
                   <td>
                     {r.error ? (
                       <span className="error">{t('rules.error', { error: r.error })}</span>
-                    ) : r.now ? (
+                    ) : r.now && r.active ? (
+                      // While the condition holds, what it sees; otherwise the summary would only count zeros.
                       <>
-                        <span className={r.active ? 'error' : ''}>{r.active ? t('rules.holds') : t('rules.clear')}</span> · {r.now}
+                        <span className="error">{t('rules.holds')}</span> · {r.now}
                       </>
+                    ) : !r.enabled ? (
+                      <span className="muted">{t('rules.off')}</span>
+                    ) : r.evaluatedAt ? (
+                      <span>{t('rules.clear')}</span>
                     ) : (
                       <span className="muted">{t('rules.never')}</span>
                     )}
