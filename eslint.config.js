@@ -36,6 +36,8 @@ const TRANSLATED_SCREENS = [
   'app/routes/account_.language.tsx',
   'app/routes/_index.tsx',
   'app/routes/alerts.tsx',
+  // single sign-on and second factors
+  'app/routes/auth.*.tsx',
   // feature screens: add each file here once it is translated
   // customers and imports
   'app/routes/users.*.tsx',
