@@ -7,11 +7,12 @@ import { CLIENT_ADDRESS_HEADER } from '../../lib/client-address.js';
 import { logger } from '../../lib/logger.js';
 import { runOperatorsCli } from '../../server/operators-cli.js';
 import { setServices } from '../../app/services.server';
-import { BACKGROUND_HEADER, requireOperator } from '../../app/auth.server';
+import { BACKGROUND_HEADER, requireOperator, sessionHeadersFor } from '../../app/auth.server';
 import { action as loginAction } from '../../app/routes/login';
 import { action as mfaAction, loader as mfaLoader } from '../../app/routes/auth.mfa._index';
 import { action as enrolAction, loader as enrolLoader } from '../../app/routes/auth.mfa.enrol';
 import { action as accountAction, loader as accountLoader } from '../../app/routes/account';
+import { action as operatorsAction } from '../../app/routes/admin.operators';
 import { createTestDb, redisUrl, type TestDb } from '../support/runtime.js';
 import { call, get, makeOperator, ORIGIN, PASSWORD, post, type Browser } from './console-helpers.js';
 
@@ -346,5 +347,27 @@ describe('/account: factors, recovery codes and sessions', () => {
       .where('operatorId', '=', op.id)
       .executeTakeFirstOrThrow();
     expect(JSON.parse(audit.detail!).sessionsEnded).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('an admin ends access at once', () => {
+  /** An admin's signed-in browser (its own second factor is not what these tests are about). */
+  async function adminBrowser(): Promise<Browser> {
+    const admin = await makeOperator(t.db, 'admin');
+    const cookie = sessionCookie(await sessionHeadersFor(new Request(ORIGIN), admin.id));
+    const who = await requireOperator(get('/', { cookie, csrf: '', role: null }), 'admin');
+    return { cookie, csrf: who.session.csrfToken, role: 'admin' };
+  }
+
+  it('disabling an operator ends their sessions within one request', async () => {
+    const admin = await adminBrowser();
+    const v = await makeOperator(t.db, 'viewer');
+    const { b } = await password(v.email);
+    await expect(requireOperator(get('/users', b), 'viewer')).resolves.toBeTruthy();
+    const r = await call(operatorsAction, post('/admin/operators', admin, { intent: 'disable', id: v.id }));
+    expect(r.status).toBe(200);
+    // The very next request of theirs is refused.
+    expect(((await signedIn(b!)) as Response).status).toBe(302);
+    expect((await password(v.email)).r.status).toBe(401);
   });
 });
