@@ -35,6 +35,7 @@ const TRANSLATED_SCREENS = [
   'app/routes/account.tsx',
   'app/routes/account_.language.tsx',
   'app/routes/_index.tsx',
+  'app/routes/kyc.return.tsx',
   'app/routes/alerts.tsx',
   // single sign-on and second factors
   'app/routes/auth.*.tsx',
