@@ -266,13 +266,15 @@ export interface MessageListQuery {
   pageSize: number;
 }
 
+/** A ledger row with its customer; an alert message has none (both fields absent). */
 export interface MessageListRow extends Notification {
-  externalUserId: string;
-  kycState: KycState;
+  externalUserId?: string;
+  kycState?: KycState;
 }
 
 export async function listMessages(db: Executor, q: MessageListQuery): Promise<{ rows: MessageListRow[]; total: number }> {
-  let base = db.selectFrom('notifications as n').innerJoin('users as u', 'u.id', 'n.userId');
+  // Left join: alert messages (to operators and webhooks) have no customer and are listed too.
+  let base = db.selectFrom('notifications as n').leftJoin('users as u', 'u.id', 'n.userId');
   if (q.status) base = base.where('n.status', '=', q.status);
   if (q.kind) base = base.where('n.kind', '=', q.kind);
   if (q.channel) base = base.where('n.channel', '=', q.channel);
@@ -296,7 +298,10 @@ export async function listMessages(db: Executor, q: MessageListQuery): Promise<{
     .limit(q.pageSize)
     .offset((q.page - 1) * q.pageSize)
     .execute();
-  return { rows: rows as MessageListRow[], total: Number(totalRow?.n ?? 0) };
+  return {
+    rows: rows.map(({ externalUserId, kycState, ...n }) => ({ ...n, ...(externalUserId ? { externalUserId, kycState: kycState! } : {}) })),
+    total: Number(totalRow?.n ?? 0),
+  };
 }
 
 export async function countsByStatus(db: Executor): Promise<Record<NotificationStatus, number>> {

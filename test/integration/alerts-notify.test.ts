@@ -2,6 +2,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endSilence, eventsFor, insertSilence, openAlert } from '../../db/repositories/alerts.js';
 import { commitImport, createImport, pauseImport, resumeImport } from '../../db/repositories/imports.js';
+import { listMessages } from '../../db/repositories/notifications.js';
 import { insertUser } from '../../db/repositories/users.js';
 import type { AlertRuleId } from '../../domain/alerts.js';
 import { evaluateAlerts, type EngineDeps } from '../../jobs/alerts/engine.js';
@@ -86,6 +87,13 @@ describe('alert notifications', () => {
     expect(rows.map((r) => [r.kind, r.channel, r.address, r.status, r.userId])).toEqual([
       ['alert_firing', 'email', 'lead@desk.test', 'sent', null],
       ['alert_firing', 'webhook', `${new URL(hook.url).origin}/…`, 'sent', null],
+    ]);
+
+    // Both are in the notification ledger's list, without a customer.
+    const listed = await listMessages(rt.db, { sort: 'createdAt', dir: 'desc', page: 1, pageSize: 50 });
+    expect(listed.rows.filter((r) => r.alertId === alert.id).map((r) => [r.kind, r.channel, r.externalUserId])).toEqual([
+      ['alert_firing', 'webhook', undefined],
+      ['alert_firing', 'email', undefined],
     ]);
 
     // The e-mail went through the mail path to the warning list only, in the instance's language.
