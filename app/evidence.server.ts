@@ -1,12 +1,17 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { fetchKycMedia } from '../capa/media.js';
 import type { KycDetails } from '../capa/types.js';
 import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { latestDetails } from '../db/repositories/details.js';
+import { erasuresForUser, setLegalHold } from '../db/repositories/erasure.js';
 import { findUserById } from '../db/repositories/users.js';
+import { eraseCustomer } from '../jobs/erasure.js';
 import { listMessages, type MessageListQuery } from '../db/repositories/notifications.js';
 import { iterateUsersList } from '../db/repositories/users-list.js';
 import { csvStream } from '../lib/csv.js';
 import type { TFunction } from '../lib/i18n.js';
+import type { ActionResult } from './action-result';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { i18nFor } from './i18n.server';
 import { parseMessageParams, reasonParts } from './notifications.server';
@@ -254,4 +259,70 @@ export async function documentResponse(request: Request, who: SignedIn, userId: 
       'content-disposition': `inline; filename="${kind}"`,
     },
   });
+}
+
+// ------------------------------------------------------------------ legal hold and erasure
+
+/** The erasure page (admin): the tombstone's non-personal facts, the hold, and every erasure report. */
+export async function erasurePageData(userId: string) {
+  const { db } = await services();
+  const user = await findUserById(db, userId);
+  if (!user) throw new Response('evidence:erasure.not_found', { status: 404 });
+  const erasures = await erasuresForUser(db, userId);
+  return {
+    user: { id: user.id, externalUserId: user.externalUserId, kycState: user.kycState, erasedAt: user.erasedAt ?? null },
+    legalHold: Boolean(user.legalHold),
+    legalHoldReason: user.legalHoldReason ?? null,
+    erasures: erasures.map((e) => ({ id: e.id, at: e.at, kind: e.kind, report: JSON.parse(e.report) as Record<string, number> })),
+  };
+}
+
+const reason = z
+  .string({ required_error: 'evidence:erasure.reason_missing' })
+  .trim()
+  .min(3, 'evidence:erasure.reason_missing')
+  .max(1000, 'evidence:erasure.reason_too_long');
+export const ErasureActionSchema = z.discriminatedUnion('intent', [
+  z.object({ intent: z.literal('hold'), reason }),
+  z.object({ intent: z.literal('release') }),
+  z.object({
+    intent: z.literal('erase'),
+    reason,
+    confirm: z.literal('yes', { errorMap: () => ({ message: 'evidence:erasure.confirm_missing' }) }),
+  }),
+]);
+
+// The audit log is append-only: it keeps a hash of the operator's free text, never the text (which
+// may name the customer); the reason itself stays on the hold / the erasure record.
+const digest = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** Legal hold on/off and erasure (admin). Every attempt is audited with its outcome. */
+export async function runErasureAction(request: Request, who: SignedIn, userId: string, form: FormData): Promise<ActionResult> {
+  const { db } = await services();
+  const parsed = ErasureActionSchema.safeParse(Object.fromEntries(form));
+  if (!parsed.success) return { tone: 'error', code: parsed.error.issues[0]?.message ?? 'evidence:erasure.invalid' };
+  const input = parsed.data;
+  if (!(await findUserById(db, userId))) throw new Response('evidence:erasure.not_found', { status: 404 });
+  if (input.intent === 'hold' || input.intent === 'release') {
+    await setLegalHold(db, userId, input.intent === 'hold', input.intent === 'hold' ? input.reason : null);
+    await auditAction(request, who, {
+      action: AUDIT_ACTIONS.evidenceLegalHold,
+      targetType: 'user',
+      targetId: userId,
+      outcome: 'ok',
+      detail: input.intent === 'hold' ? { on: true, reasonSha256: digest(input.reason) } : { on: false },
+    });
+    return { tone: 'ok', code: input.intent === 'hold' ? 'evidence:erasure.held' : 'evidence:erasure.released' };
+  }
+  const r = await eraseCustomer(db, userId, { kind: 'request', reason: input.reason, requestedBy: who.operator.id });
+  await auditAction(request, who, {
+    action: AUDIT_ACTIONS.evidenceErasure,
+    targetType: 'user',
+    targetId: userId,
+    outcome: r.code === 'erased' ? 'ok' : 'denied',
+    detail: r.code === 'erased' ? { erasureId: r.erasureId, report: r.report, reasonSha256: digest(input.reason) } : { refused: r.code },
+  });
+  return r.code === 'erased'
+    ? { tone: 'ok', code: 'evidence:erasure.erased' }
+    : { tone: 'error', code: `evidence:erasure.refused_${r.code}` };
 }

@@ -128,6 +128,23 @@ export interface UsersTable {
   createdBy: string | null;
   createdAt: string;
   updatedAt: string;
+  /** 1 while a legal hold blocks erasure and retention (migration 20261129_0601). */
+  legalHold: Generated<number>;
+  legalHoldReason: Generated<string | null>;
+  /** When the personal data was erased; the row is then a non-personal tombstone. */
+  erasedAt: Generated<string | null>;
+}
+
+/** One erasure (on request or by the retention policy) and its report of what was removed. */
+export interface ErasuresTable {
+  id: string;
+  userId: string;
+  kind: 'request' | 'retention';
+  reason: string;
+  requestedBy: string | null;
+  at: string;
+  /** JSON: rows changed per table. */
+  report: string;
 }
 
 export interface KycLinksTable {
@@ -586,6 +603,7 @@ export interface Database {
   users: UsersTable;
   kycLinks: KycLinksTable;
   kycDetails: KycDetailsTable;
+  erasures: ErasuresTable;
   webhookInbox: WebhookInboxTable;
   stateChanges: StateChangesTable;
   jobRuns: JobRunsTable;
@@ -625,6 +643,7 @@ export type NewWebhookDelivery = Insertable<WebhookInboxTable>;
 export type StateChange = Selectable<StateChangesTable>;
 export type JobRun = Selectable<JobRunsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
+export type Erasure = Selectable<ErasuresTable>;
 export type AuditAnchor = Selectable<AuditAnchorsTable>;
 export type RefreshRun = Selectable<RefreshRunsTable>;
 export type DriftEvent = Selectable<DriftEventsTable>;

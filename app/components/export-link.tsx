@@ -33,6 +33,12 @@ export function DossierLinks({ userId }: { userId: string }) {
       <a href={`${base}/dossier.zip`} className="button secondary" download>
         {t('dossier.button_zip')}
       </a>
+      {operator.role === 'admin' ? (
+        <>
+          {' '}
+          <a href={`${base}/erasure`}>{t('erasure.link')}</a>
+        </>
+      ) : null}
     </p>
   );
 }

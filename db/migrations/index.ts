@@ -14,6 +14,7 @@ import * as auditAnchors from './20261129_0201_audit_anchors.js';
 import * as operatorLocale from './20261129_0301_operator_locale.js';
 import * as alerts from './20261129_0501_alerts.js';
 import * as operatorIdentity from './20261129_0401_operator_identity.js';
+import * as erasure from './20261129_0601_erasure.js';
 
 /**
  * The explicit list of migrations, in order. Explicit imports (not a folder scan) so the same
@@ -35,4 +36,5 @@ export const migrations: Record<string, Migration> = {
   '20261129_0301_operator_locale': operatorLocale,
   '20261129_0501_alerts': alerts,
   '20261129_0401_operator_identity': operatorIdentity,
+  '20261129_0601_erasure': erasure,
 };
