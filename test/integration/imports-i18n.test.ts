@@ -41,7 +41,7 @@ afterAll(async () => {
 async function upload(b: Browser, name: string, content: string | Buffer) {
   const form = new FormData();
   form.set('csrf', b.csrf);
-  form.set('file', new File([content], name, { type: 'text/csv' }));
+  form.set('file', new File([typeof content === 'string' ? content : new Uint8Array(content)], name, { type: 'text/csv' }));
   const request = new Request(`${ORIGIN}/imports/new`, { method: 'POST', body: form, headers: { origin: ORIGIN, cookie: b.cookie } });
   return call(uploadAction, request);
 }
