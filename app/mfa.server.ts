@@ -29,7 +29,7 @@ import {
   spendRecoveryCode,
   type FactorSummary,
 } from '../db/repositories/factors.js';
-import { findOperatorById } from '../db/repositories/operators.js';
+import { findOperatorById, operatorsLinkedToProvider } from '../db/repositories/operators.js';
 import {
   listLiveSessions,
   liveSessionCounts,
@@ -489,7 +489,7 @@ export type AdminOutcome = { tone: 'ok' | 'error'; code: string; values?: Record
 export async function resetFactors(request: Request, who: SignedIn, targetId: string): Promise<AdminOutcome> {
   const { db } = await services();
   const target = await findOperatorById(db, targetId);
-  if (!target) return { tone: 'error', code: 'operators:factors.no_such_operator' };
+  if (!target) return { tone: 'error', code: 'operators:identity.no_such_operator' };
   const before = await factorsOf(target.id);
   await deleteAllFactors(db, target.id);
   const ended = await revokeOperatorSessions(db, target.id);
@@ -503,14 +503,14 @@ export async function resetFactors(request: Request, who: SignedIn, targetId: st
     detail: { totp: before.totp, passkeys: before.passkeys, recoveryCodesLeft: before.recoveryCodesLeft, sessionsEnded: ended },
     ip: clientIp(request),
   });
-  return { tone: 'ok', code: 'operators:factors.reset_done', values: { email: target.email } };
+  return { tone: 'ok', code: 'operators:identity.reset_done', values: { email: target.email } };
 }
 
 /** An admin ends every session of a person (a stolen laptop) without disabling them. */
 export async function signOutOperator(request: Request, who: SignedIn, targetId: string): Promise<AdminOutcome> {
   const { db } = await services();
   const target = await findOperatorById(db, targetId);
-  if (!target) return { tone: 'error', code: 'operators:factors.no_such_operator' };
+  if (!target) return { tone: 'error', code: 'operators:identity.no_such_operator' };
   const ended = await revokeOperatorSessions(db, target.id);
   await appendAudit(db, {
     operatorId: who.operator.id,
@@ -522,14 +522,37 @@ export async function signOutOperator(request: Request, who: SignedIn, targetId:
     detail: { sessionsEnded: ended },
     ip: clientIp(request),
   });
-  return { tone: 'ok', code: 'operators:sessions.signed_out', values: { email: target.email, count: ended } };
+  return { tone: 'ok', code: 'operators:identity.signed_out', values: { email: target.email, count: ended } };
 }
 
-/** The operators page: each person's factors and signed-in sessions. */
-export async function identityOverview(): Promise<{ factors: Record<string, FactorSummary>; sessions: Record<string, number> }> {
-  const { db } = await services();
-  const [f, s] = await Promise.all([factorSummaries(db), liveSessionCounts(db, await sessionPolicy())]);
-  return { factors: Object.fromEntries(f), sessions: Object.fromEntries(s) };
+export interface IdentityOverview {
+  factors: Record<string, FactorSummary>;
+  /** Signed-in sessions per operator. */
+  sessions: Record<string, number>;
+  /** Operators linked to the identity provider. */
+  sso: string[];
+  /** Roles that must use a second factor with a password. */
+  mfaRequired: string[];
+}
+
+/** The operators page: each person's factors, signed-in sessions and single sign-on link. */
+export async function identityOverview(): Promise<IdentityOverview> {
+  const { db, env } = await services();
+  const [f, s, linked] = await Promise.all([
+    factorSummaries(db),
+    liveSessionCounts(db, await sessionPolicy()),
+    operatorsLinkedToProvider(db),
+  ]);
+  return { factors: Object.fromEntries(f), sessions: Object.fromEntries(s), sso: [...linked], mfaRequired: env.mfaRequired };
+}
+
+/** The operators page's identity forms (`reset-factors`, `sign-out`), or null for its other intents. */
+export async function identityAction(request: Request, who: SignedIn, form: FormData): Promise<AdminOutcome | null> {
+  const intent = form.get('intent');
+  const id = String(form.get('id') ?? '');
+  if (intent === 'reset-factors') return resetFactors(request, who, id);
+  if (intent === 'sign-out') return signOutOperator(request, who, id);
+  return null;
 }
 
 /** A short description of the browser a session runs in ("Chrome 131 · Linux"); names, not words. */

@@ -56,6 +56,12 @@ export async function linkOperatorSubject(db: Executor, id: string, issuer: stri
   await db.updateTable('operators').set({ oidcIssuer: issuer, oidcSubject: subject, updatedAt: nowIso() }).where('id', '=', id).execute();
 }
 
+/** Operators who have signed in through single sign-on at least once (their provider subject is known). */
+export async function operatorsLinkedToProvider(db: Executor): Promise<Set<string>> {
+  const rows = await db.selectFrom('operators').select('id').where('oidcSubject', 'is not', null).execute();
+  return new Set(rows.map((r) => r.id));
+}
+
 export async function listOperators(db: Executor): Promise<PublicOperator[]> {
   return db
     .selectFrom('operators')
