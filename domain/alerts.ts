@@ -107,7 +107,7 @@ export const RULES: Record<AlertRuleId, RuleDefinition> = {
     id: 'email.failures',
     evaluator: 'worker',
     page: '/notifications?status=failed',
-    defaults: s(true, 'warning', 0, 600, { windowSeconds: 3600, percent: 20, minMessages: 10, bounces: 10 }),
+    defaults: s(true, 'warning', 0, 600, { windowSeconds: 3600, percent: 20, minMessages: 10, bounces: 50 }),
   },
   'review.sla_breached': {
     id: 'review.sla_breached',
