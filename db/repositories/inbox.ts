@@ -2,6 +2,7 @@ import type { NewWebhookDelivery, WebhookDelivery, WebhookStatus } from '../sche
 import { isoAgo, nowIso } from '../../lib/time.js';
 import { sql } from 'kysely';
 import { kindOf, type Executor } from '../client.js';
+import { rowsAs } from '../rows.js';
 
 /** Capa retries a failed delivery for ~31 minutes; a same-body delivery inside this window is a duplicate. */
 export const DUPLICATE_WINDOW_MS = 35 * 60 * 1000;
@@ -12,18 +13,22 @@ export async function insertDelivery(db: Executor, row: NewWebhookDelivery): Pro
 }
 
 /**
- * Stores deliveries in the order given and returns their ids in that order: one INSERT on
- * PostgreSQL (ids come from one sequence in row order, so sorting the returned ids restores it),
- * one per row on SQLite.
+ * Stores deliveries in the order given and returns their ids in that order, with one INSERT per
+ * run of up to 64 rows that name the same columns (SQLite has no DEFAULT in a VALUES list). Rows
+ * are numbered in the order they are inserted (a sequence on PostgreSQL, an increasing rowid on
+ * SQLite), while RETURNING promises no order: sorting a run's ids restores it.
  */
 export async function insertDeliveries(db: Executor, rows: NewWebhookDelivery[]): Promise<number[]> {
-  if (rows.length <= 1 || kindOf(db) !== 'postgres') {
-    const ids: number[] = [];
-    for (const row of rows) ids.push(await insertDelivery(db, row));
-    return ids;
+  const ids: number[] = [];
+  const columnsOf = (r: NewWebhookDelivery) => Object.keys(r).join();
+  for (let i = 0; i < rows.length;) {
+    let end = i + 1;
+    while (end < rows.length && end - i < 64 && columnsOf(rows[end]!) === columnsOf(rows[i]!)) end++;
+    const r = await db.insertInto('webhookInbox').values(rows.slice(i, end)).returning('id').execute();
+    ids.push(...r.map((x) => x.id).sort((a, b) => a - b));
+    i = end;
   }
-  const r = await db.insertInto('webhookInbox').values(rows).returning('id').execute();
-  return r.map((x) => x.id).sort((a, b) => a - b);
+  return ids;
 }
 
 /**
@@ -48,7 +53,9 @@ export async function keysWithPossibleOriginals(
     )
     .where('receivedAt', '>=', isoAgo(DUPLICATE_WINDOW_MS, earliest))
     .where('duplicateOf', 'is', null)
-    .where('status', 'in', ['received', 'processed', 'failed'])
+    // Written so no index is chosen for it: SQLite would otherwise walk every stored `received`
+    // row instead of looking each key up in webhook_inbox_dedupe.
+    .where(sql<boolean>`(${sql.ref('status')} || '') in ('received', 'processed', 'failed')`)
     .execute();
   return new Set(rows.map((r) => r.dedupeKey!));
 }
@@ -166,22 +173,31 @@ export async function deliveriesToProcess(
 
 export type DeliveryOutcome = Parameters<typeof settleDelivery>[2];
 
-/** settleDelivery for many deliveries: one statement on PostgreSQL, one per delivery on SQLite. */
+/** settleDelivery for many deliveries, in one statement. */
 export async function settleDeliveries(db: Executor, items: Array<{ id: number; outcome: DeliveryOutcome }>): Promise<void> {
   if (items.length === 0) return;
-  if (items.length === 1 || kindOf(db) !== 'postgres') {
-    for (const i of items) await settleDelivery(db, i.id, i.outcome);
-    return;
-  }
-  const col = <T>(f: (o: DeliveryOutcome) => T | undefined) => items.map((i) => f(i.outcome) ?? null);
+  if (items.length === 1) return settleDelivery(db, items[0]!.id, items[0]!.outcome);
+  const v = rowsAs(
+    kindOf(db),
+    'v',
+    [
+      { name: 'id', pg: 'int' },
+      { name: 'status', pg: 'text' },
+      { name: 'user_id', pg: 'text' },
+      { name: 'state_from', pg: 'text' },
+      { name: 'state_to', pg: 'text' },
+      { name: 'effect', pg: 'text' },
+      { name: 'error', pg: 'text' },
+      { name: 'attempts', pg: 'int' },
+    ],
+    items.map(({ id, outcome: o }) => [id, o.status, o.userId, o.stateFrom, o.stateTo, o.effect, o.error, o.attempts]),
+  );
   // attempts: null keeps the stored count (settleDelivery leaves it alone when not given).
-  await sql`update webhook_inbox as w set
+  await sql`update webhook_inbox set
       status = v.status, processed_at = ${nowIso()}, user_id = v.user_id, state_from = v.state_from, state_to = v.state_to,
-      effect = v.effect, error = v.error, attempts = coalesce(v.attempts, w.attempts)
-    from unnest(${items.map((i) => i.id)}::int[], ${col((o) => o.status)}::text[], ${col((o) => o.userId)}::text[],
-      ${col((o) => o.stateFrom)}::text[], ${col((o) => o.stateTo)}::text[], ${col((o) => o.effect)}::text[], ${col((o) => o.error)}::text[],
-      ${col((o) => o.attempts)}::int[]) as v(id, status, user_id, state_from, state_to, effect, error, attempts)
-    where w.id = v.id`.execute(db);
+      effect = v.effect, error = v.error, attempts = coalesce(v.attempts, webhook_inbox.attempts)
+    from ${v}
+    where webhook_inbox.id = v.id`.execute(db);
 }
 
 export async function settleDelivery(

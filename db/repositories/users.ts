@@ -6,6 +6,7 @@ import { normalizeEmail } from '../../domain/email.js';
 import { nowIso } from '../../lib/time.js';
 import { kindOf, type Executor } from '../client.js';
 import { lastReinvitations } from './links.js';
+import { rowsAs } from '../rows.js';
 
 // Kept for importers outside db/repositories; the type lives with the client.
 export type { Executor };
@@ -185,8 +186,8 @@ export async function applySignals(trx: Transaction<Database>, items: SignalInpu
     });
   }
 
-  // One UPDATE per customer (each rewrites the row and, for a change, its state indexes); on
-  // PostgreSQL one statement for all of them.
+  // One UPDATE for the customers left where they are and one for the customers moved (each row
+  // rewritten once; for a change, its state indexes too).
   const moved = decided.filter((d) => d.decision.effect === 'apply');
   const kept = decided.filter((d) => d.decision.effect !== 'apply');
   for (const polled of [false, true]) {
@@ -205,34 +206,44 @@ export async function applySignals(trx: Transaction<Database>, items: SignalInpu
     causeRef: d.cause.id ? `${d.cause.type}:${d.cause.id}` : d.cause.type,
     polled: d.signal.kind === 'POLLED',
   }));
-  if (changes.length > 1 && pg) {
-    await sql`update users as u set
+  if (changes.length === 1) {
+    const c = changes[0]!;
+    await trx
+      .updateTable('users')
+      .set({
+        updatedAt: now,
+        ...(c.polled ? { capaConfirmedAt: now } : {}),
+        kycState: c.to,
+        kycStateChangedAt: now,
+        kycStateReason: c.reason,
+        kycStateCause: c.causeRef,
+        ...(c.to === 'LINK_ISSUED' ? {} : { linkExpired: 0 }),
+      })
+      .where('id', '=', c.userId)
+      .execute();
+  } else if (changes.length > 1) {
+    const v = rowsAs(
+      kindOf(trx),
+      'v',
+      [
+        { name: 'id', pg: 'text' },
+        { name: 'to_state', pg: 'text' },
+        { name: 'reason', pg: 'text' },
+        { name: 'cause', pg: 'text' },
+        { name: 'polled', pg: 'int' },
+      ],
+      changes.map((c) => [c.userId, c.to, c.reason, c.causeRef, c.polled ? 1 : 0]),
+    );
+    await sql`update users set
         updated_at = ${now},
-        capa_confirmed_at = case when v.polled then ${now} else u.capa_confirmed_at end,
+        capa_confirmed_at = case when v.polled = 1 then ${now} else users.capa_confirmed_at end,
         kyc_state = v.to_state,
         kyc_state_changed_at = ${now},
         kyc_state_reason = v.reason,
         kyc_state_cause = v.cause,
-        link_expired = case when v.to_state = 'LINK_ISSUED' then u.link_expired else 0 end
-      from unnest(${changes.map((c) => c.userId)}::text[], ${changes.map((c) => c.to)}::text[], ${changes.map((c) => c.reason)}::text[],
-        ${changes.map((c) => c.causeRef)}::text[], ${changes.map((c) => c.polled)}::boolean[]) as v(id, to_state, reason, cause, polled)
-      where u.id = v.id`.execute(trx);
-  } else {
-    for (const c of changes) {
-      await trx
-        .updateTable('users')
-        .set({
-          updatedAt: now,
-          ...(c.polled ? { capaConfirmedAt: now } : {}),
-          kycState: c.to,
-          kycStateChangedAt: now,
-          kycStateReason: c.reason,
-          kycStateCause: c.causeRef,
-          ...(c.to === 'LINK_ISSUED' ? {} : { linkExpired: 0 }),
-        })
-        .where('id', '=', c.userId)
-        .execute();
-    }
+        link_expired = case when v.to_state = 'LINK_ISSUED' then users.link_expired else 0 end
+      from ${v}
+      where users.id = v.id`.execute(trx);
   }
   if (moved.length) {
     await trx
