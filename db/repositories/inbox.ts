@@ -86,7 +86,9 @@ export async function findOriginal(db: Executor, dedupeKey: string, receivedAt: 
       .where('id', '>', original.id)
       .where('dedupeKey', '<>', dedupeKey)
       .where('duplicateOf', 'is', null)
-      .where('signatureVerdict', '=', 'valid')
+      // Not an index choice: SQLite would walk every valid delivery after the original
+      // (webhook_inbox_verdict_id) instead of this customer's (webhook_inbox_ext).
+      .where(sql<boolean>`(${sql.ref('signatureVerdict')} || '') = 'valid'`)
       .limit(1)
       .executeTakeFirst();
     if (movedOn) return null;
