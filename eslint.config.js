@@ -40,6 +40,17 @@ const TRANSLATED_SCREENS = [
   // single sign-on and second factors
   'app/routes/auth.*.tsx',
   // feature screens: add each file here once it is translated
+  // review, notifications, drift and refresh, the operations views, the audit log, operators
+  'app/routes/review.*.tsx',
+  'app/routes/notifications.*.tsx',
+  'app/routes/drift.tsx',
+  'app/routes/refresh.*.tsx',
+  'app/routes/webhooks.*.tsx',
+  'app/routes/queues.tsx',
+  'app/routes/capa.deliveries.*.tsx',
+  'app/routes/admin.settings.tsx',
+  'app/routes/admin.operators.tsx',
+  'app/routes/audit*.tsx',
   // customers and imports
   'app/routes/users.*.tsx',
   'app/routes/imports.*.tsx',

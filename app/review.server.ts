@@ -6,6 +6,7 @@ import { listOperators } from '../db/repositories/operators.js';
 import { findUserById } from '../db/repositories/users.js';
 import { CASE_STATUSES, KYC_STATES, RESOLUTION_REASONS, type KycState } from '../db/schema.js';
 import type { Env } from '../lib/config.js';
+import type { ActionResult } from './action-result';
 import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
 import { pageCount, pageNumber } from './list-params.server';
 import { maskEmail } from './pii';
@@ -83,7 +84,14 @@ export async function reviewQueueData(who: SignedIn, sp: URLSearchParams, now = 
   };
 }
 
-export type ActionMessage = { tone: 'ok' | 'error' | 'info'; text: string };
+/** A toast: tone and a message code (`review:…`) with its values; the page words it. */
+export type ActionMessage = ActionResult;
+
+const say = (tone: ActionMessage['tone'], key: string, values?: ActionMessage['values']): ActionMessage => ({
+  tone,
+  code: `review:${key}`,
+  ...(values ? { values } : {}),
+});
 
 /** Claims the oldest unassigned case for the signed-in operator and opens it. */
 export async function claimNextCase(request: Request, who: SignedIn, form?: FormData): Promise<Response | ActionMessage> {
@@ -92,7 +100,7 @@ export async function claimNextCase(request: Request, who: SignedIn, form?: Form
   const country = form?.get('country');
   if (country === 'MX' || country === 'DO') filters.country = country;
   const r = await claimNext(db, actorOf(who), filters);
-  if (!r) return { tone: 'info', text: 'Nothing to claim: every case in the queue already has an assignee.' };
+  if (!r) return say('info', 'messages.nothing_to_claim');
   await auditAction(request, who, {
     action: AUDIT_ACTIONS.caseClaim,
     targetType: 'user',
@@ -108,7 +116,7 @@ export async function claimNextCase(request: Request, who: SignedIn, form?: Form
 export async function reviewCaseData(who: SignedIn, userId: string, now = Date.now()) {
   const { db, env } = await services();
   const v = await caseView(db, userId, now, slaTargets(env));
-  if (!v) throw new Response('No customer with this id. It may have been typed wrong; search the Users list.', { status: 404 });
+  if (!v) throw new Response('review:errors.no_customer_page', { status: 404 });
   const pii = canSeePii(who.operator.role);
   const operators = (await listOperators(db))
     .filter((o) => !o.disabled && CAN_WORK_CASES.includes(o.role))
@@ -119,7 +127,7 @@ export async function reviewCaseData(who: SignedIn, userId: string, now = Date.n
     caseStatus: v.caseStatus,
     sla: v.sla,
     // Notes are free text and may carry personal data: viewers see that a note exists, not its text.
-    notes: v.notes.map((n) => ({ ...n, body: pii ? n.body : '(note hidden for your role)' })),
+    notes: v.notes.map((n) => ({ ...n, body: pii ? n.body : null })),
     tasks: v.tasks,
     operators,
     canWork: roleAtLeast(who.operator.role, 'compliance'),
@@ -131,21 +139,21 @@ export async function reviewCaseData(who: SignedIn, userId: string, now = Date.n
 const id = z.string().trim().max(100);
 export const CaseActionSchema = z.discriminatedUnion('intent', [
   z.object({ intent: z.literal('assign'), assignee: z.union([z.literal('me'), z.literal(''), id]) }),
-  z.object({ intent: z.literal('note'), body: z.string({ required_error: 'Write the note before saving it.' }) }),
+  z.object({ intent: z.literal('note'), body: z.string({ required_error: 'review:errors.note_empty' }) }),
   z.object({
     intent: z.literal('task'),
-    title: z.string({ required_error: 'Describe the follow-up task.' }),
-    dueOn: z.string({ required_error: 'Choose a due date.' }),
+    title: z.string({ required_error: 'review:errors.task_title_empty' }),
+    dueOn: z.string({ required_error: 'review:errors.task_due_missing' }),
   }),
   z.object({ intent: z.literal('task_done'), taskId: z.coerce.number().int().positive() }),
   z.object({
     intent: z.literal('status'),
-    status: z.enum(CASE_STATUSES, { errorMap: () => ({ message: 'Choose a case status.' }) }),
+    status: z.enum(CASE_STATUSES, { errorMap: () => ({ message: 'review:errors.status_missing' }) }),
     reason: z.preprocess(
       (v) => (v === '' ? undefined : v),
-      z.enum(RESOLUTION_REASONS, { errorMap: () => ({ message: 'Choose a resolution reason.' }) }).optional(),
+      z.enum(RESOLUTION_REASONS, { errorMap: () => ({ message: 'review:errors.reason_missing' }) }).optional(),
     ),
-    comment: z.string().max(1000, 'Keep the comment under 1000 characters.').optional(),
+    comment: z.string().max(1000, 'review:errors.comment_too_long').optional(),
   }),
 ]);
 
@@ -167,14 +175,30 @@ export async function runCaseAction(
   const parsed = CaseActionSchema.safeParse(values);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const text = issue.path[0] === 'intent' ? 'Unknown case action.' : issue.message;
-    return { status: 400, result: { tone: 'error', text, intent: values.intent, field: String(issue.path[0] ?? '') } };
+    // Schema messages are catalogue keys; an issue zod words itself (a malformed id) is a form problem.
+    const code =
+      issue.path[0] === 'intent'
+        ? 'review:errors.unknown_action'
+        : /^review:/.test(issue.message)
+          ? issue.message
+          : 'review:errors.invalid_form';
+    const limit = code === 'review:errors.comment_too_long' ? { max: 1000 } : undefined;
+    return {
+      status: 400,
+      result: {
+        tone: 'error',
+        code,
+        ...(limit ? { values: limit } : {}),
+        intent: values.intent,
+        field: String(issue.path[0] ?? ''),
+      },
+    };
   }
   const a = parsed.data;
   const actor = actorOf(who);
   const audit = (action: string, outcome: 'ok' | 'error', detail: Record<string, unknown> | null) =>
     auditAction(request, who, { action, targetType: 'user', targetId: userId, outcome, detail });
-  if (!(await findUserById(db, userId))) throw new Response('No customer with this id.', { status: 404 });
+  if (!(await findUserById(db, userId))) throw new Response('review:errors.no_customer', { status: 404 });
 
   const ACTION = {
     assign: AUDIT_ACTIONS.caseAssign,
@@ -192,14 +216,16 @@ export async function runCaseAction(
         return {
           status: 200,
           result: {
-            tone: r.changed ? 'ok' : 'info',
-            text: !r.changed
-              ? 'Nothing changed: that is already the assignee.'
-              : to === who.operator.id
-                ? 'The case is yours.'
-                : to
-                  ? 'Case assigned.'
-                  : 'Case unassigned.',
+            ...say(
+              r.changed ? 'ok' : 'info',
+              !r.changed
+                ? 'messages.assign_unchanged'
+                : to === who.operator.id
+                  ? 'messages.yours'
+                  : to
+                    ? 'messages.assigned'
+                    : 'messages.unassigned',
+            ),
             intent: a.intent,
           },
         };
@@ -208,19 +234,19 @@ export async function runCaseAction(
         const n = await addNote(db, userId, actor, a.body);
         // The note text stays in the case; the audit log records that (and how long) it was written.
         await audit(AUDIT_ACTIONS.caseNote, 'ok', { noteId: n.id, length: n.body.length });
-        return { status: 200, result: { tone: 'ok', text: 'Note added.', intent: a.intent } };
+        return { status: 200, result: { ...say('ok', 'messages.note_added'), intent: a.intent } };
       }
       case 'task': {
         const t = await addTask(db, userId, actor, { title: a.title, dueOn: a.dueOn });
         await audit(AUDIT_ACTIONS.caseTaskAdd, 'ok', { taskId: t.id, dueOn: t.dueOn });
-        return { status: 200, result: { tone: 'ok', text: `Follow-up task added, due ${t.dueOn}.`, intent: a.intent } };
+        return { status: 200, result: { ...say('ok', 'messages.task_added', { dueOn: t.dueOn }), intent: a.intent } };
       }
       case 'task_done': {
         const r = await completeTask(db, userId, a.taskId, actor);
         await audit(AUDIT_ACTIONS.caseTaskDone, 'ok', { taskId: a.taskId, changed: r.changed });
         return {
           status: 200,
-          result: { tone: r.changed ? 'ok' : 'info', text: r.changed ? 'Task done.' : 'That task was already done.', intent: a.intent },
+          result: { ...say(r.changed ? 'ok' : 'info', r.changed ? 'messages.task_done' : 'messages.task_already_done'), intent: a.intent },
         };
       }
       case 'status': {
@@ -229,12 +255,10 @@ export async function runCaseAction(
         return {
           status: 200,
           result: {
-            tone: r.changed ? 'ok' : 'info',
-            text: !r.changed
-              ? 'Nothing changed: the case already has that status.'
-              : a.status === 'resolved'
-                ? 'Case resolved.'
-                : 'Case status updated.',
+            ...say(
+              r.changed ? 'ok' : 'info',
+              !r.changed ? 'messages.status_unchanged' : a.status === 'resolved' ? 'messages.resolved' : 'messages.status_updated',
+            ),
             intent: a.intent,
           },
         };
@@ -242,9 +266,9 @@ export async function runCaseAction(
     }
   } catch (err) {
     if (err instanceof CaseError) {
-      if (err.status === 404) throw new Response(err.message, { status: 404 });
-      await audit(ACTION, 'error', { reason: err.message });
-      return { status: 400, result: { tone: 'error', text: err.message, intent: a.intent } };
+      if (err.status === 404) throw new Response(`review:errors.${err.code}`, { status: 404 });
+      await audit(ACTION, 'error', { reason: err.code });
+      return { status: 400, result: { ...say('error', `errors.${err.code}`, err.values), intent: a.intent } };
     }
     throw err;
   }

@@ -20,6 +20,7 @@ import { currentSession } from './auth.server';
 import { AlertBadge } from './components/alert-badge';
 import { CsrfInput, useRootData, type RootData } from './components/csrf';
 import { useFormat } from './components/format';
+import { routeErrorMessage } from './components/route-error';
 import { LANGUAGES, pageTitle } from './i18n';
 import { localeForOperator } from './i18n.server';
 import { navFor } from './nav';
@@ -147,9 +148,7 @@ export function ErrorBoundary() {
   const error = useRouteError();
   const status = isRouteErrorResponse(error) ? error.status : 500;
   const text = isRouteErrorResponse(error)
-    ? typeof error.data === 'string' && error.data
-      ? error.data
-      : error.statusText
+    ? routeErrorMessage(error, t('errors.unexpected'), t) || error.statusText
     : t('errors.unexpected');
   const kind = status === 404 || status === 403 || status === 429 ? String(status) : 'generic';
   const advice = status === 404 || status === 403 ? String(status) : 'generic';

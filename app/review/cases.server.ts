@@ -13,7 +13,16 @@ import {
 } from '../../db/repositories/cases.js';
 import type { Executor } from '../../db/client.js';
 import { findOperatorById } from '../../db/repositories/operators.js';
-import type { CaseNote, CaseStatus, CaseTask, KycState, ResolutionReason, Role } from '../../db/schema.js';
+import {
+  CASE_STATUSES,
+  RESOLUTION_REASONS,
+  type CaseNote,
+  type CaseStatus,
+  type CaseTask,
+  type KycState,
+  type ResolutionReason,
+  type Role,
+} from '../../db/schema.js';
 import type { TimelineSource } from '../timeline-entry';
 import { slaClock, type SlaClock, type SlaTargets } from './sla';
 
@@ -23,13 +32,17 @@ import { slaClock, type SlaClock, type SlaTargets } from './sla';
  * history. Functions take the database first, like the repositories they wrap.
  */
 
-/** A case action that cannot be done, in words for the operator (404: nothing to act on). */
+/**
+ * A case action that cannot be done (404: nothing to act on), as a message code
+ * (`review:errors.<code>`) and its values; the page words it.
+ */
 export class CaseError extends Error {
   constructor(
-    message: string,
+    readonly code: string,
+    readonly values: Record<string, string | number> = {},
     readonly status = 400,
   ) {
-    super(message);
+    super(code);
     this.name = 'CaseError';
   }
 }
@@ -38,8 +51,7 @@ async function words<T>(p: Promise<T>): Promise<T> {
   try {
     return await p;
   } catch (err) {
-    if (err instanceof CaseNotFound)
-      throw new CaseError(err.what === 'customer' ? 'No customer with this id.' : 'No such task on this case.', 404);
+    if (err instanceof CaseNotFound) throw new CaseError(err.what === 'customer' ? 'no_customer' : 'no_task', {}, 404);
     throw err;
   }
 }
@@ -117,10 +129,9 @@ export async function assignCase(
   let toLabel: string | null = null;
   if (assigneeId) {
     const op = await findOperatorById(db, assigneeId);
-    if (!op) throw new CaseError('That operator does not exist.');
-    if (op.disabled) throw new CaseError(`${op.email} is disabled and cannot take cases.`);
-    if (!CAN_WORK_CASES.includes(op.role))
-      throw new CaseError(`${op.email} is a viewer and cannot work cases; choose a compliance operator or an admin.`);
+    if (!op) throw new CaseError('no_operator');
+    if (op.disabled) throw new CaseError('assignee_disabled', { email: op.email });
+    if (!CAN_WORK_CASES.includes(op.role)) throw new CaseError('assignee_viewer', { email: op.email });
     toLabel = op.email;
   }
   return words(setAssignee(db, userId, assigneeId, actor, toLabel));
@@ -130,8 +141,8 @@ export const NOTE_MAX = 5000;
 
 export async function addNote(db: Executor, userId: string, actor: CaseActor, bodyRaw: string): Promise<CaseNote> {
   const body = bodyRaw.replace(/\r\n/g, '\n').trim();
-  if (!body) throw new CaseError('Write the note before saving it.');
-  if (body.length > NOTE_MAX) throw new CaseError(`Notes are limited to ${NOTE_MAX} characters (this one has ${body.length}).`);
+  if (!body) throw new CaseError('note_empty');
+  if (body.length > NOTE_MAX) throw new CaseError('note_too_long', { max: NOTE_MAX, length: body.length });
   return words(insertNote(db, userId, actor, body));
 }
 
@@ -139,14 +150,14 @@ const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 export async function addTask(db: Executor, userId: string, actor: CaseActor, input: { title: string; dueOn: string }): Promise<CaseTask> {
   const title = input.title.trim();
-  if (!title) throw new CaseError('Describe the follow-up task.');
-  if (title.length > 300) throw new CaseError('Keep the task title under 300 characters.');
+  if (!title) throw new CaseError('task_title_empty');
+  if (title.length > 300) throw new CaseError('task_title_too_long', { max: 300 });
   if (
     !ISO_DAY.test(input.dueOn) ||
     Number.isNaN(Date.parse(`${input.dueOn}T00:00:00Z`)) ||
     new Date(`${input.dueOn}T00:00:00Z`).toISOString().slice(0, 10) !== input.dueOn
   ) {
-    throw new CaseError('Give the due date as a real date (YYYY-MM-DD).');
+    throw new CaseError('task_due_invalid');
   }
   return words(insertTask(db, userId, actor, { title, dueOn: input.dueOn }));
 }
@@ -169,10 +180,10 @@ export async function setCaseStatus(
 ): Promise<{ from: CaseStatus; to: CaseStatus; changed: boolean }> {
   const comment = input.comment?.trim() || null;
   if (input.status === 'resolved') {
-    if (!input.reason) throw new CaseError('Choose a resolution reason to resolve the case.');
-    if (input.reason === 'other' && !comment) throw new CaseError('Explain the resolution when the reason is “other”.');
+    if (!input.reason) throw new CaseError('reason_missing');
+    if (input.reason === 'other' && !comment) throw new CaseError('reason_other_unexplained');
   }
-  if (comment && comment.length > 1000) throw new CaseError('Keep the resolution comment under 1000 characters.');
+  if (comment && comment.length > 1000) throw new CaseError('comment_too_long', { max: 1000 });
   return words(updateCaseStatus(db, userId, actor, { status: input.status, reason: input.reason ?? null, comment }));
 }
 
@@ -213,30 +224,23 @@ export async function caseView(db: Executor, userId: string, now: number, target
 
 export type CaseTimelineKind = 'note' | 'task' | 'assignment' | 'status';
 
+/** What an entry says, as a catalogue key (`review:history.*`) and its values; a note's text is the note. */
+type HistoryText = { code: string; values?: Record<string, string | number> };
+
 export interface CaseTimelineEntry {
   /** Unique: `case-note:<id>` or `case-event:<id>`. */
   key: string;
   at: string;
   kind: CaseTimelineKind;
-  title: string;
-  detail: string | null;
+  title: HistoryText;
+  detail: HistoryText | string | null;
   actor: string;
+  /** A status change to `resolved`. */
+  resolved?: boolean;
 }
 
-const STATUS_LABEL: Record<CaseStatus, string> = {
-  open: 'open',
-  waiting_customer: 'waiting on customer',
-  waiting_capa: 'waiting on Capa',
-  resolved: 'resolved',
-};
-export const REASON_LABEL: Record<ResolutionReason, string> = {
-  verified_by_capa: 'Capa verified the customer',
-  rejection_confirmed: 'Rejection confirmed',
-  customer_retried: 'Customer verified again',
-  customer_unreachable: 'Customer unreachable',
-  duplicate: 'Duplicate customer',
-  other: 'Other',
-};
+const say = (key: string, values?: Record<string, string | number>): HistoryText =>
+  values ? { code: `review:history.${key}`, values } : { code: `review:history.${key}` };
 
 /** Notes, tasks, assignment and status changes of a customer's case, newest first. */
 export async function caseEventsForUser(db: Executor, userId: string): Promise<CaseTimelineEntry[]> {
@@ -245,45 +249,54 @@ export async function caseEventsForUser(db: Executor, userId: string): Promise<C
     key: `case-note:${n.id}`,
     at: n.at,
     kind: 'note',
-    title: `Note by ${n.author}`,
+    title: say('note', { author: n.author }),
     detail: n.body,
     actor: n.author,
   }));
   for (const e of events) {
     const d = (e.detail ? JSON.parse(e.detail) : {}) as Record<string, string | number | null | undefined>;
     const base = { key: `case-event:${e.id}`, at: e.at, actor: e.actor };
+    const state = typeof d.state === 'string' ? d.state : null;
     switch (e.kind) {
       case 'opened':
-        out.push({ ...base, kind: 'status', title: 'Review case opened', detail: d.state ? `customer in ${d.state}` : null });
+        out.push({ ...base, kind: 'status', title: say('opened'), detail: state ? say('in_state', { state }) : null });
         break;
       case 'reopened':
-        out.push({ ...base, kind: 'status', title: 'Review case reopened', detail: d.state ? `customer back in ${d.state}` : null });
+        out.push({ ...base, kind: 'status', title: say('reopened'), detail: state ? say('back_in_state', { state }) : null });
         break;
       case 'claimed':
-        out.push({ ...base, kind: 'assignment', title: `Case claimed by ${d.toLabel ?? e.actor}`, detail: null });
+        out.push({ ...base, kind: 'assignment', title: say('claimed', { who: String(d.toLabel ?? e.actor) }), detail: null });
         break;
       case 'assigned':
-        out.push({ ...base, kind: 'assignment', title: `Case assigned to ${d.toLabel ?? d.to}`, detail: null });
+        out.push({ ...base, kind: 'assignment', title: say('assigned', { who: String(d.toLabel ?? d.to) }), detail: null });
         break;
       case 'unassigned':
-        out.push({ ...base, kind: 'assignment', title: 'Case unassigned', detail: null });
+        out.push({ ...base, kind: 'assignment', title: say('unassigned'), detail: null });
         break;
       case 'status': {
-        const to = d.to as CaseStatus;
-        const reason = d.reason ? (REASON_LABEL[d.reason as ResolutionReason] ?? String(d.reason)) : null;
+        const to = String(d.to);
+        const known = (CASE_STATUSES as readonly string[]).includes(to);
+        const reason = typeof d.reason === 'string' && (RESOLUTION_REASONS as readonly string[]).includes(d.reason) ? d.reason : null;
+        const comment = typeof d.comment === 'string' && d.comment ? d.comment : null;
         out.push({
           ...base,
           kind: 'status',
-          title: `Case ${STATUS_LABEL[to] ?? to}`,
-          detail: [reason, d.comment].filter(Boolean).join(' — ') || null,
+          title: known ? say(`status.${to}`) : say('status_unknown', { status: to }),
+          detail: reason ? say(comment ? 'reason_comment' : 'reason', { reason, comment: comment ?? '' }) : comment,
+          resolved: to === 'resolved',
         });
         break;
       }
       case 'task_added':
-        out.push({ ...base, kind: 'task', title: `Follow-up task: ${d.title}`, detail: `due ${d.dueOn}` });
+        out.push({
+          ...base,
+          kind: 'task',
+          title: say('task_added', { title: String(d.title ?? '') }),
+          detail: say('due', { dueOn: String(d.dueOn ?? '') }),
+        });
         break;
       case 'task_done':
-        out.push({ ...base, kind: 'task', title: `Task done: ${d.title}`, detail: null });
+        out.push({ ...base, kind: 'task', title: say('task_done', { title: String(d.title ?? '') }), detail: null });
         break;
     }
   }
@@ -298,8 +311,8 @@ export const casesTimelineSource: TimelineSource = async ({ db, user, canSeePii:
     at: e.at,
     kind: `case.${e.kind}`,
     title: e.title,
-    detail: e.kind === 'note' && !pii ? '(note hidden for your role)' : e.detail,
-    tone: e.kind === 'status' && /resolved/.test(e.title) ? 'ok' : 'info',
-    facts: [['by', e.actor]],
+    detail: e.kind === 'note' && !pii ? say('note_hidden') : e.detail,
+    tone: e.resolved ? 'ok' : 'info',
+    facts: [[say('by'), e.actor]],
   }));
 };

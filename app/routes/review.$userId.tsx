@@ -2,13 +2,17 @@ import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remi
 import { data } from '@remix-run/node';
 import { Form, Link, useActionData, useLoaderData, useNavigation, useSearchParams } from '@remix-run/react';
 import { useEffect, useRef, useState } from 'react';
+import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
+import { useFormat } from '~/components/format';
+import { useSay } from '~/components/message';
 import { Toast } from '~/components/toast';
 import { StateBadge } from '~/components/ui';
+import { pageTitle } from '~/i18n';
 import { reviewCaseData, runCaseAction } from '~/review.server';
 
-export const meta: MetaFunction = () => [{ title: 'Review case — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'review:case.page_title') }];
 
 export async function loader({ request, params }: LoaderFunctionArgs) {
   const who = await requireOperator(request, 'viewer');
@@ -21,33 +25,13 @@ export async function action({ request, params }: ActionFunctionArgs) {
   return data(r.result, { status: r.status });
 }
 
-const WHO: Record<string, string> = { customer: 'the customer', capa: 'Capa', us: 'us' };
-const STATUS: Record<string, string> = {
-  open: 'Open',
-  waiting_customer: 'Waiting on customer',
-  waiting_capa: 'Waiting on Capa',
-  resolved: 'Resolved',
-};
-const REASONS: Record<string, string> = {
-  verified_by_capa: 'Capa verified the customer',
-  rejection_confirmed: 'Rejection confirmed',
-  customer_retried: 'Customer verified again',
-  customer_unreachable: 'Customer unreachable',
-  duplicate: 'Duplicate customer',
-  other: 'Other (explain)',
-};
-
-function formatDuration(ms: number): string {
-  const m = Math.floor(ms / 60_000);
-  if (m < 60) return `${m}m`;
-  const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h ${m % 60}m`;
-  return `${Math.floor(h / 24)}d ${h % 24}h`;
-}
-
-const when = (iso: string | null | undefined) => (iso ? iso.slice(0, 16).replace('T', ' ') : '—');
+const STATUSES = ['open', 'waiting_customer', 'waiting_capa', 'resolved'] as const;
+const REASONS = ['verified_by_capa', 'rejection_confirmed', 'customer_retried', 'customer_unreachable', 'duplicate', 'other'] as const;
 
 export default function ReviewCase() {
+  const { t } = useTranslation('review');
+  const fmt = useFormat();
+  const say = useSay();
   const d = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const navigation = useNavigation();
@@ -61,50 +45,67 @@ export default function ReviewCase() {
     if (result?.tone === 'ok' && result.intent === 'task') taskRef.current?.reset();
   }, [result]);
   const mine = d.user.assigneeId === d.me;
-  const openTasks = d.tasks.filter((t) => !t.doneAt);
-  const today = new Date(d.now).toISOString().slice(0, 10);
+  const openTasks = d.tasks.filter((x) => !x.doneAt);
+  // Due dates are calendar days; "today" is the operator's day, in their time zone.
+  const today = new Intl.DateTimeFormat('en-CA', { timeZone: fmt.timeZone }).format(new Date(d.now));
+  const when = (iso: string | null | undefined) => (iso ? fmt.dateTime(iso) : '—');
+  // A due date in a toast is a calendar day too.
+  const toast = result
+    ? say({ ...result, values: result.values?.dueOn ? { ...result.values, dueOn: fmt.day(String(result.values.dueOn)) } : result.values })
+    : null;
+  const sla = d.sla;
   return (
     <main className="page">
       <p>
-        <Link to="/review">← Review queue</Link> · <Link to={`/users/${d.user.id}`}>Customer page</Link>
+        <Link to="/review">{t('case.back')}</Link> · <Link to={`/users/${d.user.id}`}>{t('case.customer_page')}</Link>
       </p>
       <h1>
         {d.user.email} <StateBadge state={d.user.kycState} />
       </h1>
-      {sp.get('flash') === 'claimed' && !result ? <Toast tone="ok" text="Case claimed: it is yours." /> : null}
-      {result ? <Toast tone={result.tone} text={result.text} /> : null}
+      {sp.get('flash') === 'claimed' && !result ? <Toast tone="ok" text={t('case.claimed')} /> : null}
+      {result && toast ? <Toast tone={result.tone} text={toast} /> : null}
 
-      <section className="card" aria-label="Case">
+      <section className="card" aria-label={t('case.section')}>
         <p>
-          <strong>Case:</strong>{' '}
-          <span data-testid="case-status">{d.caseStatus ? STATUS[d.caseStatus] : 'No case (not in the review queue)'}</span>
+          <strong>{t('case.case_label')}</strong>{' '}
+          <span data-testid="case-status">{d.caseStatus ? t(`statuses.${d.caseStatus}`) : t('case.no_case')}</span>
           {d.case?.status === 'resolved' && d.case.resolutionReason ? (
             <span data-testid="case-resolution">
               {' '}
-              — {REASONS[d.case.resolutionReason] ?? d.case.resolutionReason}
-              {d.case.resolutionComment ? `: ${d.case.resolutionComment}` : ''} ({when(d.case.resolvedAt)})
+              {t(d.case.resolutionComment ? 'case.resolution_comment' : 'case.resolution', {
+                reason: t(`reasons.${d.case.resolutionReason}`, { defaultValue: d.case.resolutionReason }),
+                comment: d.case.resolutionComment ?? '',
+                when: when(d.case.resolvedAt),
+              })}
             </span>
           ) : null}
         </p>
         <p>
-          <strong>Assignee:</strong> <span data-testid="assignee">{d.user.assigneeName ?? 'unassigned'}</span> ·{' '}
-          <strong>External id:</strong> {d.user.externalUserId} · <strong>Country:</strong> {d.user.country ?? '—'} ·{' '}
-          <strong>State since:</strong> {when(d.user.kycStateChangedAt)}
+          <strong>{t('case.assignee_label')}</strong> <span data-testid="assignee">{d.user.assigneeName ?? t('case.unassigned')}</span> ·{' '}
+          <strong>{t('case.external_id_label')}</strong> {d.user.externalUserId} · <strong>{t('case.country_label')}</strong>{' '}
+          {d.user.country ? t(`countries.${d.user.country}`) : '—'} · <strong>{t('case.state_since_label')}</strong>{' '}
+          {when(d.user.kycStateChangedAt)}
           {d.user.kycStateReason ? ` (${d.user.kycStateReason})` : ''}
         </p>
-        {d.sla ? (
-          <p data-testid="sla" style={{ color: d.sla.breached ? 'var(--bad)' : undefined }}>
-            {d.sla.waitingOn ? (
+        {sla ? (
+          <p data-testid="sla" style={{ color: sla.breached ? 'var(--bad)' : undefined }}>
+            {sla.waitingOn ? (
               <>
-                <strong>Waiting on {WHO[d.sla.waitingOn]}</strong> for {formatDuration(d.sla.currentMs)} (target{' '}
-                {formatDuration(d.sla.targetMs ?? 0)}){d.sla.breached ? ' — breached' : ''}.
+                <strong>{t(`case.sla_waiting.${sla.waitingOn}`)}</strong>{' '}
+                {t(sla.breached ? 'case.sla_for_breached' : 'case.sla_for', {
+                  duration: fmt.duration(sla.currentMs),
+                  target: fmt.duration(sla.targetMs ?? 0),
+                })}
               </>
             ) : (
-              <>Clock stopped.</>
+              t('case.sla_stopped')
             )}{' '}
             <span className="muted">
-              So far: customer {formatDuration(d.sla.totals.customer)}, Capa {formatDuration(d.sla.totals.capa)}, us{' '}
-              {formatDuration(d.sla.totals.us)}.
+              {t('case.sla_so_far', {
+                customer: fmt.duration(sla.totals.customer),
+                capa: fmt.duration(sla.totals.capa),
+                us: fmt.duration(sla.totals.us),
+              })}
             </span>
           </p>
         ) : null}
@@ -115,25 +116,25 @@ export default function ReviewCase() {
               <input type="hidden" name="intent" value="assign" />
               <input type="hidden" name="assignee" value="me" />
               <button type="submit" disabled={busy || mine}>
-                {mine ? 'Assigned to you' : 'Assign to me'}
+                {mine ? t('case.assigned_to_you') : t('case.assign_to_me')}
               </button>
             </Form>
             <Form method="post" className="inline">
               <CsrfInput />
               <input type="hidden" name="intent" value="assign" />
               <label htmlFor="assignee" className="inline">
-                Assign to{' '}
+                {t('case.assign_to')}{' '}
               </label>
               <select id="assignee" name="assignee" defaultValue={d.user.assigneeId ?? ''}>
-                <option value="">(nobody)</option>
+                <option value="">{t('case.nobody')}</option>
                 {d.operators.map((o) => (
                   <option key={o.id} value={o.id}>
-                    {o.name} ({o.email})
+                    {t('case.operator_option', { name: o.name, email: o.email })}
                   </option>
                 ))}
               </select>{' '}
               <button type="submit" className="secondary" disabled={busy}>
-                Assign
+                {t('case.assign')}
               </button>
             </Form>
           </div>
@@ -141,59 +142,59 @@ export default function ReviewCase() {
       </section>
 
       {d.canWork ? (
-        <section className="card" aria-label="Case status">
-          <h2>Status</h2>
+        <section className="card" aria-label={t('case.status_section')}>
+          <h2>{t('case.status_heading')}</h2>
           <Form method="post">
             <CsrfInput />
             <input type="hidden" name="intent" value="status" />
-            <label htmlFor="status">Case status</label>
+            <label htmlFor="status">{t('case.status_label')}</label>
             <select id="status" name="status" value={status} onChange={(e) => setStatus(e.target.value)}>
-              {Object.entries(STATUS).map(([k, v]) => (
+              {STATUSES.map((k) => (
                 <option key={k} value={k}>
-                  {v}
+                  {t(`statuses.${k}`)}
                 </option>
               ))}
             </select>
             {status === 'resolved' ? (
               <>
-                <label htmlFor="reason">Resolution reason</label>
+                <label htmlFor="reason">{t('case.reason_label')}</label>
                 <select id="reason" name="reason" defaultValue="" required>
                   <option value="" disabled>
-                    Choose…
+                    {t('case.choose')}
                   </option>
-                  {Object.entries(REASONS).map(([k, v]) => (
+                  {REASONS.map((k) => (
                     <option key={k} value={k}>
-                      {v}
+                      {t(`reasons.${k}`)}
                     </option>
                   ))}
                 </select>
-                <label htmlFor="comment">Comment</label>
+                <label htmlFor="comment">{t('case.comment_label')}</label>
                 <input id="comment" name="comment" maxLength={1000} />
               </>
             ) : null}{' '}
             <button type="submit" disabled={busy}>
-              Save status
+              {t('case.save_status')}
             </button>
           </Form>
         </section>
       ) : null}
 
-      <section className="card" aria-label="Follow-up tasks">
-        <h2>Follow-up tasks</h2>
-        {d.tasks.length === 0 ? <p className="muted">No tasks.</p> : null}
+      <section className="card" aria-label={t('case.tasks_heading')}>
+        <h2>{t('case.tasks_heading')}</h2>
+        {d.tasks.length === 0 ? <p className="muted">{t('case.no_tasks')}</p> : null}
         <ul>
-          {d.tasks.map((t) => (
-            <li key={t.id} style={!t.doneAt && t.dueOn < today ? { color: 'var(--bad)' } : undefined}>
-              {t.doneAt ? <s>{t.title}</s> : t.title} — due {t.dueOn}
-              {!t.doneAt && t.dueOn < today ? ' (overdue)' : ''}
-              {t.doneAt ? <span className="muted"> · done {when(t.doneAt)}</span> : null}
-              {!t.doneAt && d.canWork ? (
+          {d.tasks.map((task) => (
+            <li key={task.id} style={!task.doneAt && task.dueOn < today ? { color: 'var(--bad)' } : undefined}>
+              {task.doneAt ? <s>{task.title}</s> : task.title} {t('case.task_due', { date: fmt.day(task.dueOn) })}
+              {!task.doneAt && task.dueOn < today ? t('case.overdue') : ''}
+              {task.doneAt ? <span className="muted">{t('case.task_done_at', { when: when(task.doneAt) })}</span> : null}
+              {!task.doneAt && d.canWork ? (
                 <Form method="post" className="inline">
                   <CsrfInput />
                   <input type="hidden" name="intent" value="task_done" />
-                  <input type="hidden" name="taskId" value={t.id} />{' '}
+                  <input type="hidden" name="taskId" value={task.id} />{' '}
                   <button type="submit" className="secondary small" disabled={busy}>
-                    Done
+                    {t('case.task_done')}
                   </button>
                 </Form>
               ) : null}
@@ -204,39 +205,39 @@ export default function ReviewCase() {
           <Form method="post" ref={taskRef}>
             <CsrfInput />
             <input type="hidden" name="intent" value="task" />
-            <label htmlFor="title">New task</label>
-            <input id="title" name="title" required maxLength={300} placeholder="Call the customer about the selfie" />
-            <label htmlFor="dueOn">Due</label>
+            <label htmlFor="title">{t('case.new_task')}</label>
+            <input id="title" name="title" required maxLength={300} placeholder={t('case.new_task_placeholder')} />
+            <label htmlFor="dueOn">{t('case.due')}</label>
             <input id="dueOn" name="dueOn" type="date" required defaultValue={today} />{' '}
             <button type="submit" disabled={busy}>
-              Add task
+              {t('case.add_task')}
             </button>
           </Form>
         ) : null}
-        {openTasks.length ? <p className="muted">{openTasks.length} open.</p> : null}
+        {openTasks.length ? <p className="muted">{t('case.open_tasks', { count: openTasks.length })}</p> : null}
       </section>
 
-      <section className="card" aria-label="Notes">
-        <h2>Notes</h2>
+      <section className="card" aria-label={t('case.notes_heading')}>
+        <h2>{t('case.notes_heading')}</h2>
         {d.canWork ? (
           <Form method="post" ref={noteRef}>
             <CsrfInput />
             <input type="hidden" name="intent" value="note" />
-            <label htmlFor="body">Add a note (notes cannot be edited or deleted)</label>
+            <label htmlFor="body">{t('case.add_note_label')}</label>
             <textarea id="body" name="body" rows={3} required maxLength={5000} style={{ width: '100%' }} />{' '}
             <button type="submit" disabled={busy}>
-              Add note
+              {t('case.add_note')}
             </button>
           </Form>
         ) : null}
-        {d.notes.length === 0 ? <p className="muted">No notes yet.</p> : null}
+        {d.notes.length === 0 ? <p className="muted">{t('case.no_notes')}</p> : null}
         <ol className="notes" reversed>
           {d.notes.map((n) => (
             <li key={n.id} data-testid="note">
               <div className="muted">
                 {n.author} · {when(n.at)}
               </div>
-              <div style={{ whiteSpace: 'pre-wrap' }}>{n.body}</div>
+              <div style={{ whiteSpace: 'pre-wrap' }}>{n.body ?? <span className="muted">{t('case.note_hidden')}</span>}</div>
             </li>
           ))}
         </ol>

@@ -29,6 +29,10 @@ export const AUDIT_ACTIONS = {
   operatorSsoRole: 'operator.sso_role',
   operatorSignOut: 'operator.sign_out',
   operatorPreferences: 'operator.preferences',
+  // the operators page (/admin/operators) writes these names
+  operatorAdd: 'operator.add',
+  operatorRole: 'operator.role',
+  operatorResetPassword: 'operator.reset_password',
   // customers
   userCreate: 'user.create',
   userCapaCreate: 'user.capa_create',
@@ -39,8 +43,17 @@ export const AUDIT_ACTIONS = {
   importUpload: 'import.upload',
   importRun: 'import.run',
   notificationResend: 'notification.resend',
+  notificationProgrammeStop: 'notification.programme.stop',
   webhookReprocess: 'webhook.reprocess',
   jobRetry: 'job.retry',
+  // operations: refresh, queues, Capa's delivery log, webhook settings
+  refreshAllStale: 'refresh.all_stale',
+  refreshSelected: 'refresh.selected',
+  queuesRetry: 'queues.retry',
+  queuesRetryAll: 'queues.retry-all',
+  queuesBoard: 'queues.board',
+  capaDeliveryRetry: 'capa.delivery.retry',
+  settingsCapaWebhook: 'settings.capa-webhook',
   // manual-review cases
   caseClaim: 'case.claim',
   caseAssign: 'case.assign',

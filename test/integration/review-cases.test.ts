@@ -4,9 +4,16 @@ import { action as caseAction, loader as caseLoader } from '../../app/routes/rev
 import { action as queueAction, loader as queueLoader } from '../../app/routes/review._index';
 import { buildTimeline } from '../../app/timeline.server';
 import { caseEventsForUser } from '../../app/review/cases.server.js';
+import { getFixedT } from '../../app/i18n.js';
 import { findUserById, insertUser } from '../../db/repositories/users.js';
 import { createTestDb, createTestRuntime, postgresAvailable, type TestDb, type TestRuntime } from '../support/runtime.js';
 import { call, get, post, signInAs, type Browser } from './console-helpers.js';
+
+/** A message (code and values) as an English or Spanish reader sees it. */
+const en = getFixedT('en');
+const es = getFixedT('es');
+type Msg = { code: string; values?: Record<string, string | number> };
+const words = (m: Msg | string | null | undefined, t = en) => (m == null ? '' : typeof m === 'string' ? m : t(m.code, m.values ?? {}));
 
 /** Case work through the real route modules with real Requests (session cookie + CSRF). */
 let rt: TestRuntime;
@@ -103,12 +110,14 @@ describe('case work', () => {
     expect(note).toMatchObject({ status: 200, data: { tone: 'ok' } });
     const empty = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'note', body: '   ' }), { userId: id });
     expect(empty.status).toBe(400);
-    expect(empty.data.text).toMatch(/Write the note/);
+    expect(empty.data).toMatchObject({ tone: 'error', code: 'review:errors.note_empty' });
+    expect(words(empty.data)).toMatch(/Write the note/);
     const badDate = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'task', title: 'Chase', dueOn: '2026-02-30' }), {
       userId: id,
     });
     expect(badDate.status).toBe(400);
-    expect(badDate.data.text).toMatch(/real date/);
+    expect(badDate.data.code).toBe('review:errors.task_due_invalid');
+    expect(words(badDate.data)).toMatch(/real date/);
     const task = await call(
       caseAction,
       post(`/review/${id}`, compliance, { intent: 'task', title: 'Chase the customer', dueOn: '2026-12-01' }),
@@ -117,17 +126,21 @@ describe('case work', () => {
     expect(task.status).toBe(200);
     const noReason = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'status', status: 'resolved' }), { userId: id });
     expect(noReason.status).toBe(400);
-    expect(noReason.data.text).toMatch(/resolution reason/);
+    expect(noReason.data.code).toBe('review:errors.reason_missing');
+    expect(words(noReason.data)).toMatch(/resolution reason/);
     const other_ = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'status', status: 'resolved', reason: 'other' }), {
       userId: id,
     });
-    expect(other_.data.text).toMatch(/Explain/);
+    expect(other_.data.code).toBe('review:errors.reason_other_unexplained');
+    expect(words(other_.data)).toMatch(/Explain/);
     const done = await call(
       caseAction,
       post(`/review/${id}`, compliance, { intent: 'status', status: 'resolved', reason: 'customer_retried', comment: 'New link sent' }),
       { userId: id },
     );
-    expect(done).toMatchObject({ status: 200, data: { tone: 'ok', text: 'Case resolved.' } });
+    expect(done).toMatchObject({ status: 200, data: { tone: 'ok', code: 'review:messages.resolved' } });
+    expect(words(done.data)).toBe('Case resolved.');
+    expect(words(done.data, es)).toBe('Caso resuelto.');
 
     const page = await call(caseLoader, get(`/review/${id}`, compliance), { userId: id });
     expect(page.data.caseStatus).toBe('resolved');
@@ -138,12 +151,17 @@ describe('case work', () => {
     expect(page.data.tasks).toHaveLength(1);
     // Viewers see that a note exists, not its text.
     const vpage = await call(caseLoader, get(`/review/${id}`, viewer), { userId: id });
-    expect(vpage.data.notes[0].body).toBe('(note hidden for your role)');
+    expect(vpage.data.notes[0].body).toBeNull();
+    expect(JSON.stringify(vpage.data)).not.toContain('Called the customer');
 
     const events = await caseEventsForUser(rt.db, id);
     expect(events.map((e) => e.kind).sort()).toEqual(['assignment', 'note', 'status', 'status', 'task']);
-    expect(events.find((e) => e.kind === 'assignment')!.title).toBe(`Case claimed by ${compliance.email}`);
-    expect(events.find((e) => e.title === 'Case resolved')!.detail).toBe('Customer verified again — New link sent');
+    expect(words(events.find((e) => e.kind === 'assignment')!.title)).toBe(`Case claimed by ${compliance.email}`);
+    const resolved = events.find((e) => e.resolved)!;
+    expect(words(resolved.title)).toBe('Case resolved');
+    expect(words(resolved.detail)).toBe('Customer verified again — New link sent');
+    expect(words(resolved.title, es)).toBe('Caso resuelto');
+    expect(words(resolved.detail, es)).toBe('El cliente se verificó de nuevo — New link sent');
     expect(events.every((e) => e.actor === compliance.email)).toBe(true);
 
     // The user page's timeline includes the case entries (registered timeline source).
@@ -176,13 +194,15 @@ describe('case work', () => {
       userId: id,
     });
     expect(toViewer.status).toBe(400);
-    expect(toViewer.data.text).toMatch(/viewer and cannot work cases/);
+    expect(toViewer.data).toMatchObject({ code: 'review:errors.assignee_viewer', values: { email: viewer.email } });
+    expect(words(toViewer.data)).toMatch(/viewer and cannot work cases/);
     expect((await findUserById(rt.db, id))?.assigneeId).toBe(other.operatorId);
     const unknown = await call(caseAction, post('/review/nope', compliance, { intent: 'note', body: 'x' }), { userId: 'nope' });
     expect(unknown.status).toBe(404);
     const bogus = await call(caseAction, post(`/review/${id}`, compliance, { intent: 'explode' }), { userId: id });
     expect(bogus.status).toBe(400);
-    expect(bogus.data.text).toBe('Unknown case action.');
+    expect(bogus.data.code).toBe('review:errors.unknown_action');
+    expect(words(bogus.data)).toBe('Unknown case action.');
   });
 });
 
