@@ -1,3 +1,4 @@
+import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { z } from 'zod';
 import { activeLink } from '../db/repositories/links.js';
 import {
@@ -20,12 +21,13 @@ import {
   type NotificationLocale,
 } from '../db/schema.js';
 import { queueMessage, stopProgrammesForUser, type NotifyDeps } from '../jobs/notifications/programme.js';
-import { defaultLocale, LOCALES, render, SAMPLE_VARS, TemplateError } from '../jobs/notifications/templates.js';
+import { defaultLocale, LOCALES, render, SAMPLE_VARS } from '../jobs/notifications/templates.js';
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { dayEnd, dayStart, pageCount, parsePaging, parseSorting } from './list-params.server';
 import { maskEmail, maskUrl } from './pii';
 import { services } from './services.server';
-import type { TimelineEntry, TimelineSource } from './timeline-entry';
+import type { Message } from './action-result';
+import type { TimelineEntry, TimelineFact, TimelineSource } from './timeline-entry';
 
 /** The notifications screens' facade: list + filters, preview, resend, stop, conversion. */
 
@@ -33,14 +35,6 @@ async function deps(): Promise<NotifyDeps> {
   const s = await services();
   return { db: s.db, enqueue: s.queues, env: s.env, logger: s.logger, dataKeys: s.dataKeys };
 }
-
-export const KIND_LABEL: Record<NotificationKind, string> = {
-  kyc_link: 'Verification link',
-  kyc_retry: 'Not approved — try again',
-  kyc_retry_reminder: 'Reminder — try again',
-  alert_firing: 'Alert',
-  alert_resolved: 'Alert resolved',
-};
 
 const SORTS = ['createdAt', 'status', 'kind', 'attempts'] as const;
 
@@ -68,14 +62,13 @@ function present(m: Notification & { externalUserId?: string; kycState?: string 
     externalUserId: m.externalUserId ?? null,
     kycState: m.kycState ?? null,
     kind: m.kind,
-    kindLabel: KIND_LABEL[m.kind],
     channel: m.channel,
     locale: m.locale,
     address: pii ? m.address : maskEmail(m.address),
     linkUrl: m.linkUrl ? (pii ? m.linkUrl : maskUrl(m.linkUrl)) : null,
     status: m.status,
-    reason: m.failureReason,
-    lastError: m.lastError,
+    reason: m.failureReason ? reasonParts(m.failureReason) : null,
+    lastError: m.lastError ? reasonParts(m.lastError) : null,
     attempts: m.attempts,
     step: m.step,
     programmeId: m.programmeId,
@@ -86,6 +79,65 @@ function present(m: Notification & { externalUserId?: string; kycState?: string 
     cancelledAt: m.cancelledAt,
     createdBy: m.createdBy,
   };
+}
+
+// ------------------------------------------------------------------ stored reasons
+
+/**
+ * The ledger's reasons (why a message failed or was cancelled, why a programme stopped) are
+ * written by the jobs as short English text, often one inside another ("programme stopped:
+ * message not delivered: gave up after 3 attempt(s): SMTP 550 …"). Read back as a chain of
+ * messages (catalogue `notifications:reasons.*`) the page words and joins in the reader's
+ * language; what a mail server answered stays as it came. Text nobody classified reads back as it is.
+ */
+const REASON_RULES: Array<[RegExp, string, string[]?, number?]> = [
+  // [pattern, code, names of the captured values, index of a capture that is itself a reason]
+  [/^programme stopped: ([\s\S]+)$/, 'programme_stopped', [], 1],
+  [/^message not delivered: ([\s\S]+)$/, 'not_delivered', [], 1],
+  [/^gave up after (\d+) attempt\(s\): ([\s\S]+)$/, 'gave_up', ['count'], 2],
+  [/^attempt (\d+): ([\s\S]+)$/, 'attempt', ['number'], 2],
+  [/^customer not found$/, 'customer_not_found'],
+  [/^customer is already ([A-Z_]+)$/, 'already_in_state', ['state']],
+  [/^its link was (\w+) by a newer one$/, 'link_replaced'],
+  [/^no channel (\S+)$/, 'no_channel', ['channel']],
+  [/^no channel$/, 'no_channel_at_all'],
+  [/^no e-mail address$/, 'no_address'],
+  [/^not a valid e-mail address: /, 'invalid_address'],
+  [/^could not render: ([\s\S]*)$/, 'render_failed', ['detail']],
+  [/^an earlier attempt was interrupted while sending/, 'interrupted'],
+  [/^SMTP (\d{3})(?: at ([A-Z ]+))? \(temporary\): ([\s\S]*)$/, 'smtp_temporary', ['code', 'command', 'detail']],
+  [/^SMTP (\d{3})(?: at ([A-Z ]+))?: ([\s\S]*)$/, 'smtp_refused', ['code', 'command', 'detail']],
+  [/^refused address: ([\s\S]*)$/, 'address_refused', ['detail']],
+  [/^recipient refused: ([\s\S]*)$/, 'recipient_refused', ['detail']],
+  [/^SMTP authentication failed: ([\s\S]*)$/, 'smtp_auth', ['detail']],
+  [/^SMTP unreachable or failed: ([\s\S]*)$/, 'smtp_unreachable', ['detail']],
+  [/^e-mail is not configured: set SMTP_URL$/, 'email_not_configured'],
+  [/^SMS is not available yet$/, 'sms_unavailable'],
+  [/^customer started KYC$/, 'customer_started'],
+  [/^customer verified$/, 'customer_verified'],
+  [/^customer submitted KYC \(in review\)$/, 'customer_submitted'],
+  [/^operator$/, 'stopped_by_operator'],
+  [/^all follow-ups sent$/, 'all_sent'],
+  [/^the customer has no country \(MX or DO\)/, 'no_country'],
+  [/^no KYC link could be generated/, 'no_link'],
+  [/^no KYC link was generated within a day/, 'no_link_in_a_day'],
+];
+
+export function reasonParts(text: string): Message[] {
+  const t = text.trim();
+  for (const [re, code, names = [], nested] of REASON_RULES) {
+    const m = re.exec(t);
+    if (!m) continue;
+    const values: Record<string, string | number> = {};
+    names.forEach((n, i) => {
+      const v = m[i + 1];
+      // Counts are numbers, so the catalogue picks the plural.
+      if (v !== undefined) values[n] = n === 'count' || n === 'number' ? Number(v) : v;
+    });
+    const head: Message = { code: `notifications:reasons.${code}`, ...(Object.keys(values).length ? { values } : {}) };
+    return nested ? [head, ...reasonParts(m[nested]!)] : [head];
+  }
+  return t ? [{ code: 'notifications:reasons.other', values: { text: t } }] : [];
 }
 
 export async function notificationsListData(who: SignedIn, sp: URLSearchParams) {
@@ -124,9 +176,11 @@ export async function previewData(who: SignedIn, sp: URLSearchParams) {
   if (messageId) {
     const { db } = await services();
     const m = await getMessage(db, messageId.slice(0, 100));
-    if (!m) return { ok: false as const, error: 'No message with this id.' };
+    if (!m) return { ok: false as const, error: 'notifications:preview.no_message' };
     // Alert messages go to operators, worded by jobs/alerts/messages.ts rather than these templates.
-    if (isAlertKind(m.kind)) return { ok: false as const, error: 'Alert messages have no customer template.' };
+    if (isAlertKind(m.kind)) return { ok: false as const, error: 'notifications:preview.alert_no_template' };
+    // Alert messages go to operators, worded by jobs/alerts/messages.ts rather than these templates.
+    if (isAlertKind(m.kind)) return { ok: false as const, error: 'notifications:preview.cannot_render' };
     const user = m.userId ? await findUserById(db, m.userId) : undefined;
     const pii = canSeePii(who.operator.role);
     // Viewers see the template with sample data, not the customer's name and link.
@@ -140,10 +194,10 @@ export async function previewData(who: SignedIn, sp: URLSearchParams) {
         rendered: render(m.kind, m.locale, vars),
         kinds: NOTIFICATION_KINDS,
         locales: LOCALES,
-        labels: KIND_LABEL,
       };
-    } catch (err) {
-      return { ok: false as const, error: err instanceof TemplateError ? err.message : 'This message cannot be rendered.' };
+    } catch {
+      // A template that cannot render this message (TemplateError or worse): the page says so.
+      return { ok: false as const, error: 'notifications:preview.cannot_render' };
     }
   }
   const parsed = PreviewSchema.safeParse({ kind: sp.get('kind') ?? undefined, locale: sp.get('locale') ?? undefined });
@@ -156,7 +210,6 @@ export async function previewData(who: SignedIn, sp: URLSearchParams) {
     rendered: render(kind, locale, SAMPLE_VARS[locale]),
     kinds: NOTIFICATION_KINDS,
     locales: LOCALES,
-    labels: KIND_LABEL,
   };
 }
 
@@ -180,7 +233,14 @@ export const NotificationActionSchema = z.discriminatedUnion('intent', [
   }),
 ]);
 
-export type ActionResult = { ok: true; message: string } | { ok: false; message: string };
+/** A toast: whether it worked and a message code (`notifications:actions.*`); `reason` words a stored reason, part by part. */
+export type ActionResult = { ok: boolean; code: string; values?: Record<string, string>; reason?: Message[] };
+
+const act = (ok: boolean, key: string, extra: Omit<ActionResult, 'ok' | 'code'> = {}): ActionResult => ({
+  ok,
+  code: `notifications:actions.${key}`,
+  ...extra,
+});
 
 /**
  * Resend by hand: a new ledger message (same kind; reminders resend as the retry message) to the
@@ -194,11 +254,11 @@ export async function resendMessage(
 ): Promise<ActionResult> {
   const d = await deps();
   const original = await getMessage(d.db, input.messageId);
-  if (!original) return { ok: false, message: 'That message no longer exists.' };
+  if (!original) return act(false, 'message_gone');
   const user = original.userId ? await findUserById(d.db, original.userId) : undefined;
-  if (!user) return { ok: false, message: 'The customer of that message no longer exists.' };
-  if (user.kycState === 'VERIFIED') return { ok: false, message: 'This customer is already verified; nothing to resend.' };
-  if (user.type !== 'INDIVIDUAL') return { ok: false, message: 'Only individual customers get KYC links.' };
+  if (!user) return act(false, 'customer_gone');
+  if (user.kycState === 'VERIFIED') return act(false, 'already_verified');
+  if (user.type !== 'INDIVIDUAL') return act(false, 'not_individual');
   const link = await activeLink(d.db, user.id);
   const usable = link && !user.linkExpired ? { id: link.id, url: link.url } : null;
   const kind: NotificationKind = original.kind === 'kyc_link' ? 'kyc_link' : 'kyc_retry';
@@ -215,7 +275,7 @@ export async function resendMessage(
     createdBy: who.operator.id,
   });
   await auditAction(request, who, {
-    action: 'notification.resend',
+    action: AUDIT_ACTIONS.notificationResend,
     targetType: 'user',
     targetId: user.id,
     outcome: row.status === 'failed' ? 'error' : 'queued',
@@ -229,33 +289,29 @@ export async function resendMessage(
       ...(row.failureReason ? { reason: row.failureReason } : {}),
     },
   });
-  if (row.status === 'failed') return { ok: false, message: `Not sent: ${row.failureReason}` };
-  if (!created) return { ok: true, message: 'Already queued (this form was submitted before).' };
-  return {
-    ok: true,
-    message: usable
-      ? 'Queued: the customer will get the message with their current link.'
-      : 'Queued: a new link is being generated and will be e-mailed.',
-  };
+  if (row.status === 'failed') return act(false, 'not_sent', { reason: reasonParts(row.failureReason ?? '') });
+  if (!created) return act(true, 'already_queued');
+  return act(true, usable ? 'queued_current_link' : 'queued_new_link');
 }
 
 export async function stopProgrammeAction(request: Request, who: SignedIn, programmeId: string): Promise<ActionResult> {
   const d = await deps();
   const p = await getProgramme(d.db, programmeId);
-  if (!p) return { ok: false, message: 'That follow-up programme does not exist.' };
-  if (p.status !== 'active')
-    return { ok: false, message: `This programme is already ${p.status}${p.stopReason ? ` (${p.stopReason})` : ''}.` };
+  if (!p) return act(false, 'no_programme');
+  if (p.status !== 'active') {
+    return p.stopReason
+      ? act(false, 'programme_ended_because', { values: { status: p.status }, reason: reasonParts(p.stopReason) })
+      : act(false, 'programme_ended', { values: { status: p.status } });
+  }
   const n = await stopProgrammesForUser(d, p.userId, 'operator', who.operator.id);
   await auditAction(request, who, {
-    action: 'notification.programme.stop',
+    action: AUDIT_ACTIONS.notificationProgrammeStop,
     targetType: 'user',
     targetId: p.userId,
     outcome: n > 0 ? 'ok' : 'error',
     detail: { programme: p.id },
   });
-  return n > 0
-    ? { ok: true, message: 'Follow-ups stopped; unsent reminders were cancelled.' }
-    : { ok: false, message: 'This programme had already ended.' };
+  return n > 0 ? act(true, 'stopped') : act(false, 'already_ended');
 }
 
 // ------------------------------------------------------------------ user timeline
@@ -263,22 +319,25 @@ export async function stopProgrammeAction(request: Request, who: SignedIn, progr
 /** Messages sent (or not) to the customer, on the user page's timeline. Addresses masked for viewers. */
 export const messagesTimelineSource: TimelineSource = async ({ db, user, canSeePii: pii }) => {
   const rows = await notificationsForUser(db, user.id);
+  const fact = (key: string) => ({ code: `notifications:timeline.facts.${key}` });
   return rows.map((m): TimelineEntry => {
-    const facts: Array<[string, string]> = [
-      ['channel', m.channel],
-      ['to', pii ? m.address : maskEmail(m.address)],
-      ['status', m.status],
-      ['attempts', String(m.attempts)],
-      ['language', m.locale],
+    const facts: TimelineFact[] = [
+      [fact('channel'), { code: `notifications:channels.${m.channel}` }],
+      [fact('to'), pii ? m.address : maskEmail(m.address)],
+      [fact('status'), { code: `notifications:statuses.${m.status}` }],
+      [fact('attempts'), String(m.attempts)],
+      [fact('language'), { code: `common:languages.${m.locale}` }],
     ];
-    if (m.linkUrl) facts.push(['link', pii ? m.linkUrl : maskUrl(m.linkUrl)]);
-    if (m.step !== null) facts.push(['programme step', String(m.step)]);
+    if (m.linkUrl) facts.push([fact('link'), pii ? m.linkUrl : { code: 'notifications:list.link_hidden' }]);
+    if (m.step !== null) facts.push([fact('step'), String(m.step)]);
+    // The root cause of a failure or cancellation; the entry's status says the rest.
+    const why = reasonParts(m.failureReason ?? m.lastError ?? '').at(-1) ?? null;
     return {
       key: `message:${m.id}`,
       at: m.sentAt ?? m.failedAt ?? m.cancelledAt ?? m.createdAt,
       kind: 'message',
-      title: `E-mail "${KIND_LABEL[m.kind]}" — ${m.status}`,
-      detail: m.failureReason ?? m.lastError,
+      title: { code: 'notifications:timeline.title', values: { kind: m.kind, status: m.status } },
+      detail: why,
       tone: m.status === 'sent' ? 'ok' : m.status === 'failed' ? 'error' : m.status === 'cancelled' ? 'warn' : 'info',
       facts,
     };

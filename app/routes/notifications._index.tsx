@@ -1,18 +1,29 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Form, Link, useActionData, useLoaderData, useLocation, useRouteError } from '@remix-run/react';
-import { routeErrorMessage } from '~/components/route-error';
 import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo, useState } from 'react';
+import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput, useRootData } from '~/components/csrf';
 import { ExportCsvLink } from '~/components/export-link';
+import { useFormat } from '~/components/format';
+import { useSay } from '~/components/message';
+import { routeErrorMessage } from '~/components/route-error';
 import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { Toast } from '~/components/toast';
 import { TimeAgo } from '~/components/ui';
-import { NotificationActionSchema, notificationsListData, resendMessage, stopProgrammeAction } from '~/notifications.server';
+import { pageTitle } from '~/i18n';
+import { HIDDEN_FOR_ROLE } from '~/pii';
+import {
+  NotificationActionSchema,
+  notificationsListData,
+  resendMessage,
+  stopProgrammeAction,
+  type ActionResult,
+} from '~/notifications.server';
 import { newRequestId } from '~/schemas';
 
-export const meta: MetaFunction = () => [{ title: 'Notifications — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'notifications:list.page_title') }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   const who = await requireOperator(request, 'viewer');
@@ -20,11 +31,11 @@ export async function loader({ request }: LoaderFunctionArgs) {
   return { ...data, requestId: newRequestId() };
 }
 
-export async function action({ request }: ActionFunctionArgs) {
+export async function action({ request }: ActionFunctionArgs): Promise<ActionResult> {
   const who = await requireMutation(request, 'compliance');
   const form = Object.fromEntries([...(await request.formData()).entries()].filter(([k, v]) => k !== 'csrf' && typeof v === 'string'));
   const parsed = NotificationActionSchema.safeParse(form);
-  if (!parsed.success) return { ok: false, message: 'That request was incomplete; reload the page and try again.' };
+  if (!parsed.success) return { ok: false, code: 'notifications:actions.incomplete' };
   if (parsed.data.intent === 'resend') return resendMessage(request, who, parsed.data);
   return stopProgrammeAction(request, who, parsed.data.programmeId);
 }
@@ -32,12 +43,13 @@ export async function action({ request }: ActionFunctionArgs) {
 type Data = Awaited<ReturnType<typeof loader>>;
 type Row = Data['rows'][number];
 const col = createColumnHelper<Row>();
+type Say = ReturnType<typeof useSay>;
 
-function pct(n: number, of: number): string {
-  return of > 0 ? `${Math.round((n / of) * 100)}%` : '—';
-}
+/** A stored reason, read back as a chain of messages ("follow-ups stopped: a message was not delivered: …"). */
+const reasonText = (say: Say, parts: Parameters<Say>[0][] | null | undefined) => (parts ?? []).map((p) => say(p)).join(': ');
 
 function RowActions({ row, requestId }: { row: Row; requestId: string }) {
+  const { t } = useTranslation('notifications');
   const { operator } = useRootData();
   const [open, setOpen] = useState(false);
   if (!operator || operator.role === 'viewer') return null;
@@ -49,20 +61,20 @@ function RowActions({ row, requestId }: { row: Row; requestId: string }) {
           <input type="hidden" name="intent" value="resend" />
           <input type="hidden" name="messageId" value={row.id} />
           <input type="hidden" name="requestId" value={`${requestId}${row.id.slice(0, 8)}`} />
-          <select name="locale" defaultValue={row.locale} aria-label="Language">
-            <option value="es">Español</option>
-            <option value="en">English</option>
+          <select name="locale" defaultValue={row.locale} aria-label={t('list.language_label')}>
+            <option value="es">{t('common:languages.es')}</option>
+            <option value="en">{t('common:languages.en')}</option>
           </select>{' '}
           <button type="submit" className="small">
-            Send again
+            {t('list.send_again')}
           </button>{' '}
           <button type="button" className="secondary small" onClick={() => setOpen(false)}>
-            Cancel
+            {t('list.cancel')}
           </button>
         </Form>
       ) : (
         <button type="button" className="secondary small" onClick={() => setOpen(true)}>
-          Resend…
+          {t('list.resend')}
         </button>
       )}
       {row.programmeId && row.step === 0 ? (
@@ -70,8 +82,8 @@ function RowActions({ row, requestId }: { row: Row; requestId: string }) {
           <CsrfInput />
           <input type="hidden" name="intent" value="stop" />
           <input type="hidden" name="programmeId" value={row.programmeId} />
-          <button type="submit" className="secondary small" title="Stop the follow-up reminders for this rejection">
-            Stop follow-ups
+          <button type="submit" className="secondary small" title={t('list.stop_followups_title')}>
+            {t('list.stop_followups')}
           </button>
         </Form>
       ) : null}
@@ -80,20 +92,24 @@ function RowActions({ row, requestId }: { row: Row; requestId: string }) {
 }
 
 export default function Notifications() {
+  const { t } = useTranslation('notifications');
+  const fmt = useFormat();
+  const say = useSay();
   const data = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const location = useLocation();
   const { params, conversion: c } = data;
+  const pct = (n: number, of: number) => (of > 0 ? fmt.percent(n / of, 0) : '—');
 
   const columns = useMemo(
     () => [
-      col.accessor('createdAt', { header: 'Created', cell: (x) => <TimeAgo iso={x.getValue()} /> }),
+      col.accessor('createdAt', { header: t('list.columns.created'), cell: (x) => <TimeAgo iso={x.getValue()} /> }),
       col.accessor('address', {
-        header: 'Customer',
+        header: t('list.columns.customer'),
         enableSorting: false,
         cell: (x) => (
           <>
-            <Link to={`/users/${x.row.original.userId}`}>{x.getValue()}</Link>
+            {x.row.original.userId ? <Link to={`/users/${x.row.original.userId}`}>{x.getValue()}</Link> : x.getValue()}
             {x.row.original.externalUserId ? (
               <div className="muted">
                 <code>{x.row.original.externalUserId}</code>
@@ -103,64 +119,74 @@ export default function Notifications() {
         ),
       }),
       col.accessor('kind', {
-        header: 'Message',
+        header: t('list.columns.message'),
         cell: (x) => (
           <>
-            {x.row.original.kindLabel}
-            {x.row.original.step !== null && x.row.original.step > 0 ? <span className="muted"> #{x.row.original.step}</span> : null}
+            {t(`kinds.${x.getValue()}`, { defaultValue: x.getValue() })}
+            {x.row.original.step !== null && x.row.original.step > 0 ? (
+              <span className="muted"> {t('list.step', { step: x.row.original.step })}</span>
+            ) : null}
             <div className="muted">
-              {x.row.original.channel} · {x.row.original.locale} ·{' '}
-              <Link to={`/notifications/preview?message=${x.row.original.id}`}>preview</Link>
+              {t(`channels.${x.row.original.channel}`, { defaultValue: x.row.original.channel })} ·{' '}
+              {t(`common:languages.${x.row.original.locale}`, { defaultValue: x.row.original.locale })} ·{' '}
+              <Link to={`/notifications/preview?message=${x.row.original.id}`}>{t('list.preview')}</Link>
             </div>
           </>
         ),
       }),
       col.accessor('status', {
-        header: 'Status',
+        header: t('list.columns.status'),
         cell: (x) => (
           <>
-            <span className={`badge notif-${x.getValue()}`} data-status={x.getValue()}>
-              {x.getValue()}
+            <span className={`badge notif-${x.getValue()}`} data-status={x.getValue()} title={x.getValue()}>
+              {t(`statuses.${x.getValue()}`)}
             </span>
-            {x.row.original.reason ? <div className={x.getValue() === 'failed' ? 'error' : 'muted'}>{x.row.original.reason}</div> : null}
+            {x.row.original.reason ? (
+              <div className={x.getValue() === 'failed' ? 'error' : 'muted'}>{reasonText(say, x.row.original.reason)}</div>
+            ) : null}
             {x.getValue() === 'queued' && x.row.original.lastError ? (
-              <div className="muted">retrying: {x.row.original.lastError}</div>
+              <div className="muted">{t('list.retrying', { reason: reasonText(say, x.row.original.lastError) })}</div>
             ) : null}
           </>
         ),
       }),
-      col.accessor('attempts', { header: 'Attempts' }),
+      col.accessor('attempts', { header: t('list.columns.attempts'), cell: (x) => fmt.number(x.getValue()) }),
       col.accessor('linkUrl', {
-        header: 'Link carried',
+        header: t('list.columns.link'),
         enableSorting: false,
-        cell: (x) => (x.getValue() ? <code className="small">{x.getValue()}</code> : <span className="muted">—</span>),
+        cell: (x) => {
+          const link = x.getValue();
+          if (!link) return <span className="muted">—</span>;
+          return link === HIDDEN_FOR_ROLE ? <span className="muted">{t('list.link_hidden')}</span> : <code className="small">{link}</code>;
+        },
       }),
       col.accessor('sentAt', {
-        header: 'Settled',
+        header: t('list.columns.settled'),
         enableSorting: false,
         cell: (x) => <TimeAgo iso={x.getValue() ?? x.row.original.failedAt ?? x.row.original.cancelledAt} />,
       }),
       col.display({ id: 'actions', header: '', cell: (x) => <RowActions row={x.row.original} requestId={data.requestId} /> }),
     ],
-    [data.requestId],
+    [data.requestId, t, fmt, say],
   );
 
   const sortable = new Set(['createdAt', 'status', 'kind', 'attempts']);
   const filtered = Boolean(params.status || params.kind || params.channel || params.q || params.from || params.to || params.userId);
+  const toast = result ? [say(result), reasonText(say, result.reason)].filter(Boolean).join(': ') : null;
 
   return (
     <main className="page wide">
       <div className="row-between">
-        <h1>Notifications</h1>
+        <h1>{t('list.heading')}</h1>
         <ExportCsvLink path="/notifications/export.csv" />
         <Link to="/notifications/preview" className="button secondary">
-          Preview templates
+          {t('list.preview_templates')}
         </Link>
       </div>
-      {result ? <Toast tone={result.ok ? 'ok' : 'error'} text={result.message} /> : null}
+      {result && toast ? <Toast tone={result.ok ? 'ok' : 'error'} text={toast} /> : null}
 
       <section className="card" aria-labelledby="conv-h">
-        <h2 id="conv-h">Rejected customers: retry conversion</h2>
+        <h2 id="conv-h">{t('conversion.heading')}</h2>
         <Form method="get" className="inline">
           {[...new URLSearchParams(location.search).entries()]
             .filter(([k]) => k !== 'cfrom' && k !== 'cto')
@@ -168,54 +194,53 @@ export default function Notifications() {
               <input key={`${k}${i}`} type="hidden" name={k} value={v} />
             ))}
           <label htmlFor="cfrom" className="inline">
-            Rejected from
+            {t('conversion.rejected_from')}
           </label>{' '}
           <input id="cfrom" name="cfrom" type="date" defaultValue={params.cfrom} />{' '}
           <label htmlFor="cto" className="inline">
-            to
+            {t('conversion.to')}
           </label>{' '}
           <input id="cto" name="cto" type="date" defaultValue={params.cto} />{' '}
           <button type="submit" className="secondary small">
-            Show
+            {t('conversion.show')}
           </button>
         </Form>
-        <table className="conversion" aria-label="Conversion funnel">
+        <table className="conversion" aria-label={t('conversion.table_label')}>
           <thead>
             <tr>
-              <th>Rejected</th>
-              <th>Re-invited</th>
-              <th>Resubmitted</th>
-              <th>Verified</th>
+              <th>{t('conversion.rejected')}</th>
+              <th>{t('conversion.reinvited')}</th>
+              <th>{t('conversion.resubmitted')}</th>
+              <th>{t('conversion.verified')}</th>
             </tr>
           </thead>
           <tbody>
             <tr data-testid="conversion">
-              <td>{c.rejected}</td>
+              <td>{fmt.number(c.rejected)}</td>
               <td>
-                {c.reinvited} <span className="muted">{pct(c.reinvited, c.rejected)}</span>
+                {fmt.number(c.reinvited)} <span className="muted">{pct(c.reinvited, c.rejected)}</span>
               </td>
               <td>
-                {c.resubmitted} <span className="muted">{pct(c.resubmitted, c.reinvited)}</span>
+                {fmt.number(c.resubmitted)} <span className="muted">{pct(c.resubmitted, c.reinvited)}</span>
               </td>
               <td>
-                {c.verified} <span className="muted">{pct(c.verified, c.resubmitted)}</span>
+                {fmt.number(c.verified)} <span className="muted">{pct(c.verified, c.resubmitted)}</span>
               </td>
             </tr>
           </tbody>
         </table>
         <p className="muted">
-          {c.active} programme{c.active === 1 ? '' : 's'} still sending follow-ups; {c.stoppedByOperator} stopped by an operator.
-          Percentages are of the previous step.
+          {t('conversion.note', { active: t('conversion.active', { count: c.active }), stopped: fmt.number(c.stoppedByOperator) })}
         </p>
       </section>
 
-      <nav className="chips" aria-label="Filter by status">
+      <nav className="chips" aria-label={t('list.status_filter_label')}>
         <Link to={withParams(location.search, { status: null })} className={`chip ${!params.status ? 'active' : ''}`}>
-          All
+          {t('list.all')}
         </Link>
         {(['queued', 'sent', 'failed', 'cancelled'] as const).map((s) => (
           <Link key={s} to={withParams(location.search, { status: s })} className={`chip ${params.status === s ? 'active' : ''}`}>
-            {s} <strong>{data.counts[s]}</strong>
+            {t(`statuses.${s}`)} <strong>{fmt.number(data.counts[s])}</strong>
           </Link>
         ))}
       </nav>
@@ -225,40 +250,44 @@ export default function Notifications() {
         <input type="hidden" name="sort" value={params.sort} />
         <input type="hidden" name="dir" value={params.dir} />
         <div>
-          <label htmlFor="q">Customer</label>
-          <input id="q" name="q" type="search" defaultValue={params.q ?? ''} placeholder="exact e-mail, external id or message id" />
+          <label htmlFor="q">{t('list.customer')}</label>
+          <input id="q" name="q" type="search" defaultValue={params.q ?? ''} placeholder={t('list.customer_placeholder')} />
         </div>
         <div>
-          <label htmlFor="kind">Message</label>
+          <label htmlFor="kind">{t('list.message')}</label>
           <select id="kind" name="kind" defaultValue={params.kind ?? ''}>
-            <option value="">Any</option>
-            <option value="kyc_link">Verification link</option>
-            <option value="kyc_retry">Not approved — try again</option>
-            <option value="kyc_retry_reminder">Reminder</option>
+            <option value="">{t('list.any')}</option>
+            {(['kyc_link', 'kyc_retry', 'kyc_retry_reminder'] as const).map((k) => (
+              <option key={k} value={k}>
+                {t(`kinds.${k}`)}
+              </option>
+            ))}
           </select>
         </div>
         <div>
-          <label htmlFor="channel">Channel</label>
+          <label htmlFor="channel">{t('list.channel')}</label>
           <select id="channel" name="channel" defaultValue={params.channel ?? ''}>
-            <option value="">Any</option>
-            <option value="email">E-mail</option>
-            <option value="sms">SMS</option>
+            <option value="">{t('list.any')}</option>
+            <option value="email">{t('channels.email')}</option>
+            <option value="sms">{t('channels.sms')}</option>
           </select>
         </div>
         <div>
-          <label htmlFor="from">Created from</label>
+          <label htmlFor="from">{t('list.created_from')}</label>
           <input id="from" name="from" type="date" defaultValue={params.from} />
         </div>
         <div>
-          <label htmlFor="to">to</label>
+          <label htmlFor="to">{t('list.to')}</label>
           <input id="to" name="to" type="date" defaultValue={params.to} />
         </div>
         <div className="filter-buttons">
-          <button type="submit">Apply</button> {filtered ? <Link to="/notifications">Clear</Link> : null}
+          <button type="submit">{t('list.apply')}</button> {filtered ? <Link to="/notifications">{t('list.clear')}</Link> : null}
         </div>
       </Form>
 
-      <p className="muted" aria-live="polite">{`${data.total} message${data.total === 1 ? '' : 's'}${filtered ? ' match' : ''}`}</p>
+      <p className="muted" aria-live="polite">
+        {t(filtered ? 'list.count_match' : 'list.count', { count: data.total })}
+      </p>
 
       <ServerTable
         rows={data.rows}
@@ -278,10 +307,10 @@ export default function Notifications() {
             <p>
               {filtered ? (
                 <>
-                  No message matches these filters. <Link to="/notifications">Clear the filters</Link>.
+                  {t('list.empty_filtered')} <Link to="/notifications">{t('list.clear_filters')}</Link>.
                 </>
               ) : (
-                'No messages yet. Links generated with “e-mail it to the customer” and rejected customers’ retry invitations appear here.'
+                t('list.empty')
               )}
             </p>
           </div>
@@ -294,14 +323,15 @@ export default function Notifications() {
 }
 
 export function ErrorBoundary() {
+  const { t } = useTranslation('notifications');
   const error = useRouteError();
-  const text = routeErrorMessage(error, 'The notifications could not be loaded.');
+  const text = routeErrorMessage(error, t('list.load_failed'), t);
   return (
     <main className="page">
-      <h1>Notifications</h1>
+      <h1>{t('list.heading')}</h1>
       <p className="error">{text}</p>
       <p>
-        <Link to="/notifications">Try again</Link>
+        <Link to="/notifications">{t('list.try_again')}</Link>
       </p>
     </main>
   );

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { getFixedT } from '../../app/i18n.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { notificationsListData, previewData, resendMessage, stopProgrammeAction } from '../../app/notifications.server.js';
 import type { SignedIn } from '../../app/auth.server.js';
@@ -89,7 +90,10 @@ describe('notifications console facade (list, preview, resend, stop; audited)', 
     // A viewer sees the template with sample data, not the customer's name or link.
     const v = await previewData(viewer, new URLSearchParams(`message=${messageId}`));
     expect(v.ok && v.rendered.text).not.toContain('Ana:');
-    expect(await previewData(compliance, new URLSearchParams('message=nope'))).toEqual({ ok: false, error: 'No message with this id.' });
+    expect(await previewData(compliance, new URLSearchParams('message=nope'))).toEqual({
+      ok: false,
+      error: 'notifications:preview.no_message',
+    });
   });
 
   it('resend by hand: sends once per request id (in the chosen language) and is audited', async () => {
@@ -97,7 +101,8 @@ describe('notifications console facade (list, preview, resend, stop; audited)', 
     const r1 = await resendMessage(req(), compliance, { messageId, locale: 'en', requestId });
     expect(r1.ok).toBe(true);
     const r2 = await resendMessage(req(), compliance, { messageId, locale: 'en', requestId });
-    expect(r2).toEqual({ ok: true, message: 'Already queued (this form was submitted before).' });
+    expect(r2).toEqual({ ok: true, code: 'notifications:actions.already_queued' });
+    expect(getFixedT('en')(r2.code)).toBe('Already queued (this form was submitted before).');
     await waitFor(() => smtp.to('console.ana@example.mx').length === 2, { what: 'resent e-mail' });
     const resent = smtp.to('console.ana@example.mx')[1]!;
     expect(resent.subject).toBe('Your verification link');
@@ -118,7 +123,7 @@ describe('notifications console facade (list, preview, resend, stop; audited)', 
     expect(audit[0]).toMatchObject({ actor: 'c@desk.example', outcome: 'queued', targetType: 'user' });
     expect(await resendMessage(req(), compliance, { messageId: 'missing', requestId })).toEqual({
       ok: false,
-      message: 'That message no longer exists.',
+      code: 'notifications:actions.message_gone',
     });
   });
 
@@ -139,7 +144,12 @@ describe('notifications console facade (list, preview, resend, stop; audited)', 
     });
     const again = await stopProgrammeAction(req(), compliance, programme.id);
     expect(again.ok).toBe(false);
-    expect(again.message).toMatch(/already stopped/);
+    expect(again).toMatchObject({ code: 'notifications:actions.programme_ended_because', values: { status: 'stopped' } });
+    // The stored stop reason ('operator') is worded too.
+    expect(again.reason).toEqual([{ code: 'notifications:reasons.stopped_by_operator' }]);
+    const t = getFixedT('en');
+    expect(t(again.code, again.values ?? {})).toBe('This programme is already stopped');
+    expect(getFixedT('es')(again.code, again.values ?? {})).toBe('Este programa ya está detenido');
     const audit = await rt.db.selectFrom('auditLog').selectAll().where('action', '=', 'notification.programme.stop').execute();
     expect(audit).toHaveLength(1);
   });

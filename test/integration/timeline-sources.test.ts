@@ -33,13 +33,17 @@ describe('user timeline sources', () => {
     });
     const compliance = await signInAs(rt.db, 'compliance');
     const res = await call(userPage, get(`/users/${u.id}`, compliance), { id: u.id });
-    const messages = (res.data.timeline as Array<{ kind: string; facts?: Array<[string, string]> }>).filter((e) => e.kind === 'message');
+    type Said = string | { code: string; values?: Record<string, unknown> };
+    const say = (m: Said) => (typeof m === 'string' ? m : english.t(m.code, m.values ?? {}));
+    type Entry = { kind: string; title: Said; facts?: Array<[Said, Said]> };
+    const messages = (res.data.timeline as Entry[]).filter((e) => e.kind === 'message');
     expect(messages).toHaveLength(1);
-    expect(messages[0].facts).toContainEqual(['to', 'timeline.msg@example.mx']);
+    expect(say(messages[0]!.title)).toBe('E-mail “Verification link” — queued');
+    expect(messages[0]!.facts?.map(([k, v]) => [say(k), say(v)])).toContainEqual(['to', 'timeline.msg@example.mx']);
     const viewer = await signInAs(rt.db, 'viewer');
     const masked = await call(userPage, get(`/users/${u.id}`, viewer), { id: u.id });
-    const m = (masked.data.timeline as Array<{ kind: string; facts?: Array<[string, string]> }>).find((e) => e.kind === 'message');
-    expect(m?.facts?.find(([k]) => k === 'to')?.[1]).not.toBe('timeline.msg@example.mx');
+    const m = (masked.data.timeline as Entry[]).find((e) => e.kind === 'message');
+    expect(m?.facts?.map(([k, v]) => [say(k), say(v)]).find(([k]) => k === 'to')?.[1]).not.toBe('timeline.msg@example.mx');
   });
 
   it('names the operator behind a state change and links the webhook delivery that caused one', async () => {
