@@ -1,3 +1,4 @@
+import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { z } from 'zod';
 import {
   DRIFT_SORTABLE,
@@ -34,8 +35,10 @@ import { estimateSeconds, MAX_RUN_SIZE, refreshRun } from '../jobs/definitions/r
 import { auditAction, canSeePii, type SignedIn } from './auth.server';
 import { isoDay, pageCount, parsePaging, parseSorting } from './list-params.server';
 import { maskEmail } from './pii';
+import { storedErrorMessage } from './plain-errors.server';
 import { services } from './services.server';
-import type { TimelineEntry, TimelineSource } from './timeline-entry';
+import type { Message } from './action-result';
+import type { TimelineEntry, TimelineFact, TimelineSource } from './timeline-entry';
 
 /**
  * Drift and refresh: the Drift page (/drift), the refresh control (/refresh), the run progress
@@ -44,12 +47,36 @@ import type { TimelineEntry, TimelineSource } from './timeline-entry';
 
 const PAGE_SIZES = { sizes: [10, 25, 50, 100], defaultSize: 25 };
 
-/** "about 3 min" — what the operator needs from an ETA. */
-export function formatEta(seconds: number): string {
-  if (seconds <= 0) return 'nothing to do';
-  if (seconds < 60) return `about ${seconds} s`;
-  if (seconds < 3600) return `about ${Math.ceil(seconds / 60)} min`;
-  return `about ${(seconds / 3600).toFixed(1)} h`;
+// ------------------------------------------------------------------ stored words
+
+/**
+ * A drift's evidence, stored as English text (one part per missed event, joined by "; "), read
+ * back as messages (`drift:evidence.*`) the page words in the reader's language. A part nobody
+ * recognises is shown as it is.
+ */
+export function evidenceParts(text: string | null): Message[] | null {
+  if (!text) return null;
+  return text.split('; ').map((part): Message => {
+    let m = /^(\w+): never received \(/.exec(part);
+    if (m) return { code: 'drift:evidence.never_received', values: { event: m[1]! } };
+    m = /^(\w+): received only with a bad signature \(#(\d+), (\w+)\)$/.exec(part);
+    if (m) return { code: 'drift:evidence.bad_signature', values: { event: m[1]!, id: m[2]!, verdict: m[3]! } };
+    m = /^(\w+): received \(#(\d+)\) but not processed yet when polled$/.exec(part);
+    if (m) return { code: 'drift:evidence.not_processed', values: { event: m[1]!, id: m[2]! } };
+    m = /^(\w+): received \(#(\d+), (\w+)(?:, (\w+))?\) — likely late or out of order$/.exec(part);
+    if (m)
+      return m[4]
+        ? { code: 'drift:evidence.late_effect', values: { event: m[1]!, id: m[2]!, status: m[3]!, effect: m[4] } }
+        : { code: 'drift:evidence.late', values: { event: m[1]!, id: m[2]!, status: m[3]! } };
+    return { code: 'drift:evidence.other', values: { text: part } };
+  });
+}
+
+/** Why a refresh run failed: customers left without an answer, or the job's own failure. */
+export function runErrorMessage(text: string | null): Message | null {
+  if (!text) return null;
+  const m = /^(\d+) customer\(s\) got no answer within the time allowed$/.exec(text);
+  return m ? { code: 'refresh:run.no_answer', values: { count: Number(m[1]) } } : storedErrorMessage(text, { final: true });
 }
 
 // ------------------------------------------------------------------ drift page
@@ -87,7 +114,7 @@ export async function driftPageData(who: SignedIn, sp: URLSearchParams) {
       triggeredBy: r.triggeredBy,
       runId: r.runId,
       missedEvents: r.missedEvents,
-      evidence: r.evidence,
+      evidence: evidenceParts(r.evidence),
     })),
     total: list.total,
     page,
@@ -184,11 +211,9 @@ export async function refreshPageData(who: SignedIn, sp: URLSearchParams) {
 const MAX_SELECTED = 1000;
 
 export const RefreshFormSchema = z.object({
-  intent: z.enum(['preview', 'start'], { errorMap: () => ({ message: 'Choose Preview or Start.' }) }),
-  scope: z.enum(['all', 'selected'], { errorMap: () => ({ message: 'Choose “all stale” or “selected”.' }) }),
-  userIds: z
-    .array(z.string().trim().min(1).max(100))
-    .max(MAX_SELECTED, `Select at most ${MAX_SELECTED} customers at a time (or refresh all stale).`),
+  intent: z.enum(['preview', 'start'], { errorMap: () => ({ message: 'refresh:errors.intent' }) }),
+  scope: z.enum(['all', 'selected'], { errorMap: () => ({ message: 'refresh:errors.scope' }) }),
+  userIds: z.array(z.string().trim().min(1).max(100)).max(MAX_SELECTED, 'refresh:errors.over_limit'),
   requestId: z
     .string()
     .trim()
@@ -208,7 +233,6 @@ export interface RefreshPreview {
   rateLimitedForMs: number;
   ratePerSec: number;
   etaSeconds: number;
-  eta: string;
   queueAvailable: boolean;
   userIds: string[];
 }
@@ -247,16 +271,16 @@ export async function previewRefresh(scope: 'all' | 'selected', userIds: string[
     rateLimitedForMs: queue.rateLimitedForMs,
     ratePerSec: env.CAPA_RATE_LIMIT_PER_SEC,
     etaSeconds,
-    eta: formatEta(etaSeconds),
     queueAvailable: queue.available,
     userIds: ids,
   };
 }
 
+/** `errors`: a message per field (`form` for the whole form); the page words them. */
 export type RefreshActionResult =
-  | { ok: false; errors: Record<string, string> }
+  | { ok: false; errors: Record<string, Message> }
   | { ok: true; preview: RefreshPreview }
-  | { ok: true; runId: number; queued: boolean; message: string };
+  | { ok: true; runId: number; queued: boolean; message: Message };
 
 /** Preview (nothing written) or start (a run, audited, handed to the maintenance queue). */
 export async function runRefreshAction(request: Request, who: SignedIn, form: FormData): Promise<RefreshActionResult> {
@@ -267,27 +291,22 @@ export async function runRefreshAction(request: Request, who: SignedIn, form: Fo
     requestId: typeof form.get('requestId') === 'string' && form.get('requestId') ? form.get('requestId') : undefined,
   });
   if (!parsed.success) {
-    const errors: Record<string, string> = {};
-    for (const i of parsed.error.issues) errors[String(i.path[0] ?? 'form')] ??= i.message;
+    const errors: Record<string, Message> = {};
+    for (const i of parsed.error.issues) {
+      // Our schema's messages are catalogue keys; an issue zod words itself is a malformed form.
+      const code = /^refresh:/.test(i.message) ? i.message : 'refresh:errors.form_invalid';
+      errors[String(i.path[0] ?? 'form')] ??= code === 'refresh:errors.over_limit' ? { code, values: { max: MAX_SELECTED } } : { code };
+    }
     return { ok: false, errors };
   }
   const p = parsed.data;
-  if (p.scope === 'selected' && p.userIds.length === 0)
-    return { ok: false, errors: { userIds: 'Select at least one customer to refresh.' } };
+  if (p.scope === 'selected' && p.userIds.length === 0) return { ok: false, errors: { userIds: { code: 'refresh:errors.none_selected' } } };
   const preview = await previewRefresh(p.scope, p.userIds);
   if (p.intent === 'preview') return { ok: true, preview };
 
-  if (!p.requestId) return { ok: false, errors: { form: 'This form is missing its request id. Reload the page and try again.' } };
+  if (!p.requestId) return { ok: false, errors: { form: { code: 'refresh:errors.no_request_id' } } };
   if (preview.calls === 0) {
-    return {
-      ok: false,
-      errors: {
-        form:
-          p.scope === 'all'
-            ? 'No customer is stale right now: nothing to refresh.'
-            : 'None of the selected customers is in Capa yet: nothing to ask Capa.',
-      },
-    };
+    return { ok: false, errors: { form: { code: p.scope === 'all' ? 'refresh:errors.nothing_stale' : 'refresh:errors.none_in_capa' } } };
   }
   const { db, env, queues } = await services();
   const requestId = p.requestId;
@@ -314,7 +333,7 @@ export async function runRefreshAction(request: Request, who: SignedIn, form: Fo
     outcome = { run: existing, created: false };
   }
   const { run, created } = outcome;
-  if (!created) return { ok: true, runId: run.id, queued: true, message: 'This refresh was already started (the form was sent twice).' };
+  if (!created) return { ok: true, runId: run.id, queued: true, message: { code: 'refresh:messages.already_started' } };
   let queued = true;
   try {
     await queues.add(refreshRun, { runId: run.id });
@@ -322,7 +341,7 @@ export async function runRefreshAction(request: Request, who: SignedIn, form: Fo
     queued = false;
   }
   await auditAction(request, who, {
-    action: p.scope === 'all' ? 'refresh.all_stale' : 'refresh.selected',
+    action: p.scope === 'all' ? AUDIT_ACTIONS.refreshAllStale : AUDIT_ACTIONS.refreshSelected,
     targetType: 'refresh_run',
     targetId: String(run.id),
     outcome: 'queued',
@@ -339,8 +358,8 @@ export async function runRefreshAction(request: Request, who: SignedIn, form: Fo
     runId: run.id,
     queued,
     message: queued
-      ? `Refresh started: ${preview.calls} Capa call${preview.calls === 1 ? '' : 's'}, ${preview.eta}.`
-      : 'Refresh recorded, but the job queue is unavailable right now; it starts automatically when the queue is back.',
+      ? { code: 'refresh:messages.started', values: { count: preview.calls, etaSeconds: preview.etaSeconds } }
+      : { code: 'refresh:messages.recorded_queue_down' },
   };
 }
 
@@ -351,7 +370,7 @@ export async function refreshRunData(runId: number) {
   const view = await withProgress(run);
   const drift = await driftForRun(db, runId, 100);
   const requestedBy = run.requestedBy ? await findOperatorById(db, run.requestedBy) : undefined;
-  return { run: view, drift, requestedBy: requestedBy?.name ?? null };
+  return { run: { ...view, error: runErrorMessage(view.error) }, drift, requestedBy: requestedBy?.name ?? null };
 }
 
 // ------------------------------------------------------------------ the customer's timeline
@@ -359,26 +378,32 @@ export async function refreshRunData(runId: number) {
 /** Drift found for the customer and links of theirs that expired, on the customer's timeline. */
 export const driftTimelineSource: TimelineSource = async ({ db, user }) => {
   const [drift, expired] = await Promise.all([driftForUser(db, user.id), expiredLinksForUser(db, user.id)]);
-  const entries: TimelineEntry[] = drift.map((d) => ({
-    key: `drift:${d.id}`,
-    at: d.detectedAt,
-    kind: 'drift',
-    title: `Drift: Capa said ${d.nowState} while we showed ${d.wasState}`,
-    detail: d.evidence,
-    tone: 'warn',
-    facts: [
-      ['detected by', d.jobId ? `${d.jobName} (${d.jobId})` : d.jobName],
-      ...(d.triggeredBy ? ([['asked by', d.triggeredBy]] as Array<[string, string]>) : []),
-      ...(d.missedEvents ? ([['likely missed', d.missedEvents.replace(/,/g, ', ')]] as Array<[string, string]>) : []),
-    ],
-  }));
+  const fact = (key: string) => ({ code: `drift:timeline.facts.${key}` });
+  const entries: TimelineEntry[] = drift.map((d) => {
+    // The first missed event's evidence is the entry's detail; any others follow as facts.
+    const [first, ...more] = evidenceParts(d.evidence) ?? [];
+    return {
+      key: `drift:${d.id}`,
+      at: d.detectedAt,
+      kind: 'drift',
+      title: { code: 'drift:timeline.title', values: { now: d.nowState, was: d.wasState } },
+      detail: first ?? null,
+      tone: 'warn',
+      facts: [
+        [fact('detected_by'), d.jobId ? `${d.jobName} (${d.jobId})` : d.jobName],
+        ...(d.triggeredBy ? ([[fact('asked_by'), d.triggeredBy]] as TimelineFact[]) : []),
+        ...(d.missedEvents ? ([[fact('likely_missed'), d.missedEvents.replace(/,/g, ', ')]] as TimelineFact[]) : []),
+        ...more.map((m): TimelineFact => [fact('evidence'), m]),
+      ],
+    };
+  });
   for (const l of expired) {
     entries.push({
       key: `link-expired:${l.id}`,
       at: l.endedAt ?? l.createdAt,
       kind: 'link',
-      title: 'KYC link expired — resend',
-      detail: `Issued ${l.createdAt.slice(0, 16).replace('T', ' ')} UTC; older than the configured link lifetime.`,
+      title: { code: 'drift:timeline.link_expired' },
+      detail: { code: 'drift:timeline.link_expired_detail', values: { issuedAt: l.createdAt } },
       tone: 'warn',
     });
   }

@@ -1,15 +1,19 @@
 import type { LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Link, useLoaderData, useLocation, useRouteError } from '@remix-run/react';
-import { routeErrorMessage } from '~/components/route-error';
 import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
+import { useTranslation } from 'react-i18next';
 import { requireOperator } from '~/auth.server';
 import { useRootData } from '~/components/csrf';
+import { useFormat } from '~/components/format';
+import { useSay } from '~/components/message';
+import { routeErrorMessage } from '~/components/route-error';
 import { Pager, ServerTable, withParams } from '~/components/server-table';
 import { StateBadge, TimeAgo } from '~/components/ui';
+import { pageTitle } from '~/i18n';
 import { driftPageData } from '~/refresh.server';
 
-export const meta: MetaFunction = () => [{ title: 'Drift — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'drift:page_title') }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   const who = await requireOperator(request, 'viewer');
@@ -21,6 +25,9 @@ type Row = Data['rows'][number];
 const col = createColumnHelper<Row>();
 
 export default function DriftPage() {
+  const { t } = useTranslation('drift');
+  const fmt = useFormat();
+  const say = useSay();
   const d = useLoaderData<typeof loader>();
   const { operator } = useRootData();
   const location = useLocation();
@@ -28,9 +35,9 @@ export default function DriftPage() {
 
   const columns = useMemo(
     () => [
-      col.accessor('detectedAt', { header: 'Detected', cell: (c) => <TimeAgo iso={c.getValue()} /> }),
+      col.accessor('detectedAt', { header: t('columns.detected'), cell: (c) => <TimeAgo iso={c.getValue()} /> }),
       col.accessor('email', {
-        header: 'Customer',
+        header: t('columns.customer'),
         enableSorting: false,
         cell: (c) => (
           <>
@@ -41,10 +48,10 @@ export default function DriftPage() {
           </>
         ),
       }),
-      col.accessor('wasState', { header: 'We showed', cell: (c) => <StateBadge state={c.getValue()} /> }),
-      col.accessor('nowState', { header: 'Capa said', cell: (c) => <StateBadge state={c.getValue()} /> }),
+      col.accessor('wasState', { header: t('columns.we_showed'), cell: (c) => <StateBadge state={c.getValue()} /> }),
+      col.accessor('nowState', { header: t('columns.capa_said'), cell: (c) => <StateBadge state={c.getValue()} /> }),
       col.accessor('missedEvents', {
-        header: 'Likely missed',
+        header: t('columns.likely_missed'),
         enableSorting: false,
         cell: (c) => (
           <>
@@ -56,19 +63,19 @@ export default function DriftPage() {
             ) : (
               <span className="muted">—</span>
             )}
-            {c.row.original.evidence ? <div className="muted small">{c.row.original.evidence}</div> : null}
+            {c.row.original.evidence ? <div className="muted small">{c.row.original.evidence.map((m) => say(m)).join('; ')}</div> : null}
           </>
         ),
       }),
       col.accessor('jobName', {
-        header: 'Detected by',
+        header: t('columns.detected_by'),
         enableSorting: false,
         cell: (c) => (
           <>
             {c.getValue()}
             <div className="muted">
               {c.row.original.runId ? (
-                <Link to={`/refresh/${c.row.original.runId}`}>refresh run #{c.row.original.runId}</Link>
+                <Link to={`/refresh/${c.row.original.runId}`}>{t('run_link', { id: c.row.original.runId })}</Link>
               ) : (
                 (c.row.original.triggeredBy ?? c.row.original.jobId ?? '')
               )}
@@ -76,9 +83,9 @@ export default function DriftPage() {
           </>
         ),
       }),
-      col.accessor('currentState', { header: 'Now', enableSorting: false, cell: (c) => <StateBadge state={c.getValue()} /> }),
+      col.accessor('currentState', { header: t('columns.now'), enableSorting: false, cell: (c) => <StateBadge state={c.getValue()} /> }),
     ],
-    [],
+    [t, say],
   );
 
   const sortable = new Set(['detectedAt', 'wasState', 'nowState']);
@@ -87,29 +94,26 @@ export default function DriftPage() {
   return (
     <main className="page wide">
       <div className="row-between">
-        <h1>Drift</h1>
+        <h1>{t('heading')}</h1>
         {operator && operator.role !== 'viewer' ? (
           <Link to="/refresh" className="button">
-            Refresh stale customers
+            {t('refresh_stale')}
           </Link>
         ) : null}
       </div>
-      <p className="muted">
-        Every time Capa’s Get KYC Details showed a different state than ours, the state machine applied Capa’s and recorded it here. A spike
-        means Capa’s webhooks or our intake are losing events.
-      </p>
+      <p className="muted">{t('intro')}</p>
 
       <section className="card" aria-labelledby="per-day">
-        <h2 id="per-day">Drift per day (last 30 days, UTC)</h2>
+        <h2 id="per-day">{t('per_day.heading')}</h2>
         {d.perDay.length === 0 ? (
-          <p className="muted">No drift in the last 30 days: every state Capa reported reached us by webhook.</p>
+          <p className="muted">{t('per_day.none')}</p>
         ) : (
           <table className="compact">
             <thead>
               <tr>
-                <th>Day</th>
-                <th>Entries</th>
-                <th>Customers</th>
+                <th>{t('per_day.day')}</th>
+                <th>{t('per_day.entries')}</th>
+                <th>{t('per_day.customers')}</th>
                 <th aria-hidden="true" />
               </tr>
             </thead>
@@ -117,12 +121,12 @@ export default function DriftPage() {
               {d.perDay.map((x) => (
                 <tr key={x.day} className={d.params.day === x.day ? 'selected' : undefined}>
                   <td>
-                    <Link to={withParams(location.search, { day: d.params.day === x.day ? null : x.day })}>{x.day}</Link>
+                    <Link to={withParams(location.search, { day: d.params.day === x.day ? null : x.day })}>{fmt.day(x.day)}</Link>
                   </td>
-                  <td>{x.count}</td>
-                  <td>{x.customers}</td>
+                  <td>{fmt.number(x.count)}</td>
+                  <td>{fmt.number(x.customers)}</td>
                   <td>
-                    <meter min={0} max={maxDay} value={x.count} title={`${x.count} drift entries`} />
+                    <meter min={0} max={maxDay} value={x.count} title={t('per_day.meter_title', { count: x.count })} />
                   </td>
                 </tr>
               ))}
@@ -131,11 +135,15 @@ export default function DriftPage() {
         )}
         {d.transitions.length ? (
           <p className="muted">
-            Most common:{' '}
-            {d.transitions.slice(0, 5).map((t, i) => (
-              <span key={`${t.wasState}-${t.nowState}`}>
+            {t('per_day.most_common')}{' '}
+            {d.transitions.slice(0, 5).map((tr, i) => (
+              <span key={`${tr.wasState}-${tr.nowState}`}>
                 {i ? ' · ' : ''}
-                {t.wasState} → <Link to={withParams(location.search, { now: t.nowState })}>{t.nowState}</Link> ({t.count})
+                <StateBadge state={tr.wasState} /> →{' '}
+                <Link to={withParams(location.search, { now: tr.nowState })}>
+                  <StateBadge state={tr.nowState} />
+                </Link>{' '}
+                ({fmt.number(tr.count)})
               </span>
             ))}
           </p>
@@ -143,13 +151,13 @@ export default function DriftPage() {
       </section>
 
       <p className="muted" aria-live="polite">
-        {d.total} drift entr{d.total === 1 ? 'y' : 'ies'}
-        {d.params.day ? ` on ${d.params.day}` : ''}
-        {d.params.now ? ` where Capa said ${d.params.now}` : ''}
+        {t('count', { count: d.total })}
+        {d.params.day ? t('on_day', { day: fmt.day(d.params.day) }) : ''}
+        {d.params.now ? t('where_capa_said', { state: d.params.now }) : ''}
         {filtered ? (
           <>
             {' '}
-            · <Link to="/drift">Show all</Link>
+            · <Link to="/drift">{t('show_all')}</Link>
           </>
         ) : null}
       </p>
@@ -169,7 +177,7 @@ export default function DriftPage() {
         className="users-table"
         empty={
           <div className="card empty">
-            <p>{filtered ? 'No drift matches this filter.' : 'No drift recorded yet.'}</p>
+            <p>{filtered ? t('empty_filtered') : t('empty')}</p>
           </div>
         }
       />
@@ -177,22 +185,20 @@ export default function DriftPage() {
       <Pager page={d.page} pageCount={d.pageCount} />
 
       <section className="card" aria-labelledby="unmapped">
-        <h2 id="unmapped">Results we could not map</h2>
+        <h2 id="unmapped">{t('unmapped.heading')}</h2>
         {d.unmapped.length === 0 ? (
-          <p className="muted">Every verificationResult Capa returned is one we know.</p>
+          <p className="muted">{t('unmapped.none')}</p>
         ) : (
           <>
-            <p className="muted">
-              Capa returned a verificationResult we do not know. The value is kept as it came and the customer’s state was not changed:
-              check the details and tell an engineer which state it means.
-            </p>
+            <p className="muted">{t('unmapped.intro')}</p>
             <ul>
               {d.unmapped.map((u) => (
                 <li key={u.id}>
                   <Link to={`/users/${u.id}`}>
                     <code>{u.externalUserId}</code>
                   </Link>{' '}
-                  — <code>{u.unmappedResult}</code> while <StateBadge state={u.kycState} /> (read <TimeAgo iso={u.capaConfirmedAt} />)
+                  — <code>{u.unmappedResult}</code> {t('unmapped.while')} <StateBadge state={u.kycState} /> ({t('unmapped.read')}{' '}
+                  <TimeAgo iso={u.capaConfirmedAt} />)
                 </li>
               ))}
             </ul>
@@ -200,8 +206,7 @@ export default function DriftPage() {
         )}
         {d.linkExpired ? (
           <p>
-            {d.linkExpired} customer{d.linkExpired === 1 ? ' has' : 's have'} an expired KYC link and ha{d.linkExpired === 1 ? 's' : 've'}{' '}
-            not started — <Link to="/refresh#link-expired">see who needs a new link</Link>.
+            {t('link_expired', { count: d.linkExpired })} <Link to="/refresh#link-expired">{t('link_expired_link')}</Link>.
           </p>
         ) : null}
       </section>
@@ -210,11 +215,12 @@ export default function DriftPage() {
 }
 
 export function ErrorBoundary() {
+  const { t } = useTranslation('drift');
   const error = useRouteError();
   return (
     <main className="page">
-      <h1>Drift</h1>
-      <p className="error">{routeErrorMessage(error, 'The drift log could not be loaded. Try again in a moment.')}</p>
+      <h1>{t('heading')}</h1>
+      <p className="error">{routeErrorMessage(error, t('load_failed'), t)}</p>
     </main>
   );
 }

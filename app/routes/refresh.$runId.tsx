@@ -1,105 +1,98 @@
 import type { LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Link, useLoaderData, useRevalidator, useRouteError } from '@remix-run/react';
-import { routeErrorMessage } from '~/components/route-error';
 import { useEffect } from 'react';
+import { useTranslation } from 'react-i18next';
 import { requireOperator } from '~/auth.server';
+import { useEta } from '~/components/eta';
+import { useFormat } from '~/components/format';
+import { useSay } from '~/components/message';
+import { routeErrorMessage } from '~/components/route-error';
 import { StateBadge, TimeAgo } from '~/components/ui';
+import { pageTitle } from '~/i18n';
 import { refreshRunData } from '~/refresh.server';
 
-export const meta: MetaFunction = () => [{ title: 'Refresh run — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'refresh:run.page_title') }];
 
 /** Read-only (the Drift page links here for every role); starting a run needs compliance. */
 export async function loader({ request, params }: LoaderFunctionArgs) {
   await requireOperator(request, 'viewer');
   const id = /^\d{1,9}$/.test(params.runId ?? '') ? Number(params.runId) : NaN;
-  if (!Number.isFinite(id)) throw new Response('There is no refresh run with that number.', { status: 404 });
-  const d = await refreshRunData(id);
-  if (!d) throw new Response(`Refresh run #${id} does not exist.`, { status: 404 });
+  const d = Number.isFinite(id) ? await refreshRunData(id) : null;
+  if (!d) throw new Response('refresh:run.not_found', { status: 404 });
   return d;
 }
 
-/** Client-side too (the page re-renders while polling), so not imported from a .server module. */
-function etaText(seconds: number): string {
-  if (seconds < 60) return `about ${seconds} s`;
-  if (seconds < 3600) return `about ${Math.ceil(seconds / 60)} min`;
-  return `about ${(seconds / 3600).toFixed(1)} h`;
-}
-
-const KIND_LABEL: Record<string, string> = {
-  scheduled: 'Scheduled cycle',
-  all_stale: 'All stale customers',
-  selected: 'Selected customers',
-};
 const POLL_MS = 2_000;
 
 export default function RefreshRunPage() {
+  const { t } = useTranslation('refresh');
+  const fmt = useFormat();
+  const say = useSay();
+  const eta = useEta();
   const { run, drift, requestedBy } = useLoaderData<typeof loader>();
   const revalidator = useRevalidator();
   const open = run.status !== 'done' && run.status !== 'failed';
   useEffect(() => {
     if (!open) return;
-    const t = setInterval(() => {
+    const timer = setInterval(() => {
       if (revalidator.state === 'idle' && document.visibilityState === 'visible') revalidator.revalidate();
     }, POLL_MS);
-    return () => clearInterval(t);
+    return () => clearInterval(timer);
   }, [open, revalidator]);
   const p = run.progress;
   const done = p.answered + p.failed;
-  const remainingEta = open && p.pending ? etaText(Math.ceil(p.pending / Math.max(0.001, run.ratePerSec))) : null;
+  const remainingEta = open && p.pending ? eta(Math.ceil(p.pending / Math.max(0.001, run.ratePerSec))) : null;
 
   return (
     <main className="page">
       <p>
-        <Link to="/refresh">← Refresh stale customers</Link>
+        <Link to="/refresh">{t('run.back')}</Link>
       </p>
-      <h1>
-        Refresh run #{run.id} — {KIND_LABEL[run.kind] ?? run.kind}
-      </h1>
+      <h1>{t('run.heading', { id: run.id, kind: t(`run.kinds.${run.kind}`, { defaultValue: run.kind }) })}</h1>
       <section className="card" aria-live="polite" data-testid="run-progress">
         <p>
-          Status: <strong data-testid="run-status">{run.status}</strong>
-          {requestedBy ? ` · started by ${requestedBy}` : ''} · created <TimeAgo iso={run.createdAt} />
+          {t('run.status')}{' '}
+          <strong data-testid="run-status" title={run.status}>
+            {t(`statuses.${run.status}`, { defaultValue: run.status })}
+          </strong>
+          {requestedBy ? t('run.started_by', { name: requestedBy }) : ''}
+          {t('run.created')} <TimeAgo iso={run.createdAt} />
           {run.finishedAt ? (
             <>
-              {' '}
-              · finished <TimeAgo iso={run.finishedAt} />
+              {t('run.finished')} <TimeAgo iso={run.finishedAt} />
             </>
           ) : null}
         </p>
         <p>
-          <progress max={Math.max(1, p.total)} value={done} /> {done} of {p.total} customer{p.total === 1 ? '' : 's'} answered
-          {run.status === 'enqueuing' ? ` (${run.enqueued} handed to the Capa queue so far)` : ''}
+          <progress max={Math.max(1, p.total)} value={done} /> {t('run.answered_of', { done: fmt.number(done), count: p.total })}
+          {run.status === 'enqueuing' ? t('run.handed_to_queue', { count: run.enqueued }) : ''}
         </p>
         <ul>
-          <li>{p.answered} answered by Capa</li>
-          {p.failed ? <li className="error">{p.failed} failed after every retry (see each customer’s timeline)</li> : null}
+          <li>{t('run.answered_by_capa', { count: p.answered })}</li>
+          {p.failed ? <li className="error">{t('run.failed', { count: p.failed })}</li> : null}
           {p.pending ? (
             <li>
-              {p.pending} waiting{remainingEta ? ` — ${remainingEta} at ${run.ratePerSec}/s` : ''}
+              {remainingEta
+                ? t('run.waiting_eta', { count: p.pending, eta: remainingEta, rate: fmt.number(run.ratePerSec) })
+                : t('run.waiting', { count: p.pending })}
             </li>
           ) : null}
-          {run.skipped ? <li className="muted">{run.skipped} skipped (not in Capa yet)</li> : null}
-          <li>
-            {p.drift} drift entr{p.drift === 1 ? 'y' : 'ies'} (Capa differed from what we showed)
-          </li>
+          {run.skipped ? <li className="muted">{t('run.skipped', { count: run.skipped })}</li> : null}
+          <li>{t('run.drift', { count: p.drift })}</li>
         </ul>
-        {run.status === 'queued' ? (
-          <p className="muted">
-            Waiting for a worker to pick this run up. It is stored: if the job queue was unavailable, the next scheduled cycle queues it.
-          </p>
-        ) : null}
-        {run.error ? <p className="error">{run.error}</p> : null}
+        {run.status === 'queued' ? <p className="muted">{t('run.queued_note')}</p> : null}
+        {run.error ? <p className="error">{say(run.error)}</p> : null}
       </section>
       {drift.length ? (
         <section className="card" aria-labelledby="drift">
-          <h2 id="drift">Drift found by this run</h2>
+          <h2 id="drift">{t('run.drift_heading')}</h2>
           <table className="compact">
             <thead>
               <tr>
-                <th>Customer</th>
-                <th>We showed</th>
-                <th>Capa said</th>
-                <th>Likely missed</th>
+                <th>{t('run.customer')}</th>
+                <th>{t('run.we_showed')}</th>
+                <th>{t('run.capa_said')}</th>
+                <th>{t('run.likely_missed')}</th>
               </tr>
             </thead>
             <tbody>
@@ -128,14 +121,16 @@ export default function RefreshRunPage() {
 }
 
 export function ErrorBoundary() {
+  const { t } = useTranslation('refresh');
   const error = useRouteError();
+  const text = routeErrorMessage(error, t('run.load_failed'), t);
   return (
     <main className="page">
       <p>
-        <Link to="/refresh">← Refresh stale customers</Link>
+        <Link to="/refresh">{t('run.back')}</Link>
       </p>
-      <h1>Refresh run</h1>
-      <p className="error">{routeErrorMessage(error, 'This run could not be loaded. Try again in a moment.')}</p>
+      <h1>{t('run.heading_plain')}</h1>
+      <p className="error">{text}</p>
     </main>
   );
 }

@@ -1,17 +1,22 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data, redirect } from '@remix-run/node';
 import { Form, Link, useActionData, useLoaderData, useLocation, useNavigation, useRouteError } from '@remix-run/react';
-import { routeErrorMessage } from '~/components/route-error';
 import { createColumnHelper, flexRender, getCoreRowModel, useReactTable, type RowSelectionState } from '@tanstack/react-table';
 import { useMemo, useState } from 'react';
+import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
+import { useEta } from '~/components/eta';
+import { useFormat } from '~/components/format';
+import { useSay } from '~/components/message';
+import { routeErrorMessage } from '~/components/route-error';
 import { Pager, withParams } from '~/components/server-table';
 import { StateBadge, TimeAgo } from '~/components/ui';
+import { pageTitle } from '~/i18n';
 import { refreshPageData, runRefreshAction, type RefreshPreview } from '~/refresh.server';
 import { newRequestId } from '~/schemas';
 
-export const meta: MetaFunction = () => [{ title: 'Refresh stale customers — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'refresh:page_title') }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   const who = await requireOperator(request, 'compliance');
@@ -31,48 +36,33 @@ type Data = Awaited<ReturnType<typeof loader>>;
 type Row = Data['rows'][number];
 const col = createColumnHelper<Row>();
 
-const KIND_LABEL: Record<string, string> = {
-  scheduled: 'Scheduled cycle',
-  all_stale: 'All stale (operator)',
-  selected: 'Selected (operator)',
-};
-
 function PreviewCard({ p, requestId }: { p: RefreshPreview; requestId: string }) {
+  const { t } = useTranslation('refresh');
+  const fmt = useFormat();
+  const eta = useEta();
   const navigation = useNavigation();
   const starting = navigation.state === 'submitting' && navigation.formData?.get('intent') === 'start';
+  const byState = Object.entries(p.byState)
+    .filter(([, n]) => n)
+    .map(([state, n]) => t('preview.by_state', { state, n: fmt.number(n) }))
+    .join(', ');
   return (
     <section className="card" aria-labelledby="preview" data-testid="refresh-preview">
-      <h2 id="preview">
-        Preview: {p.scope === 'all' ? 'refresh all stale customers' : `refresh ${p.calls} selected customer${p.calls === 1 ? '' : 's'}`}
-      </h2>
+      <h2 id="preview">{p.scope === 'all' ? t('preview.heading_all') : t('preview.heading_selected', { count: p.calls })}</h2>
       <ul>
         <li>
-          <strong data-testid="preview-calls">{p.calls}</strong> Capa call{p.calls === 1 ? '' : 's'} (Get KYC Details, one per customer)
-          {p.scope === 'all' && p.calls
-            ? ` — ${Object.entries(p.byState)
-                .map(([s, n]) => `${n} ${s.replace(/_/g, ' ').toLowerCase()}`)
-                .join(', ')}`
-            : ''}
+          <strong data-testid="preview-calls">{fmt.number(p.calls)}</strong> {t('preview.calls', { count: p.calls })}
+          {p.scope === 'all' && p.calls && byState ? ` — ${byState}` : ''}
         </li>
-        {p.notInCapa ? (
-          <li>
-            {p.notInCapa} selected customer{p.notInCapa === 1 ? ' is' : 's are'} not in Capa yet and will be skipped
-          </li>
-        ) : null}
-        {p.unknown ? (
-          <li className="warn">
-            {p.unknown} selected id{p.unknown === 1 ? ' does' : 's do'} not match a customer and will be skipped
-          </li>
-        ) : null}
+        {p.notInCapa ? <li>{t('preview.not_in_capa', { count: p.notInCapa })}</li> : null}
+        {p.unknown ? <li className="warn">{t('preview.unknown', { count: p.unknown })}</li> : null}
         <li>
-          ETA <strong data-testid="preview-eta">{p.eta}</strong> at the current limit of {p.ratePerSec} call{p.ratePerSec === 1 ? '' : 's'}
-          /s shared with all other Capa work
-          {p.backlog ? `, behind ${p.backlog} call${p.backlog === 1 ? '' : 's'} already queued` : ''}
-          {p.rateLimitedForMs ? `; Capa asked us to wait ${Math.ceil(p.rateLimitedForMs / 1000)} s` : ''}
+          {t('preview.eta_label')} <strong data-testid="preview-eta">{eta(p.etaSeconds)}</strong>{' '}
+          {t('preview.eta_rest', { rate: fmt.number(p.ratePerSec) })}
+          {p.backlog ? t('preview.behind', { count: p.backlog }) : ''}
+          {p.rateLimitedForMs ? t('preview.rate_limited', { duration: fmt.duration(Math.ceil(p.rateLimitedForMs / 1000) * 1000) }) : ''}
         </li>
-        {!p.queueAvailable ? (
-          <li className="warn">The job queue is not answering: the ETA ignores queued work, and the run starts when the queue is back.</li>
-        ) : null}
+        {!p.queueAvailable ? <li className="warn">{t('preview.queue_down')}</li> : null}
       </ul>
       {p.calls > 0 ? (
         <Form method="post">
@@ -84,18 +74,21 @@ function PreviewCard({ p, requestId }: { p: RefreshPreview; requestId: string })
             <input key={id} type="hidden" name="userId" value={id} />
           ))}
           <button type="submit" disabled={starting}>
-            {starting ? 'Starting…' : `Start refresh (${p.calls} call${p.calls === 1 ? '' : 's'})`}
+            {starting ? t('preview.starting') : t('preview.start', { count: p.calls })}
           </button>{' '}
-          <Link to=".">Cancel</Link>
+          <Link to=".">{t('preview.cancel')}</Link>
         </Form>
       ) : (
-        <p className="muted">Nothing to refresh.</p>
+        <p className="muted">{t('preview.nothing')}</p>
       )}
     </section>
   );
 }
 
 export default function RefreshPage() {
+  const { t } = useTranslation('refresh');
+  const fmt = useFormat();
+  const say = useSay();
   const d = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const location = useLocation();
@@ -111,7 +104,7 @@ export default function RefreshPage() {
         header: ({ table }) => (
           <input
             type="checkbox"
-            aria-label="Select every customer on this page"
+            aria-label={t('columns.select_all')}
             checked={table.getIsAllRowsSelected()}
             onChange={table.getToggleAllRowsSelectedHandler()}
           />
@@ -121,14 +114,14 @@ export default function RefreshPage() {
             type="checkbox"
             name="userId"
             value={row.original.id}
-            aria-label={`Select ${row.original.externalUserId}`}
+            aria-label={t('columns.select_row', { id: row.original.externalUserId })}
             checked={row.getIsSelected()}
             onChange={row.getToggleSelectedHandler()}
           />
         ),
       }),
       col.accessor('email', {
-        header: 'Customer',
+        header: t('columns.customer'),
         cell: (c) => (
           <>
             <Link to={`/users/${c.row.original.id}`}>{c.getValue()}</Link>
@@ -139,19 +132,21 @@ export default function RefreshPage() {
         ),
       }),
       col.accessor('kycState', {
-        header: 'State',
+        header: t('columns.state'),
         cell: (c) => (
           <>
             <StateBadge state={c.getValue()} />
-            {c.row.original.linkExpired ? <span className="muted"> link expired</span> : null}
-            {c.row.original.unmappedResult ? <span className="warn"> unmapped: {c.row.original.unmappedResult}</span> : null}
+            {c.row.original.linkExpired ? <span className="muted"> {t('link_expired_badge')}</span> : null}
+            {c.row.original.unmappedResult ? (
+              <span className="warn"> {t('unmapped_badge', { value: c.row.original.unmappedResult })}</span>
+            ) : null}
           </>
         ),
       }),
-      col.accessor('capaConfirmedAt', { header: 'Capa last confirmed', cell: (c) => <TimeAgo iso={c.getValue()} /> }),
-      col.accessor('kycStateChangedAt', { header: 'State since', cell: (c) => <TimeAgo iso={c.getValue()} /> }),
+      col.accessor('capaConfirmedAt', { header: t('columns.capa_confirmed'), cell: (c) => <TimeAgo iso={c.getValue()} /> }),
+      col.accessor('kycStateChangedAt', { header: t('columns.state_since'), cell: (c) => <TimeAgo iso={c.getValue()} /> }),
     ],
-    [],
+    [t],
   );
   const table = useReactTable({
     data: d.rows,
@@ -173,37 +168,42 @@ export default function RefreshPage() {
   const selected = Object.keys(selection).filter((k) => selection[k]).length;
   const sortable = new Set(['kycState', 'capaConfirmedAt', 'kycStateChangedAt']);
   const previewing = navigation.state === 'submitting' && navigation.formData?.get('intent') === 'preview';
+  const minutes = (m: number) => fmt.duration(m * 60_000);
 
   return (
     <main className="page wide">
       <div className="row-between">
-        <h1>Refresh stale customers</h1>
-        <Link to="/drift">Drift log</Link>
+        <h1>{t('heading')}</h1>
+        <Link to="/drift">{t('drift_log')}</Link>
       </div>
       <p className="muted">
-        A customer is stale when it waits in a state Capa can still move and Capa last confirmed it longer ago than: link sent{' '}
-        {d.thresholdsMinutes.LINK_ISSUED} min, in progress {d.thresholdsMinutes.IN_PROGRESS} min, review needed{' '}
-        {d.thresholdsMinutes.REVIEW_NEEDED} min. The scheduled cycle runs every {d.scanEverySeconds} s; every Capa call shares the limit of{' '}
-        {d.ratePerSec}/s{d.queue.available ? ` (${d.queue.backlog} queued now)` : ' (job queue not answering)'}.
+        {t('intro', {
+          linkIssued: minutes(d.thresholdsMinutes.LINK_ISSUED),
+          inProgress: minutes(d.thresholdsMinutes.IN_PROGRESS),
+          reviewNeeded: minutes(d.thresholdsMinutes.REVIEW_NEEDED),
+          every: fmt.duration(d.scanEverySeconds * 1000),
+          rate: fmt.number(d.ratePerSec),
+        })}
+        {d.queue.available ? t('intro_queue', { count: d.queue.backlog }) : t('intro_queue_down')}
       </p>
 
       {errors ? (
         <p className="error" role="alert" data-testid="refresh-error">
-          {Object.values(errors).join(' ')}
+          {Object.values(errors)
+            .map((m) => say(m))
+            .join(' ')}
         </p>
       ) : null}
 
       <section className="card" aria-labelledby="all-stale">
-        <h2 id="all-stale">
-          {d.stale.total} stale customer{d.stale.total === 1 ? '' : 's'}
-        </h2>
-        <nav className="chips" aria-label="Filter by state">
+        <h2 id="all-stale">{t('stale', { count: d.stale.total })}</h2>
+        <nav className="chips" aria-label={t('state_filter_label')}>
           <Link to={withParams(location.search, { state: null })} className={`chip ${d.params.state ? '' : 'active'}`}>
-            All <strong>{d.stale.total}</strong>
+            {t('all')} <strong>{fmt.number(d.stale.total)}</strong>
           </Link>
           {(['LINK_ISSUED', 'IN_PROGRESS', 'REVIEW_NEEDED'] as const).map((s) => (
             <Link key={s} to={withParams(location.search, { state: s })} className={`chip ${d.params.state === s ? 'active' : ''}`}>
-              <StateBadge state={s} /> <strong>{d.stale[s]}</strong>
+              <StateBadge state={s} /> <strong>{fmt.number(d.stale[s])}</strong>
             </Link>
           ))}
         </nav>
@@ -212,7 +212,7 @@ export default function RefreshPage() {
           <input type="hidden" name="intent" value="preview" />
           <input type="hidden" name="scope" value="all" />
           <button type="submit" disabled={previewing || d.stale.total === 0}>
-            Refresh all stale now…
+            {t('refresh_all')}
           </button>
         </Form>
       </section>
@@ -220,7 +220,7 @@ export default function RefreshPage() {
       {preview ? <PreviewCard p={preview} requestId={d.requestId} /> : null}
 
       {d.total > 0 ? (
-        <Form method="post" aria-label="Refresh selected customers">
+        <Form method="post" aria-label={t('selected_form_label')}>
           <CsrfInput />
           <input type="hidden" name="intent" value="preview" />
           <input type="hidden" name="scope" value="selected" />
@@ -260,35 +260,32 @@ export default function RefreshPage() {
           </table>
           <p>
             <button type="submit" className="secondary" disabled={previewing}>
-              Preview refresh of {selected ? `these ${selected} selected` : 'the selected'}…
+              {selected ? t('preview_selected_count', { count: selected }) : t('preview_selected')}
             </button>
           </p>
         </Form>
       ) : (
         <div className="card empty">
-          <p>
-            No customer is stale{d.params.state ? ` in ${d.params.state.replace(/_/g, ' ').toLowerCase()}` : ''}: Capa confirmed every
-            waiting customer recently.
-          </p>
+          <p>{d.params.state ? t('none_stale_in', { state: d.params.state }) : t('none_stale')}</p>
         </div>
       )}
 
       <Pager page={d.page} pageCount={d.pageCount} />
 
       <section className="card" aria-labelledby="runs">
-        <h2 id="runs">Recent refresh runs</h2>
+        <h2 id="runs">{t('runs.heading')}</h2>
         {d.runs.length === 0 ? (
-          <p className="muted">No refresh has run yet.</p>
+          <p className="muted">{t('runs.none')}</p>
         ) : (
           <table className="compact">
             <thead>
               <tr>
-                <th>Run</th>
-                <th>Kind</th>
-                <th>Status</th>
-                <th>Progress</th>
-                <th>Drift found</th>
-                <th>Started</th>
+                <th>{t('runs.run')}</th>
+                <th>{t('runs.kind')}</th>
+                <th>{t('runs.status')}</th>
+                <th>{t('runs.progress')}</th>
+                <th>{t('runs.drift')}</th>
+                <th>{t('runs.started')}</th>
               </tr>
             </thead>
             <tbody>
@@ -297,14 +294,14 @@ export default function RefreshPage() {
                   <td>
                     <Link to={`/refresh/${r.id}`}>#{r.id}</Link>
                   </td>
-                  <td>{KIND_LABEL[r.kind] ?? r.kind}</td>
-                  <td>{r.status}</td>
+                  <td>{t(`kinds.${r.kind}`, { defaultValue: r.kind })}</td>
+                  <td title={r.status}>{t(`statuses.${r.status}`, { defaultValue: r.status })}</td>
                   <td>
                     <progress max={Math.max(1, r.progress.total)} value={r.progress.answered + r.progress.failed} />{' '}
-                    {r.progress.answered + r.progress.failed}/{r.progress.total}
-                    {r.progress.failed ? <span className="error"> ({r.progress.failed} failed)</span> : null}
+                    {fmt.number(r.progress.answered + r.progress.failed)}/{fmt.number(r.progress.total)}
+                    {r.progress.failed ? <span className="error"> {t('runs.failed', { count: r.progress.failed })}</span> : null}
                   </td>
-                  <td>{r.progress.drift}</td>
+                  <td>{fmt.number(r.progress.drift)}</td>
                   <td>
                     <TimeAgo iso={r.createdAt} />
                   </td>
@@ -316,18 +313,16 @@ export default function RefreshPage() {
       </section>
 
       <section className="card" id="link-expired" aria-labelledby="link-expired-h">
-        <h2 id="link-expired-h">Link expired — resend</h2>
+        <h2 id="link-expired-h">{t('link_expired.heading')}</h2>
         {d.linkExpired.length === 0 ? (
-          <p className="muted">No customer is waiting on an expired link.</p>
+          <p className="muted">{t('link_expired.none')}</p>
         ) : (
           <>
-            <p className="muted">
-              These customers never started and their KYC link is past its lifetime. Open the customer to generate (and send) a new link.
-            </p>
+            <p className="muted">{t('link_expired.intro')}</p>
             <ul>
               {d.linkExpired.map((u) => (
                 <li key={u.id}>
-                  <Link to={`/users/${u.id}`}>{u.email}</Link> <code>{u.externalUserId}</code> — link sent{' '}
+                  <Link to={`/users/${u.id}`}>{u.email}</Link> <code>{u.externalUserId}</code> {t('link_expired.sent')}{' '}
                   <TimeAgo iso={u.kycStateChangedAt} />
                 </li>
               ))}
@@ -340,11 +335,12 @@ export default function RefreshPage() {
 }
 
 export function ErrorBoundary() {
+  const { t } = useTranslation('refresh');
   const error = useRouteError();
   return (
     <main className="page">
-      <h1>Refresh stale customers</h1>
-      <p className="error">{routeErrorMessage(error, 'This page could not be loaded. Try again in a moment.')}</p>
+      <h1>{t('heading')}</h1>
+      <p className="error">{routeErrorMessage(error, t('load_failed'), t)}</p>
     </main>
   );
 }

@@ -4,6 +4,7 @@ import { loader as driftLoader } from '../../app/routes/drift';
 import { loader as runLoader } from '../../app/routes/refresh.$runId';
 import { action as refreshAction, loader as refreshLoader } from '../../app/routes/refresh._index';
 import { buildTimeline } from '../../app/timeline.server';
+import { getFixedT } from '../../app/i18n.js';
 import '../../app/refresh.server';
 import { insertUser, findUserById } from '../../db/repositories/users.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
@@ -12,6 +13,12 @@ import { Queues } from '../../jobs/queues.js';
 import { setServices } from '../../app/services.server.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import { call, get, post, signInAs, type Browser } from './console-helpers.js';
+
+/** A message (code and values) as an English or Spanish reader sees it. */
+const en = getFixedT('en');
+const es = getFixedT('es');
+type Msg = { code: string; values?: Record<string, string | number> };
+const words = (m: Msg | string | null | undefined, t = en) => (m == null ? '' : typeof m === 'string' ? m : t(m.code, m.values ?? {}));
 
 /** The operator side of stale-status refresh through the real route modules, auth and CSRF guards. */
 describe('refresh and drift in the console', () => {
@@ -75,16 +82,19 @@ describe('refresh and drift in the console', () => {
   it('bad input gets a clear message and writes nothing', async () => {
     const none = await call(refreshAction, post('/refresh', compliance, { intent: 'preview', scope: 'selected' }));
     expect(none.status).toBe(400);
-    expect(none.data.errors.userIds).toMatch(/Select at least one/);
+    expect(none.data.errors.userIds).toEqual({ code: 'refresh:errors.none_selected' });
+    expect(words(none.data.errors.userIds)).toMatch(/Select at least one/);
     const bogus = await call(refreshAction, post('/refresh', compliance, { intent: 'explode', scope: 'all' }));
     expect(bogus.status).toBe(400);
-    expect(bogus.data.errors.intent).toMatch(/Preview or Start/);
+    expect(words(bogus.data.errors.intent)).toMatch(/Preview or Start/);
     const tooMany = await call(
       refreshAction,
       post('/refresh', compliance, { intent: 'preview', scope: 'selected', userId: Array.from({ length: 1001 }, (_, i) => `u${i}`) }),
     );
     expect(tooMany.status).toBe(400);
-    expect(tooMany.data.errors.userIds).toMatch(/at most 1000/);
+    expect(tooMany.data.errors.userIds).toEqual({ code: 'refresh:errors.over_limit', values: { max: 1000 } });
+    expect(words(tooMany.data.errors.userIds)).toMatch(/at most 1000/);
+    expect(words(tooMany.data.errors.userIds, es)).toMatch(/como máximo 1000/);
     const noCsrf = await call(
       refreshAction,
       post('/refresh', compliance, { intent: 'start', scope: 'all', requestId: 'abcdefgh12' }, { csrf: null }),
@@ -104,7 +114,8 @@ describe('refresh and drift in the console', () => {
       byState: { LINK_ISSUED: 8, IN_PROGRESS: 0, REVIEW_NEEDED: 0 },
     });
     expect(preview.data.preview.etaSeconds).toBeGreaterThanOrEqual(1);
-    expect(preview.data.preview.eta).toMatch(/^about \d+ s$/);
+    // The page words the ETA from its seconds in the reader's language ("about 1 sec" / "aprox. 1 s").
+    expect(Number.isInteger(preview.data.preview.etaSeconds)).toBe(true);
     // A preview writes nothing.
     expect(await rt.db.selectFrom('refreshRuns').select('id').execute()).toEqual([]);
 
@@ -167,8 +178,11 @@ describe('refresh and drift in the console', () => {
     const user = (await findUserById(rt.db, users[1]!.id))!;
     const tl = await buildTimeline({ db: rt.db, user, canSeePii: true });
     const entry = tl.find((e) => e.kind === 'drift');
-    expect(entry?.title).toBe('Drift: Capa said VERIFIED while we showed LINK_ISSUED');
-    expect(entry?.facts).toContainEqual(['likely missed', 'CREATED_KYC, VERIFIED_USER']);
+    expect(entry?.title).toEqual({ code: 'drift:timeline.title', values: { now: 'VERIFIED', was: 'LINK_ISSUED' } });
+    expect(words(entry?.title)).toBe('Drift: Capa said Verified while we showed Link issued');
+    expect(words(entry?.title, es)).toBe('Discrepancia: Capa dijo Verificado mientras mostrábamos Enlace enviado');
+    const missed = entry?.facts?.find(([label]) => typeof label !== 'string' && label.code === 'drift:timeline.facts.likely_missed');
+    expect(missed?.[1]).toBe('CREATED_KYC, VERIFIED_USER');
   });
 
   it('“refresh these N selected”: customers not in Capa or unknown are skipped and said so', { timeout: 60_000 }, async () => {
@@ -202,7 +216,7 @@ describe('refresh and drift in the console', () => {
       post('/refresh', compliance, { intent: 'start', scope: 'selected', requestId: 'req-selected-2', userId: [notInCapa.id] }),
     );
     expect(nothing.status).toBe(400);
-    expect(nothing.data.errors.form).toMatch(/None of the selected customers is in Capa yet/);
+    expect(words(nothing.data.errors.form)).toMatch(/None of the selected customers is in Capa yet/);
     expect(await rt.db.selectFrom('refreshRuns').select('id').where('requestId', '=', 'req-selected-2').execute()).toEqual([]);
   });
 
@@ -244,7 +258,8 @@ describe('refresh and drift in the console', () => {
   it('an unknown run number is a 404 with a message', async () => {
     const r = await call(runLoader, get('/refresh/999999', viewer), { runId: '999999' });
     expect(r.status).toBe(404);
-    expect(r.data).toMatch(/does not exist/);
+    expect(r.data).toBe('refresh:run.not_found');
+    expect(en(r.data)).toMatch(/no refresh run with that number/);
     expect((await call(runLoader, get('/refresh/abc', viewer), { runId: 'abc' })).status).toBe(404);
   });
 });
