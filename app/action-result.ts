@@ -17,9 +17,8 @@ export interface Message {
  * for the toast and its message. Shared by those facades and the ActionToast that shows it.
  */
 export type Tone = 'ok' | 'error' | 'info';
-export interface ActionResult {
+export interface ActionResult extends Message {
   tone: Tone;
-  message: string;
 }
 
 /** The id a form carries so that submitting it twice acts once. */

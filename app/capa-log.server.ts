@@ -1,21 +1,18 @@
+import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { z } from 'zod';
-import { CapaError, describeCapaError } from '../capa/client.js';
-import {
-  WEBHOOK_NOTIFICATION_STATUSES,
-  type WebhookNotificationDetail,
-  type WebhookNotificationListItem,
-  type WebhookNotificationStatus,
-} from '../capa/types.js';
+import { CapaError } from '../capa/client.js';
+import { WEBHOOK_NOTIFICATION_STATUSES, type WebhookNotificationDetail, type WebhookNotificationListItem } from '../capa/types.js';
 import { auditByActionSince } from '../db/repositories/audit.js';
 import { claim, settle } from '../db/repositories/idempotency.js';
 import { deliveriesForEvent } from '../db/repositories/inbox.js';
 import { customerRefByExternalId } from '../db/repositories/users.js';
 import { isoAgo } from '../lib/time.js';
-import { RequestIdSchema, type ActionResult } from './action-result';
+import { RequestIdSchema, type ActionResult, type Message } from './action-result';
 import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
 import { opsCapa } from './capa-client.server';
 import { pageCount, parsePaging } from './list-params.server';
 import { maskDeep } from './pii';
+import { capaErrorMessage } from './plain-errors.server';
 import { services } from './services.server';
 
 /**
@@ -25,7 +22,7 @@ import { services } from './services.server';
 
 /** Capa's documented limits on manual retries (capa-api.md §2.7). */
 export const CAPA_RETRY_LIMITS = { perNotification: 3, perMinute: 10 } as const;
-const CAPA_RETRY_ACTION = 'capa.delivery.retry';
+const CAPA_RETRY_ACTION = AUDIT_ACTIONS.capaDeliveryRetry;
 
 export interface RetryBudget {
   limit: number;
@@ -65,30 +62,30 @@ export async function capaRetryBudget(now = Date.now()): Promise<RetryBudget> {
   };
 }
 
-export function retryBlockReason(n: Pick<WebhookNotificationListItem, 'status' | 'manualRetryCount'>, budget: RetryBudget): string | null {
-  if (n.status !== 'FAILED') return `Only FAILED deliveries can be retried (this one is ${n.status}).`;
-  if (n.manualRetryCount >= CAPA_RETRY_LIMITS.perNotification)
-    return `Capa allows ${CAPA_RETRY_LIMITS.perNotification} manual retries per delivery; all have been used.`;
-  if (budget.blockedUntil)
-    return `Capa allows ${CAPA_RETRY_LIMITS.perMinute} manual retries per minute; wait until ${budget.blockedUntil.slice(11, 19)} UTC.`;
+const msg = (key: string, values?: Message['values']): Message => ({ code: `capa-log:${key}`, ...(values ? { values } : {}) });
+
+/** Why a delivery cannot be retried now (null: it can). `untilAt` is a moment the page shows in the reader's time zone. */
+export function retryBlockReason(n: Pick<WebhookNotificationListItem, 'status' | 'manualRetryCount'>, budget: RetryBudget): Message | null {
+  if (n.status !== 'FAILED') return msg('blocked.not_failed', { status: n.status });
+  if (n.manualRetryCount >= CAPA_RETRY_LIMITS.perNotification) return msg('blocked.all_used', { limit: CAPA_RETRY_LIMITS.perNotification });
+  if (budget.blockedUntil) return msg('blocked.per_minute', { limit: CAPA_RETRY_LIMITS.perMinute, untilAt: budget.blockedUntil });
   return null;
 }
 
 /** Capa's refusals of a manual retry, in plain words. */
-export function describeRetryError(err: unknown): string {
+export function describeRetryError(err: unknown): Message {
   if (err instanceof CapaError && err.kind === 'http') {
     if (err.status === 409 && /maximum number of manual retries/i.test(err.capaMessage)) {
-      return `Capa refused: this delivery has already been retried manually ${CAPA_RETRY_LIMITS.perNotification} times, the most Capa allows. Use Get KYC Details on the customer instead.`;
+      return msg('refused.max_retries', { limit: CAPA_RETRY_LIMITS.perNotification });
     }
-    if (err.status === 409)
-      return 'Capa refused: this delivery is no longer FAILED (it may have been retried already or delivered meanwhile). Reload to see its current status.';
+    if (err.status === 409) return msg('refused.not_failed');
     if (err.status === 429) {
-      const s = err.retryAfterMs !== undefined ? Math.max(1, Math.ceil(err.retryAfterMs / 1000)) : 60;
-      return `Capa refused: its limit of ${CAPA_RETRY_LIMITS.perMinute} manual retries per minute is used up. Try again in ${s} s.`;
+      const seconds = err.retryAfterMs !== undefined ? Math.max(1, Math.ceil(err.retryAfterMs / 1000)) : 60;
+      return msg('refused.per_minute', { limit: CAPA_RETRY_LIMITS.perMinute, seconds });
     }
-    if (err.status === 404) return 'Capa has no delivery with this id (or this Capa environment has no delivery log).';
+    if (err.status === 404) return msg('refused.no_delivery');
   }
-  return describeCapaError(err);
+  return capaErrorMessage(err);
 }
 
 const StatusParamSchema = z.enum(WEBHOOK_NOTIFICATION_STATUSES).optional().catch(undefined);
@@ -117,7 +114,7 @@ export async function capaDeliveriesData(who: SignedIn, sp: URLSearchParams) {
   } catch (err) {
     return {
       ok: false as const,
-      error: describeCapaError(err),
+      error: capaErrorMessage(err),
       rows: [],
       total: 0,
       page: p.page,
@@ -140,7 +137,7 @@ export async function capaDeliveryDetail(who: SignedIn, id: string) {
     n = await (await opsCapa()).getWebhookNotification(id);
   } catch (err) {
     if (err instanceof CapaError && err.status === 404) return { found: false as const, error: describeRetryError(err) };
-    return { found: false as const, error: describeCapaError(err) };
+    return { found: false as const, error: capaErrorMessage(err) };
   }
   const payload = n.payload ?? null;
   const ext = payload && typeof payload.externalUserId === 'string' ? payload.externalUserId : null;
@@ -169,7 +166,7 @@ const CapaRetrySchema = z.object({ intent: z.literal('retry'), id: z.string().tr
 export async function retryCapaDelivery(request: Request, who: SignedIn, form: FormData): Promise<ActionResult> {
   const { db } = await services();
   const parsed = CapaRetrySchema.safeParse(Object.fromEntries(form));
-  if (!parsed.success) return { tone: 'error', message: 'This form is incomplete; reload the page and try again.' };
+  if (!parsed.success) return { tone: 'error', ...msg('retry.form_incomplete') };
   const { id, requestId } = parsed.data;
   const audit = (outcome: 'ok' | 'error' | 'denied', detail: Record<string, unknown>) =>
     auditAction(request, who, { action: CAPA_RETRY_ACTION, targetType: 'capa-notification', targetId: id, outcome, detail });
@@ -178,14 +175,11 @@ export async function retryCapaDelivery(request: Request, who: SignedIn, form: F
   const c = await claim(db, key, 'capa-retry');
   if (!c.fresh) {
     const prior = c.result as ActionResult | null;
-    return prior ?? { tone: 'info', message: 'This retry was already submitted.' };
+    return prior && 'code' in prior ? prior : { tone: 'info', ...msg('retry.already_submitted') };
   }
   const budget = await capaRetryBudget();
   if (budget.blockedUntil) {
-    const r: ActionResult = {
-      tone: 'error',
-      message: `Not sent: Capa allows ${CAPA_RETRY_LIMITS.perMinute} manual retries per minute and they are used up until ${budget.blockedUntil.slice(11, 19)} UTC.`,
-    };
+    const r: ActionResult = { tone: 'error', ...msg('retry.held', { limit: CAPA_RETRY_LIMITS.perMinute, untilAt: budget.blockedUntil }) };
     await audit('denied', { sent: false, reason: 'per-minute limit reached (ours)' });
     await settle(db, key, 'done', r);
     return r;
@@ -195,14 +189,16 @@ export async function retryCapaDelivery(request: Request, who: SignedIn, form: F
     const n = await (await opsCapa()).retryWebhookNotification(id);
     result = {
       tone: 'ok',
-      message: `Capa is sending delivery ${id} again${typeof n?.manualRetryCount === 'number' ? ` (manual retry ${n.manualRetryCount} of ${CAPA_RETRY_LIMITS.perNotification})` : ''}.`,
+      ...(typeof n?.manualRetryCount === 'number'
+        ? msg('retry.sent_count', { id, count: n.manualRetryCount, limit: CAPA_RETRY_LIMITS.perNotification })
+        : msg('retry.sent', { id })),
     };
     await audit('ok', { sent: true });
   } catch (err) {
     const capaErr = err instanceof CapaError ? err : null;
     const reachedCapa = capaErr?.kind === 'http';
     const blockedUntil = capaErr?.status === 429 ? new Date(Date.now() + (capaErr.retryAfterMs ?? 60_000)).toISOString() : undefined;
-    result = { tone: 'error', message: describeRetryError(err) };
+    result = { tone: 'error', ...describeRetryError(err) };
     await audit('error', {
       sent: reachedCapa,
       status: capaErr?.status ?? null,
@@ -213,10 +209,3 @@ export async function retryCapaDelivery(request: Request, who: SignedIn, form: F
   await settle(db, key, 'done', result);
   return result;
 }
-
-export const NOTIFICATION_STATUS_WORDS: Record<WebhookNotificationStatus, string> = {
-  PENDING: 'queued or being retried by Capa',
-  SENT: 'delivered (we answered 2xx)',
-  FAILED: 'Capa gave up after its automatic retries',
-  NOT_SENT: 'no webhook URL was set when it happened',
-};

@@ -11,6 +11,7 @@ import esNotifications from './locales/es/notifications.json';
 import esInbox from './locales/es/inbox.json';
 import esQueues from './locales/es/queues.json';
 import esCapaLog from './locales/es/capa-log.json';
+import esCapa from './locales/es/capa.json';
 import esDrift from './locales/es/drift.json';
 import esRefresh from './locales/es/refresh.json';
 import esAudit from './locales/es/audit.json';
@@ -29,6 +30,7 @@ import enNotifications from './locales/en/notifications.json';
 import enInbox from './locales/en/inbox.json';
 import enQueues from './locales/en/queues.json';
 import enCapaLog from './locales/en/capa-log.json';
+import enCapa from './locales/en/capa.json';
 import enDrift from './locales/en/drift.json';
 import enRefresh from './locales/en/refresh.json';
 import enAudit from './locales/en/audit.json';
@@ -58,6 +60,7 @@ export const NAMESPACES = [
   'inbox',
   'queues',
   'capa-log',
+  'capa',
   'drift',
   'refresh',
   'audit',
@@ -82,6 +85,7 @@ export const resources = {
     inbox: esInbox,
     queues: esQueues,
     'capa-log': esCapaLog,
+    capa: esCapa,
     drift: esDrift,
     refresh: esRefresh,
     audit: esAudit,
@@ -102,6 +106,7 @@ export const resources = {
     inbox: enInbox,
     queues: enQueues,
     'capa-log': enCapaLog,
+    capa: enCapa,
     drift: enDrift,
     refresh: enRefresh,
     audit: enAudit,

@@ -1,3 +1,4 @@
+import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { z } from 'zod';
 import { auditForTarget } from '../db/repositories/audit.js';
 import { claim, forget, settle } from '../db/repositories/idempotency.js';
@@ -19,6 +20,7 @@ import { RequestIdSchema, type ActionResult } from './action-result';
 import { auditAction, canSeePii, roleAtLeast, type SignedIn } from './auth.server';
 import { dayEnd, dayStart, isoDay, parsePaging, parseSorting } from './list-params.server';
 import { maskDeep } from './pii';
+import { storedErrorMessage } from './plain-errors.server';
 import { services } from './services.server';
 
 /**
@@ -65,6 +67,7 @@ export async function inboxListData(who: SignedIn, sp: URLSearchParams) {
   const [page, events] = await Promise.all([listInbox(db, params), inboxEventNames(db)]);
   return {
     ...page,
+    rows: page.rows.map((r) => ({ ...r, errorMessage: r.error ? storedErrorMessage(r.error) : null })),
     params,
     events,
     verdicts: VERDICTS,
@@ -73,28 +76,32 @@ export async function inboxListData(who: SignedIn, sp: URLSearchParams) {
   };
 }
 
-function maskHeaders(headersJson: string, pii: boolean): Record<string, string> {
+/** The stored headers; for viewers, the ones that carry personal data are named in `hidden` and left out. */
+function maskHeaders(headersJson: string, pii: boolean): { headers: Record<string, string>; hidden: string[] } {
   let h: Record<string, string> = {};
   try {
     h = JSON.parse(headersJson) as Record<string, string>;
   } catch {
-    return {};
+    return { headers: {}, hidden: [] };
   }
-  if (!pii && h['x-forwarded-for']) h['x-forwarded-for'] = '(hidden for your role)';
-  return h;
+  if (pii || !h['x-forwarded-for']) return { headers: h, hidden: [] };
+  const { 'x-forwarded-for': _ip, ...rest } = h;
+  return { headers: rest, hidden: ['x-forwarded-for'] };
 }
 
-/** The stored body as shown: pretty JSON; for viewers, personal data masked (unparseable bodies hidden). */
-export function displayBody(raw: string, pii: boolean): { text: string; masked: boolean; json: boolean } {
+/**
+ * The stored body as shown: pretty JSON; for viewers, personal data masked. A body that is not
+ * JSON cannot be masked field by field: viewers get only its size (`text` null, `bytes`).
+ */
+export function displayBody(raw: string, pii: boolean): { text: string | null; bytes: number; masked: boolean; json: boolean } {
+  const bytes = Buffer.byteLength(raw);
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
   } catch {
-    return pii
-      ? { text: raw, masked: false, json: false }
-      : { text: `(${Buffer.byteLength(raw)} bytes that are not valid JSON — hidden for your role)`, masked: true, json: false };
+    return pii ? { text: raw, bytes, masked: false, json: false } : { text: null, bytes, masked: true, json: false };
   }
-  return { text: JSON.stringify(pii ? parsed : maskDeep(parsed), null, 2), masked: !pii, json: true };
+  return { text: JSON.stringify(pii ? parsed : maskDeep(parsed), null, 2), bytes, masked: !pii, json: true };
 }
 
 export async function inboxDetailData(who: SignedIn, id: number) {
@@ -104,26 +111,43 @@ export async function inboxDetailData(who: SignedIn, id: number) {
   const pii = canSeePii(who.operator.role);
   const [context, audit] = await Promise.all([deliveryContext(db, d), auditForTarget(db, 'webhook', String(id), 50)]);
   const { rawBody, headers, dedupeKey: _k, ...rest } = d;
+  const shown = maskHeaders(headers, pii);
   return {
-    delivery: rest,
+    delivery: { ...rest, errorMessage: rest.error ? storedErrorMessage(rest.error) : null },
     body: displayBody(rawBody, pii),
-    headers: maskHeaders(headers, pii),
-    context,
+    headers: shown.headers,
+    hiddenHeaders: shown.hidden,
+    context: {
+      ...context,
+      jobRuns: context.jobRuns.map((j) => ({
+        ...j,
+        errorMessage: j.error ? storedErrorMessage(j.error, { final: j.status === 'failed' }) : null,
+      })),
+    },
     audit: audit.map((a) => ({ id: a.id, at: a.at, actor: a.actor, action: a.action, outcome: a.outcome, detail: a.detail })),
-    reprocess: reprocessEligibility(d.signatureVerdict, d.status),
+    reprocessRefusal: reprocessRefusal(d.signatureVerdict, d.status),
     canReprocess: roleAtLeast(who.operator.role, 'admin'),
   };
 }
 
-export function reprocessEligibility(verdict: SignatureVerdict, status: WebhookStatus): { ok: boolean; reason?: string } {
-  if (verdict !== 'valid') return { ok: false, reason: 'Its signature did not verify, so it is not trusted and cannot be processed.' };
-  if (status === 'rejected')
-    return { ok: false, reason: 'It was rejected at intake (not a usable event), so there is nothing to process.' };
-  if (status === 'received') return { ok: false, reason: 'It is already waiting for the worker.' };
-  return { ok: true };
+/** Why a delivery cannot be re-processed, as a message code; null when it can. */
+export function reprocessRefusal(
+  verdict: SignatureVerdict,
+  status: WebhookStatus,
+): 'untrusted' | 'rejected_at_intake' | 'already_waiting' | null {
+  if (verdict !== 'valid') return 'untrusted';
+  if (status === 'rejected') return 'rejected_at_intake';
+  if (status === 'received') return 'already_waiting';
+  return null;
 }
 
 const ReprocessSchema = z.object({ intent: z.literal('reprocess'), requestId: RequestIdSchema });
+
+const say = (tone: ActionResult['tone'], key: string, values?: ActionResult['values']): ActionResult => ({
+  tone,
+  code: `inbox:reprocess.${key}`,
+  ...(values ? { values } : {}),
+});
 
 /**
  * Re-process one stored delivery through the normal worker path: reset it to `received`, free its
@@ -134,22 +158,21 @@ const ReprocessSchema = z.object({ intent: z.literal('reprocess'), requestId: Re
 export async function reprocessDelivery(request: Request, who: SignedIn, id: number, form: FormData): Promise<ActionResult> {
   const { db, queues } = await services();
   const parsed = ReprocessSchema.safeParse(Object.fromEntries(form));
-  if (!parsed.success) return { tone: 'error', message: 'This form is incomplete; reload the page and try again.' };
+  if (!parsed.success) return say('error', 'form_incomplete');
   const audit = (outcome: 'queued' | 'denied' | 'error', detail: Record<string, unknown>) =>
-    auditAction(request, who, { action: 'webhook.reprocess', targetType: 'webhook', targetId: String(id), outcome, detail });
+    auditAction(request, who, { action: AUDIT_ACTIONS.webhookReprocess, targetType: 'webhook', targetId: String(id), outcome, detail });
 
   const d = await getDelivery(db, id);
-  if (!d) return { tone: 'error', message: `There is no delivery #${id}.` };
-  const eligible = reprocessEligibility(d.signatureVerdict, d.status);
-  if (!eligible.ok) {
-    await audit('denied', { reason: eligible.reason });
-    return { tone: d.status === 'received' ? 'info' : 'error', message: `Delivery #${id} was not re-processed: ${eligible.reason}` };
+  if (!d) return say('error', 'no_delivery', { id });
+  const refusal = reprocessRefusal(d.signatureVerdict, d.status);
+  if (refusal) {
+    await audit('denied', { reason: refusal });
+    return say(d.status === 'received' ? 'info' : 'error', `refused.${refusal}`, { id });
   }
 
   const key = `webhook-reprocess:${parsed.data.requestId}`;
   const c = await claim(db, key, 'webhook-reprocess');
-  if (!c.fresh)
-    return { tone: 'info', message: `This re-process request for delivery #${id} was already submitted; nothing more was queued.` };
+  if (!c.fresh) return say('info', 'already_submitted', { id });
 
   // BullMQ ignores an add whose job id already exists, and process-webhook's id is deterministic
   // (wh-<id>): the finished job from the first run must go first. Doing this before touching the
@@ -162,24 +185,21 @@ export async function reprocessDelivery(request: Request, who: SignedIn, id: num
       if (st === 'active' || st === 'waiting' || st === 'delayed' || st === 'prioritized') {
         await forget(db, key);
         await audit('denied', { reason: `job is ${st}` });
-        return { tone: 'info', message: `Delivery #${id} is being processed right now (job ${st}); look again in a moment.` };
+        return say('info', 'in_progress', { id, state: st });
       }
       await withTimeout(old.remove(), 2000, 'Redis');
     }
   } catch (err) {
     await forget(db, key);
     await audit('error', { reason: (err as Error).message });
-    return {
-      tone: 'error',
-      message: `The job queue (Redis) is not answering, so nothing was changed. Try again when Queues shows Redis healthy. (${(err as Error).message})`,
-    };
+    return say('error', 'redis_down', { detail: (err as Error).message });
   }
 
   const reset = await resetForReprocess(db, id);
   if (!reset) {
     await settle(db, key, 'done', { reset: false });
     await audit('denied', { reason: 'already reset by someone else' });
-    return { tone: 'info', message: `Delivery #${id} is already waiting for the worker.` };
+    return say('info', 'refused.already_waiting', { id });
   }
   let queuedLater = false;
   try {
@@ -191,10 +211,5 @@ export async function reprocessDelivery(request: Request, who: SignedIn, id: num
   }
   await settle(db, key, 'done', { reset: true, queuedLater });
   await audit('queued', { previousStatus: d.status, previousEffect: d.effect, queuedLater });
-  return queuedLater
-    ? {
-        tone: 'info',
-        message: `Delivery #${id} will be re-processed: Redis did not take the job just now, so the relay will queue it within seconds.`,
-      }
-    : { tone: 'ok', message: `Delivery #${id} was queued for re-processing. This page shows the outcome when the worker is done.` };
+  return queuedLater ? say('info', 'queued_later', { id }) : say('ok', 'queued', { id });
 }

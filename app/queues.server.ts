@@ -1,6 +1,6 @@
+import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import type { Job } from 'bullmq';
 import { z } from 'zod';
-import { CapaError, describeCapaError } from '../capa/client.js';
 import { customersOfDeliveries } from '../db/repositories/inbox.js';
 import { usersOfMessages } from '../db/repositories/notifications.js';
 import { externalIdsOf } from '../db/repositories/users.js';
@@ -9,9 +9,10 @@ import { processWebhook } from '../jobs/definitions/process-webhook.js';
 import { sendNotification } from '../jobs/definitions/send-notification.js';
 import { QUEUE_NAMES, type QueueName } from '../jobs/types.js';
 import { withTimeout } from '../lib/time.js';
-import type { ActionResult } from './action-result';
+import type { ActionResult, Message } from './action-result';
 import { auditAction, roleAtLeast, type SignedIn } from './auth.server';
 import { queueHealth, type QueueHealth } from './health.server';
+import { storedErrorMessage } from './plain-errors.server';
 import { services } from './services.server';
 
 /**
@@ -19,44 +20,14 @@ import { services } from './services.server';
  * on (with the customer they concern), and retrying one failed job or every failed job of a kind.
  */
 
-/** A failed job's reason in words an operator can act on (the raw text stays for admins). */
-export function plainJobError(reason: string | undefined | null): string {
-  const r = (reason ?? '').trim();
-  if (!r) return 'It failed without giving a reason.';
-  const capa = /^Capa (\w+) failed \((?:HTTP (\d{3})|(timeout|network)) ([A-Z0-9_]+)\): ([\s\S]*)$/.exec(r);
-  if (capa) {
-    const [, op, status, kind, code, msg] = capa;
-    const err = new CapaError({
-      status: status ? Number(status) : null,
-      code: code!,
-      capaMessage: msg!,
-      op: op!,
-      kind: status ? 'http' : (kind as 'timeout' | 'network'),
-      retryable: false,
-    });
-    const words = describeCapaError(err);
-    // "will be retried" is not true any more for a job that has failed for good.
-    return words.replace(/; the request will be retried\.$/, '.').replace(/; retrying (after \d+ s|shortly)\.$/, '.');
-  }
-  if (/^invalid payload for/.test(r))
-    return 'The job’s data was invalid (an old or broken job); retrying will not help — tell the on-call engineer.';
-  if (/^no handler for job/.test(r)) return 'No worker knows this kind of job (a version mismatch between web and worker).';
-  if (/stalled more than allowable limit/i.test(r)) return 'The worker stopped while running this job (crash or restart) too many times.';
-  if (/SQLITE_BUSY|database is locked/i.test(r)) return 'The database was busy; a retry usually works.';
-  if (/ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EAI_AGAIN/.test(r))
-    return 'A service did not answer (connection refused or timed out); a retry usually works once it is back.';
-  if (/timed out|timeout/i.test(r)) return 'It took too long and was stopped; a retry usually works.';
-  const first = r.split('\n')[0]!;
-  return first.length > 240 ? `${first.slice(0, 240)}…` : first;
-}
-
 export interface FailedJobView {
   queue: QueueName;
   id: string;
   name: string;
   failedAt: string | null;
   attempts: number;
-  plain: string;
+  /** Why it failed, in words an operator can act on (the raw text stays for admins). */
+  plain: Message;
   /** Raw reason, admins only. */
   raw: string | null;
   userId: string | null;
@@ -83,7 +54,7 @@ async function describeFailed(jobs: Job[], queue: QueueName, admin: boolean): Pr
       name: j.name,
       failedAt: j.finishedOn ? new Date(j.finishedOn).toISOString() : null,
       attempts: j.attemptsMade,
-      plain: plainJobError(j.failedReason),
+      plain: storedErrorMessage(j.failedReason, { final: true }),
       raw: admin ? (j.failedReason ?? null) : null,
       userId,
       externalUserId: null,
@@ -165,13 +136,19 @@ const QueueActionSchema = z.discriminatedUnion('intent', [
   z.object({ intent: z.literal('retry-kind'), queue: QueueNameSchema, name: z.string().min(1).max(100) }),
 ]);
 
+const say = (tone: ActionResult['tone'], key: string, values?: ActionResult['values']): ActionResult => ({
+  tone,
+  code: `queues:retry.${key}`,
+  ...(values ? { values } : {}),
+});
+
 /** How many failed jobs one "retry all" moves at most (the page says so when there were more). */
 export const RETRY_ALL_LIMIT = 1000;
 
 export async function queueAction(request: Request, who: SignedIn, form: FormData): Promise<ActionResult> {
   const { queues } = await services();
   const parsed = QueueActionSchema.safeParse(Object.fromEntries(form));
-  if (!parsed.success) return { tone: 'error', message: 'That request names no known queue or job; reload the page and try again.' };
+  if (!parsed.success) return say('error', 'unknown_target');
   const a = parsed.data;
   const q = queues.queue(a.queue);
   try {
@@ -180,35 +157,35 @@ export async function queueAction(request: Request, who: SignedIn, form: FormDat
       const target = `${a.queue}:${a.jobId}`;
       if (!job) {
         await auditAction(request, who, {
-          action: 'queues.retry',
+          action: AUDIT_ACTIONS.queuesRetry,
           targetType: 'job',
           targetId: target,
           outcome: 'error',
           detail: { reason: 'job not found' },
         });
-        return { tone: 'error', message: `Job ${a.jobId} no longer exists (failed jobs are kept 7 days, or someone removed it).` };
+        return say('error', 'job_gone', { jobId: a.jobId });
       }
       const st = await job.getState();
       if (st !== 'failed') {
         await auditAction(request, who, {
-          action: 'queues.retry',
+          action: AUDIT_ACTIONS.queuesRetry,
           targetType: 'job',
           targetId: target,
           outcome: 'denied',
           detail: { reason: `state ${st}` },
         });
-        return { tone: 'info', message: `Job ${a.jobId} is not failed any more (it is ${st}); nothing to retry.` };
+        return say('info', 'job_not_failed', { jobId: a.jobId, state: st });
       }
       // A fresh set of attempts: the job's own backoff applies again instead of one last try.
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
       await auditAction(request, who, {
-        action: 'queues.retry',
+        action: AUDIT_ACTIONS.queuesRetry,
         targetType: 'job',
         targetId: target,
         outcome: 'queued',
         detail: { name: job.name },
       });
-      return { tone: 'ok', message: `Job ${a.jobId} (${job.name}) is queued again.` };
+      return say('ok', 'job_retried', { jobId: a.jobId, name: job.name });
     }
     let moved = 0;
     let skipped = 0;
@@ -236,25 +213,24 @@ export async function queueAction(request: Request, who: SignedIn, form: FormDat
       if (!progressed && page.length < 200) break;
     }
     await auditAction(request, who, {
-      action: 'queues.retry-all',
+      action: AUDIT_ACTIONS.queuesRetryAll,
       targetType: 'queue',
       targetId: a.queue,
       outcome: moved > 0 ? 'queued' : 'ok',
       detail: { name: a.name, moved, seen },
     });
-    if (moved === 0) return { tone: 'info', message: `No failed ${a.name} jobs to retry in ${a.queue}.` };
-    return {
-      tone: 'ok',
-      message: `${moved} failed ${a.name} job${moved === 1 ? '' : 's'} queued again${moved >= RETRY_ALL_LIMIT ? ` (the first ${RETRY_ALL_LIMIT}; click again for more)` : ''}.`,
-    };
+    if (moved === 0) return say('info', 'kind_none', { name: a.name, queue: a.queue });
+    return moved >= RETRY_ALL_LIMIT
+      ? say('ok', 'kind_retried_first', { count: moved, name: a.name, limit: RETRY_ALL_LIMIT })
+      : say('ok', 'kind_retried', { count: moved, name: a.name });
   } catch (err) {
     await auditAction(request, who, {
-      action: a.intent === 'retry-one' ? 'queues.retry' : 'queues.retry-all',
+      action: a.intent === 'retry-one' ? AUDIT_ACTIONS.queuesRetry : AUDIT_ACTIONS.queuesRetryAll,
       targetType: 'queue',
       targetId: a.queue,
       outcome: 'error',
       detail: { reason: (err as Error).message },
     });
-    return { tone: 'error', message: `The job queue (Redis) did not answer, so nothing was retried. (${(err as Error).message})` };
+    return say('error', 'redis_down', { detail: (err as Error).message });
   }
 }

@@ -1,12 +1,14 @@
+import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { CapaError, describeCapaError } from '../capa/client.js';
+import { CapaError } from '../capa/client.js';
 import { secretUsageSince } from '../db/repositories/inbox.js';
 import { getSetting, putSetting, SETTING_KEYS, type CapaWebhookSetting } from '../db/repositories/settings.js';
 import { isoAgo, nowIso } from '../lib/time.js';
 import type { ActionResult } from './action-result';
 import { auditAction, type SignedIn } from './auth.server';
 import { opsCapa } from './capa-client.server';
+import { capaErrorMessage } from './plain-errors.server';
 import { services } from './services.server';
 
 /**
@@ -48,20 +50,21 @@ export const WebhookSettingsSchema = z.discriminatedUnion('intent', [
   z.object({
     intent: z.literal('set-url'),
     url: z
-      .string({ required_error: 'Enter the URL Capa should send webhooks to.' })
+      .string({ required_error: 'settings:errors.url_missing' })
       .trim()
-      .min(1, 'Enter the URL Capa should send webhooks to.')
-      .max(2000, 'At most 2000 characters.')
-      .url('Enter a full URL, e.g. https://kyc.example.com/webhooks/capa.')
-      .refine((u) => /^https?:\/\//i.test(u), 'The URL must start with https:// (or http:// for local testing).'),
+      .min(1, 'settings:errors.url_missing')
+      .max(2000, 'settings:errors.url_too_long')
+      .url('settings:errors.url_invalid')
+      .refine((u) => /^https?:\/\//i.test(u), 'settings:errors.url_scheme'),
   }),
   z.object({
     intent: z.literal('disable'),
-    confirm: z.literal('yes', { errorMap: () => ({ message: 'Tick the box to confirm that Capa should stop sending webhooks.' }) }),
+    confirm: z.literal('yes', { errorMap: () => ({ message: 'settings:errors.confirm_off' }) }),
   }),
 ]);
 
-export type SettingsOutcome = ActionResult & { errors?: Record<string, string>; values?: Record<string, string> };
+/** `errors` are message codes per field (the schema's messages are catalogue keys); `values` refill the form. */
+export type SettingsOutcome = ActionResult & { errors?: Record<string, string>; formValues?: Record<string, string> };
 
 /** Registers the webhook URL at Capa; stores it only once Capa has accepted it. */
 export async function saveWebhookSettings(request: Request, who: SignedIn, form: FormData): Promise<SettingsOutcome> {
@@ -73,16 +76,18 @@ export async function saveWebhookSettings(request: Request, who: SignedIn, form:
   const parsed = WebhookSettingsSchema.safeParse(values);
   if (!parsed.success) {
     const errors: Record<string, string> = {};
-    for (const i of parsed.error.issues) errors[String(i.path[0] ?? 'form')] ??= i.message;
-    return { tone: 'error', message: 'Nothing was sent to Capa: check the form.', errors, values };
+    // Our schema's messages are catalogue keys; an issue zod words itself is a malformed field.
+    for (const i of parsed.error.issues)
+      errors[String(i.path[0] ?? 'form')] ??= /^settings:/.test(i.message) ? i.message : 'settings:errors.invalid';
+    return { tone: 'error', code: 'settings:messages.check_form', errors, formValues: values };
   }
   const url = parsed.data.intent === 'set-url' ? parsed.data.url : null;
   if (url && env.NODE_ENV === 'production' && !/^https:\/\//i.test(url)) {
     return {
       tone: 'error',
-      message: 'Nothing was sent to Capa: check the form.',
-      errors: { url: 'In production the URL must use https://.' },
-      values,
+      code: 'settings:messages.check_form',
+      errors: { url: 'settings:errors.url_https_production' },
+      formValues: values,
     };
   }
   try {
@@ -96,23 +101,24 @@ export async function saveWebhookSettings(request: Request, who: SignedIn, form:
     };
     await putSetting(db, SETTING_KEYS.capaWebhook, setting, who.operator.id);
     await auditAction(request, who, {
-      action: 'settings.capa-webhook',
+      action: AUDIT_ACTIONS.settingsCapaWebhook,
       targetType: 'setting',
       targetId: SETTING_KEYS.capaWebhook,
       outcome: 'ok',
       detail: { url: setting.url },
     });
     return url
-      ? { tone: 'ok', message: `Capa will now send webhooks to ${setting.url}.` }
-      : { tone: 'ok', message: 'Capa webhooks are switched off: events are recorded at Capa as NOT_SENT until a URL is set again.' };
+      ? { tone: 'ok', code: 'settings:messages.url_set', values: { url: setting.url ?? url } }
+      : { tone: 'ok', code: 'settings:messages.switched_off' };
   } catch (err) {
     await auditAction(request, who, {
-      action: 'settings.capa-webhook',
+      action: AUDIT_ACTIONS.settingsCapaWebhook,
       targetType: 'setting',
       targetId: SETTING_KEYS.capaWebhook,
       outcome: 'error',
       detail: { url, error: err instanceof CapaError ? `${err.status ?? err.kind} ${err.code}` : String(err) },
     });
-    return { tone: 'error', message: `Capa did not accept the change, so nothing was saved: ${describeCapaError(err)}`, values };
+    const why = capaErrorMessage(err);
+    return { tone: 'error', code: 'settings:messages.capa_refused', values: { ...why.values, reasonCode: why.code }, formValues: values };
   }
 }

@@ -1,7 +1,9 @@
 import { NavLink } from '@remix-run/react';
 import { useTranslation } from 'react-i18next';
 import { useRootData } from './csrf';
+import type { ActionResult } from '../action-result';
 import { useFormat } from './format';
+import { useSay } from './message';
 import { Toast } from './toast';
 
 /** Shared bits of the operations views: sub-navigation, action toast, time. */
@@ -40,8 +42,10 @@ export function OpsNav() {
   );
 }
 
-export function ActionToast({ result }: { result: { tone: 'ok' | 'error' | 'info'; message: string } | null | undefined }) {
-  return result ? <Toast tone={result.tone} text={result.message} /> : null;
+/** An operations action's answer (a tone and a message code), worded in the operator's language. */
+export function ActionToast({ result }: { result: ActionResult | null | undefined }) {
+  const say = useSay();
+  return result ? <Toast tone={result.tone} text={say(result)} /> : null;
 }
 
 /** A moment to the second, in the operator's language and time zone; the stored UTC value on hover. */

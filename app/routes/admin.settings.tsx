@@ -1,11 +1,14 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Form, useActionData, useLoaderData, useNavigation } from '@remix-run/react';
+import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
+import { useFormat } from '~/components/format';
 import { ActionToast, OpsNav, Time } from '~/components/ops';
+import { pageTitle } from '~/i18n';
 import { saveWebhookSettings, settingsData } from '~/settings.server';
 
-export const meta: MetaFunction = () => [{ title: 'Webhook settings · KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'settings:page_title') }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   const who = await requireOperator(request, 'admin');
@@ -18,41 +21,40 @@ export async function action({ request }: ActionFunctionArgs) {
 }
 
 export default function AdminSettings() {
+  const { t } = useTranslation('settings');
+  const fmt = useFormat();
   const d = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const navigation = useNavigation();
   const busy = navigation.state === 'submitting';
-  const errors = result && 'errors' in result ? (result.errors ?? {}) : {};
-  const values = result && 'values' in result ? (result.values ?? {}) : {};
+  const errors = result?.errors ?? {};
+  const values = result?.formValues ?? {};
 
   return (
     <main className="page">
-      <h1>Webhook settings</h1>
+      <h1>{t('heading')}</h1>
       <OpsNav />
       <ActionToast result={result} />
 
       <section className="card">
-        <h2>Where Capa sends webhooks</h2>
-        <p className="muted">
-          Capa keeps one URL per partner and has no way to read it back, so this shows what KYC Desk last registered (
-          {d.usingSandbox ? 'local Capa sandbox' : d.capaBaseUrl}).
-        </p>
+        <h2>{t('where_heading')}</h2>
+        <p className="muted">{t('where_intro', { target: d.usingSandbox ? t('local_sandbox') : d.capaBaseUrl })}</p>
         {d.current ? (
           <dl className="facts">
-            <dt>Registered URL</dt>
-            <dd data-testid="current-url">{d.current.url ?? <strong className="error">none — webhooks switched off</strong>}</dd>
-            <dt>Set</dt>
+            <dt>{t('registered_url')}</dt>
+            <dd data-testid="current-url">{d.current.url ?? <strong className="error">{t('none_off')}</strong>}</dd>
+            <dt>{t('set')}</dt>
             <dd>
-              <Time iso={d.current.setAt} /> by {d.current.setBy ?? 'unknown'}
+              <Time iso={d.current.setAt} /> {t('set_by', { who: d.current.setBy ?? t('unknown') })}
             </dd>
           </dl>
         ) : (
-          <p data-testid="current-url">Not set from KYC Desk yet (it may have been set at Capa by other means).</p>
+          <p data-testid="current-url">{t('not_set')}</p>
         )}
         <Form method="post" noValidate>
           <CsrfInput />
           <input type="hidden" name="intent" value="set-url" />
-          <label htmlFor="url">Webhook URL</label>
+          <label htmlFor="url">{t('url_label')}</label>
           <input
             id="url"
             name="url"
@@ -65,45 +67,39 @@ export default function AdminSettings() {
           />
           {errors.url ? (
             <p id="url-error" className="error">
-              {errors.url}
+              {t(errors.url)}
             </p>
           ) : (
-            <p className="muted">
-              Ours is {d.suggestedUrl}
-              {d.production ? ' (https is required in production)' : ''}.
-            </p>
+            <p className="muted">{t(d.production ? 'ours_production' : 'ours', { url: d.suggestedUrl })}</p>
           )}
           <button type="submit" disabled={busy}>
-            Register at Capa
+            {t('register')}
           </button>
         </Form>
         <Form method="post">
           <CsrfInput />
           <input type="hidden" name="intent" value="disable" />
           <label>
-            <input type="checkbox" name="confirm" value="yes" /> Stop all webhooks (events are recorded at Capa as NOT_SENT)
+            <input type="checkbox" name="confirm" value="yes" /> {t('stop_all')}
           </label>
-          {errors.confirm ? <p className="error">{errors.confirm}</p> : null}
+          {errors.confirm ? <p className="error">{t(errors.confirm)}</p> : null}
           <button type="submit" className="secondary" disabled={busy}>
-            Switch webhooks off
+            {t('switch_off')}
           </button>
         </Form>
       </section>
 
       <section className="card">
-        <h2>Accepted signing secrets</h2>
-        <p className="muted">
-          From CAPA_WEBHOOK_SECRET (comma-separated for rotation; change it in the server configuration). A delivery is accepted when any of
-          these verifies its signature.
-        </p>
+        <h2>{t('secrets_heading')}</h2>
+        <p className="muted">{t('secrets_intro')}</p>
         <table>
           <thead>
             <tr>
-              <th>#</th>
-              <th>Secret</th>
-              <th>Fingerprint (sha256)</th>
-              <th>Verified deliveries, 30 days</th>
-              <th>Last verified</th>
+              <th>{t('columns.number')}</th>
+              <th>{t('columns.secret')}</th>
+              <th>{t('columns.fingerprint')}</th>
+              <th>{t('columns.verified')}</th>
+              <th>{t('columns.last')}</th>
             </tr>
           </thead>
           <tbody>
@@ -111,12 +107,12 @@ export default function AdminSettings() {
               <tr key={s.index}>
                 <td>{s.index + 1}</td>
                 <td>
-                  <code>{s.masked}</code> <span className="muted">({s.length} characters)</span>
+                  <code>{s.masked}</code> <span className="muted">{t('characters', { count: s.length })}</span>
                 </td>
                 <td>
                   <code>{s.fingerprint}</code>
                 </td>
-                <td>{s.verified30d}</td>
+                <td>{fmt.number(s.verified30d)}</td>
                 <td>
                   <Time iso={s.lastVerifiedAt} />
                 </td>

@@ -1,18 +1,22 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { Form, Link, useActionData, useLoaderData, useNavigation } from '@remix-run/react';
 import { useMemo } from 'react';
+import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
+import { capaDeliveryDetail, retryCapaDelivery } from '~/capa-log.server';
 import { CsrfInput } from '~/components/csrf';
+import { useSay } from '~/components/message';
 import { ActionToast, OpsNav, Time } from '~/components/ops';
-import { capaDeliveryDetail, NOTIFICATION_STATUS_WORDS, retryCapaDelivery } from '~/capa-log.server';
+import { StateBadge } from '~/components/ui';
+import { pageTitle } from '~/i18n';
 import { newRequestId } from '~/schemas';
 
-export const meta: MetaFunction = () => [{ title: 'Capa delivery · KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'capa-log:detail.page_title') }];
 
 export async function loader({ request, params }: LoaderFunctionArgs) {
   const who = await requireOperator(request, 'compliance');
   const id = params.id ?? '';
-  if (!/^[A-Za-z0-9_-]{1,100}$/.test(id)) throw new Response('That is not a Capa delivery id.', { status: 404 });
+  if (!/^[A-Za-z0-9_-]{1,100}$/.test(id)) throw new Response('capa-log:detail.not_an_id', { status: 404 });
   return capaDeliveryDetail(who, id);
 }
 
@@ -22,6 +26,8 @@ export async function action({ request }: ActionFunctionArgs) {
 }
 
 export default function CapaDelivery() {
+  const { t } = useTranslation('capa-log');
+  const say = useSay();
   const d = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const navigation = useNavigation();
@@ -33,45 +39,49 @@ export default function CapaDelivery() {
   return (
     <main className="page wide">
       <p>
-        <Link to="/capa/deliveries">← Capa delivery log</Link>
+        <Link to="/capa/deliveries">{t('detail.back')}</Link>
       </p>
-      <h1>Capa delivery {n ? <span className="muted">{n.payload?.event ?? ''}</span> : null}</h1>
+      <h1>
+        {t('detail.heading')} {n ? <span className="muted">{n.payload?.event ?? ''}</span> : null}
+      </h1>
       <OpsNav />
       <ActionToast result={result} />
       {!d.found || !n ? (
         <div className="toast error" role="alert">
-          {d.error}
+          {say(d.error)}
         </div>
       ) : (
         <>
           <section className="card">
             <dl className="facts">
-              <dt>Id</dt>
+              <dt>{t('detail.id')}</dt>
               <dd>
                 <code>{n.id}</code>
               </dd>
-              <dt>Status</dt>
+              <dt>{t('detail.status')}</dt>
               <dd>
-                <span className={`badge ${n.status}`}>{n.status}</span>{' '}
-                <span className="muted">{NOTIFICATION_STATUS_WORDS[n.status] ?? ''}</span>
+                <span className={`badge ${n.status}`} title={n.status}>
+                  {t(`statuses.${n.status}`, { defaultValue: n.status })}
+                </span>{' '}
+                <span className="muted">{t(`status_words.${n.status}`, { defaultValue: '' })}</span>
               </dd>
-              <dt>Automatic retries</dt>
+              <dt>{t('detail.automatic')}</dt>
               <dd>{n.retryAttempts}</dd>
-              <dt>Manual retries</dt>
+              <dt>{t('detail.manual')}</dt>
               <dd>
-                {n.manualRetryCount} of {d.limits.perNotification}
+                {t('detail.manual_of', { count: n.manualRetryCount, limit: d.limits.perNotification })}
                 {n.lastManualRetryAt ? (
                   <span className="muted">
                     {' '}
-                    · last <Time iso={n.lastManualRetryAt} />
+                    · {t('detail.last')} <Time iso={n.lastManualRetryAt} />
                   </span>
                 ) : null}
               </dd>
-              <dt>Created / updated</dt>
+              <dt>{t('detail.created_updated')}</dt>
               <dd>
                 <Time iso={n.createdAt} /> / <Time iso={n.updatedAt} />
               </dd>
-              <dt>Customer</dt>
+              <dt>{t('detail.customer')}</dt>
               <dd>
                 {d.customer ? (
                   <Link to={`/users/${d.customer.id}`}>{d.customer.externalUserId}</Link>
@@ -87,41 +97,48 @@ export default function CapaDelivery() {
                 <input type="hidden" name="id" value={n.id} />
                 <input type="hidden" name="requestId" value={requestId} />
                 <button type="submit" disabled={navigation.state === 'submitting' || Boolean(d.blocked)}>
-                  Ask Capa to send it again
+                  {t('detail.send_again')}
                 </button>{' '}
                 {d.blocked ? (
-                  <span className="muted">{d.blocked}</span>
+                  <span className="muted">{say(d.blocked)}</span>
                 ) : (
                   <span className="muted">
-                    Uses one of the {d.limits.perNotification} manual retries and one of the {d.limits.perMinute} per minute.
+                    {t('detail.uses_budget', { perNotification: d.limits.perNotification, perMinute: d.limits.perMinute })}
                   </span>
                 )}
               </Form>
             ) : null}
           </section>
           <section className="card">
-            <h2>Payload</h2>
+            <h2>{t('detail.payload')}</h2>
             <pre className="raw">{JSON.stringify(n.payload, null, 2)}</pre>
-            <h3>What our endpoint answered on the last failure</h3>
+            <h3>{t('detail.last_failure')}</h3>
             <pre className="raw">
               {n.latestErrorPayload === null || n.latestErrorPayload === undefined ? '—' : JSON.stringify(n.latestErrorPayload, null, 2)}
             </pre>
           </section>
           <section className="card">
-            <h2>In our inbox</h2>
+            <h2>{t('detail.in_inbox')}</h2>
             {d.ours.length === 0 ? (
-              <p className="muted">No delivery of this event for this customer reached our inbox.</p>
+              <p className="muted">{t('detail.none_in_inbox')}</p>
             ) : (
               <ul>
                 {d.ours.map((o) => (
                   <li key={o.id}>
-                    <Link to={`/webhooks/${o.id}`}>#{o.id}</Link> <Time iso={o.receivedAt} /> — {o.signatureVerdict}, {o.status}
-                    {o.duplicateOf !== null ? ` (repeat of #${o.duplicateOf})` : ''}
-                    {o.stateFrom && o.stateTo && o.stateFrom !== o.stateTo
-                      ? ` — ${o.stateFrom} → ${o.stateTo}`
-                      : o.effect
-                        ? ` — ${o.effect.replace(/_/g, ' ')}`
-                        : ''}
+                    <Link to={`/webhooks/${o.id}`}>#{o.id}</Link> <Time iso={o.receivedAt} /> —{' '}
+                    {t(`inbox:verdicts.${o.signatureVerdict}`, { defaultValue: o.signatureVerdict })},{' '}
+                    {t(`inbox:statuses.${o.status}`, { defaultValue: o.status })}
+                    {o.duplicateOf !== null ? ` ${t('detail.repeat_of', { id: o.duplicateOf })}` : ''}
+                    {o.stateFrom && o.stateTo && o.stateFrom !== o.stateTo ? (
+                      <>
+                        {' '}
+                        — <StateBadge state={o.stateFrom} /> → <StateBadge state={o.stateTo} />
+                      </>
+                    ) : o.effect ? (
+                      ` — ${t(`inbox:effects.${o.effect}`, { defaultValue: o.effect.replace(/_/g, ' ') })}`
+                    ) : (
+                      ''
+                    )}
                   </li>
                 ))}
               </ul>

@@ -2,13 +2,19 @@ import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remi
 import { data as withStatus } from '@remix-run/node';
 import { Form, Link, useActionData, useLoaderData, useNavigation } from '@remix-run/react';
 import { useMemo } from 'react';
+import { useTranslation } from 'react-i18next';
+import type { ActionResult } from '~/action-result';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
+import { useFormat } from '~/components/format';
+import { useSay } from '~/components/message';
 import { ActionToast, OpsNav, Time } from '~/components/ops';
+import { StateBadge } from '~/components/ui';
+import { pageTitle } from '~/i18n';
 import { inboxDetailData, reprocessDelivery } from '~/inbox.server';
 import { newRequestId } from '~/schemas';
 
-export const meta: MetaFunction = ({ params }) => [{ title: `Webhook #${params.id} · KYC Desk` }];
+export const meta: MetaFunction = ({ matches, params }) => [{ title: pageTitle(matches, 'inbox:detail.page_title', { id: params.id }) }];
 
 function parseId(raw: string | undefined): number | null {
   return raw && /^\d{1,12}$/.test(raw) && Number(raw) > 0 ? Number(raw) : null;
@@ -18,18 +24,21 @@ export async function loader({ request, params }: LoaderFunctionArgs) {
   const who = await requireOperator(request, 'viewer');
   const id = parseId(params.id);
   const d = id === null ? null : await inboxDetailData(who, id);
-  if (!d) throw new Response(`There is no webhook delivery #${params.id}.`, { status: 404 });
+  if (!d) throw new Response('inbox:detail.not_found', { status: 404 });
   return d;
 }
 
 export async function action({ request, params }: ActionFunctionArgs) {
   const who = await requireMutation(request, 'admin');
   const id = parseId(params.id);
-  if (id === null) return withStatus({ tone: 'error' as const, message: `There is no webhook delivery #${params.id}.` }, { status: 404 });
+  if (id === null) return withStatus<ActionResult>({ tone: 'error', code: 'inbox:detail.not_found' }, { status: 404 });
   return reprocessDelivery(request, who, id, who.form);
 }
 
 export default function WebhookDetail() {
+  const { t } = useTranslation('inbox');
+  const fmt = useFormat();
+  const say = useSay();
   const d = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
   const navigation = useNavigation();
@@ -38,14 +47,16 @@ export default function WebhookDetail() {
   const requestId = useMemo(() => newRequestId(), [d.delivery.status, d.delivery.attempts]);
   const w = d.delivery;
   const busy = navigation.state === 'submitting';
+  // Headers hidden for this role are listed by name; their values never reach the page.
+  const headers = { ...d.headers, ...Object.fromEntries(d.hiddenHeaders.map((h) => [h, t('detail.hidden_for_role')])) };
 
   return (
     <main className="page wide">
       <p>
-        <Link to="/webhooks">← Webhook inbox</Link>
+        <Link to="/webhooks">{t('detail.back')}</Link>
       </p>
       <h1>
-        Webhook #{w.id}{' '}
+        {t('detail.heading', { id: w.id })}{' '}
         {w.eventName ? (
           <span className="muted">
             {w.eventType} · {w.eventName}
@@ -57,37 +68,35 @@ export default function WebhookDetail() {
 
       <section className="card">
         <dl className="facts">
-          <dt>Received</dt>
+          <dt>{t('detail.received')}</dt>
           <dd>
             <Time iso={w.receivedAt} />
           </dd>
-          <dt>Signature</dt>
+          <dt>{t('detail.signature')}</dt>
           <dd className={w.signatureVerdict === 'valid' ? '' : 'error'}>
-            {w.signatureVerdict}
-            {w.secretIndex !== null ? <span className="muted"> (secret #{w.secretIndex + 1})</span> : null}
+            {t(`verdicts.${w.signatureVerdict}`, { defaultValue: w.signatureVerdict })}
+            {w.secretIndex !== null ? <span className="muted">{t('detail.secret', { n: w.secretIndex + 1 })}</span> : null}
           </dd>
-          <dt>Status</dt>
+          <dt>{t('detail.status')}</dt>
           <dd>
-            <span className={`badge ${w.status}`}>{w.status}</span>{' '}
-            {w.attempts > 0 ? (
-              <span className="muted">
-                after {w.attempts} attempt{w.attempts === 1 ? '' : 's'}
-              </span>
-            ) : null}
+            <span className={`badge ${w.status}`} title={w.status}>
+              {t(`statuses.${w.status}`, { defaultValue: w.status })}
+            </span>{' '}
+            {w.attempts > 0 ? <span className="muted">{t('detail.after_attempts', { count: w.attempts })}</span> : null}
           </dd>
-          <dt>New / repeat</dt>
+          <dt>{t('detail.new_repeat')}</dt>
           <dd>
             {d.context.original ? (
               <>
-                repeat of <Link to={`/webhooks/${d.context.original.id}`}>#{d.context.original.id}</Link>
+                {t('detail.repeat_of')} <Link to={`/webhooks/${d.context.original.id}`}>#{d.context.original.id}</Link>
               </>
             ) : (
-              'new'
+              t('detail.new')
             )}
             {d.context.duplicates.length ? (
               <>
                 {' '}
-                · repeated by{' '}
+                · {t('detail.repeated_by')}{' '}
                 {d.context.duplicates.map((x) => (
                   <Link key={x.id} to={`/webhooks/${x.id}`}>
                     #{x.id}{' '}
@@ -96,97 +105,100 @@ export default function WebhookDetail() {
               </>
             ) : null}
           </dd>
-          <dt>Customer</dt>
+          <dt>{t('detail.customer')}</dt>
           <dd>
             {d.context.customer ? (
               <Link to={`/users/${d.context.customer.id}`}>{d.context.customer.externalUserId}</Link>
             ) : w.externalUserId ? (
               <span>
-                {w.externalUserId} <span className="muted">(not a KYC Desk customer)</span>
+                {w.externalUserId} <span className="muted">{t('detail.not_our_customer')}</span>
               </span>
             ) : (
               <span className="muted">—</span>
             )}
           </dd>
-          <dt>Effect</dt>
+          <dt>{t('detail.effect')}</dt>
           <dd>
             {w.stateFrom && w.stateTo && w.stateFrom !== w.stateTo ? (
               <strong>
-                {w.stateFrom} → {w.stateTo}
+                <StateBadge state={w.stateFrom} /> → <StateBadge state={w.stateTo} />
               </strong>
+            ) : w.effect ? (
+              t(`effects.${w.effect}`, { defaultValue: w.effect.replace(/_/g, ' ') })
             ) : (
-              (w.effect ?? '—').replace(/_/g, ' ')
+              '—'
             )}
             {w.processedAt ? (
               <span className="muted">
                 {' '}
-                · settled <Time iso={w.processedAt} />
+                · {t('detail.settled')} <Time iso={w.processedAt} />
               </span>
             ) : null}
           </dd>
-          <dt>Processing error</dt>
-          <dd className={w.error ? 'error' : 'muted'}>{w.error ?? '—'}</dd>
+          <dt>{t('detail.error')}</dt>
+          <dd className={w.errorMessage ? 'error' : 'muted'} title={w.error ?? undefined}>
+            {w.errorMessage ? say(w.errorMessage) : '—'}
+          </dd>
         </dl>
       </section>
 
       <section className="card">
-        <h2>Re-process</h2>
+        <h2>{t('detail.reprocess_heading')}</h2>
         {!d.canReprocess ? (
-          <p className="muted">Only an admin can re-process a delivery.</p>
-        ) : d.reprocess.ok ? (
+          <p className="muted">{t('detail.admin_only')}</p>
+        ) : !d.reprocessRefusal ? (
           <Form method="post">
             <CsrfInput />
             <input type="hidden" name="intent" value="reprocess" />
             <input type="hidden" name="requestId" value={requestId} />
-            <p className="muted">
-              Runs this delivery through the worker again, exactly like a new arrival. Safe to repeat: an event that was already applied
-              changes nothing.
-            </p>
+            <p className="muted">{t('detail.reprocess_intro')}</p>
             <button type="submit" disabled={busy}>
-              {busy ? 'Queuing…' : 'Re-process'}
+              {busy ? t('detail.queuing') : t('detail.reprocess')}
             </button>
           </Form>
         ) : (
           <p>
             <button type="button" disabled>
-              Re-process
+              {t('detail.reprocess')}
             </button>{' '}
-            <span className="muted">{d.reprocess.reason}</span>
+            <span className="muted">{t(`reprocess.reason.${d.reprocessRefusal}`)}</span>
           </p>
         )}
       </section>
 
       <section className="card">
-        <h2>Raw body {d.body.masked ? <span className="muted">(personal data masked for your role)</span> : null}</h2>
-        <pre className="raw">{d.body.text}</pre>
-        <h3>Headers</h3>
-        <pre className="raw">{JSON.stringify(d.headers, null, 2)}</pre>
+        <h2>
+          {t('detail.raw_body')} {d.body.masked ? <span className="muted">{t('detail.masked')}</span> : null}
+        </h2>
+        <pre className="raw">{d.body.text ?? t('detail.body_hidden', { count: d.body.bytes })}</pre>
+        <h3>{t('detail.headers')}</h3>
+        <pre className="raw">{JSON.stringify(headers, null, 2)}</pre>
       </section>
 
       <section className="card">
-        <h2>What it caused</h2>
+        <h2>{t('detail.caused')}</h2>
         {d.context.stateChanges.length === 0 ? (
-          <p className="muted">No state change.</p>
+          <p className="muted">{t('detail.no_state_change')}</p>
         ) : (
           <ul>
             {d.context.stateChanges.map((s) => (
               <li key={s.id}>
-                <Time iso={s.at} />: {s.fromState} → {s.toState}
+                <Time iso={s.at} />: <StateBadge state={s.fromState} /> → <StateBadge state={s.toState} />
               </li>
             ))}
           </ul>
         )}
-        <h3>Worker runs</h3>
+        <h3>{t('detail.worker_runs')}</h3>
         {d.context.jobRuns.length === 0 ? (
-          <p className="muted">None recorded.</p>
+          <p className="muted">{t('detail.none_recorded')}</p>
         ) : (
           <table>
             <thead>
               <tr>
-                <th>Started</th>
-                <th>Attempt</th>
-                <th>Result</th>
-                <th>Error</th>
+                <th>{t('detail.started')}</th>
+                <th>{t('detail.attempt')}</th>
+                <th>{t('detail.result')}</th>
+                <th>{t('detail.error_column')}</th>
               </tr>
             </thead>
             <tbody>
@@ -195,22 +207,25 @@ export default function WebhookDetail() {
                   <td>
                     <Time iso={j.startedAt} />
                   </td>
-                  <td>{j.attempt}</td>
-                  <td>{j.status}</td>
-                  <td className={j.error ? 'error' : 'muted'}>{j.error ?? '—'}</td>
+                  <td>{fmt.number(j.attempt)}</td>
+                  <td title={j.status}>{t(`job_statuses.${j.status}`, { defaultValue: j.status })}</td>
+                  <td className={j.errorMessage ? 'error' : 'muted'} title={j.error ?? undefined}>
+                    {j.errorMessage ? say(j.errorMessage) : '—'}
+                  </td>
                 </tr>
               ))}
             </tbody>
           </table>
         )}
-        <h3>Operator actions</h3>
+        <h3>{t('detail.operator_actions')}</h3>
         {d.audit.length === 0 ? (
-          <p className="muted">None.</p>
+          <p className="muted">{t('detail.none')}</p>
         ) : (
           <ul>
             {d.audit.map((a) => (
               <li key={a.id}>
-                <Time iso={a.at} />: {a.actor} — {a.action} ({a.outcome})
+                <Time iso={a.at} />: {a.actor} — {t(`audit:actions.${a.action}`, { defaultValue: a.action })} (
+                {t(`outcomes.${a.outcome}`, { defaultValue: a.outcome })})
               </li>
             ))}
           </ul>

@@ -4,12 +4,16 @@ import { insertUser, findUserById, stateHistory } from '../../db/repositories/us
 import { listInbox } from '../../db/repositories/inbox-query.js';
 import { capaDeliveriesData, capaDeliveryDetail, retryCapaDelivery } from '../../app/capa-log.server.js';
 import { inboxDetailData, inboxListData, reprocessDelivery } from '../../app/inbox.server.js';
-import { plainJobError } from '../../app/queues.server.js';
+import { storedErrorMessage } from '../../app/plain-errors.server.js';
+import { getFixedT } from '../../app/i18n.js';
 import { saveWebhookSettings, settingsData } from '../../app/settings.server.js';
 import type { SignedIn } from '../../app/auth.server.js';
 import { createTestRuntime, waitFor, WEBHOOK_SECRET, type TestRuntime } from '../support/runtime.js';
 import { buildOpsApp, get, serveWebApp, signedInOperator, type Served } from './ops-support.js';
 
+/** A facade's message as an English reader sees it (the catalogue's own words). */
+const en = getFixedT('en');
+const words = (m: { code: string; values?: Record<string, string | number> } | null | undefined) => (m ? en(m.code, m.values ?? {}) : '');
 const req = (path = '/x') => new Request(`http://127.0.0.1${path}`, { method: 'POST' });
 function whoOf(o: { id: string; email: string; role: 'viewer' | 'compliance' | 'admin'; csrf: string }): SignedIn {
   return { operator: { id: o.id, email: o.email, name: o.email, role: o.role }, session: { csrfToken: o.csrf } };
@@ -124,7 +128,7 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     expect(v.body.text).toContain('tx-1');
     const c = (await inboxDetailData(compliance, id))!;
     expect(c.body.text).toContain('Mariana');
-    expect(c.reprocess.ok).toBe(true);
+    expect(c.reprocessRefusal).toBeNull();
   });
 
   it('re-process runs the normal worker path, is audited, and is idempotent', async () => {
@@ -184,7 +188,8 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     const badId = ((await bad.json()) as { id: number }).id;
     const refused = await reprocessDelivery(req(), admin, badId, form({ intent: 'reprocess', requestId: 'reprocess-req-0003' }));
     expect(refused).toMatchObject({ tone: 'error' });
-    expect(refused.message).toMatch(/signature did not verify/);
+    expect(refused).toMatchObject({ code: 'inbox:reprocess.refused.untrusted', values: { id: badId } });
+    expect(words(refused)).toMatch(/signature did not verify/);
     expect((await rt.db.selectFrom('webhookInbox').select('status').where('id', '=', badId).executeTakeFirstOrThrow()).status).toBe(
       'rejected',
     );
@@ -211,7 +216,8 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     // It is no longer FAILED: Capa answers 409, we say why.
     const conflict = await retryCapaDelivery(req(), admin, form({ intent: 'retry', id: nid!, requestId: 'capa-retry-0002' }));
     expect(conflict.tone).toBe('error');
-    expect(conflict.message).toMatch(/no longer FAILED/);
+    expect(conflict.code).toBe('capa-log:refused.not_failed');
+    expect(words(conflict)).toMatch(/no longer FAILED/);
     // The same request id again is answered from the ledger, not sent again.
     const before = rt.sandbox.stats().manualRetriesAccepted;
     expect(await retryCapaDelivery(req(), admin, form({ intent: 'retry', id: nid!, requestId: 'capa-retry-0001' }))).toEqual(ok);
@@ -220,13 +226,15 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     // Someone else (another tool on the same partner key) uses up the 10 per minute.
     for (let i = 0; i < 10; i++) await rt.capa.retryWebhookNotification('does-not-exist').catch(() => {});
     const limited = await retryCapaDelivery(req(), admin, form({ intent: 'retry', id: nid!, requestId: 'capa-retry-0003' }));
-    expect(limited.message).toMatch(/limit of 10 manual retries per minute is used up\. Try again in \d+ s/);
+    expect(limited).toMatchObject({ code: 'capa-log:refused.per_minute', values: { limit: 10, seconds: expect.any(Number) } });
+    expect(words(limited)).toMatch(/limit of 10 manual retries per minute is used up\. Try again in \d+ s/);
     // Now our side knows: the buttons are disabled and nothing more is sent.
     const after = await capaDeliveriesData(compliance, new URLSearchParams());
     expect(after.budget.blockedUntil).not.toBeNull();
     const sentBefore = rt.sandbox.stats().sent429;
     const held = await retryCapaDelivery(req(), admin, form({ intent: 'retry', id: nid!, requestId: 'capa-retry-0004' }));
-    expect(held.message).toMatch(/^Not sent/);
+    expect(held).toMatchObject({ code: 'capa-log:retry.held', values: { limit: 10, untilAt: expect.any(String) } });
+    expect(words(held)).toMatch(/^Not sent/);
     expect(rt.sandbox.stats().sent429).toBe(sentBefore);
     const audit = await rt.db
       .selectFrom('auditLog')
@@ -239,7 +247,8 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
 
   it('webhook settings: set through Capa, stored only when Capa accepts, secrets masked', async () => {
     const bad = await saveWebhookSettings(req(), admin, form({ intent: 'set-url', url: 'not a url' }));
-    expect(bad.errors?.url).toMatch(/full URL/);
+    expect(bad.errors?.url).toBe('settings:errors.url_invalid');
+    expect(en(bad.errors!.url!)).toMatch(/full URL/);
     expect((await settingsData(admin)).current).toBeNull();
     const res = await saveWebhookSettings(req(), admin, form({ intent: 'set-url', url: rt.intakeUrl }));
     expect(res.tone).toBe('ok');
@@ -251,14 +260,21 @@ describe('operations views against the real runtime (SQLite, Redis, Capa sandbox
     expect(s.secrets[0]!.verified30d).toBeGreaterThan(0);
   });
 
-  it('plain words for failed jobs', () => {
-    expect(plainJobError('Capa createUser failed (HTTP 409 CONFLICT): User with this email already exists')).toBe(
-      'This email or external id already exists in Capa.',
-    );
-    expect(plainJobError('Capa getKycDetails failed (timeout TIMEOUT): No complete answer within 10 ms')).toBe(
+  it('plain words for failed jobs, in both languages', () => {
+    const final = (reason: string) => storedErrorMessage(reason, { final: true });
+    const conflict = final('Capa createUser failed (HTTP 409 CONFLICT): User with this email already exists');
+    expect(conflict).toEqual({ code: 'capa:errors.already_exists', values: {} });
+    expect(words(conflict)).toBe('This email or external id already exists in Capa.');
+    expect(getFixedT('es')(conflict.code)).toBe('Este correo o id externo ya existe en Capa.');
+    // A job that has failed for good is not "going to be retried".
+    expect(words(final('Capa getKycDetails failed (timeout TIMEOUT): No complete answer within 10 ms'))).toBe(
       'Capa did not answer in time.',
     );
-    expect(plainJobError('invalid payload for x: Required')).toMatch(/invalid/);
+    expect(words(final('invalid payload for x: Required'))).toMatch(/invalid/);
+    // describeCapaError's English, thrown as a job's final failure, is recognised too.
+    expect(final('Capa does not know this user.')).toEqual({ code: 'capa:errors.unknown_user', values: {} });
+    // Text nobody classified is shown as it was recorded (first line).
+    expect(final('something odd\nstack')).toEqual({ code: 'queues:job_errors.other', values: { text: 'something odd' } });
   });
 
   it('/readyz reports db, Redis, workers per queue and backlog; no worker → degraded, still ready', async () => {

@@ -7,6 +7,12 @@ import { insertUser } from '../../db/repositories/users.js';
 import { redisConnection } from '../../lib/redis.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 import { signedInOperator } from './ops-support.js';
+import { getFixedT } from '../../app/i18n.js';
+
+/** A facade's message as a reader of each language sees it. */
+const en = getFixedT('en');
+const es = getFixedT('es');
+const words = (m: { code: string; values?: Record<string, string | number> }, t = en) => t(m.code, m.values ?? {});
 
 /**
  * /queues "retry" against real BullMQ on Redis: failed jobs made by a real worker that refuses
@@ -82,7 +88,9 @@ describe('/queues retry', () => {
 
   it('"retry all" of one kind requeues exactly that kind with fresh attempts, and is audited', async () => {
     const r = await queueAction(req(), admin, form({ intent: 'retry-kind', queue: 'capa', name: 'fetch-details' }));
-    expect(r).toMatchObject({ tone: 'ok', message: '5 failed fetch-details jobs queued again.' });
+    expect(r).toMatchObject({ tone: 'ok', code: 'queues:retry.kind_retried', values: { count: 5, name: 'fetch-details' } });
+    expect(words(r)).toBe('5 failed fetch-details jobs queued again.');
+    expect(words(r, es)).toBe('5 trabajos fetch-details fallidos volvieron a la cola.');
     const capa = rt.queues.queue('capa');
     const failed = (await capa.getJobs(['failed'])).map((j) => j.name).sort();
     expect(failed).toEqual(['generate-link', 'generate-link', 'generate-link']);
@@ -102,12 +110,12 @@ describe('/queues retry', () => {
   it('retries one job; a job that is not failed or does not exist is refused in plain words', async () => {
     expect(await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'gl-1' }))).toMatchObject({ tone: 'ok' });
     expect(await rt.queues.queue('capa').getJobState('gl-1')).not.toBe('failed');
-    expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'gl-1' }))).message).toMatch(
-      /is not failed any more/,
-    );
-    expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'nope-1' }))).message).toMatch(
-      /no longer exists/,
-    );
+    const notFailed = await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'gl-1' }));
+    expect(notFailed).toMatchObject({ tone: 'info', code: 'queues:retry.job_not_failed', values: { jobId: 'gl-1' } });
+    expect(words(notFailed)).toMatch(/is not failed any more \(it is (waiting|prioritized|active|delayed|completed)\)/);
+    const gone = await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'capa', jobId: 'nope-1' }));
+    expect(gone).toMatchObject({ tone: 'error', code: 'queues:retry.job_gone' });
+    expect(words(gone)).toMatch(/no longer exists/);
     expect((await queueAction(req(), admin, form({ intent: 'retry-one', queue: 'no-such-queue', jobId: 'gl-2' }))).tone).toBe('error');
     expect((await rt.queues.queue('capa').getJobs(['failed'])).map((j) => j.id).sort()).toEqual(['gl-0', 'gl-2']);
   });
