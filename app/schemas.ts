@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { describeEmailProblem, emailSchema, type EmailProblem } from '../domain/email';
+import { emailSchema, type EmailProblem } from '../domain/email';
 
 /**
  * Form schemas shared by the browser (instant feedback) and the server (the authority).
@@ -120,10 +120,11 @@ export function newRequestId(): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/** The operators page's "add an operator" form; messages are catalogue keys (`operators:errors.*`). */
 export const OperatorCreateSchema = z.object({
   intent: z.literal('create'),
-  email: emailField('Enter the operator’s e-mail.', (r) => `Enter a valid e-mail address: ${describeEmailProblem(r)}.`),
-  name: z.string().trim().min(1, 'Enter a name.').max(100),
-  role: z.enum(['viewer', 'compliance', 'admin']),
-  password: z.string().min(10, 'At least 10 characters.').max(200),
+  email: emailField('operators:errors.email_missing', () => 'operators:errors.email_invalid'),
+  name: z.string().trim().min(1, 'operators:errors.name_missing').max(100, 'operators:errors.name_long'),
+  role: z.enum(['viewer', 'compliance', 'admin'], { errorMap: () => ({ message: 'operators:errors.role' }) }),
+  password: z.string().min(10, 'operators:errors.password_short').max(200, 'operators:errors.password_long'),
 });

@@ -1,13 +1,16 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
 import { data } from '@remix-run/node';
 import { Form, useActionData, useLoaderData } from '@remix-run/react';
+import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput, useRootData } from '~/components/csrf';
+import { useSay } from '~/components/message';
 import { Toast } from '~/components/toast';
 import { TimeAgo } from '~/components/ui';
+import { pageTitle } from '~/i18n';
 import { manageOperator, operatorsData } from '~/operators.server';
 
-export const meta: MetaFunction = () => [{ title: 'Operators — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'operators:page_title') }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   await requireOperator(request, 'admin');
@@ -20,22 +23,27 @@ export async function action({ request }: ActionFunctionArgs) {
   return data(r, { status: r.tone === 'ok' ? 200 : 400 });
 }
 
+const ROLES = ['viewer', 'compliance', 'admin'] as const;
+
 export default function Operators() {
+  const { t } = useTranslation('operators');
+  const say = useSay();
   const { operators } = useLoaderData<typeof loader>();
   const r = useActionData<typeof action>();
   const me = useRootData().operator;
+  const fieldError = (k: 'name' | 'email' | 'password') => (r?.errors?.[k] ? <p className="error">{say(r.errors[k])}</p> : null);
   return (
     <main className="page">
-      <h1>Operators</h1>
-      {r ? <Toast tone={r.tone} text={r.text} /> : null}
+      <h1>{t('heading')}</h1>
+      {r ? <Toast tone={r.tone} text={say(r)} /> : null}
       <table>
         <thead>
           <tr>
-            <th>Operator</th>
-            <th>Role</th>
-            <th>Status</th>
-            <th>Last sign-in</th>
-            <th>Reset password</th>
+            <th>{t('columns.operator')}</th>
+            <th>{t('columns.role')}</th>
+            <th>{t('columns.status')}</th>
+            <th>{t('columns.last_sign_in')}</th>
+            <th>{t('columns.reset_password')}</th>
           </tr>
         </thead>
         <tbody>
@@ -50,32 +58,34 @@ export default function Operators() {
                   <CsrfInput />
                   <input type="hidden" name="intent" value="role" />
                   <input type="hidden" name="id" value={o.id} />
-                  <select name="role" defaultValue={o.role} aria-label={`Role of ${o.email}`} disabled={o.id === me?.id}>
-                    <option value="viewer">viewer</option>
-                    <option value="compliance">compliance</option>
-                    <option value="admin">admin</option>
+                  <select name="role" defaultValue={o.role} aria-label={t('role_of', { email: o.email })} disabled={o.id === me?.id}>
+                    {ROLES.map((role) => (
+                      <option key={role} value={role}>
+                        {t(`common:roles.${role}`)}
+                      </option>
+                    ))}
                   </select>{' '}
                   {o.id === me?.id ? null : (
                     <button type="submit" className="secondary small">
-                      Save
+                      {t('save')}
                     </button>
                   )}
                 </Form>
               </td>
               <td>
-                {o.disabled ? <span className="error">disabled</span> : 'active'}{' '}
+                {o.disabled ? <span className="error">{t('disabled')}</span> : t('active')}{' '}
                 {o.id === me?.id ? null : (
                   <Form method="post" className="inline">
                     <CsrfInput />
                     <input type="hidden" name="intent" value={o.disabled ? 'enable' : 'disable'} />
                     <input type="hidden" name="id" value={o.id} />
                     <button type="submit" className="secondary small">
-                      {o.disabled ? 'Enable' : 'Disable'}
+                      {o.disabled ? t('enable') : t('disable')}
                     </button>
                   </Form>
                 )}
               </td>
-              <td>{o.lastLoginAt ? <TimeAgo iso={o.lastLoginAt} /> : <span className="muted">never</span>}</td>
+              <td>{o.lastLoginAt ? <TimeAgo iso={o.lastLoginAt} /> : <span className="muted">{t('never')}</span>}</td>
               <td>
                 <Form method="post" className="inline">
                   <CsrfInput />
@@ -86,12 +96,12 @@ export default function Operators() {
                     type="password"
                     minLength={10}
                     required
-                    placeholder="new password"
-                    aria-label={`New password for ${o.email}`}
+                    placeholder={t('new_password_placeholder')}
+                    aria-label={t('new_password_for', { email: o.email })}
                     autoComplete="new-password"
                   />{' '}
                   <button type="submit" className="secondary small">
-                    Reset
+                    {t('reset')}
                   </button>
                 </Form>
               </td>
@@ -101,27 +111,29 @@ export default function Operators() {
       </table>
 
       <section className="card" aria-labelledby="add-h">
-        <h2 id="add-h">Add an operator</h2>
+        <h2 id="add-h">{t('add_heading')}</h2>
         <Form method="post">
           <CsrfInput />
           <input type="hidden" name="intent" value="create" />
-          <label htmlFor="op-name">Name</label>
+          <label htmlFor="op-name">{t('name')}</label>
           <input id="op-name" name="name" required />
-          {r?.errors?.name ? <p className="error">{r.errors.name}</p> : null}
-          <label htmlFor="op-email">E-mail</label>
+          {fieldError('name')}
+          <label htmlFor="op-email">{t('email')}</label>
           <input id="op-email" name="email" type="email" required />
-          {r?.errors?.email ? <p className="error">{r.errors.email}</p> : null}
-          <label htmlFor="op-role">Role</label>
+          {fieldError('email')}
+          <label htmlFor="op-role">{t('role')}</label>
           <select id="op-role" name="role" defaultValue="compliance">
-            <option value="viewer">viewer — read only, personal data masked</option>
-            <option value="compliance">compliance — all case work</option>
-            <option value="admin">admin — everything, manages operators</option>
+            {ROLES.map((role) => (
+              <option key={role} value={role}>
+                {t(`role_options.${role}`)}
+              </option>
+            ))}
           </select>
-          <label htmlFor="op-password">Initial password (10+ characters)</label>
+          <label htmlFor="op-password">{t('initial_password')}</label>
           <input id="op-password" name="password" type="password" minLength={10} required autoComplete="new-password" />
-          {r?.errors?.password ? <p className="error">{r.errors.password}</p> : null}
+          {fieldError('password')}
           <p>
-            <button type="submit">Add operator</button>
+            <button type="submit">{t('add')}</button>
           </p>
         </Form>
       </section>
