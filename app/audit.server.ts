@@ -3,6 +3,7 @@ import {
   AUDIT_CSV_COLUMNS,
   auditCsvRow,
   countAudit,
+  csvField,
   iterateAudit,
   listAudit,
   validDay,
@@ -18,7 +19,9 @@ import {
   type AnchorCheck,
 } from '../db/repositories/audit.js';
 import { listOperators } from '../db/repositories/operators.js';
+import type { Message } from './action-result';
 import { auditAction, roleAtLeast, type SignedIn } from './auth.server';
+import { i18nFor } from './i18n.server';
 import { services } from './services.server';
 
 /** The audit log page, its CSV export and the chain check (routes /audit and /audit.csv). */
@@ -26,13 +29,13 @@ import { services } from './services.server';
 const OUTCOMES = ['ok', 'error', 'denied', 'queued'] as const;
 
 /** URL → filters. Malformed values are dropped and reported, never an error. */
-export function parseAuditParams(sp: URLSearchParams): { filters: AuditFilters; before: number | null; problems: string[] } {
-  const problems: string[] = [];
+export function parseAuditParams(sp: URLSearchParams): { filters: AuditFilters; before: number | null; problems: Message[] } {
+  const problems: Message[] = [];
   const text = (k: string, max = 200) => sp.get(k)?.trim().slice(0, max) || null;
-  const day = (k: string, label: string) => {
+  const day = (k: 'from' | 'to') => {
     const v = text(k, 20);
     if (v && !validDay(v)) {
-      problems.push(`${label} “${v}” is not a date (YYYY-MM-DD); it was ignored.`);
+      problems.push({ code: `audit:problems.${k}_not_a_date`, values: { value: v } });
       return null;
     }
     return v;
@@ -44,11 +47,11 @@ export function parseAuditParams(sp: URLSearchParams): { filters: AuditFilters; 
     operator: text('operator'),
     action,
     target: text('target'),
-    from: day('from', 'From'),
-    to: day('to', 'To'),
+    from: day('from'),
+    to: day('to'),
     outcome: outcome && (OUTCOMES as readonly string[]).includes(outcome) ? (outcome as AuditFilters['outcome']) : null,
   };
-  if (filters.from && filters.to && filters.from > filters.to) problems.push('“From” is after “To”: nothing can match.');
+  if (filters.from && filters.to && filters.from > filters.to) problems.push({ code: 'audit:problems.from_after_to' });
   return { filters, before: before && /^\d{1,15}$/.test(before) ? Number(before) : null, problems };
 }
 
@@ -91,6 +94,9 @@ export async function auditCsvResponse(request: Request, who: SignedIn, sp: URLS
     outcome: 'ok',
     detail: { filters },
   });
+  // Column names in the reader's language; the rows keep the log's own codes (what was recorded).
+  const { t } = await i18nFor(request, 'audit');
+  const header = AUDIT_CSV_COLUMNS.map((c) => csvField(t(`csv.columns.${c}`))).join(',');
   const rows = iterateAudit(db, filters);
   const enc = new TextEncoder();
   let headerSent = false;
@@ -99,7 +105,7 @@ export async function auditCsvResponse(request: Request, who: SignedIn, sp: URLS
       try {
         if (!headerSent) {
           headerSent = true;
-          controller.enqueue(enc.encode(`${AUDIT_CSV_COLUMNS.join(',')}\r\n`));
+          controller.enqueue(enc.encode(`${header}\r\n`));
         }
         let chunk = '';
         for (let i = 0; i < 200; i++) {
@@ -131,8 +137,16 @@ export async function auditCsvResponse(request: Request, who: SignedIn, sp: URLS
   });
 }
 
+/** Why the chain broke, as a code the page words (`audit:chain_reasons.*`); unknown text as it is. */
+export type ChainReason = 'missing_row' | 'content_changed' | 'other';
+export function chainReason(text: string): { reasonCode: ChainReason; reasonText: string } {
+  if (/^a row is missing/.test(text)) return { reasonCode: 'missing_row', reasonText: text };
+  if (/^row content does not match/.test(text)) return { reasonCode: 'content_changed', reasonText: text };
+  return { reasonCode: 'other', reasonText: text };
+}
+
 export type VerifyResult = { kind: 'verify'; checkedAt: string } & (
-  { ok: true; rows: number } | { ok: false; rows: number; brokenAtId: number; reason: string }
+  { ok: true; rows: number } | { ok: false; rows: number; brokenAtId: number; reason: string; reasonCode: ChainReason; reasonText: string }
 );
 
 /** Walks the hash chain (admin). The check is audited with its result. */
@@ -147,7 +161,7 @@ export async function verifyChain(request: Request, who: SignedIn): Promise<Veri
     outcome: r.ok ? 'ok' : 'error',
     detail: r.ok ? { rows: r.rows } : { rows: r.rows, brokenAtId: r.brokenAtId, reason: r.reason },
   });
-  return { kind: 'verify', ...r, checkedAt };
+  return r.ok ? { kind: 'verify', ...r, checkedAt } : { kind: 'verify', ...r, ...chainReason(r.reason), checkedAt };
 }
 
 const AnchorSchema = z.object({
@@ -165,7 +179,11 @@ const AnchorSchema = z.object({
     .transform(Number),
 });
 
-export type CompareResult = { kind: 'compare'; checkedAt: string } & ({ code: 'invalid' } | AnchorCheck);
+export type CompareResult = { kind: 'compare'; checkedAt: string } & (
+  | { code: 'invalid' }
+  | Exclude<AnchorCheck, { code: 'broken' }>
+  | (Extract<AnchorCheck, { code: 'broken' }> & ReturnType<typeof chainReason>)
+);
 
 /**
  * Compares a saved anchor (head hash + row count, e.g. from the log stream) with today's chain:
@@ -184,5 +202,5 @@ export async function compareAnchor(request: Request, who: SignedIn, form: FormD
     outcome: r.code === 'match' ? 'ok' : 'error',
     detail: { ...r },
   });
-  return { kind: 'compare', ...r, checkedAt };
+  return r.code === 'broken' ? { kind: 'compare', ...r, ...chainReason(r.reason), checkedAt } : { kind: 'compare', ...r, checkedAt };
 }

@@ -2,13 +2,17 @@ import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remi
 import { Form, Link, useActionData, useLoaderData, useLocation, useNavigation } from '@remix-run/react';
 import { createColumnHelper } from '@tanstack/react-table';
 import { useMemo } from 'react';
+import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { auditPageData, compareAnchor, verifyChain, type CompareResult } from '~/audit.server';
 import { CsrfInput } from '~/components/csrf';
+import { useFormat } from '~/components/format';
+import { useSay } from '~/components/message';
 import { ServerTable } from '~/components/server-table';
 import { CopyButton, TimeAgo } from '~/components/ui';
+import { pageTitle } from '~/i18n';
 
-export const meta: MetaFunction = () => [{ title: 'Audit log — KYC Desk' }];
+export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'audit:page_title') }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   const who = await requireOperator(request, 'compliance');
@@ -28,32 +32,34 @@ type Row = Data['rows'][number];
 const col = createColumnHelper<Row>();
 type AnchorRow = Data['anchors'][number];
 const anchorCol = createColumnHelper<AnchorRow>();
-const utc = (iso: string) => `${iso.slice(0, 19).replace('T', ' ')} UTC`;
+const OUTCOMES = ['ok', 'error', 'denied', 'queued'] as const;
 
 function CompareMessage({ r }: { r: CompareResult }) {
+  const { t } = useTranslation('audit');
+  const fmt = useFormat();
+  const when = fmt.dateTime(r.checkedAt, { seconds: true });
   if (r.code === 'invalid') {
     return (
       <div className="toast error" role="alert" data-testid="compare-result">
-        Enter the head hash (64 hexadecimal characters) and the entry count exactly as the anchor line shows them.
+        {t('compare.invalid')}
       </div>
     );
   }
   if (r.code === 'match') {
     return (
       <div className="toast ok" role="status" data-testid="compare-result">
-        The anchor matches: today’s chain verifies up to entry {r.count} and has that hash there, so the first {r.count} entries are exactly
-        those anchored ({utc(r.checkedAt)}).
+        {t('compare.match', { count: r.count, when })}
       </div>
     );
   }
   return (
     <div className="toast error" role="alert" data-testid="compare-result">
       {r.code === 'short'
-        ? `The anchor does not match: it counted ${r.count} entries, the log now has ${r.rows}. Entries were removed.`
+        ? t('compare.short', { count: r.count, rows: r.rows })
         : r.code === 'different'
-          ? `The anchor does not match: entry ${r.count} now has hash ${r.found}, not the saved one. Entries up to it were rewritten (and the chain recomputed).`
-          : `The chain is broken at entry #${r.brokenAtId} (${r.reason}), before entry ${r.count}.`}{' '}
-      Preserve the database as it is and tell the security lead.
+          ? t('compare.different', { count: r.count, found: r.found })
+          : t('compare.broken', { id: r.brokenAtId, reason: r.reasonCode, text: r.reasonText, count: r.count })}{' '}
+      {t('compare.preserve')}
     </div>
   );
 }
@@ -71,43 +77,71 @@ function detailText(detail: string | null): string {
 }
 
 export default function AuditLog() {
+  const { t } = useTranslation('audit');
+  const fmt = useFormat();
+  const say = useSay();
   const d = useLoaderData<typeof loader>();
   const verified = useActionData<typeof action>();
   const navigation = useNavigation();
   const location = useLocation();
   const f = d.filters;
+  const actionLabel = (a: string) => t(`actions.${a}`, { defaultValue: a });
   const columns = useMemo(
     () => [
-      col.accessor('id', { header: '#' }),
-      col.accessor('at', { header: 'When (UTC)', cell: (c) => c.getValue().slice(0, 19).replace('T', ' ') }),
-      col.accessor('actor', { header: 'Operator' }),
-      col.accessor('action', { header: 'Action', cell: (c) => <code>{c.getValue()}</code> }),
+      col.accessor('id', { header: t('columns.id') }),
+      col.accessor('at', {
+        header: t('columns.at'),
+        cell: (c) => (
+          <time dateTime={c.getValue()} title={c.getValue()}>
+            {fmt.dateTime(c.getValue(), { seconds: true })}
+          </time>
+        ),
+      }),
+      col.accessor('actor', { header: t('columns.operator') }),
+      col.accessor('action', {
+        header: t('columns.action'),
+        cell: (c) => (
+          <>
+            {t(`actions.${c.getValue()}`, { defaultValue: c.getValue() })} <code className="muted small">{c.getValue()}</code>
+          </>
+        ),
+      }),
       col.display({
         id: 'target',
-        header: 'Target',
+        header: t('columns.target'),
         cell: (c) => {
           const r = c.row.original;
           if (!r.targetType) return <span className="muted">—</span>;
-          if (r.targetType === 'user' && r.targetId) return <Link to={`/users/${r.targetId}`}>user:{r.targetId.slice(0, 8)}…</Link>;
-          return `${r.targetType}${r.targetId ? `:${r.targetId}` : ''}`;
+          if (r.targetType === 'user' && r.targetId)
+            return (
+              <Link to={`/users/${r.targetId}`}>
+                <code>{`user:${r.targetId.slice(0, 8)}…`}</code>
+              </Link>
+            );
+          return <code>{`${r.targetType}${r.targetId ? `:${r.targetId}` : ''}`}</code>;
         },
       }),
       col.accessor('outcome', {
-        header: 'Outcome',
-        cell: (c) => <span className={c.getValue() === 'ok' ? '' : c.getValue() === 'queued' ? 'muted' : 'error'}>{c.getValue()}</span>,
+        header: t('columns.outcome'),
+        cell: (c) => (
+          <span className={c.getValue() === 'ok' ? '' : c.getValue() === 'queued' ? 'muted' : 'error'} title={c.getValue()}>
+            {t(`outcomes.${c.getValue()}`, { defaultValue: c.getValue() })}
+          </span>
+        ),
       }),
-      col.accessor('detail', { header: 'Detail', cell: (c) => <span className="muted">{detailText(c.getValue())}</span> }),
-      col.accessor('ip', { header: 'IP', cell: (c) => c.getValue() ?? '' }),
+      // What the writer recorded, as recorded: field names and values are the log's own data.
+      col.accessor('detail', { header: t('columns.detail'), cell: (c) => <code className="muted">{detailText(c.getValue())}</code> }),
+      col.accessor('ip', { header: t('columns.ip'), cell: (c) => c.getValue() ?? '' }),
     ],
-    [],
+    [t, fmt],
   );
   const anchorColumns = useMemo(
     () => [
-      anchorCol.accessor('at', { header: 'Written', cell: (c) => utc(c.getValue()) }),
-      anchorCol.accessor('count', { header: 'Entries' }),
-      anchorCol.accessor('head', { header: 'Head hash', cell: (c) => <code>{c.getValue()}</code> }),
+      anchorCol.accessor('at', { header: t('anchor.columns.written'), cell: (c) => fmt.dateTime(c.getValue(), { seconds: true }) }),
+      anchorCol.accessor('count', { header: t('anchor.columns.entries'), cell: (c) => fmt.number(c.getValue()) }),
+      anchorCol.accessor('head', { header: t('anchor.columns.head'), cell: (c) => <code>{c.getValue()}</code> }),
     ],
-    [],
+    [t, fmt],
   );
   const query = new URLSearchParams(location.search);
   query.delete('before');
@@ -117,17 +151,17 @@ export default function AuditLog() {
   return (
     <main className="page wide">
       <div className="row-between">
-        <h1>Audit log</h1>
+        <h1>{t('heading')}</h1>
         <div>
           <a href={csvHref} className="button secondary" download>
-            Export CSV
+            {t('export_csv')}
           </a>{' '}
           {d.canVerify ? (
             <Form method="post" className="inline">
               <CsrfInput />
               <input type="hidden" name="intent" value="verify" />
               <button type="submit" disabled={navigation.state === 'submitting'}>
-                {navigation.state === 'submitting' ? 'Verifying…' : 'Verify chain'}
+                {navigation.state === 'submitting' ? t('verifying') : t('verify')}
               </button>
             </Form>
           ) : null}
@@ -137,56 +171,61 @@ export default function AuditLog() {
       {verified?.kind === 'verify' ? (
         verified.ok ? (
           <div className="toast ok" role="status" data-testid="verify-result">
-            Chain intact: {verified.rows} entries checked, none missing or altered ({verified.checkedAt.slice(0, 19).replace('T', ' ')}{' '}
-            UTC).
+            {t('verify_ok', { count: verified.rows, when: fmt.dateTime(verified.checkedAt, { seconds: true }) })}
           </div>
         ) : (
           <div className="toast error" role="alert" data-testid="verify-result">
-            Chain broken at entry #{verified.brokenAtId}: {verified.reason}. {verified.rows} entries before it check out. Preserve the
-            database as it is and tell the security lead.
+            {t('verify_broken', { id: verified.brokenAtId, reason: verified.reasonCode, text: verified.reasonText, rows: verified.rows })}
           </div>
         )
       ) : null}
       <section className="card" aria-labelledby="anchor-h" data-testid="chain-anchor">
-        <h2 id="anchor-h">Chain anchor</h2>
+        <h2 id="anchor-h">{t('anchor.heading')}</h2>
         <p>
-          Head after {d.chain.count} entr{d.chain.count === 1 ? 'y' : 'ies'}: <code>{d.chain.head}</code> <CopyButton text={d.chain.head} />
+          {t('anchor.head_after', { count: d.chain.count })} <code>{d.chain.head}</code> <CopyButton text={d.chain.head} />
         </p>
         <p className="muted">
           {d.anchors[0] ? (
             <>
-              Last anchor written to the server log <TimeAgo iso={d.anchors[0].at} /> ({d.anchors[0].count} entries).
+              {t('anchor.last_written')} <TimeAgo iso={d.anchors[0].at} /> {t('anchor.last_written_count', { count: d.anchors[0].count })}
             </>
           ) : (
-            'No anchor written yet: a worker writes one to the server log every hour.'
+            t('anchor.none')
           )}{' '}
-          Keep anchor lines outside this system; a saved one must still match today’s chain.
+          {t('anchor.keep_outside')}
         </p>
         <Form method="post" className="inline">
           <CsrfInput />
           <input type="hidden" name="intent" value="compare" />
-          <label htmlFor="anchor-head">Saved head hash</label>{' '}
+          <label htmlFor="anchor-head">{t('anchor.saved_head')}</label>{' '}
           <input id="anchor-head" name="head" required size={66} maxLength={80} autoComplete="off" spellCheck={false} />{' '}
-          <label htmlFor="anchor-count">Entries</label> <input id="anchor-count" name="count" type="number" min={0} step={1} required />{' '}
+          <label htmlFor="anchor-count">{t('anchor.entries')}</label>{' '}
+          <input id="anchor-count" name="count" type="number" min={0} step={1} required />{' '}
           <button type="submit" className="secondary" disabled={navigation.state === 'submitting'}>
-            Compare with today’s chain
+            {t('anchor.compare')}
           </button>
         </Form>
         {d.anchors.length ? (
           <details>
-            <summary>Recent anchors</summary>
+            <summary>{t('anchor.recent')}</summary>
             <ServerTable rows={d.anchors} columns={anchorColumns} className="audit-anchors" />
           </details>
         ) : null}
       </section>
       {d.problems.map((p) => (
-        <div key={p} className="toast error" role="alert">
-          {p}
+        <div key={p.code} className="toast error" role="alert">
+          {say(p)}
         </div>
       ))}
       <Form method="get" className="filters card" role="search">
-        <label htmlFor="operator">Operator</label>
-        <input id="operator" name="operator" list="operators" defaultValue={f.operator ?? ''} placeholder="e-mail or part of it" />
+        <label htmlFor="operator">{t('filters.operator')}</label>
+        <input
+          id="operator"
+          name="operator"
+          list="operators"
+          defaultValue={f.operator ?? ''}
+          placeholder={t('filters.operator_placeholder')}
+        />
         <datalist id="operators">
           {d.operators.map((o) => (
             <option key={o.id} value={o.email}>
@@ -194,52 +233,47 @@ export default function AuditLog() {
             </option>
           ))}
         </datalist>
-        <label htmlFor="action">Action</label>
+        <label htmlFor="action">{t('filters.action')}</label>
         <select id="action" name="action" defaultValue={f.action ?? ''}>
-          <option value="">Any</option>
+          <option value="">{t('filters.any')}</option>
           {d.groups.map((g) => (
             <option key={g} value={`${g}.`}>
-              {g}.* (all)
+              {t('filters.group_all', { group: t(`groups.${g}`, { defaultValue: g }) })}
             </option>
           ))}
           {d.actions.map((a) => (
             <option key={a} value={a}>
-              {a}
+              {actionLabel(a)}
             </option>
           ))}
         </select>
-        <label htmlFor="target">Target</label>
-        <input id="target" name="target" defaultValue={f.target ?? ''} placeholder="user:<id>, operator:, or an id" />
-        <label htmlFor="outcome">Outcome</label>
+        <label htmlFor="target">{t('filters.target')}</label>
+        <input id="target" name="target" defaultValue={f.target ?? ''} placeholder={t('filters.target_placeholder')} />
+        <label htmlFor="outcome">{t('filters.outcome')}</label>
         <select id="outcome" name="outcome" defaultValue={f.outcome ?? ''}>
-          <option value="">Any</option>
-          {['ok', 'error', 'denied', 'queued'].map((o) => (
+          <option value="">{t('filters.any')}</option>
+          {OUTCOMES.map((o) => (
             <option key={o} value={o}>
-              {o}
+              {t(`outcomes.${o}`)}
             </option>
           ))}
         </select>
-        <label htmlFor="from">From</label>
+        <label htmlFor="from">{t('filters.from')}</label>
         <input id="from" name="from" type="date" defaultValue={f.from ?? ''} />
-        <label htmlFor="to">To</label>
+        <label htmlFor="to">{t('filters.to')}</label>
         <input id="to" name="to" type="date" defaultValue={f.to ?? ''} />{' '}
         <button type="submit" className="secondary">
-          Filter
+          {t('filters.filter')}
         </button>{' '}
-        <Link to="/audit">Clear</Link>
+        <Link to="/audit">{t('filters.clear')}</Link>
       </Form>
       <p className="muted" aria-live="polite">
-        {d.total} entr{d.total === 1 ? 'y' : 'ies'} match. Newest first; the log cannot be edited or deleted.
+        {t('count', { count: d.total })}
       </p>
-      <ServerTable
-        rows={d.rows}
-        columns={columns}
-        className="audit-table"
-        empty={<div className="card empty">No entries match these filters.</div>}
-      />
-      <nav className="pager" aria-label="Pages">
-        {query.get('before') !== null || location.search.includes('before=') ? <Link to={`?${query}`}>↑ Newest</Link> : null}{' '}
-        {d.nextBefore ? <Link to={`?${older}`}>Older →</Link> : <span className="muted">End of the log</span>}
+      <ServerTable rows={d.rows} columns={columns} className="audit-table" empty={<div className="card empty">{t('empty')}</div>} />
+      <nav className="pager" aria-label={t('pages')}>
+        {query.get('before') !== null || location.search.includes('before=') ? <Link to={`?${query}`}>{t('newest')}</Link> : null}{' '}
+        {d.nextBefore ? <Link to={`?${older}`}>{t('older')}</Link> : <span className="muted">{t('end')}</span>}
       </nav>
     </main>
   );

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import pino from 'pino';
+import { getFixedT } from '../../app/i18n.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { action as auditAction, loader as auditLoader } from '../../app/routes/audit._index';
 import { loader as csvLoader } from '../../app/routes/audit[.]csv';
@@ -299,7 +300,8 @@ describe('/audit page, CSV export and verify button', () => {
     expect((await call(auditLoader, get('/audit?action=link.resend&to=2020-01-01', compliance))).data.total).toBe(0);
     const bad = await call(auditLoader, get('/audit?from=2026-13-45', compliance));
     expect(bad.status).toBe(200);
-    expect(bad.data.problems[0]).toMatch(/not a date/);
+    expect(bad.data.problems[0]).toEqual({ code: 'audit:problems.from_not_a_date', values: { value: '2026-13-45' } });
+    expect(getFixedT('en')(bad.data.problems[0].code, bad.data.problems[0].values)).toMatch(/not a date/);
   });
 
   it('exports the filtered log as CSV (escaped, formula-safe) and audits the export', async () => {
@@ -314,8 +316,17 @@ describe('/audit page, CSV export and verify button', () => {
     expect(lines[1]).toContain(csvField('{"reason":"=HYPERLINK(\\"x\\"), \\"quoted\\""}'));
     expect(csvField('=1+1')).toBe("'=1+1");
     expect(csvField('a,"b"')).toBe('"a,""b"""');
+    // Column names in the reader's language (here the browser's); the rows keep the recorded codes.
+    const es = await csvLoader({
+      request: get('/audit.csv?action=link.resend', compliance, { 'accept-language': 'es-MX,es;q=0.9' }),
+      params: {},
+      context: {},
+    });
+    const esLines = (await es.text()).trimEnd().split('\r\n');
+    expect(esLines[0]).toBe('id,fecha,actor,id_operador,accion,tipo_objetivo,id_objetivo,resultado,detalle,ip,hash_anterior,hash');
+    expect(esLines[1]).toContain(',link.resend,user,user-1,ok,');
     const exported = await rt.db.selectFrom('auditLog').selectAll().where('action', '=', 'audit.export').execute();
-    expect(exported.map((e) => e.actor)).toEqual([compliance.email]);
+    expect(exported.map((e) => e.actor)).toEqual([compliance.email, compliance.email]);
   });
 
   it('shows the chain head, the last anchor, and compares a saved anchor (compliance+, audited)', async () => {
@@ -371,7 +382,7 @@ describe('/audit page, CSV export and verify button', () => {
     await sql`drop trigger audit_log_no_delete`.execute(rt.db);
     await sql`delete from audit_log where id = ${victim.id}`.execute(rt.db);
     const broken = await call(auditAction, post('/audit', admin, {}));
-    expect(broken.data).toMatchObject({ ok: false, brokenAtId: successor.id });
+    expect(broken.data).toMatchObject({ ok: false, brokenAtId: successor.id, reasonCode: 'missing_row' });
     const logged = await rt.db.selectFrom('auditLog').selectAll().where('action', '=', 'audit.verify').orderBy('id', 'asc').execute();
     expect(logged.map((l) => l.outcome)).toEqual(['ok', 'error']);
   });
