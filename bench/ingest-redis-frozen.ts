@@ -17,7 +17,7 @@ import {
 
 /**
  * Webhook intake while Redis misbehaves: an evenly paced load of signed deliveries against the
- * production web process (with the WAL checkpointer beside it, as in bench/ingest.ts), through
+ * production web process (bench/checkpointer.ts beside it stands in for a worker's checkpoints), through
  * four phases — Redis up; Redis frozen (SIGSTOP: its connection stays open, every command waits);
  * just after SIGCONT; Redis gone (stopped). The intake's promise is "stored, then answered": the
  * enqueue must not hold the answer, so p99 should stay well under 100 ms in every phase.

@@ -6,6 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import { createDb, kindOf, migrateToLatest, type Db } from '../db/client.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -202,12 +204,15 @@ export function writeResults(
  * The ingest benches' request: a signed ~1 KB CREATED_KYC delivery (a few extra fields, as Capa
  * sends) for a new customer id on every call.
  */
-export function signedDeliveries(secret: string): () => { path: string; body: string; headers: Record<string, string> } {
+export function signedDeliveries(
+  secret: string,
+  externalUserId: (n: number) => string = (n) => `bench-${process.pid}-${n}`,
+): () => { path: string; body: string; headers: Record<string, string> } {
   let counter = 0;
   const pad = 'x'.repeat(880);
   return () => {
     counter++;
-    const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: `bench-${process.pid}-${counter}`, note: pad });
+    const body = JSON.stringify({ type: 'KYC', event: 'CREATED_KYC', externalUserId: externalUserId(counter), note: pad });
     return {
       path: '/webhooks/capa',
       body,
@@ -294,4 +299,62 @@ export async function pacedLoad(opts: {
     // Share of one core the load generator itself used: it competes with the server for the same two.
     'generator CPU %': Math.round(((cpu.user + cpu.system) / 1e6 / elapsed) * 100),
   };
+}
+
+/**
+ * A migrated database for one benchmark: a temp SQLite file, or a private schema in PostgreSQL
+ * (BENCH_POSTGRES_URL) dropped by close(). `url` is what child processes get as DATABASE_URL (for
+ * PostgreSQL the schema travels in libpq's `options`); `schema` is also given as BENCH_PG_SCHEMA.
+ */
+export async function benchDatabase(
+  engine: 'sqlite' | 'postgres',
+  name: string,
+): Promise<{ db: Db; url: string; schema?: string; close(): Promise<void> }> {
+  if (engine === 'sqlite') {
+    const url = tempSqliteUrl(name);
+    const db = createDb(url);
+    await migrateToLatest(db);
+    return { db, url, close: () => db.destroy() };
+  }
+  const base = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const schema = `bench_${name.replace(/\W/g, '_')}_${Math.random().toString(16).slice(2, 10)}`;
+  const url = `${base}${base.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  const db = createDb(url, { schema });
+  await migrateToLatest(db, { schema });
+  return {
+    db,
+    url,
+    schema,
+    async close() {
+      await db.withoutPlugins().schema.dropSchema(schema).cascade().execute();
+      await db.destroy();
+    },
+  };
+}
+
+/**
+ * Seeds customers `cust-<from>` … `cust-<from + n - 1>` (external ids; ids `u-<i>`) in `state`, in
+ * one INSERT … SELECT per 100k (the ingest benches address them with signedDeliveries).
+ */
+export async function seedCustomers(db: Db, n: number, opts: { from?: number; state?: string } = {}): Promise<void> {
+  const now = new Date().toISOString();
+  const state = opts.state ?? 'LINK_ISSUED';
+  const pg = kindOf(db) === 'postgres';
+  const CHUNK = 100_000;
+  for (let start = opts.from ?? 1, left = n; left > 0; start += CHUNK, left -= CHUNK) {
+    const end = start + Math.min(CHUNK, left) - 1;
+    const numbers = pg
+      ? sql`select i from generate_series(${start}::int, ${end}::int) as g(i)`
+      : sql`with recursive seq(i) as (select cast(${start} as integer) union all select i + 1 from seq where i < ${end}) select i from seq`;
+    await sql`insert into users (id, external_user_id, capa_user_id, type, email, alias, country, kyc_state, kyc_state_changed_at,
+        kyc_state_reason, kyc_state_cause, capa_confirmed_at, capa_sync, capa_sync_error, unmapped_result, link_expired, assignee_id,
+        created_by, created_at, updated_at)
+      select 'u-' || i, 'cust-' || i, 'capa-' || i, 'INDIVIDUAL', 'cust-' || i || '@example.mx', null, 'MX', ${state}, ${now}, null, null,
+        ${now}, 'created', null, null, 0, null, null, ${now}, ${now}
+      from (${numbers}) as s`.execute(db.withoutPlugins());
+  }
+  await sql`analyze`.execute(db);
+  // Start the measurement with the seeding's pages in the database file, not in a WAL that the
+  // first seconds of the benchmark would have to copy back.
+  if (!pg) await sql`pragma wal_checkpoint(TRUNCATE)`.execute(db);
 }

@@ -9,20 +9,27 @@ import path from 'node:path';
  */
 const ALL = [
   'ingest',
+  'ingest-postgres',
   'ingest-redis-frozen',
   'processing',
   'processing-postgres',
+  'time-to-truth',
+  'time-to-truth-postgres',
   'users-list',
   'users-list-postgres',
   'imports',
   'refresh',
   'notifications',
+  'notifications-postgres',
   'alerts',
 ];
 // Benchmarks that are another one run with arguments.
 const VARIANTS: Record<string, { file: string; args: string[] }> = {
+  'ingest-postgres': { file: 'ingest', args: ['--engine', 'postgres'] },
   'users-list-postgres': { file: 'users-list', args: ['--engine', 'postgres'] },
   'processing-postgres': { file: 'processing', args: ['--engine', 'postgres'] },
+  'time-to-truth-postgres': { file: 'time-to-truth', args: ['--engine', 'postgres'] },
+  'notifications-postgres': { file: 'notifications', args: ['--engine', 'postgres'] },
 };
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = wanted.length ? wanted : ALL;
@@ -47,5 +54,5 @@ for (const name of names) {
   summary.push({ name, status: r.status === 0 ? 'ok' : `exit ${r.status ?? r.signal}`, seconds: Math.round((Date.now() - t0) / 1000) });
 }
 console.log('\n=== summary ===');
-for (const s of summary) console.log(`${s.name.padEnd(14)} ${s.status.padEnd(8)} ${s.seconds}s  bench/results/${s.name}.md`);
+for (const s of summary) console.log(`${s.name.padEnd(24)} ${s.status.padEnd(8)} ${s.seconds}s  bench/results/${s.name}.md`);
 process.exit(summary.some((s) => s.status !== 'ok') ? 1 : 0);
