@@ -181,7 +181,7 @@ describe('refresh and drift in the browser', () => {
     await rows.filter({ hasText: c.verified.email }).getByRole('link', { name: c.verified.email }).click();
     await page.waitForURL(`${base}/users/${c.verified.id}`);
     await page.locator('[data-testid="kyc-state"] .badge.VERIFIED').waitFor();
-    await page.locator('ol.timeline li.tl-drift').filter({ hasText: 'Drift: Capa said VERIFIED while we showed LINK_ISSUED' }).waitFor();
+    await page.locator('ol.timeline li.tl-drift').filter({ hasText: 'Drift: Capa said Verified while we showed Link issued' }).waitFor();
   }, 60_000);
 
   it('a viewer reads the drift page but cannot open or post the refresh action', async () => {
