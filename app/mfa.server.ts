@@ -480,7 +480,12 @@ export async function signOutEverywhere(request: Request, who: SignedIn): Promis
 
 // ------------------------------------------------------------------ admins
 
-export type AdminOutcome = { tone: 'ok' | 'error'; code: string; values?: Record<string, string | number> };
+export type AdminOutcome = {
+  tone: 'ok' | 'error';
+  code: string;
+  values?: Record<string, string | number>;
+  errors?: Record<string, string>;
+};
 
 /**
  * An admin removes every second factor of a person (a lost phone) and ends their sessions: at

@@ -9,16 +9,21 @@ import { Toast } from '~/components/toast';
 import { TimeAgo } from '~/components/ui';
 import { pageTitle } from '~/i18n';
 import { manageOperator, operatorsData } from '~/operators.server';
+import { identityAction, identityOverview } from '~/mfa.server';
+import { OperatorIdentity } from '~/components/operator-identity';
 
 export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 'operators:page_title') }];
 
 export async function loader({ request }: LoaderFunctionArgs) {
   await requireOperator(request, 'admin');
-  return operatorsData();
+  return { ...(await operatorsData()), identity: await identityOverview() };
 }
 
 export async function action({ request }: ActionFunctionArgs) {
   const who = await requireMutation(request, 'admin');
+  // Second factors and sessions (reset-factors, sign-out); every other intent manages the operator.
+  const identity = await identityAction(request, who, who.form);
+  if (identity) return data(identity, { status: identity.tone === 'ok' ? 200 : 400 });
   const r = await manageOperator(request, who, who.form);
   return data(r, { status: r.tone === 'ok' ? 200 : 400 });
 }
@@ -28,7 +33,7 @@ const ROLES = ['viewer', 'compliance', 'admin'] as const;
 export default function Operators() {
   const { t } = useTranslation('operators');
   const say = useSay();
-  const { operators } = useLoaderData<typeof loader>();
+  const { operators, identity } = useLoaderData<typeof loader>();
   const r = useActionData<typeof action>();
   const me = useRootData().operator;
   const fieldError = (k: 'name' | 'email' | 'password') => (r?.errors?.[k] ? <p className="error">{say(r.errors[k])}</p> : null);
@@ -43,6 +48,7 @@ export default function Operators() {
             <th>{t('columns.role')}</th>
             <th>{t('columns.status')}</th>
             <th>{t('columns.last_sign_in')}</th>
+            <th>{t('identity.column')}</th>
             <th>{t('columns.reset_password')}</th>
           </tr>
         </thead>
@@ -86,6 +92,9 @@ export default function Operators() {
                 )}
               </td>
               <td>{o.lastLoginAt ? <TimeAgo iso={o.lastLoginAt} /> : <span className="muted">{t('never')}</span>}</td>
+              <td>
+                <OperatorIdentity operator={o} overview={identity} self={o.id === me?.id} />
+              </td>
               <td>
                 <Form method="post" className="inline">
                   <CsrfInput />

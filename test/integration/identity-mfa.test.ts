@@ -12,7 +12,7 @@ import { action as loginAction } from '../../app/routes/login';
 import { action as mfaAction, loader as mfaLoader } from '../../app/routes/auth.mfa._index';
 import { action as enrolAction, loader as enrolLoader } from '../../app/routes/auth.mfa.enrol';
 import { action as accountAction, loader as accountLoader } from '../../app/routes/account';
-import { action as operatorsAction } from '../../app/routes/admin.operators';
+import { action as operatorsAction, loader as operatorsLoader } from '../../app/routes/admin.operators';
 import { createTestDb, redisUrl, type TestDb } from '../support/runtime.js';
 import { call, get, makeOperator, ORIGIN, PASSWORD, post, type Browser } from './console-helpers.js';
 
@@ -369,5 +369,50 @@ describe('an admin ends access at once', () => {
     // The very next request of theirs is refused.
     expect(((await signedIn(b!)) as Response).status).toBe(302);
     expect((await password(v.email)).r.status).toBe(401);
+  });
+
+  it('an admin resets the second factors of a person on /admin/operators (audited), or ends their sessions', async () => {
+    const admin = await adminBrowser();
+    const c = await makeOperator(t.db, 'compliance');
+    const first = await password(c.email);
+    const p = await page(enrolLoader, '/auth/mfa/enrol', first.b!);
+    const enrolled = await call(
+      enrolAction,
+      post('/auth/mfa/enrol', p, { intent: 'totp', code: await codeAt((p.data.totp.secret as string).replace(/\s/g, '')), next: '/' }),
+    );
+    const b = { cookie: sessionCookie(enrolled.headers), csrf: '', role: null } as Browser;
+
+    const listed = await call(operatorsLoader, get('/admin/operators', admin));
+    expect(listed.data.identity.factors[c.id]).toEqual({ totp: true, passkeys: 0, recoveryCodesLeft: 10 });
+    expect(listed.data.identity.sessions[c.id]).toBe(1);
+
+    // A viewer cannot do it.
+    const viewer = await makeOperator(t.db, 'viewer');
+    const vb = await password(viewer.email);
+    const vcsrf = (await requireOperator(get('/', vb.b), 'viewer')).session.csrfToken;
+    expect(
+      (await call(operatorsAction, post('/admin/operators', { ...vb.b!, csrf: vcsrf }, { intent: 'reset-factors', id: c.id }))).status,
+    ).toBe(403);
+
+    const r = await call(operatorsAction, post('/admin/operators', admin, { intent: 'reset-factors', id: c.id }));
+    expect(r.status).toBe(200);
+    expect(r.data).toMatchObject({ tone: 'ok', code: 'operators:identity.reset_done', values: { email: c.email } });
+    expect(((await signedIn(b)) as Response).status).toBe(302);
+    expect((await call(operatorsLoader, get('/admin/operators', admin))).data.identity.factors[c.id]).toBeUndefined();
+    const audit = await t.db
+      .selectFrom('auditLog')
+      .selectAll()
+      .where('action', '=', 'operator.factors_reset')
+      .where('targetId', '=', c.id)
+      .executeTakeFirstOrThrow();
+    expect(JSON.parse(audit.detail!)).toMatchObject({ totp: true, recoveryCodesLeft: 10, sessionsEnded: 1 });
+    // Set-up is asked again at the next sign-in.
+    expect((await password(c.email)).r.location).toBe('/auth/mfa/enrol?next=%2Fusers');
+
+    // Sign out everywhere, without touching the factors.
+    const again = await password(viewer.email);
+    const out = await call(operatorsAction, post('/admin/operators', admin, { intent: 'sign-out', id: viewer.id }));
+    expect(out.data).toMatchObject({ tone: 'ok', code: 'operators:identity.signed_out', values: { count: 2 } });
+    for (const x of [vb.b!, again.b!]) expect(((await signedIn(x)) as Response).status).toBe(302);
   });
 });
