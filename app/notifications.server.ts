@@ -121,6 +121,17 @@ const REASON_RULES: Array<[RegExp, string, string[]?, number?]> = [
   [/^the customer has no country \(MX or DO\)/, 'no_country'],
   [/^no KYC link could be generated/, 'no_link'],
   [/^no KYC link was generated within a day/, 'no_link_in_a_day'],
+  [/^stopped$/, 'stopped'],
+  [/^failed$/, 'failed'],
+  [/^the verification link is not a valid URL$/, 'link_invalid'],
+  [/^the verification link must be http\(s\)/, 'link_invalid'],
+  [/^no template for (\S+) in (\S+)$/, 'no_template', ['kind', 'locale']],
+  // Alert messages (to operators) share the ledger.
+  [/^the alert this message is about no longer exists$/, 'alert_gone'],
+  [/^no alert webhook is configured any more/, 'alert_webhook_unconfigured'],
+  [/^webhook unreachable: ([\s\S]*)$/, 'webhook_unreachable', ['detail']],
+  [/^webhook answered HTTP (\d{3})$/, 'webhook_refused_bare', ['status']],
+  [/^webhook answered HTTP (\d{3}): ([\s\S]*)$/, 'webhook_refused', ['status', 'detail']],
 ];
 
 export function reasonParts(text: string): Message[] {
