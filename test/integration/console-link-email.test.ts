@@ -115,8 +115,10 @@ describe('console links are e-mailed', () => {
     expect(await ledger(userId)).toEqual([expect.objectContaining({ kind: 'kyc_link', status: 'sent', linkUrl: link.url, locale: 'en' })]);
     const page = await userPage(userId);
     const message = page.timeline.find((e: { kind: string }) => e.kind === 'message');
-    expect(message.title).toMatch(/Verification link.*sent/);
-    expect(message.facts).toContainEqual(['link', link.url]);
+    type Said = string | { code: string; values?: Record<string, unknown> };
+    const say = (m: Said) => (typeof m === 'string' ? m : english.t(m.code, m.values ?? {}));
+    expect(say(message.title)).toBe('E-mail “Verification link” — sent');
+    expect(message.facts.map(([k, v]: [Said, Said]) => [say(k), say(v)])).toContainEqual(['link', link.url]);
     // The resend form offers the language the customer was written to in.
     expect(page.emailLocale).toBe('en');
 
