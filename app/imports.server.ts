@@ -30,6 +30,7 @@ import { auditAction, type SignedIn } from './auth.server';
 import { LANGUAGES } from './i18n';
 import { getFixedT, i18nFor } from './i18n.server';
 import { jobFailureMessage } from './job-failures.server';
+import { reasonParts } from './notifications.server';
 import { pageNumber, parsePaging } from './list-params.server';
 import { services } from './services.server';
 
@@ -231,12 +232,12 @@ export function rowReasonMessages(stored: string | null): Message[] {
 }
 
 /**
- * A link e-mail's failure reason as the mail channel stored it: a message when it is one, else
- * the words it has (often the SMTP server's own answer), shown as they are.
+ * A link e-mail's failure reason as the ledger stored it, as messages: the notifications
+ * feature reads its own words back as codes (reasonParts; the SMTP server's answer stays as it is).
  */
-function emailReasonMessage(stored: string | null): Message | null {
-  if (!stored) return null;
-  return readMessages(stored)?.[0] ?? { code: 'imports:email.reason_text', values: { text: stored } };
+function emailReasonMessages(stored: string | null): Message[] {
+  if (!stored) return [];
+  return readMessages(stored) ?? reasonParts(stored);
 }
 
 function emailOutcome(r: ImportRow, mail: RowEmail | undefined): { outcome: RowEmailOutcome; reason: string | null; at: string | null } {
@@ -264,7 +265,7 @@ function rowView(r: ImportRow, mail?: RowEmail) {
     userId: r.userId,
     linkId: r.linkId,
     emailOutcome: email.outcome,
-    emailReason: emailReasonMessage(email.reason),
+    emailReasons: emailReasonMessages(email.reason),
     emailAt: email.at,
   };
 }
@@ -450,8 +451,8 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
 
 function emailCells(t: TFunction, r: ImportRow, mail: RowEmail | undefined): [string, string] {
   const e = emailOutcome(r, mail);
-  const reason = emailReasonMessage(e.reason);
-  return [e.outcome === 'none' ? '' : t(`email.outcomes.${e.outcome}`), reason ? word(t, reason) : ''];
+  const reasons = emailReasonMessages(e.reason).map((m) => word(t, m));
+  return [e.outcome === 'none' ? '' : t(`email.outcomes.${e.outcome}`), reasons.join(': ')];
 }
 
 /** The template, in the reader's language: our column names and yes/no in their words, the same example rows. */

@@ -53,7 +53,8 @@ function EmailCell({ r }: { r: Row }) {
   const { t } = useTranslation('imports');
   const say = useSay();
   if (r.emailOutcome === 'none') return <span className="muted">—</span>;
-  const why = r.emailOutcome === 'missing' ? t('email.missing_reason') : say(r.emailReason);
+  // A reason with its cause ("gave up after 3 attempts: the mail server refused it …") reads as one sentence.
+  const why = r.emailOutcome === 'missing' ? t('email.missing_reason') : r.emailReasons.map((m) => say(m)).join(': ');
   return (
     <span data-testid="row-email" data-outcome={r.emailOutcome}>
       <span className={`badge email-${r.emailOutcome}`}>{t(`email.outcomes.${r.emailOutcome}`)}</span>

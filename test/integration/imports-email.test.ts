@@ -213,16 +213,16 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
     expect(d.import.status).toBe('completed');
     expect(d.emails).toEqual({ expected: 2, sent: 1, failed: 1, pending: 0, cancelled: 0, missing: 0 });
     expect(
-      d.rows.map((r: { email: string; status: string; emailOutcome: string; emailReason: Said | null }) => [
+      d.rows.map((r: { email: string; status: string; emailOutcome: string; emailReasons: Said[] }) => [
         r.email,
         r.status,
         r.emailOutcome,
-        say(r.emailReason),
+        r.emailReasons.map(say).join(': '),
       ]),
     ).toEqual([
-      ['bien.á@example.mx', 'done', 'sent', null],
-      ['rechazo.ñ@example.mx', 'done', 'failed', expect.stringMatching(/SMTP 550.*No such user here/)],
-      ['sin.link@example.mx', 'done', 'none', null],
+      ['bien.á@example.mx', 'done', 'sent', ''],
+      ['rechazo.ñ@example.mx', 'done', 'failed', expect.stringMatching(/^the mail server refused it \(SMTP 550\): .*No such user here/)],
+      ['sin.link@example.mx', 'done', 'none', ''],
     ]);
 
     // The operator can list exactly the rows whose e-mail failed.
@@ -249,7 +249,7 @@ describe('link e-mails of an import: one address rule, outcomes on the import pa
       'row,line,externalUserId,email,type,alias,country,sendLink,status,reason,customerId,customerUrl,emailStatus,emailReason',
     );
     expect(lines[1]).toMatch(/^1,2,smtp-1,bien\.á@example\.mx,.*,sent,$/);
-    expect(lines[2]).toMatch(/^2,3,smtp-2,rechazo\.ñ@example\.mx,.*,failed,SMTP 550 .*No such user here/);
+    expect(lines[2]).toMatch(/^2,3,smtp-2,rechazo\.ñ@example\.mx,.*,failed,the mail server refused it \(SMTP 550\): .*No such user here/);
     expect(lines[3]).toMatch(/^3,4,smtp-3,sin\.link@example\.mx,.*,,$/);
     // The errors file stays the re-uploadable shape.
     const errors = await call(downloadLoader, get(`/imports/${staged.importId}/download?kind=errors`, compliance), { id: staged.importId });
