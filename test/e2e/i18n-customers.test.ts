@@ -62,6 +62,12 @@ beforeAll(async () => {
   const run = await recordJobStart(rt.db, { userId: u.id, jobName: 'create-capa-user', jobId: 'create-e2e-1', attempt: 1 });
   await recordJobEnd(rt.db, run, 'failed', { error: CAPA_CREATE_IN_DOUBT });
   await rt.db.updateTable('jobRuns').set({ startedAt: '2026-03-10T18:05:29.000Z', finishedAt: FINISHED }).where('id', '=', run).execute();
+  // Capa refused the customer: stored in describeCapaError's English, as the create job writes it.
+  await rt.db
+    .updateTable('users')
+    .set({ capaSync: 'failed', capaSyncError: 'This email or external id already exists in Capa.' })
+    .where('id', '=', u.id)
+    .execute();
   browser = await launchChromium();
 }, 120_000);
 
@@ -117,6 +123,7 @@ interface Reader {
     list: { heading: string; count: string; column: string; type: string };
     form: { heading: string; submit: string; invalid: string; taken: string };
     timeline: { heading: string; job: string; inDoubt: string; state: string; reason: string; by: string; audit: string; country: string };
+    capa: { list: string; refused: string };
     imports: { upload: string; summary: RegExp; reasons: string[]; download: string; header: string; reasonCell: string };
   };
 }
@@ -144,6 +151,7 @@ const READERS: Reader[] = [
         audit: 'ana@desk.test: creó al cliente — correcto',
         country: 'país: MX',
       },
+      capa: { list: 'no está en Capa', refused: 'Capa rechazó a este cliente: Este correo o id externo ya existe en Capa.' },
       imports: {
         upload: 'Subir y revisar',
         summary: /^4 filas: 1 lista para importar, 3 con problemas\.$/,
@@ -180,6 +188,7 @@ const READERS: Reader[] = [
         audit: 'ana@desk.test: created the customer — ok',
         country: 'country: MX',
       },
+      capa: { list: 'not in Capa', refused: 'Capa refused this customer: This email or external id already exists in Capa.' },
       imports: {
         upload: 'Upload and check',
         summary: /^4 rows: 1 ready to import, 3 with problems\.$/,
@@ -225,7 +234,9 @@ for (const reader of READERS) {
       await page.getByRole('heading', { name: w.list.heading, level: 1 }).waitFor();
       await page.getByRole('columnheader', { name: w.list.column }).waitFor();
       await page.getByText(w.list.count, { exact: true }).waitFor();
-      await page.locator(`tr[data-user-id="${customerId}"]`).getByText(w.list.type).waitFor();
+      const row = page.locator(`tr[data-user-id="${customerId}"]`);
+      await row.getByText(w.list.type).waitFor();
+      await row.getByText(w.capa.list).waitFor();
       await expectLanguage(page, reader.lng, '/users');
       expect(problems).toEqual([]);
     });
@@ -247,6 +258,8 @@ for (const reader of READERS) {
     it('the customer page: the timeline in the operator’s words, times in the operator’s time zone', async () => {
       await page.goto(`${base}/users/${customerId}`);
       await page.getByRole('heading', { name: w.timeline.heading }).waitFor();
+      // Capa's refusal in plain words, in the operator's language.
+      expect(await page.getByRole('alert').filter({ hasText: w.capa.refused }).textContent()).toBe(w.capa.refused);
       const timeline = page.locator('ol.timeline');
       const job = timeline.locator('li.tl-job');
       await job.getByText(w.timeline.job, { exact: true }).waitFor();
