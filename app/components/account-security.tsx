@@ -72,9 +72,9 @@ export function SecuritySections({ data, result }: { data: SecurityView; result:
         {data.required && !anyFactor ? <p className="error">{t('security.required')}</p> : null}
         <h3>{t('security.totp')}</h3>
         {data.factors.totp ? (
-          <p>
+          <div>
             {t('security.totp_on')} <IntentButton intent="security-remove-totp" label={t('security.remove')} />
-          </p>
+          </div>
         ) : (
           <p>
             {data.totpPending ? t('security.totp_pending') : t('security.totp_off')}{' '}
@@ -149,9 +149,9 @@ export function SecuritySections({ data, result }: { data: SecurityView; result:
             ))}
           </tbody>
         </table>
-        <p>
+        <div>
           <IntentButton intent="security-sign-out-everywhere" label={t('security.sign_out_everywhere')} small={false} />
-        </p>
+        </div>
       </section>
     </>
   );
