@@ -103,6 +103,8 @@ export async function startTestIdp(opts: { redirectUris: string[]; postLogoutRed
     cookies: { keys: ['test-idp-cookie-key-0123456789'] },
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
     features: { devInteractions: { enabled: true } },
+    // Lifetimes stated (the provider prints a notice for each one left to its default).
+    ttl: { AccessToken: 600, AuthorizationCode: 60, Grant: 3600, IdToken: 600, Interaction: 600, RefreshToken: 3600, Session: 3600 },
     async findAccount(_ctx, id) {
       const u = users[id];
       if (!u) return undefined;
