@@ -1,7 +1,13 @@
 import { createCookie } from '@remix-run/node';
 import { appendAudit } from '../db/repositories/audit.js';
 import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
-import { findOperatorByEmail, findOperatorBySubject, linkOperatorSubject, setOperatorRole } from '../db/repositories/operators.js';
+import {
+  findOperatorByEmail,
+  findOperatorBySubject,
+  linkOperatorSubject,
+  recordLoginSuccess,
+  setOperatorRole,
+} from '../db/repositories/operators.js';
 import { revokeOperatorSessions } from '../db/repositories/sessions.js';
 import { anySession, clientIp, safeNext, startSession } from './auth.server';
 import {
@@ -187,6 +193,7 @@ export async function finishSso(request: Request): Promise<SsoFinish> {
   }
 
   const session = await startSession(request, op.id, { stage: 'full', method: 'oidc', oidcTokens: identity.tokens });
+  await recordLoginSuccess(db, op.id);
   headers.append('Set-Cookie', session.get('Set-Cookie')!);
   await auditSso(request, 'ok', { operatorId: op.id, actor: op.email, subject }, { role: role ?? op.role });
   return { ok: true, next: safeNext(flow.next), headers };

@@ -121,6 +121,7 @@ describe('single sign-on', () => {
     expect(who.operator).toMatchObject({ id: op.id, role: 'compliance' });
     const row = await findOperatorByEmail(t.db, op.email);
     expect(row).toMatchObject({ oidcIssuer: idp.issuer, oidcSubject: 'analyst', role: 'compliance' });
+    expect(row!.lastLoginAt).toBeTruthy();
     const a = await lastSsoAudit();
     expect(a).toMatchObject({ outcome: 'ok', operatorId: op.id });
     const roleChange = await t.db.selectFrom('auditLog').selectAll().where('action', '=', 'operator.sso_role').executeTakeFirstOrThrow();
