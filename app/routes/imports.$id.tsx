@@ -313,7 +313,7 @@ export default function ImportPage() {
               {t('dry_run.same_file_after', { status: t(`statuses.${d.sameFile.status}`) })}
             </p>
           ) : null}
-          <p>
+          <div className="actions">
             {imp.validRows > 0 ? (
               act('commit', t('dry_run.start', { count: imp.validRows }))
             ) : (
@@ -321,7 +321,7 @@ export default function ImportPage() {
             )}
             {act('discard', t('dry_run.cancel'), 'secondary')}
             {imp.invalidRows > 0 ? <a href={`/imports/${imp.id}/download?kind=errors`}>{t('dry_run.download_problems')}</a> : null}
-          </p>
+          </div>
         </section>
       ) : imp.status === 'discarded' ? (
         <p className="muted">{t('page.discarded')}</p>
@@ -329,7 +329,8 @@ export default function ImportPage() {
         <>
           <ProgressPanel p={progress} status={status} />
           {emails ? <EmailSummary e={emails} importId={imp.id} /> : null}
-          <p>
+          {/* A form may not sit inside a paragraph. */}
+          <div className="actions">
             {status === 'running' ? act('pause', t('run.pause'), 'secondary') : null}
             {status === 'paused' ? act('resume', t('run.resume')) : null}
             {ACTIVE.has(status) ? act('cancel', t('run.cancel'), 'secondary', t('run.cancel_confirm')) : null}
@@ -340,7 +341,7 @@ export default function ImportPage() {
             <a href={`/imports/${imp.id}/download?kind=errors`} data-testid="download-errors">
               {t('run.download_errors')}
             </a>
-          </p>
+          </div>
         </>
       )}
 
