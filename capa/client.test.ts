@@ -236,7 +236,7 @@ describe('getKycDetails', () => {
     expect(Date.parse(d!.createdAt!)).not.toBeNaN();
     const media = await fetch(d!.media!.frontIdImageUrl!);
     expect(media.status).toBe(200);
-    expect(media.headers.get('content-type')).toBe('image/svg+xml');
+    expect(media.headers.get('content-type')).toBe('image/png'); // the sandbox serves real pictures
   });
 
   it('rejected and review-needed records carry matching per-check statuses; raw override is passed through', async () => {
