@@ -1,6 +1,7 @@
 import autocannon from 'autocannon';
 import { sql } from 'kysely';
 import type { ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import {
   benchDatabase,
   cpuMsOf,
@@ -65,6 +66,8 @@ async function measure(r: Receiver, redis: Awaited<ReturnType<typeof startRedis>
   };
   const consumer = spawnTs(r.consumer.file, { ...common, ...r.consumer.env, PGAPPNAME: `${appName}-consumer` });
   const web = spawnTs(r.web.file, { ...common, ...r.web.env, PORT: String(port), PGAPPNAME: `${appName}-web` });
+  // Our worker lowers its own priority (WORKER_NICE, default 10); the reference's consumer gets the same.
+  if (r.consumer.file !== 'jobs/worker.ts') os.setPriority(consumer.pid!, Number(process.env.WORKER_NICE ?? 10));
   const url = `http://127.0.0.1:${port}`;
   const request = signedDeliveries(SECRET, (n) => `cust-${n}`);
   const backlog = async () =>
@@ -213,6 +216,7 @@ try {
           `ours / reference = ${ratio.toFixed(2)} (target ≥ 0.6); target ≥ 2,000 req/s at p99 ≤ 50 ms with the worker draining`,
           `phases of ${PHASE_SECONDS} s, each run ${REPEATS}× (the median run by p99 is shown), open loop, latency from each request's due time; after each run the bench waits for the consumer to drain the backlog (up to ${DRAIN_WAIT_MS / 1000} s)`,
           'CPU %: of one core, during the run (receiver = web process, consumer = worker process; PostgreSQL = their backends); load generator on the same 2 cores',
+          'both consumers run at niceness WORKER_NICE (default 10): ours sets it itself at start, the reference gets it from the bench',
         ],
       },
       { title: `Ramp — ${ours.name}`, rows: ours.ramp },

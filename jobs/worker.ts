@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { UnrecoverableError, Worker, type Job, type RepeatOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -289,6 +290,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  // Two cores shared by the web process, Redis, the database and workers: the queue can wait a
+  // few milliseconds, the intake's answer (Capa's retry clock) should not (docs/performance.md).
+  try {
+    if (os.getPriority() < e.WORKER_NICE) os.setPriority(e.WORKER_NICE);
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not lower the worker process priority');
+  }
 
   // A bad ALERTS_RULES stops the worker here, named, rather than failing every evaluation.
   checkAlertEnv(e);

@@ -134,6 +134,9 @@ export const EnvSchema = z
     WORKER_CONCURRENCY: z.coerce.number().int().positive().default(8),
     // Deliveries in flight per worker process; on SQLite they share commits (db/group-commit.ts).
     WEBHOOK_CONCURRENCY: z.coerce.number().int().positive().default(32),
+    // Worker processes lower their CPU priority (Unix niceness) to this at start: on a machine
+    // shared with the web process, the intake answers first and the backlog takes what is left.
+    WORKER_NICE: z.coerce.number().int().min(0).max(19).default(10),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
     REDIS_AUTOSTART: bool.default('true'),
     /** Stale-status refresh: how often the scheduled scan runs (one schedule for all workers). */

@@ -127,12 +127,15 @@ export async function markEnqueued(db: Executor, id: string): Promise<void> {
   await db.updateTable('notifications').set({ enqueuedAt: nowIso() }).where('id', '=', id).execute();
 }
 
-/** Counts an attempt; false when the row is no longer queued (someone settled it meanwhile). */
-export async function beginAttempt(db: Executor, id: string): Promise<boolean> {
+/**
+ * Counts an attempt (and records the subject it is sent with, when it has one); false when the row
+ * is no longer queued (someone settled it meanwhile).
+ */
+export async function beginAttempt(db: Executor, id: string, subject: string | null = null): Promise<boolean> {
   const now = nowIso();
   const r = await db
     .updateTable('notifications')
-    .set({ attempts: sql`attempts + 1`, lastAttemptAt: now, updatedAt: now })
+    .set({ attempts: sql`attempts + 1`, lastAttemptAt: now, updatedAt: now, ...(subject !== null ? { subject } : {}) })
     .where('id', '=', id)
     .where('status', '=', 'queued')
     .executeTakeFirst();
@@ -174,10 +177,6 @@ export async function recordTransientError(db: Executor, id: string, error: stri
     .set({ lastError: error.slice(0, 1000), updatedAt: nowIso() })
     .where('id', '=', id)
     .execute();
-}
-
-export async function setSubject(db: Executor, id: string, subject: string): Promise<void> {
-  await db.updateTable('notifications').set({ subject }).where('id', '=', id).execute();
 }
 
 export async function cancelMessage(db: Executor, id: string, reason: string): Promise<boolean> {

@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import { linksForUser } from '../../db/repositories/links.js';
 import { cancelMessage, getMessage, getProgramme, markFailed, stopProgramme } from '../../db/repositories/notifications.js';
 import { findUserById } from '../../db/repositories/users.js';
-import { isAlertKind } from '../../db/schema.js';
+import { isAlertKind, type Notification } from '../../db/schema.js';
 import { deliverAlertMessage } from '../alerts/deliver.js';
 import { sendNotification } from '../definitions/send-notification.js';
 import { channelsFor } from '../notifications/transports.js';
@@ -20,9 +20,14 @@ import { defineHandler } from '../types.js';
  * webhooks (jobs/alerts/deliver.ts); the rest to customers.
  */
 
-export async function deliver(deps: NotifyDeps, id: string, attempt: SendAttempt): Promise<SendOutcome> {
+export async function deliver(
+  deps: NotifyDeps,
+  id: string,
+  attempt: SendAttempt,
+  read: Promise<Notification | undefined> = getMessage(deps.db, id),
+): Promise<SendOutcome> {
   const { db } = deps;
-  const row = await getMessage(db, id);
+  const row = await read;
   if (!row) return { skipped: 'missing' };
   if (row.status !== 'queued') return { skipped: row.status };
   if (isAlertKind(row.kind)) return deliverAlertMessage(deps, { ...row, kind: row.kind }, attempt);
@@ -108,10 +113,11 @@ async function stopAfterFailure(deps: NotifyDeps, programmeId: string | null, wh
 
 export default defineHandler(sendNotification, {
   handler: async ({ notificationId }, ctx) => {
-    const row = await getMessage(ctx.db, notificationId);
+    const read = getMessage(ctx.db, notificationId);
+    const row = await read;
     if (row?.userId) ctx.setUser(row.userId);
     const number = ctx.job.attemptsMade + 1;
-    const outcome = await deliver(ctx, notificationId, { number, final: number >= (ctx.job.opts.attempts ?? 1) });
+    const outcome = await deliver(ctx, notificationId, { number, final: number >= (ctx.job.opts.attempts ?? 1) }, read);
     // A recorded permanent failure ends the job as failed (visible in the queue views) without a retry.
     if ('failed' in outcome) throw new UnrecoverableError(outcome.failed);
     return outcome;

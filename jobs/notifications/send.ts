@@ -1,5 +1,6 @@
 import { claim, reopen, settle } from '../../db/repositories/idempotency.js';
-import { beginAttempt, markFailed, markSent, peekClaim, recordTransientError, setSubject } from '../../db/repositories/notifications.js';
+import { groupCommit } from '../../db/group-commit.js';
+import { beginAttempt, markFailed, markSent, peekClaim, recordTransientError } from '../../db/repositories/notifications.js';
 import type { Db } from '../../db/client.js';
 import type { Notification } from '../../db/schema.js';
 import { ChannelError, type DeliveryReceipt } from './channel.js';
@@ -32,8 +33,18 @@ export async function sendClaimed(
 ): Promise<SendOutcome> {
   const id = row.id;
   const key = `notify-send:${id}`;
-  const c = await claim(db, key, 'notify-send');
-  if (!c.fresh) {
+  // The claim, the attempt and the subject in one commit, shared with the sends starting now and
+  // synced to disk before anything leaves: a power cut cannot forget that this message went out.
+  const started = await groupCommit(db, 'durable').run(async (trx) => {
+    const c = await claim(trx, key, 'notify-send');
+    if (!c.fresh) return c;
+    if (await beginAttempt(trx, id, send.subject)) return 'claimed' as const;
+    await settle(trx, key, 'failed', { reason: 'row settled meanwhile' });
+    return 'settled meanwhile' as const;
+  });
+  if (started === 'settled meanwhile') return { skipped: started };
+  if (started !== 'claimed') {
+    const c = started;
     if (c.status === 'done') {
       // Sent by an earlier attempt that stopped before recording it: record, never resend.
       const r = c.result as { providerMessageId?: string | null } | null;
@@ -53,18 +64,22 @@ export async function sendClaimed(
       return { failed: why };
     }
     // `failed` = a previous attempt was refused: known not delivered, so try again.
-    await reopen(db, key);
+    const again = await groupCommit(db, 'durable').run(async (trx) => {
+      await reopen(trx, key);
+      if (await beginAttempt(trx, id, send.subject)) return true;
+      await settle(trx, key, 'failed', { reason: 'row settled meanwhile' });
+      return false;
+    });
+    if (!again) return { skipped: 'settled meanwhile' };
   }
-  if (!(await beginAttempt(db, id))) {
-    await settle(db, key, 'failed', { reason: 'row settled meanwhile' });
-    return { skipped: 'settled meanwhile' };
-  }
-  if (send.subject !== null) await setSubject(db, id, send.subject);
 
   try {
     const receipt = await send.deliver();
     const sentAt = new Date().toISOString();
-    await db.transaction().execute(async (trx) => {
+    // Shared with the others recorded now, and on disk with the next claim's commit at the latest
+    // (syncing the log syncs everything written before). A power cut in between can only turn a
+    // sent message into "interrupted, delivery unknown", never send it twice.
+    await groupCommit(db).run(async (trx) => {
       await settle(trx, key, 'done', { providerMessageId: receipt.providerMessageId });
       await markSent(trx, id, { subject: send.subject, providerMessageId: receipt.providerMessageId });
     });

@@ -1,4 +1,7 @@
+import net from 'node:net';
 import nodemailer, { type Transporter } from 'nodemailer';
+import SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type { NotificationChannelName, User } from '../../db/schema.js';
 import { needsSmtpUtf8 } from '../../domain/email.js';
 import type { Env } from '../../lib/config.js';
@@ -28,6 +31,24 @@ export interface EmailChannelOptions {
   timeoutMs?: number;
 }
 
+/**
+ * nodemailer's getSocket hook: the TCP connection to the SMTP server, opened by us with Nagle's
+ * algorithm off. With it on, the line that ends a message's data (".") waits for the server to
+ * acknowledge the body, and servers delay that acknowledgement: about 40 ms lost per message on
+ * each connection (measured: 46 → 4 ms per message to a local server). nodemailer has no option
+ * for it. The socket is handed over while it connects: nodemailer then meets a refused or failed
+ * connection as it meets its own (an error from this hook would leave its pool one connection
+ * short for good), and does the rest as before (TLS for smtps://, STARTTLS, the SMTP dialogue,
+ * its connection and greeting timeouts).
+ */
+function connectWithoutDelay(
+  o: { host?: string; port?: number | string; secure?: boolean },
+  callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void,
+): void {
+  const port = Number(o.port) || (o.secure ? 465 : 587);
+  callback(null, { connection: net.connect({ host: o.host ?? 'localhost', port, noDelay: true }) });
+}
+
 export class EmailChannel implements Channel {
   readonly name = 'email' as const;
   private readonly transport: Transporter;
@@ -35,14 +56,22 @@ export class EmailChannel implements Channel {
 
   constructor(private readonly opts: EmailChannelOptions) {
     const timeout = opts.timeoutMs ?? 15_000;
-    this.transport = nodemailer.createTransport({
+    // The transports themselves take the URL with the other options. Given to createTransport,
+    // a `url` replaces every other option: the pool, its size and the timeouts were dropped, and
+    // each message opened (and closed) an SMTP connection of its own.
+    const options = {
       url: opts.url,
-      pool: opts.pool ?? true,
       maxConnections: 4,
       connectionTimeout: timeout,
       greetingTimeout: timeout,
       socketTimeout: timeout * 2,
-    } as nodemailer.TransportOptions);
+      getSocket: connectWithoutDelay,
+    };
+    this.transport = nodemailer.createTransport(
+      (opts.pool ?? true)
+        ? new SMTPPool(options as unknown as SMTPPool.Options)
+        : new SMTPTransport(options as unknown as SMTPTransport.Options),
+    );
     const m = /@([^>\s]+)>?\s*$/.exec(opts.from);
     this.domain = m?.[1] ?? 'kyc-desk.local';
   }

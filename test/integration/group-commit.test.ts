@@ -81,9 +81,9 @@ for (const kind of kinds) {
                     .set({ alias: `batched-${i}` })
                     .where('id', '=', u.id)
                     .execute();
-                  // The first caller is written at once, alone; the four that arrived meanwhile share the
-                  // next transaction: caller 1's write is not yet visible to another connection while
-                  // callers 2–4 run, because it is still open.
+                  // The five arrived in the same turn of the event loop and share one transaction:
+                  // caller 1's write is not yet visible to another connection while callers 2–4
+                  // run, because it is still open.
                   if (i > 1)
                     seenOutside.push(
                       (outside.prepare('select alias from users where id = ?').get(users[1].id) as { alias: string | null }).alias,
