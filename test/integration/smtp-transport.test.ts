@@ -6,7 +6,7 @@ import { startTestSmtp, type TestSmtp } from '../support/smtp.js';
 const message = (i: number) => ({
   id: `m-${i}`,
   to: `customer${i}@example.mx`,
-  rendered: { subject: `Hola ${i}`, text: 'Tu enlace', html: '<p>Tu enlace</p>' },
+  rendered: { subject: `Hola ${i}`, text: 'Tu enlace', html: '<p>Tu enlace</p>', short: 'Tu enlace' },
   locale: 'es' as const,
   tags: { 'X-KYC-Desk-Notification': `m-${i}` },
 });
