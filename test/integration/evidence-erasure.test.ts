@@ -11,7 +11,7 @@ import { insertMessage } from '../../db/repositories/notifications.js';
 import { findUserById, insertUser } from '../../db/repositories/users.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
 import { setServices } from '../../app/services.server';
-import { action as erasureAction, loader as erasureLoader } from '../../app/routes/users.$id.erasure';
+import { action as erasureAction, loader as erasureLoader } from '../../app/routes/users.$id_.erasure';
 import { createTestRuntime, redisUrl, waitFor, type TestRuntime } from '../support/runtime.js';
 import { call, get, post, signInAs, type Browser } from './console-helpers.js';
 
