@@ -2,7 +2,7 @@ import { LanguageDetector } from 'remix-i18next/server';
 import { operatorPreferences, type OperatorPreferences } from '../db/repositories/operators.js';
 import { createFormatters, type Formatters, type TFunction } from '../lib/i18n';
 import { isLanguage, isTimeZone, type TimeZone } from '../lib/locales';
-import { currentSession } from './auth.server';
+import { anySession } from './auth.server';
 import { DEFAULT_NS, getFixedT, INTL_LOCALE, LANGUAGES, type Language, type Namespace } from './i18n';
 import { services } from './services.server';
 
@@ -12,8 +12,9 @@ export { getFixedT, i18nInstance } from './i18n';
  * Which language and time zone a request is answered in, and the `t` and formatters for loaders
  * and actions that must produce words themselves (CSV headers, downloads, error responses).
  *
- * Language: the signed-in operator's own setting (/account, or the switch in the header), else
- * the browser's Accept-Language (the first of its languages, by preference, that we speak), else
+ * Language: the operator's own setting (/account, or the switch in the header; from the moment
+ * their password is accepted, so the second-factor pages too), else the browser's
+ * Accept-Language (the first of its languages, by preference, that we speak), else
  * DEFAULT_LOCALE. Time zone: the operator's setting, else DEFAULT_TIME_ZONE.
  */
 
@@ -77,7 +78,8 @@ export interface RequestI18n extends RequestLocale {
  * above), a `t` for `ns`, and the formatters.
  */
 export async function i18nFor(request: Request, ns: Namespace = DEFAULT_NS): Promise<RequestI18n> {
-  const live = await currentSession(request);
+  // At any stage of signing in: a session waiting for its second factor knows its operator.
+  const live = await anySession(request);
   const where = await localeForOperator(request, live?.operator.id ?? null);
   return { ...where, t: getFixedT(where.locale, ns), format: formattersFor(where.locale, where.timeZone) };
 }

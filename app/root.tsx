@@ -16,7 +16,7 @@ import {
 import { useTranslation } from 'react-i18next';
 import { useChangeLanguage } from 'remix-i18next/react';
 import { alertBadge, type AlertBadgeData } from './alerts.server';
-import { currentSession } from './auth.server';
+import { anySession } from './auth.server';
 import { AlertBadge } from './components/alert-badge';
 import { CsrfInput, useRootData, type RootData } from './components/csrf';
 import { useFormat } from './components/format';
@@ -38,8 +38,10 @@ export const meta: MetaFunction = ({ matches }) => [{ title: pageTitle(matches, 
  * renders with and the browser reads back from `<html lang>`.
  */
 export async function loader({ request }: LoaderFunctionArgs): Promise<RootData & { alerts?: AlertBadgeData | null }> {
-  const live = await currentSession(request);
-  const { locale, timeZone } = await localeForOperator(request, live?.operator.id ?? null);
+  const any = await anySession(request);
+  const live = any?.session.stage === 'full' ? any : null;
+  // An operator whose password was accepted is known: the second-factor pages speak their language too.
+  const { locale, timeZone } = await localeForOperator(request, any?.operator.id ?? null);
   if (!live) return { operator: null, csrfToken: null, locale, timeZone };
   const { id, email, name, role } = live.operator;
   // The header's alert badge; a failure to count must not take every page down with it.
