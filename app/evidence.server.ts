@@ -5,6 +5,10 @@ import type { KycDetails } from '../capa/types.js';
 import { AUDIT_ACTIONS } from '../db/repositories/audit-actions.js';
 import { latestDetails } from '../db/repositories/details.js';
 import { erasuresForUser, setLegalHold } from '../db/repositories/erasure.js';
+import { erasuresOfRuns, listRetentionRuns, type StateCounts } from '../db/repositories/retention.js';
+import { KYC_STATES } from '../domain/kyc-states.js';
+import { retentionPolicy } from '../domain/retention.js';
+import { readMessages } from '../lib/stored-message.js';
 import { findUserById } from '../db/repositories/users.js';
 import { eraseCustomer } from '../jobs/erasure.js';
 import { listMessages, type MessageListQuery } from '../db/repositories/notifications.js';
@@ -273,7 +277,55 @@ export async function erasurePageData(userId: string) {
     user: { id: user.id, externalUserId: user.externalUserId, kycState: user.kycState, erasedAt: user.erasedAt ?? null },
     legalHold: Boolean(user.legalHold),
     legalHoldReason: user.legalHoldReason ?? null,
-    erasures: erasures.map((e) => ({ id: e.id, at: e.at, kind: e.kind, report: JSON.parse(e.report) as Record<string, number> })),
+    erasures: erasures.map((e) => ({
+      id: e.id,
+      at: e.at,
+      kind: e.kind,
+      // The retention job's reason is a catalogue code; an admin's is their own free text, not shown here.
+      reason: e.kind === 'retention' ? (readMessages(e.reason)?.[0] ?? null) : null,
+      runId: e.runId ?? null,
+      report: JSON.parse(e.report) as Record<string, number>,
+    })),
+  };
+}
+
+const RUNS_SHOWN = 30;
+const CUSTOMERS_SHOWN_PER_RUN = 100;
+
+/**
+ * /audit/retention (compliance+): the policy in force and the retention job's latest runs — when,
+ * what each erased and kept on hold per KYC state, failures, and the customers erased (ids only:
+ * what is left of them is a tombstone).
+ */
+export async function retentionPageData() {
+  const { db, env } = await services();
+  const policy = retentionPolicy(env);
+  const runs = await listRetentionRuns(db, RUNS_SHOWN);
+  const customers = await erasuresOfRuns(
+    db,
+    runs.map((r) => r.id),
+    CUSTOMERS_SHOWN_PER_RUN,
+  );
+  const total = (c: StateCounts) => Object.values(c).reduce((a, b) => a + (b ?? 0), 0);
+  return {
+    policy: KYC_STATES.map((state) => ({ state, years: policy[state] })),
+    customersShown: CUSTOMERS_SHOWN_PER_RUN,
+    runs: runs.map((r) => {
+      const erased = JSON.parse(r.erased) as StateCounts;
+      const held = JSON.parse(r.held) as StateCounts;
+      return {
+        id: r.id,
+        startedAt: r.startedAt,
+        finishedAt: r.finishedAt,
+        policy: JSON.parse(r.policy) as StateCounts,
+        erased,
+        erasedTotal: total(erased),
+        held,
+        heldTotal: total(held),
+        failed: r.failed,
+        customers: (customers.get(r.id) ?? []).map((e) => ({ userId: e.userId, at: e.at })),
+      };
+    }),
   };
 }
 

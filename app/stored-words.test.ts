@@ -7,6 +7,8 @@ import { getFixedT, i18nInstance } from './i18n';
 import { reasonParts } from './notifications.server';
 import { storedErrorMessage } from './plain-errors.server';
 import { evidenceParts, runErrorMessage } from './refresh.server';
+import { readMessages } from '../lib/stored-message.js';
+import { retentionReason } from '../jobs/retention.js';
 
 /**
  * What the jobs and repositories store as English text (a message's failure, a drift's evidence, a
@@ -158,5 +160,17 @@ describe('catalogue coverage of the codes facades produce', () => {
     expect(chainReason('a row is missing before this one (previous hash does not match)').reasonCode).toBe('missing_row');
     expect(chainReason('row content does not match its hash').reasonCode).toBe('content_changed');
     expect(es('audit:chain_reasons.content_changed')).toBe('el contenido del registro no coincide con su hash');
+  });
+});
+
+describe('a retention erasure’s reason', () => {
+  it('is a code with the state and years, worded in both languages', () => {
+    const [m] = readMessages(retentionReason('REJECTED', 5)) ?? [];
+    expect(m?.code).toBe('evidence:retention.reason');
+    expect(exists('evidence:retention.reason_other')).toBe(true);
+    expect(en(m!.code, m!.values)).toBe('Retention policy: Rejected after 5 years');
+    expect(es(m!.code, m!.values)).toBe('Plazo de conservación: Rechazado después de 5 años');
+    const [one] = readMessages(retentionReason('LINK_ISSUED', 1)) ?? [];
+    expect(en(one!.code, one!.values)).toBe('Retention policy: Link issued after 1 year');
   });
 });

@@ -145,6 +145,24 @@ export interface ErasuresTable {
   at: string;
   /** JSON: rows changed per table. */
   report: string;
+  /** The retention run that erased this customer (migration 20261130_0101); null on request. */
+  runId: Generated<string | null>;
+}
+
+/** One run of the retention job; counts are JSON objects keyed by KYC state. */
+export interface RetentionRunsTable {
+  id: string;
+  jobId: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  /** JSON: years kept per KYC state (0 = kept for ever). */
+  policy: string;
+  /** JSON: customers erased per KYC state. */
+  erased: Generated<string>;
+  /** JSON: customers past their retention whom a legal hold kept, per KYC state. */
+  held: Generated<string>;
+  /** Customers whose erasure failed (retried on the next run). */
+  failed: Generated<number>;
 }
 
 export interface KycLinksTable {
@@ -604,6 +622,7 @@ export interface Database {
   kycLinks: KycLinksTable;
   kycDetails: KycDetailsTable;
   erasures: ErasuresTable;
+  retentionRuns: RetentionRunsTable;
   webhookInbox: WebhookInboxTable;
   stateChanges: StateChangesTable;
   jobRuns: JobRunsTable;
@@ -644,6 +663,7 @@ export type StateChange = Selectable<StateChangesTable>;
 export type JobRun = Selectable<JobRunsTable>;
 export type AuditEntry = Selectable<AuditLogTable>;
 export type Erasure = Selectable<ErasuresTable>;
+export type RetentionRun = Selectable<RetentionRunsTable>;
 export type AuditAnchor = Selectable<AuditAnchorsTable>;
 export type RefreshRun = Selectable<RefreshRunsTable>;
 export type DriftEvent = Selectable<DriftEventsTable>;

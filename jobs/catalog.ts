@@ -12,6 +12,7 @@ import { processWebhook } from './definitions/process-webhook.js';
 import { refreshRun, refreshWatch } from './definitions/refresh-run.js';
 import { refreshScan } from './definitions/refresh-scan.js';
 import { relayInboxJob } from './definitions/relay-inbox.js';
+import { retentionJob } from './definitions/retention.js';
 import { sendNotification } from './definitions/send-notification.js';
 import type { JobDeclaration, QueueName } from './types.js';
 
@@ -37,6 +38,7 @@ export const JOBS = [
   expireLinksJob,
   auditAnchor,
   alertsEvaluate,
+  retentionJob,
 ] as const satisfies readonly JobDeclaration[];
 
 export const jobsByName: ReadonlyMap<string, JobDeclaration> = new Map(JOBS.map((j) => [j.name, j as JobDeclaration]));

@@ -13,6 +13,7 @@ import { processWebhook } from './definitions/process-webhook.js';
 import { refreshRun, refreshWatch } from './definitions/refresh-run.js';
 import { refreshScan } from './definitions/refresh-scan.js';
 import { relayInboxJob } from './definitions/relay-inbox.js';
+import { RETENTION_EVERY_MS, retentionJob } from './definitions/retention.js';
 import { sendNotification } from './definitions/send-notification.js';
 import type { JobDeclaration, JobHandler, QueueName } from './types.js';
 
@@ -45,6 +46,7 @@ const HANDLERS: ReadonlyMap<string, Loader> = new Map([
   lazy(expireLinksJob, () => import('./handlers/expire-links.handler.js')),
   lazy(auditAnchor, () => import('./handlers/audit-anchor.handler.js')),
   lazy(alertsEvaluate, () => import('./handlers/alerts-evaluate.handler.js')),
+  lazy(retentionJob, () => import('./handlers/retention.handler.js')),
 ]);
 
 /** The job's handler, or undefined when none is registered. */
@@ -84,4 +86,6 @@ export const SCHEDULES: Array<{ id: string; queue: QueueName; job: string; every
       return readEnv().ALERTS_EVERY_SECONDS * 1000;
     },
   },
+  // The retention policy (RETENTION_<STATE>_YEARS); a run with every state at 0 erases nothing.
+  { id: 'retention', queue: 'maintenance', job: retentionJob.name, everyMs: RETENTION_EVERY_MS },
 ];

@@ -25,6 +25,15 @@ const sentinelAddress = z.string().transform((raw, ctx) => {
   return { host: m[1] ?? m[2], port };
 });
 
+const retentionYears = z.coerce.number().int('whole years').min(0).max(100).default(0);
+
+/**
+ * The AML rules (CNBV/UIF in Mexico, Ley 155-17 in the Dominican Republic) keep a customer's
+ * identification for at least ten years after the relationship ends; the desk only sees the last
+ * state change, which for these states is never later than that, so less than ten is refused.
+ */
+export const RETENTION_MIN_YEARS_CUSTOMERS = 10;
+
 /** One OIDC_ROLE_MAP entry, `value:role`; the value may itself contain colons (split at the last one). */
 const roleMapEntry = z.string().transform((raw, ctx) => {
   const at = raw.lastIndexOf(':');
@@ -149,6 +158,17 @@ export const EnvSchema = z
     REFRESH_MAX_PER_SCAN: z.coerce.number().int().positive().default(5000),
     /** KYC links older than this are marked expired and the customer is flagged "link expired — resend". */
     KYC_LINK_LIFETIME_HOURS: z.coerce.number().positive().default(168),
+    /**
+     * Retention: whole years a customer's personal data is kept after their last KYC state
+     * change, per state, before the daily retention job erases it (0 = kept for ever, the
+     * default: nothing is erased until someone chooses a policy). A legal hold always wins.
+     */
+    RETENTION_NOT_STARTED_YEARS: retentionYears,
+    RETENTION_LINK_ISSUED_YEARS: retentionYears,
+    RETENTION_IN_PROGRESS_YEARS: retentionYears,
+    RETENTION_VERIFIED_YEARS: retentionYears,
+    RETENTION_REJECTED_YEARS: retentionYears,
+    RETENTION_REVIEW_NEEDED_YEARS: retentionYears,
     /** Bulk CSV imports: file size and data-row limits (a bigger file is refused with a clear message). */
     IMPORT_MAX_BYTES: z.coerce
       .number()
@@ -231,6 +251,15 @@ export const EnvSchema = z
           code: 'custom',
           path: ['REDIS_PASSWORD'],
           message: 'is for the Redis behind REDIS_SENTINELS; with REDIS_URL put the password in the URL (redis://:password@host:6379)',
+        });
+      }
+    }
+    for (const v of ['RETENTION_VERIFIED_YEARS', 'RETENTION_REVIEW_NEEDED_YEARS'] as const) {
+      if (env[v] > 0 && env[v] < RETENTION_MIN_YEARS_CUSTOMERS) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [v],
+          message: `must be 0 (kept for ever) or at least ${RETENTION_MIN_YEARS_CUSTOMERS}: the AML rules keep a customer's identification ten years after the relationship ends`,
         });
       }
     }

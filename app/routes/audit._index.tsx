@@ -153,6 +153,9 @@ export default function AuditLog() {
       <div className="row-between">
         <h1>{t('heading')}</h1>
         <div>
+          <Link to="/audit/retention" className="button secondary">
+            {t('retention_link')}
+          </Link>{' '}
           <a href={csvHref} className="button secondary" download>
             {t('export_csv')}
           </a>{' '}

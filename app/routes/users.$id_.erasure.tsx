@@ -3,6 +3,7 @@ import { Form, Link, useActionData, useLoaderData } from '@remix-run/react';
 import { useTranslation } from 'react-i18next';
 import { requireMutation, requireOperator } from '~/auth.server';
 import { CsrfInput } from '~/components/csrf';
+import { useSay } from '~/components/message';
 import { ActionToast, Time } from '~/components/ops';
 import { erasurePageData, runErasureAction } from '~/evidence.server';
 import { pageTitle } from '~/i18n';
@@ -23,6 +24,7 @@ export default function Erasure() {
   const { t } = useTranslation('evidence');
   const d = useLoaderData<typeof loader>();
   const result = useActionData<typeof action>();
+  const say = useSay();
   return (
     <main className="page">
       <p>
@@ -81,6 +83,11 @@ export default function Erasure() {
               <h3>
                 <Time iso={e.at} /> · {t(`erasure.kinds.${e.kind}`)}
               </h3>
+              {e.reason ? (
+                <p data-testid="erasure-reason">
+                  {say(e.reason)} · <Link to="/audit/retention">{t('retention.heading')}</Link>
+                </p>
+              ) : null}
               <ul>
                 {Object.entries(e.report).map(([table, count]) => (
                   <li key={table}>{t('erasure.rows', { table, count })}</li>

@@ -15,6 +15,7 @@ import * as operatorLocale from './20261129_0301_operator_locale.js';
 import * as alerts from './20261129_0501_alerts.js';
 import * as operatorIdentity from './20261129_0401_operator_identity.js';
 import * as erasure from './20261129_0601_erasure.js';
+import * as retentionRuns from './20261130_0101_retention_runs.js';
 
 /**
  * The explicit list of migrations, in order. Explicit imports (not a folder scan) so the same
@@ -37,4 +38,5 @@ export const migrations: Record<string, Migration> = {
   '20261129_0501_alerts': alerts,
   '20261129_0401_operator_identity': operatorIdentity,
   '20261129_0601_erasure': erasure,
+  '20261130_0101_retention_runs': retentionRuns,
 };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { nowIso } from '../../lib/time.js';
-import type { Executor } from '../client.js';
-import type { Erasure, KycState } from '../schema.js';
+import { kindOf, type Executor } from '../client.js';
+import type { Erasure, KycState, User } from '../schema.js';
 
 /**
  * Erasing one customer's personal data, everywhere the database keeps it, in one transaction.
@@ -76,11 +76,29 @@ export async function eraseCustomerData(db: Executor, userId: string, at = nowIs
   return report;
 }
 
+/**
+ * The customer about to be erased, read inside the erasure's transaction. On PostgreSQL the row is
+ * locked, so a legal hold or a state change committed meanwhile is seen (or waits for the erasure);
+ * SQLite's write lock serializes writers already.
+ */
+export async function userForErasure(db: Executor, userId: string): Promise<User | undefined> {
+  const q = db.selectFrom('users').selectAll().where('id', '=', userId);
+  return (kindOf(db) === 'postgres' ? q.forUpdate() : q).executeTakeFirst();
+}
+
 export async function recordErasure(
   db: Executor,
-  input: { userId: string; kind: Erasure['kind']; reason: string; requestedBy: string | null; report: ErasureReport; at: string },
+  input: {
+    userId: string;
+    kind: Erasure['kind'];
+    reason: string;
+    requestedBy: string | null;
+    report: ErasureReport;
+    at: string;
+    runId?: string | null;
+  },
 ): Promise<Erasure> {
-  const row: Erasure = { id: randomUUID(), ...input, report: JSON.stringify(input.report) };
+  const row: Erasure = { id: randomUUID(), ...input, report: JSON.stringify(input.report), runId: input.runId ?? null };
   await db.insertInto('erasures').values(row).execute();
   return row;
 }
@@ -98,17 +116,51 @@ export async function setLegalHold(db: Executor, userId: string, on: boolean, re
   return Number(r.numUpdatedRows);
 }
 
-/** Customers the retention policy is due to erase: in `state` since before `before`, not held, not yet erased. */
-export async function dueForRetention(db: Executor, state: KycState, before: string, limit = 500): Promise<string[]> {
-  const rows = await db
+/** Where a retention scan stopped: the last customer it handed out, in (changed at, id) order. */
+export interface RetentionCursor {
+  kycStateChangedAt: string;
+  id: string;
+}
+
+/**
+ * Customers the retention policy is due to erase: in `state` since before `before`, not held, not
+ * yet erased, oldest first, a page at a time after `after` (a customer whose erasure failed is not
+ * handed out again by the same scan).
+ */
+export async function dueForRetention(
+  db: Executor,
+  state: KycState,
+  before: string,
+  limit = 500,
+  after?: RetentionCursor,
+): Promise<RetentionCursor[]> {
+  let q = db
     .selectFrom('users')
-    .select('id')
+    .select(['id', 'kycStateChangedAt'])
     .where('kycState', '=', state)
     .where('kycStateChangedAt', '<', before)
     .where('legalHold', '=', 0)
+    .where('erasedAt', 'is', null);
+  if (after) {
+    q = q.where((eb) =>
+      eb.or([
+        eb('kycStateChangedAt', '>', after.kycStateChangedAt),
+        eb.and([eb('kycStateChangedAt', '=', after.kycStateChangedAt), eb('id', '>', after.id)]),
+      ]),
+    );
+  }
+  return q.orderBy('kycStateChangedAt', 'asc').orderBy('id', 'asc').limit(limit).execute();
+}
+
+/** Customers past their retention in `state` whom a legal hold keeps (not yet erased). */
+export async function countHeldForRetention(db: Executor, state: KycState, before: string): Promise<number> {
+  const r = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll().as('n'))
+    .where('kycState', '=', state)
+    .where('kycStateChangedAt', '<', before)
+    .where('legalHold', '=', 1)
     .where('erasedAt', 'is', null)
-    .orderBy('kycStateChangedAt', 'asc')
-    .limit(limit)
-    .execute();
-  return rows.map((r) => r.id);
+    .executeTakeFirst();
+  return Number(r?.n ?? 0);
 }
