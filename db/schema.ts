@@ -149,6 +149,29 @@ export interface ErasuresTable {
   runId: Generated<string | null>;
 }
 
+/**
+ * Customers per (state, type, country, assigned), kept by triggers on users through
+ * user_count_deltas (migration 20261130_0201_user_counts); read through db/repositories/user-counts.ts.
+ */
+export interface UserCountsTable {
+  kycState: KycState;
+  type: 'INDIVIDUAL' | 'BUSINESS';
+  /** '' for a customer without a country. */
+  country: string;
+  assigned: number;
+  n: number;
+}
+
+/** A change to user_counts not folded in yet: +1 for a row as it is now, -1 for it as it was. */
+export interface UserCountDeltasTable {
+  id: Generated<number>;
+  kycState: KycState;
+  type: 'INDIVIDUAL' | 'BUSINESS';
+  country: string;
+  assigned: number;
+  d: number;
+}
+
 /** One run of the retention job; counts are JSON objects keyed by KYC state. */
 export interface RetentionRunsTable {
   id: string;
@@ -623,6 +646,8 @@ export interface Database {
   kycDetails: KycDetailsTable;
   erasures: ErasuresTable;
   retentionRuns: RetentionRunsTable;
+  userCounts: UserCountsTable;
+  userCountDeltas: UserCountDeltasTable;
   webhookInbox: WebhookInboxTable;
   stateChanges: StateChangesTable;
   jobRuns: JobRunsTable;

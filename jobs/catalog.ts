@@ -3,6 +3,7 @@ import { auditAnchor } from './definitions/audit-anchor.js';
 import { createCapaUser } from './definitions/create-capa-user.js';
 import { expireLinksJob } from './definitions/expire-links.js';
 import { fetchDetails } from './definitions/fetch-details.js';
+import { foldUserCountsJob } from './definitions/fold-user-counts.js';
 import { generateLink } from './definitions/generate-link.js';
 import { importLink } from './definitions/import-link.js';
 import { importRelay } from './definitions/import-relay.js';
@@ -39,6 +40,7 @@ export const JOBS = [
   auditAnchor,
   alertsEvaluate,
   retentionJob,
+  foldUserCountsJob,
 ] as const satisfies readonly JobDeclaration[];
 
 export const jobsByName: ReadonlyMap<string, JobDeclaration> = new Map(JOBS.map((j) => [j.name, j as JobDeclaration]));

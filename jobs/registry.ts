@@ -4,6 +4,7 @@ import { AUDIT_ANCHOR_EVERY_MS, auditAnchor } from './definitions/audit-anchor.j
 import { createCapaUser } from './definitions/create-capa-user.js';
 import { expireLinksJob } from './definitions/expire-links.js';
 import { fetchDetails } from './definitions/fetch-details.js';
+import { foldUserCountsJob } from './definitions/fold-user-counts.js';
 import { generateLink } from './definitions/generate-link.js';
 import { importLink } from './definitions/import-link.js';
 import { importRelay } from './definitions/import-relay.js';
@@ -47,6 +48,7 @@ const HANDLERS: ReadonlyMap<string, Loader> = new Map([
   lazy(auditAnchor, () => import('./handlers/audit-anchor.handler.js')),
   lazy(alertsEvaluate, () => import('./handlers/alerts-evaluate.handler.js')),
   lazy(retentionJob, () => import('./handlers/retention.handler.js')),
+  lazy(foldUserCountsJob, () => import('./handlers/fold-user-counts.handler.js')),
 ]);
 
 /** The job's handler, or undefined when none is registered. */
@@ -72,6 +74,8 @@ export const SCHEDULES: Array<{ id: string; queue: QueueName; job: string; every
     },
   },
   { id: 'expire-links', queue: 'maintenance', job: expireLinksJob.name, everyMs: 300_000 },
+  // Per-state customer counts: the deltas the database appended, folded in (a count sums what is left).
+  { id: 'fold-user-counts', queue: 'maintenance', job: foldUserCountsJob.name, everyMs: 2_000 },
   { id: 'notify-sweep', queue: 'notifications', job: notifySweep.name, everyMs: 60_000 },
   // Feeds running imports (bounded window of queued rows) and re-queues stored-but-unqueued rows.
   { id: 'import-relay', queue: 'maintenance', job: importRelay.name, everyMs: 1_000 },

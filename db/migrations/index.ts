@@ -16,6 +16,7 @@ import * as alerts from './20261129_0501_alerts.js';
 import * as operatorIdentity from './20261129_0401_operator_identity.js';
 import * as erasure from './20261129_0601_erasure.js';
 import * as retentionRuns from './20261130_0101_retention_runs.js';
+import * as userCounts from './20261130_0201_user_counts.js';
 
 /**
  * The explicit list of migrations, in order. Explicit imports (not a folder scan) so the same
@@ -39,4 +40,5 @@ export const migrations: Record<string, Migration> = {
   '20261129_0401_operator_identity': operatorIdentity,
   '20261129_0601_erasure': erasure,
   '20261130_0101_retention_runs': retentionRuns,
+  '20261130_0201_user_counts': userCounts,
 };

@@ -2,6 +2,7 @@ import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { kindOf } from '../client.js';
 import { KYC_STATES, type Database, type KycState } from '../schema.js';
 import type { Executor } from '../client.js';
+import { keptCountsByState } from './user-counts.js';
 
 /**
  * The users list (server-side filter, sort, paging) and the home page's aggregates. Every
@@ -183,21 +184,28 @@ export async function listUsers(db: Executor, q: UsersListQuery): Promise<UsersL
   // that matches very many rows is counted only up to the cap (the UI says "1,000+").
   const capped = search.kind === 'scan';
   const base = db.selectFrom('users').where((eb) => eb.and(nonStateFilters(db, eb, q, search)));
-  const grouped = capped
-    ? await db
-        .selectFrom(
-          base
-            .select('users.kycState')
-            .limit(SEARCH_COUNT_CAP + 1)
-            .as('m'),
-        )
-        .select(['m.kycState', (eb) => eb.fn.countAll<number>().as('n')])
-        .groupBy('m.kycState')
-        .execute()
-    : await base
-        .select(['users.kycState', (eb) => eb.fn.countAll<number>().as('n')])
-        .groupBy('users.kycState')
-        .execute();
+  // Filters the kept counts cover (country, type, unassigned) are answered without counting.
+  const kept =
+    search.kind === 'none' && !q.createdFrom && !q.createdTo && (!q.assignee || q.assignee === 'none')
+      ? await keptCountsByState(db, { type: q.type, country: q.country, unassigned: q.assignee === 'none' })
+      : null;
+  const grouped = kept
+    ? Object.entries(kept).map(([kycState, n]) => ({ kycState: kycState as KycState, n }))
+    : capped
+      ? await db
+          .selectFrom(
+            base
+              .select('users.kycState')
+              .limit(SEARCH_COUNT_CAP + 1)
+              .as('m'),
+          )
+          .select(['m.kycState', (eb) => eb.fn.countAll<number>().as('n')])
+          .groupBy('m.kycState')
+          .execute()
+      : await base
+          .select(['users.kycState', (eb) => eb.fn.countAll<number>().as('n')])
+          .groupBy('users.kycState')
+          .execute();
   const countsByState = Object.fromEntries(KYC_STATES.map((s) => [s, 0])) as Record<KycState, number>;
   for (const g of grouped) countsByState[g.kycState] = Number(g.n);
   const selected: readonly KycState[] = states.length ? states : KYC_STATES;
@@ -233,14 +241,7 @@ export async function* iterateUsersList(db: Executor, q: UsersListQuery, batch =
 }
 
 export async function countsByState(db: Executor): Promise<Record<KycState, number>> {
-  const grouped = await db
-    .selectFrom('users')
-    .select(['kycState', (eb) => eb.fn.countAll<number>().as('n')])
-    .groupBy('kycState')
-    .execute();
-  const out = Object.fromEntries(KYC_STATES.map((s) => [s, 0])) as Record<KycState, number>;
-  for (const g of grouped) out[g.kycState] = Number(g.n);
-  return out;
+  return keptCountsByState(db);
 }
 
 export interface FunnelStep {
