@@ -17,6 +17,8 @@ import type { Operator, SessionStage } from '../db/schema.js';
 import { normalizeEmail } from '../domain/email.js';
 import { verifyPassword } from '../lib/password.js';
 import { isoAgo } from '../lib/time.js';
+import { getFixedT } from './i18n';
+import { localeForOperator } from './locale.server';
 import { services } from './services.server';
 import { CLIENT_ADDRESS_HEADER } from '../lib/client-address.js';
 import { readLimitedBody } from '../lib/body.js';
@@ -136,9 +138,13 @@ function loginRedirect(request: Request): Response {
   return redirect(`/login?next=${encodeURIComponent(back)}`);
 }
 
-async function deny(request: Request, who: SignedIn | null, action: string, reason: string, status = 403): Promise<Response> {
+/** Why a request was refused: a key of the `common` catalogue's `errors.denied` and its values. */
+type Denial = { code: 'role' | 'cross_site' | 'stale_form' | 'too_large' | 'too_large_mb'; values?: Record<string, string | number> };
+
+async function deny(request: Request, who: SignedIn | null, action: string, why: Denial, status = 403): Promise<Response> {
   const { db } = await services();
   const url = new URL(request.url);
+  const key = `errors.denied.${why.code}`;
   await appendAudit(db, {
     operatorId: who?.operator.id ?? null,
     actor: who?.operator.email ?? 'anonymous',
@@ -146,10 +152,12 @@ async function deny(request: Request, who: SignedIn | null, action: string, reas
     targetType: 'route',
     targetId: `${request.method} ${url.pathname}`,
     outcome: 'denied',
-    detail: { reason },
+    // The audit log keeps the English words it always kept; the person reads them in their language.
+    detail: { reason: getFixedT('en', 'common')(key, why.values) },
     ip: clientIp(request),
   });
-  return new Response(reason, {
+  const { locale } = await localeForOperator(request, who?.operator.id ?? null);
+  return new Response(getFixedT(locale, 'common')(key, why.values), {
     status,
     statusText: status === 403 ? 'Forbidden' : undefined,
     headers: { 'content-type': 'text/plain; charset=utf-8' },
@@ -161,12 +169,7 @@ export async function requireOperator(request: Request, minRole: Role): Promise<
   if (!live) throw loginRedirect(request);
   const who = toSignedIn(live);
   if (!roleAtLeast(who.operator.role, minRole)) {
-    throw await deny(
-      request,
-      who,
-      'access.denied',
-      `Your role (${who.operator.role}) cannot do this; it needs ${minRole}. Ask an admin if you need access.`,
-    );
+    throw await deny(request, who, 'access.denied', { code: 'role', values: { role: who.operator.role, needed: minRole } });
   }
   return who;
 }
@@ -268,12 +271,7 @@ export async function requireMutation(request: Request, minRole: Role): Promise<
   if (!live) throw loginRedirect(request);
   const who = toSignedIn(live);
   if (!(await sameOrigin(request))) {
-    throw await deny(
-      request,
-      who,
-      'csrf.refused',
-      'This form was sent from another site (or without an Origin header) and was refused. Reload the page and try again.',
-    );
+    throw await deny(request, who, 'csrf.refused', { code: 'cross_site' });
   }
   const { env } = await services();
   // The largest form any page sends is a CSV upload; allow its limit plus room for the fields.
@@ -284,25 +282,15 @@ export async function requireMutation(request: Request, minRole: Role): Promise<
       request,
       who,
       AUDIT_ACTIONS.requestTooLarge,
-      `This form is larger than ${Math.floor(limit / 1024 / 1024)} MB and was refused before it was read. To import more customers, split the CSV file and upload the parts one by one.`,
+      { code: 'too_large_mb', values: { mb: Math.floor(limit / 1024 / 1024) } },
       413,
     );
   }
   if (!token || !tokensEqual(token, who.session.csrfToken)) {
-    throw await deny(
-      request,
-      who,
-      'csrf.refused',
-      'This form is out of date (its security token does not match your session). Reload the page and try again.',
-    );
+    throw await deny(request, who, 'csrf.refused', { code: 'stale_form' });
   }
   if (!roleAtLeast(who.operator.role, minRole)) {
-    throw await deny(
-      request,
-      who,
-      'access.denied',
-      `Your role (${who.operator.role}) cannot do this; it needs ${minRole}. Ask an admin if you need access.`,
-    );
+    throw await deny(request, who, 'access.denied', { code: 'role', values: { role: who.operator.role, needed: minRole } });
   }
   return { ...who, form: form ?? new FormData() };
 }
@@ -328,17 +316,12 @@ export async function requireSessionMutation(
   const live = await requireSession(request, stages);
   const who = toSignedIn(live);
   if (!(await sameOrigin(request))) {
-    throw await deny(request, who, 'csrf.refused', 'This form was sent from another site and was refused. Reload the page and try again.');
+    throw await deny(request, who, 'csrf.refused', { code: 'cross_site' });
   }
   const { token, form, tooLarge } = await submittedToken(request, PUBLIC_FORM_MAX_BYTES);
-  if (tooLarge) throw await deny(request, who, AUDIT_ACTIONS.requestTooLarge, 'This form is too large and was refused.', 413);
+  if (tooLarge) throw await deny(request, who, AUDIT_ACTIONS.requestTooLarge, { code: 'too_large' }, 413);
   if (!token || !tokensEqual(token, live.session.csrfToken)) {
-    throw await deny(
-      request,
-      who,
-      'csrf.refused',
-      'This form is out of date (its security token does not match your session). Reload the page.',
-    );
+    throw await deny(request, who, 'csrf.refused', { code: 'stale_form' });
   }
   return { live, form: form ?? new FormData() };
 }

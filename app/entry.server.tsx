@@ -7,7 +7,7 @@ import { renderToPipeableStream } from 'react-dom/server';
 import { I18nextProvider } from 'react-i18next';
 import type { RootData } from './components/csrf';
 import { languageOf } from './i18n';
-import { i18nInstance, localeFor } from './i18n.server';
+import { i18nFor, i18nInstance } from './i18n.server';
 import { NonceContext } from './nonce';
 
 /**
@@ -35,11 +35,12 @@ export function handleDataRequest(response: Response): Response {
 
 /**
  * The language the root loader chose (the operator's, the browser's or the instance's); when the
- * root loader did not answer (it failed), the same choice without an operator.
+ * root loader did not answer (it failed, or an action threw and Remix ran no loader), the same
+ * choice made here.
  */
 async function pageLanguage(request: Request, remixContext: EntryContext) {
   const root = remixContext.staticHandlerContext.loaderData?.root as Partial<RootData> | undefined;
-  return languageOf(root?.locale) ?? (await localeFor(request, null)).locale;
+  return languageOf(root?.locale) ?? (await i18nFor(request)).locale;
 }
 
 export default async function handleRequest(

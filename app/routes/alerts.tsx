@@ -23,7 +23,7 @@ export async function action({ request }: ActionFunctionArgs) {
   try {
     return await alertsAction(request, who, who.form);
   } catch (err) {
-    if (err instanceof AlertsForbidden) throw new Response('Only admins change alert thresholds and recipients.', { status: 403 });
+    if (err instanceof AlertsForbidden) throw new Response('alerts:errors.admin_only', { status: 403 });
     throw err;
   }
 }
