@@ -89,8 +89,11 @@ export default function Erasure() {
                 </p>
               ) : null}
               <ul>
+                {/* What was erased, in words; the table's own name on hover. */}
                 {Object.entries(e.report).map(([table, count]) => (
-                  <li key={table}>{t('erasure.rows', { table, count })}</li>
+                  <li key={table} title={table}>
+                    {t('erasure.rows', { table: t(`erasure.tables.${table}`), count })}
+                  </li>
                 ))}
               </ul>
             </div>
