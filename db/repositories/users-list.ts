@@ -75,7 +75,12 @@ export const PG_SEARCH_DOCUMENT = sql.raw(
 /** Counting stops here when a search matches very many customers ("1,000+ match"). */
 export const SEARCH_COUNT_CAP = 1000;
 
-type SearchPlan = { kind: 'none' } | { kind: 'fts'; phrase: string } | { kind: 'scan' };
+/**
+ * How a search runs. 'ids': the trigram index named at most SEARCH_COUNT_CAP candidates, looked up
+ * once and then used by the count and the page alike (rowids on SQLite, ids on PostgreSQL); 'scan':
+ * a broad term, tested row by row while walking the sort index, counted up to the cap.
+ */
+type SearchPlan = { kind: 'none' } | { kind: 'ids'; column: 'rowid' | 'id'; ids: Array<string | number> } | { kind: 'scan' };
 
 function nonStateFilters(db: Executor, eb: Eb, q: UsersListQuery, search: SearchPlan) {
   const conds = [];
@@ -93,16 +98,14 @@ function nonStateFilters(db: Executor, eb: Eb, q: UsersListQuery, search: Search
     const pg = kindOf(db as Kysely<any>) === 'postgres';
     const op = pg ? sql.raw('ilike') : sql.raw('like');
     const like = (col: string) => sql<boolean>`${sql.ref(col)} ${op} ${pattern} escape '\\'`;
-    if (pg) {
-      // Candidates through the pg_trgm index (migration 20261126_0410, the identical expression);
-      // the per-column check below keeps the result exact.
-      conds.push(sql<boolean>`(${PG_SEARCH_DOCUMENT}) ilike ${pattern} escape '\\'`);
-    }
-    if (search.kind === 'fts') {
-      // The trigram index gives the candidates; the LIKE re-check keeps results exact even if the
-      // index went stale (rowids renumbered by VACUUM — rebuild with
+    if (search.kind === 'ids') {
+      // The candidates the trigram index gave; the LIKE re-check below keeps results exact even if
+      // SQLite's index went stale (rowids renumbered by VACUUM — rebuild with
       // `INSERT INTO users_search(users_search) VALUES ('rebuild')`).
-      conds.push(sql<boolean>`users.rowid in (select rowid from users_search where users_search match ${search.phrase})`);
+      conds.push(search.ids.length ? eb(sql.ref(`users.${search.column}`), 'in', search.ids) : sql<boolean>`1 = 0`);
+    } else if (pg) {
+      // Lets the planner use the pg_trgm index (migration 20261126_0410, the identical expression).
+      conds.push(sql<boolean>`(${PG_SEARCH_DOCUMENT}) ilike ${pattern} escape '\\'`);
     }
     conds.push(eb.or([like('users.email'), like('users.external_user_id'), like('users.capa_user_id'), like('users.alias')]));
   }
@@ -110,20 +113,28 @@ function nonStateFilters(db: Executor, eb: Eb, q: UsersListQuery, search: Search
 }
 
 /**
- * Chooses how to search. SQLite with 3+ characters: probe the trigram index; a selective term
- * (≤ cap matches) is looked up through it, a common one (e.g. a mail domain) is cheaper to find by
- * walking the sort index and testing rows, stopping once a page is full.
+ * Chooses how to search (3+ characters: the trigram indexes need a trigram). The index is asked
+ * once for up to SEARCH_COUNT_CAP + 1 candidates: a selective term is then found through those
+ * alone (asking the index again for the count and for the page cost it twice more — at 1,000,000
+ * customers a term made of common trigrams takes tens of ms each time); a common one (e.g. a
+ * mail domain) is cheaper to find by walking the sort index and testing rows, stopping once a
+ * page is full.
  */
 async function planSearch(db: Executor, text: string | undefined): Promise<SearchPlan> {
   if (!text) return { kind: 'none' };
-  if (kindOf(db as Kysely<any>) === 'postgres' || [...text].length < 3) return { kind: 'scan' };
+  if ([...text].length < 3) return { kind: 'scan' };
+  if (kindOf(db as Kysely<any>) === 'postgres') {
+    const pattern = `%${escapeLike(text.toLowerCase())}%`;
+    const r = await sql<{
+      id: string;
+    }>`select id from users where (${PG_SEARCH_DOCUMENT}) ilike ${pattern} escape '\\' limit ${SEARCH_COUNT_CAP + 1}`.execute(db);
+    return r.rows.length <= SEARCH_COUNT_CAP ? { kind: 'ids', column: 'id', ids: r.rows.map((x) => x.id) } : { kind: 'scan' };
+  }
   const phrase = `"${text.replace(/"/g, '""')}"`;
-  const probe = await sql<{
-    n: number;
-  }>`select count(*) as n from (select rowid from users_search where users_search match ${phrase} limit ${SEARCH_COUNT_CAP + 1})`.execute(
-    db,
-  );
-  return Number(probe.rows[0]?.n ?? 0) <= SEARCH_COUNT_CAP ? { kind: 'fts', phrase } : { kind: 'scan' };
+  const r = await sql<{
+    rowid: number;
+  }>`select rowid from users_search where users_search match ${phrase} limit ${SEARCH_COUNT_CAP + 1}`.execute(db);
+  return r.rows.length <= SEARCH_COUNT_CAP ? { kind: 'ids', column: 'rowid', ids: r.rows.map((x) => x.rowid) } : { kind: 'scan' };
 }
 
 type ListDir = 'asc' | 'desc';
