@@ -202,8 +202,8 @@ try {
           `seeding ${N} customers + deliveries + jobs took ${seedSeconds.toFixed(1)} s (not measured)`,
           'target ≥ 1,500 jobs/s',
           PG
-            ? 'WEBHOOK_CONCURRENCY default (32): one transaction per delivery, pool of 10 connections'
-            : 'WEBHOOK_CONCURRENCY default (32): deliveries in flight share SQLite commits; SQLite WAL',
+            ? `WEBHOOK_CONCURRENCY ${process.env.WEBHOOK_CONCURRENCY ?? 'default (128)'}: deliveries in flight read, applied and settled in batches of up to 64 (one transaction each), pool of 10 connections`
+            : `WEBHOOK_CONCURRENCY ${process.env.WEBHOOK_CONCURRENCY ?? 'default (128)'}: deliveries in flight read, applied and settled in batches of up to 64; SQLite WAL`,
         ],
       },
     ],
