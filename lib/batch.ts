@@ -5,6 +5,11 @@ export type Settled<O> = { ok: true; value: O } | { ok: false; error: unknown };
  * one (at most `maxBatch`); a lone call is handled on the next turn of the event loop. `handle` answers every item of its
  * batch, each on its own (one item's error rejects that item only); if `handle` itself throws,
  * every item of the batch is rejected with that error.
+ *
+ * `waitMs` > 0: a batch that is not full waits that long for company before it starts (calls
+ * that arrive meanwhile join it). For work that is cheaper per item in bigger batches and can
+ * afford the wait — a worker's deliveries, whose every transaction also keeps another process
+ * off SQLite's write lock.
  */
 export class Batcher<I, O> {
   private pending: Array<{ item: I; resolve: (v: O) => void; reject: (e: unknown) => void }> = [];
@@ -13,6 +18,7 @@ export class Batcher<I, O> {
   constructor(
     private readonly handle: (items: I[]) => Promise<Array<Settled<O>>>,
     private readonly maxBatch = 64,
+    private readonly waitMs = 0,
   ) {}
 
   run(item: I): Promise<O> {
@@ -21,7 +27,7 @@ export class Batcher<I, O> {
       if (!this.running) {
         this.running = true;
         // Calls answered by the same read (several jobs handed over in one reply) join the first batch.
-        setImmediate(() => void this.drain());
+        void this.pause().then(() => this.drain());
       }
     });
   }
@@ -42,10 +48,14 @@ export class Batcher<I, O> {
           else b.reject(s.error);
         });
         // Let calls that arrived meanwhile join the next batch.
-        if (this.pending.length) await new Promise((r) => setImmediate(r));
+        if (this.pending.length) await this.pause();
       }
     } finally {
       this.running = false;
     }
+  }
+
+  private pause(): Promise<void> {
+    return new Promise((r) => (this.waitMs > 0 && this.pending.length < this.maxBatch ? setTimeout(r, this.waitMs) : setImmediate(r)));
   }
 }

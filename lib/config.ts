@@ -143,6 +143,7 @@ export const EnvSchema = z
     WORKER_CONCURRENCY: z.coerce.number().int().positive().default(8),
     // Deliveries in flight per worker process; on SQLite they share commits (db/group-commit.ts).
     WEBHOOK_CONCURRENCY: z.coerce.number().int().positive().default(128),
+    WEBHOOK_BATCH_WAIT_MS: z.coerce.number().int().min(0).max(1000).default(25),
     // Worker processes lower their CPU priority (Unix niceness) to this at start: on a machine
     // shared with the web process, the intake answers first and the backlog takes what is left.
     WORKER_NICE: z.coerce.number().int().min(0).max(19).default(10),
