@@ -8,7 +8,7 @@ import { commitImport, createImport, pauseImport } from '../../db/repositories/i
 import { evaluateAlerts } from '../../jobs/alerts/engine.js';
 import { logger } from '../../lib/logger.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
-import { launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
+import { closeAll, launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
 
 /**
  * /alerts in a real browser, in Spanish (the browser asks for es-MX): the header's badge counts
@@ -39,11 +39,7 @@ beforeAll(async () => {
   browser = await launchChromium();
 }, 240_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((r) => (server ? server.close(r) : r(null)));
-  await rt?.close();
-});
+afterAll(() => closeAll({ browser, server, rt }));
 
 describe('/alerts in the browser', () => {
   it('badge, alert first, acknowledge with a reason, silence a rule', async () => {

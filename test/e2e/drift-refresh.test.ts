@@ -6,7 +6,7 @@ import { createOperator } from '../../app/operator-accounts.server.js';
 import { insertUser } from '../../db/repositories/users.js';
 import type { User } from '../../db/schema.js';
 import { createCapaUser } from '../../jobs/definitions/create-capa-user.js';
-import { launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
+import { closeAll, launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 
 /**
@@ -78,11 +78,7 @@ beforeAll(async () => {
   browser = await launchChromium();
 }, 240_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((r) => (server ? server.close(r) : r(null)));
-  await rt?.close();
-});
+afterAll(() => closeAll({ browser, server, rt }));
 
 const signIn = (ctx: BrowserContext, email: string): Promise<Page> => signInThroughPage(ctx, base, email, PASSWORD);
 

@@ -3,15 +3,15 @@ import type { Server } from 'node:http';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperator } from '../../app/operator-accounts.server.js';
-import { resources } from '../../app/i18n';
 import { appendAudit } from '../../db/repositories/audit.js';
 import { recordJobEnd, recordJobStart } from '../../db/repositories/job-runs.js';
 import { setOperatorPreferences } from '../../db/repositories/operators.js';
 import { applySignal, insertUser } from '../../db/repositories/users.js';
 import { CAPA_CREATE_IN_DOUBT } from '../../jobs/capa-create.js';
 import { createFormatters } from '../../lib/i18n.js';
+import { phrasesOnlyIn } from '../support/language-scan.js';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.js';
-import { launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
+import { closeAll, launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
 
 /**
  * The customer and import screens in a real browser for an operator who reads Spanish and one who
@@ -71,40 +71,16 @@ beforeAll(async () => {
   browser = await launchChromium();
 }, 120_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((r) => (server ? server.close(r) : r(null)));
-  await rt?.close();
-});
+afterAll(() => closeAll({ browser, server, rt }));
 
-type Tree = { [k: string]: string | Tree };
-const texts = (tree: Tree): string[] => Object.values(tree).flatMap((v) => (typeof v === 'string' ? [v] : texts(v)));
-
-/**
- * Phrases only one language has: the users and imports catalogues' texts cut at their
- * placeholders, pieces of at least two words and ten characters that appear nowhere in the other
- * language's catalogues.
- */
-function phrasesOnlyIn(lng: 'es' | 'en'): string[] {
-  const other = lng === 'es' ? 'en' : 'es';
-  const mine = (['users', 'imports'] as const).flatMap((ns) => texts(resources[lng][ns] as Tree));
-  const theirs = (['users', 'imports', 'common'] as const).flatMap((ns) => texts(resources[other][ns] as Tree)).join('\n');
-  const out = new Set<string>();
-  for (const text of mine) {
-    for (const piece of text.split(/\{\{[^}]*\}\}|\$t\([^)]*\)/)) {
-      const p = piece.trim().replace(/^[\s.,:;()“”"—-]+|[\s.,:;()“”"—-]+$/g, '');
-      if (p.length >= 10 && /\S\s+\S/.test(p) && !theirs.includes(p)) out.add(p);
-    }
-  }
-  return [...out];
-}
+const NAMESPACES = ['users', 'imports'] as const;
 
 /** None of the other language's phrases on the page — and some of its own (the scan sees the page). */
 async function expectLanguage(page: Page, lng: 'es' | 'en', where: string) {
   const body = await page.locator('body').innerText();
-  const found = phrasesOnlyIn(lng === 'es' ? 'en' : 'es').filter((p) => body.includes(p));
+  const found = phrasesOnlyIn(lng === 'es' ? 'en' : 'es', NAMESPACES).filter((p) => body.includes(p));
   expect(found, `other-language phrases on ${where}`).toEqual([]);
-  expect(phrasesOnlyIn(lng).filter((p) => body.includes(p)).length, `own phrases on ${where}`).toBeGreaterThan(0);
+  expect(phrasesOnlyIn(lng, NAMESPACES).filter((p) => body.includes(p)).length, `own phrases on ${where}`).toBeGreaterThan(0);
 }
 
 const BAD_CSV = [

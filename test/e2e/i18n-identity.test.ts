@@ -17,7 +17,7 @@ import { logger } from '../../lib/logger.js';
 import { storedMessage, storeMessage } from '../../lib/stored-message.js';
 import { otherLanguageOn, visibleWords } from '../support/language-scan.js';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.js';
-import { addVirtualAuthenticator, freePort, launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
+import { addVirtualAuthenticator, closeAll, freePort, launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
 
 /**
  * The pages around identity and data protection in a real browser, each scanned for the other
@@ -54,11 +54,7 @@ beforeAll(async () => {
   browser = await launchChromium();
 }, 120_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((r) => (server ? server.close(r) : r(null)));
-  await rt?.close();
-});
+afterAll(() => closeAll({ browser, server, rt }));
 
 /** A catalogue's text, as the page for `lng` shows it. */
 function word(lng: Lng, key: string): string {

@@ -15,7 +15,7 @@ import { applySignal, insertUser } from '../../db/repositories/users.js';
 import { redisConnection } from '../../lib/redis.js';
 import { otherLanguageOn, phrasesOnlyIn, visibleWords } from '../support/language-scan.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
-import { launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
+import { closeAll, launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
 
 /**
  * Every review, notifications, drift/refresh, operations, operators and audit page in a real
@@ -187,11 +187,7 @@ beforeAll(async () => {
   browser = await launchChromium();
 }, 180_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((r) => (server ? server.close(r) : r(null)));
-  await rt?.close();
-});
+afterAll(() => closeAll({ browser, server, rt }));
 
 /** Each page, and a phrase of its own that proves the scan read it (in Spanish, in English). */
 const pages = (): Array<{ path: string; es: string; en: string }> => [

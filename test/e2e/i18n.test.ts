@@ -5,7 +5,7 @@ import { createOperator } from '../../app/operator-accounts.server.js';
 import { operatorPreferences, setOperatorPreferences } from '../../db/repositories/operators.js';
 import { insertUser } from '../../db/repositories/users.js';
 import { createTestRuntime, type TestRuntime } from '../support/runtime.js';
-import { launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
+import { closeAll, launchChromium, signInThroughPage, startBuiltApp } from '../support/web.js';
 
 /**
  * The console in a real browser for an operator who chose Spanish: the server renders Spanish,
@@ -35,11 +35,7 @@ beforeAll(async () => {
   browser = await launchChromium();
 }, 120_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((r) => (server ? server.close(r) : r(null)));
-  await rt?.close();
-});
+afterAll(() => closeAll({ browser, server, rt }));
 
 /** Console errors and warnings (React's hydration mismatch is one), uncaught errors, failed requests. */
 function watch(ctx: BrowserContext): { problems: string[] } {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOperator } from '../../app/operator-accounts.server.js';
-import { launchChromium, startBuiltApp } from '../support/web.js';
+import { closeAll, launchChromium, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 
 /** Bulk import in a real browser: upload → dry run → commit → live progress → errors CSV. */
@@ -31,11 +31,7 @@ beforeAll(async () => {
   await page.waitForURL(`${base}/imports`);
 }, 240_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((r) => (server ? server.close(r) : r(null)));
-  await rt?.close();
-});
+afterAll(() => closeAll({ browser, server, rt }));
 
 describe('bulk CSV import in the browser', () => {
   it('a malformed file gets a clear message and creates nothing', async () => {

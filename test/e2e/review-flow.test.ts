@@ -3,7 +3,7 @@ import { type Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createOperator } from '../../app/operator-accounts.server.js';
 import { applySignal, findUserById, insertUser } from '../../db/repositories/users.js';
-import { launchChromium, startBuiltApp } from '../support/web.js';
+import { closeAll, launchChromium, startBuiltApp } from '../support/web.js';
 import { createTestRuntime, waitFor, type TestRuntime } from '../support/runtime.js';
 
 /** A real browser against the built app: review-needed customer → claim → note → resolve. */
@@ -20,11 +20,7 @@ beforeAll(async () => {
   browser = await launchChromium();
 }, 240_000);
 
-afterAll(async () => {
-  await browser?.close();
-  await new Promise((r) => (server ? server.close(r) : r(null)));
-  await rt?.close();
-});
+afterAll(() => closeAll({ browser, server, rt }));
 
 it('a compliance operator claims a review-needed customer, adds a note and resolves the case', async () => {
   const op = await createOperator(rt.db, { email: 'reviewer@desk.test', name: 'Rita Reviewer', role: 'compliance', password: PASSWORD });

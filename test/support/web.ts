@@ -39,6 +39,14 @@ export async function startBuiltApp(opts: Omit<WebOptions, 'build'> & { port?: n
   return { server, base: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
 }
 
+/** Closes what an e2e file started, whichever of them it got as far as starting. */
+export async function closeAll(parts: { browser?: Browser; server?: Server; rt?: { close(): Promise<void> } }): Promise<void> {
+  await parts.browser?.close();
+  const { server } = parts;
+  if (server) await new Promise((r) => server.close(r));
+  await parts.rt?.close();
+}
+
 /**
  * Opens `path` in a new page of `ctx`, is sent to the sign-in form, signs in and lands back on
  * `path` — the way an operator arrives.
