@@ -341,7 +341,10 @@ export default function AlertsPage() {
                   </td>
                   <td>
                     {r.error ? (
-                      <span className="error">{t('rules.error', { error: r.error })}</span>
+                      // The error is what the database or the rule said: shown as recorded, like a log line.
+                      <span className="error">
+                        {t('rules.error')} <code>{r.error}</code>
+                      </span>
                     ) : r.now && r.active ? (
                       // While the condition holds, what it sees; otherwise the summary would only count zeros.
                       <>
