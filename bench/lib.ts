@@ -317,7 +317,8 @@ export async function benchDatabase(
     return { db, url, close: () => db.destroy() };
   }
   const base = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  const schema = `bench_${name.replace(/\W/g, '_')}_${Math.random().toString(16).slice(2, 10)}`;
+  // Lower case: the search_path in `options` is not quoted, so PostgreSQL folds it to lower case.
+  const schema = `bench_${name.toLowerCase().replace(/\W/g, '_')}_${Math.random().toString(16).slice(2, 10)}`;
   const url = `${base}${base.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
   const db = createDb(url, { schema });
   await migrateToLatest(db, { schema });
