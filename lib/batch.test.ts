@@ -49,4 +49,35 @@ describe('Batcher', () => {
     const r = await Promise.allSettled([1, 2, 3].map((i) => b.run(i)));
     expect(r.map((x) => x.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
   });
+
+  it('with lanes, batches are handled side by side, never more at once than there are lanes', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const b = new Batcher<number, number>(
+      async (items) => {
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, 30));
+        inFlight--;
+        return items.map((i) => ({ ok: true as const, value: i }));
+      },
+      2,
+      0,
+      3,
+    );
+    expect(await Promise.all(Array.from({ length: 12 }, (_, i) => b.run(i)))).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    expect(most).toBe(3);
+  });
+
+  it('one lane handles one batch at a time', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const b = new Batcher<number, number>(async (items) => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((r) => setTimeout(r, 10));
+      inFlight--;
+      return items.map((i) => ({ ok: true as const, value: i }));
+    }, 2);
+    await Promise.all(Array.from({ length: 8 }, (_, i) => b.run(i)));
+    expect(most).toBe(1);
+  });
 });

@@ -10,22 +10,27 @@ export type Settled<O> = { ok: true; value: O } | { ok: false; error: unknown };
  * that arrive meanwhile join it). For work that is cheaper per item in bigger batches and can
  * afford the wait — a worker's deliveries, whose every transaction also keeps another process
  * off SQLite's write lock.
+ *
+ * `lanes` > 1: up to that many batches are handled at once (each lane takes the next batch when
+ * it is free). For a handler that waits on a database that runs transactions in parallel
+ * (PostgreSQL), so one batch's round trips overlap another's; SQLite has one writer: one lane.
  */
 export class Batcher<I, O> {
   private pending: Array<{ item: I; resolve: (v: O) => void; reject: (e: unknown) => void }> = [];
-  private running = false;
+  private running = 0;
 
   constructor(
     private readonly handle: (items: I[]) => Promise<Array<Settled<O>>>,
     private readonly maxBatch = 64,
     private readonly waitMs = 0,
+    private readonly lanes = 1,
   ) {}
 
   run(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
-      if (!this.running) {
-        this.running = true;
+      if (this.running < this.lanes) {
+        this.running++;
         // Calls answered by the same read (several jobs handed over in one reply) join the first batch.
         void this.pause().then(() => this.drain());
       }
@@ -51,7 +56,7 @@ export class Batcher<I, O> {
         if (this.pending.length) await this.pause();
       }
     } finally {
-      this.running = false;
+      this.running--;
     }
   }
 

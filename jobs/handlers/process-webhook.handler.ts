@@ -1,4 +1,4 @@
-import type { Db } from '../../db/client.js';
+import { kindOf, type Db } from '../../db/client.js';
 import { groupCommit } from '../../db/group-commit.js';
 import { deliveriesToProcess, settleDeliveries, settleDelivery, type DeliveryOutcome } from '../../db/repositories/inbox.js';
 import type { SignalOutcome } from '../../db/repositories/users.js';
@@ -28,7 +28,9 @@ function batcherFor(db: Db, waitMs: number): Batcher<Item, Result> {
   // A batch that is not full waits WEBHOOK_BATCH_WAIT_MS for company: with the intake on the same
   // machine (and, on SQLite, the same write lock), a few bigger transactions cost the worker less
   // CPU per delivery and keep the intake waiting less often than many small ones.
-  if (!b) batchers.set(db, (b = new Batcher(processDeliveries, 64, waitMs)));
+  // PostgreSQL runs transactions side by side (rows locked in id order, so two batches never wait
+  // on each other in a cycle): while one batch waits on a round trip, others use the time.
+  if (!b) batchers.set(db, (b = new Batcher(processDeliveries, 64, waitMs, kindOf(db) === 'postgres' ? 3 : 1)));
   return b;
 }
 
