@@ -1,5 +1,5 @@
 import type { ActionFunctionArgs, LoaderFunctionArgs, MetaFunction } from '@remix-run/node';
-import { data, redirect } from '@remix-run/node';
+import { data, redirect, redirectDocument } from '@remix-run/node';
 import { Form, useActionData, useLoaderData, useNavigation, useSearchParams } from '@remix-run/react';
 import { useTranslation } from 'react-i18next';
 import { currentSession, PUBLIC_FORM_MAX_BYTES, readPublicForm, safeNext, sameOrigin, signIn } from '~/auth.server';
@@ -35,10 +35,15 @@ export async function action({ request }: ActionFunctionArgs) {
   if (!email || !password) return data({ error: { code: 'login.missing' } as Refusal }, { status: 400 });
   const r = await signIn(request, email, password);
   if (!r.ok) return data({ error: { code: r.code, values: r.values } as Refusal }, { status: r.status });
+  // A new document: the sign-in page spoke the browser's language, what follows speaks the
+  // operator's, and a page loaded afresh is rendered in it by the server (the browser's copy of
+  // the catalogues did not follow a language change made by a client-side navigation here).
   // A second factor still to give (or to set up) comes first; `next` waits its turn.
   if (r.stage !== 'full')
-    throw redirect(`${r.stage === 'mfa' ? '/auth/mfa' : '/auth/mfa/enrol'}?next=${encodeURIComponent(next)}`, { headers: r.headers });
-  throw redirect(next, { headers: r.headers });
+    throw redirectDocument(`${r.stage === 'mfa' ? '/auth/mfa' : '/auth/mfa/enrol'}?next=${encodeURIComponent(next)}`, {
+      headers: r.headers,
+    });
+  throw redirectDocument(next, { headers: r.headers });
 }
 
 export default function Login() {
