@@ -3,13 +3,13 @@ import {
   AUDIT_CSV_COLUMNS,
   auditCsvRow,
   countAudit,
-  csvField,
   iterateAudit,
   listAudit,
   validDay,
   type AuditFilters,
 } from '../db/repositories/audit-query.js';
 import { z } from 'zod';
+import { csvField } from '../lib/csv.js';
 import {
   auditChainHead,
   checkAuditAnchor,

@@ -23,6 +23,7 @@ import { IMPORT_ROW_STATUSES, IMPORT_STATUSES, type ImportRow, type ImportStatus
 import { drainImport, feedImport } from '../jobs/imports/orchestration.js';
 import { headerKey, IMPORT_FIELDS, ImportFileError, tooLargeError, TEMPLATE_ROWS, type ImportField } from '../jobs/imports/parser.js';
 import { stageImport } from '../jobs/imports/stage.js';
+import { csvField } from '../lib/csv.js';
 import { readMessages, storeMessage, storedMessage } from '../lib/stored-message.js';
 import type { TFunction } from '../lib/i18n';
 import type { Message } from './action-result';
@@ -352,13 +353,6 @@ const EXPORT_COLUMNS = ['row', 'line', ...IMPORT_FIELDS, 'status', 'reason', 'cu
 // The results also say what became of each row's link e-mail (the errors file stays re-uploadable).
 const RESULT_COLUMNS = [...EXPORT_COLUMNS, 'emailStatus', 'emailReason'] as const;
 
-function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? '' : String(v);
-  // Formula injection: a cell starting with = + - @ is opened as a formula by spreadsheets.
-  const safe = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
-  return /[",\r\n;]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-}
-
 /** A message in the reader's words (a download is made for one reader). */
 const word = (t: TFunction, m: Message): string => t(m.code, m.values);
 
@@ -390,7 +384,7 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
     async pull(controller) {
       if (!headerSent) {
         headerSent = true;
-        const columns = (kind === 'results' ? RESULT_COLUMNS : EXPORT_COLUMNS).map((c) => csvCell(t(`csv.columns.${c}`)));
+        const columns = (kind === 'results' ? RESULT_COLUMNS : EXPORT_COLUMNS).map((c) => csvField(t(`csv.columns.${c}`)));
         controller.enqueue(enc.encode(`\uFEFF${columns.join(',')}\r\n`));
         return;
       }
@@ -427,7 +421,7 @@ export async function exportCsv(request: Request, who: SignedIn, id: string, kin
             r.userId ? `${base}/users/${r.userId}` : '',
             ...(mails ? emailCells(t, r, mails.get(r.rowNo)) : []),
           ]
-            .map(csvCell)
+            .map(csvField)
             .join(','),
         )
         .join('\r\n');
@@ -460,8 +454,8 @@ export async function templateResponse(request: Request): Promise<Response> {
   const { t } = await i18nFor(request, 'imports');
   const yesNo = (v: string) => (v === 'yes' ? t('csv.yes') : v === 'no' ? t('csv.no') : v);
   const lines = [
-    IMPORT_FIELDS.map((f) => csvCell(t(`csv.columns.${f}`))).join(','),
-    ...TEMPLATE_ROWS.map((row) => IMPORT_FIELDS.map((f) => csvCell(f === 'sendLink' ? yesNo(row[f]) : row[f])).join(',')),
+    IMPORT_FIELDS.map((f) => csvField(t(`csv.columns.${f}`))).join(','),
+    ...TEMPLATE_ROWS.map((row) => IMPORT_FIELDS.map((f) => csvField(f === 'sendLink' ? yesNo(row[f]) : row[f])).join(',')),
   ];
   return new Response(`\uFEFF${lines.join('\r\n')}\r\n`, {
     headers: {

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { AuditEntry } from '../schema.js';
 import type { Executor } from '../client.js';
+import { csvLine } from '../../lib/csv.js';
 
 /**
  * Reading the audit log: filters shared by the /audit page and its CSV export. Rows are
@@ -113,21 +114,7 @@ export const AUDIT_CSV_COLUMNS = [
   'hash',
 ] as const;
 
-/**
- * One CSV field (RFC 4180). Cells a spreadsheet would run as a formula (= + - @, tab, CR) get a
- * leading apostrophe: the log holds text typed by others (e-mails, reasons).
- */
-export function csvField(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  let s = String(v);
-  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
+/** One audit entry as a CSV line (lib/csv.ts: formula-safe fields, the log holds text typed by others). */
 export function auditCsvRow(r: AuditEntry): string {
-  return (
-    [r.id, r.at, r.actor, r.operatorId, r.action, r.targetType, r.targetId, r.outcome, r.detail, r.ip, r.prevHash, r.hash]
-      .map(csvField)
-      .join(',') + '\r\n'
-  );
+  return csvLine([r.id, r.at, r.actor, r.operatorId, r.action, r.targetType, r.targetId, r.outcome, r.detail, r.ip, r.prevHash, r.hash]);
 }

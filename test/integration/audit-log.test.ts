@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { action as auditAction, loader as auditLoader } from '../../app/routes/audit._index';
 import { loader as csvLoader } from '../../app/routes/audit[.]csv';
 import { AUDIT_ACTION_LIST, AUDIT_ACTIONS } from '../../db/repositories/audit-actions.js';
-import { csvField } from '../../db/repositories/audit-query.js';
+import { csvField } from '../../lib/csv.js';
 import {
   appendAudit,
   auditChainHead,
