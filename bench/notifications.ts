@@ -43,17 +43,18 @@ const bdb = await benchDatabase(PG ? 'postgres' : 'sqlite', 'notifications');
 // The worker's own handle, opened as a worker process opens it (SQLite: synchronous=NORMAL;
 // what must survive a power cut is synced explicitly).
 const db = createDb(bdb.url, { durability: 'normal', ...(bdb.schema ? { schema: bdb.schema } : {}) });
-const env = parseEnv({
-  NODE_ENV: 'production',
+// What this process (which queues the messages) and the worker processes are configured with.
+const sharedEnv = {
+  NODE_ENV: 'production' as const,
   SESSION_SECRET: 'bench-secret-bench-secret',
   DATABASE_URL: bdb.url,
   REDIS_URL: redis.url,
   QUEUE_PREFIX: 'benchn',
   SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
   CAPA_BASE_URL: 'http://127.0.0.1:9',
-  LOG_LEVEL: 'silent',
   WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '8',
-});
+};
+const env = parseEnv({ ...sharedEnv, LOG_LEVEL: 'silent' });
 const queues = new Queues({ redis: redis.url, prefix: 'benchn' });
 const deps: NotifyDeps = { db, enqueue: queues, env, logger };
 const sections: Parameters<typeof writeResults>[1]['sections'] = [];
@@ -108,17 +109,7 @@ try {
   const enqueueMs = performance.now() - q0;
 
   // The worker processes, as deployed (jobs/worker.ts; each runs every queue, only e-mails wait).
-  const workerEnv = {
-    NODE_ENV: 'production',
-    SESSION_SECRET: 'bench-secret-bench-secret',
-    DATABASE_URL: bdb.url,
-    REDIS_URL: redis.url,
-    QUEUE_PREFIX: 'benchn',
-    SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
-    CAPA_BASE_URL: 'http://127.0.0.1:9',
-    LOG_LEVEL: 'warn',
-    WORKER_CONCURRENCY: env.WORKER_CONCURRENCY.toString(),
-  };
+  const workerEnv = { ...sharedEnv, LOG_LEVEL: 'warn' };
   const sinkCpu0 = cpuMsOf(sink.pid);
   const t0 = performance.now();
   const workers = Array.from({ length: WORKERS }, () => spawnTs('jobs/worker.ts', workerEnv));
