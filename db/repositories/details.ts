@@ -10,10 +10,21 @@ export async function insertDetailsSnapshot(
   keys: DataKey[],
 ): Promise<KycDetailsRow> {
   const { payload, keyId } = encryptJson(input.details, keys[0]);
+  // A customer's results are ordered by when they were fetched (the latest is the one shown, the
+  // dossier lists them in order): two fetched in the same millisecond must not tie.
+  const last = await db
+    .selectFrom('kycDetails')
+    .select('fetchedAt')
+    .where('userId', '=', input.userId)
+    .orderBy('fetchedAt', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  let fetchedAt = nowIso();
+  if (last && last.fetchedAt >= fetchedAt) fetchedAt = new Date(Date.parse(last.fetchedAt) + 1).toISOString();
   const row: KycDetailsRow = {
     id: randomUUID(),
     userId: input.userId,
-    fetchedAt: nowIso(),
+    fetchedAt,
     verificationResult: input.verificationResult,
     mappedState: input.mappedState,
     payload,
