@@ -1,5 +1,6 @@
 import { Form, Link, useNavigation } from '@remix-run/react';
 import { useTranslation } from 'react-i18next';
+import type { SecurityData } from '../mfa.server';
 import { CsrfInput } from './csrf';
 import { useFormat } from './format';
 import { Toast } from './toast';
@@ -11,21 +12,8 @@ import { TimeAgo } from './ui';
  * app/mfa.server.ts (securityData); the forms post `security-*` intents to the page's action.
  */
 
-export interface SecurityView {
-  factors: { totp: boolean; passkeys: number; recoveryCodesLeft: number };
-  totpPending: boolean;
-  required: boolean;
-  passkeys: Array<{ id: string; name: string; createdAt: string; lastUsedAt: string | null }>;
-  sessions: Array<{
-    key: string;
-    current: boolean;
-    createdAt: string;
-    lastSeenAt: string;
-    device: string | null;
-    ip: string | null;
-    method: string | null;
-  }>;
-}
+/** What the sections show: app/mfa.server.ts securityData's answer. */
+export type SecurityView = SecurityData;
 
 export interface SecurityResult {
   security: true;
