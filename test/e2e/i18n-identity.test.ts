@@ -88,6 +88,11 @@ async function expectOnly(page: Page, lng: Lng, own: string): Promise<void> {
   expect(await page.getAttribute('html', 'lang'), where).toBe(lng);
   await page.waitForFunction(() => document.querySelector('main') !== null);
   await page.waitForLoadState('networkidle');
+  // The address changes before the new page is drawn, and parts of a page (a passkey offer) appear
+  // once its script runs: on a busy machine, give the page time to show its words before reading.
+  await page
+    .waitForFunction((text) => (document.querySelector('main') as HTMLElement | null)?.innerText.includes(text), own, { timeout: 10_000 })
+    .catch(() => undefined);
   expect(await visibleWords(page), `${where} shows its own words`).toContain(own);
   expect(await otherLanguageOn(page, lng, NAMESPACES), `the other language on ${where}`).toEqual({ phrases: [], words: [] });
 }
